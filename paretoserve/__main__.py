@@ -1,0 +1,3 @@
+from paretoserve.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Flags shared by several subcommands and their translation into config objects."""
+
+from __future__ import annotations
+
+import argparse
+
+from paretoserve.engine.config import KV_LAYOUTS, ConfigError, EngineConfig
+from paretoserve.model import ModelError, resolve_model
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line naming the flag, exit status 2, no traceback."""
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="default",
+                        help="GGUF file, or 'default' for the bundled Gemma 3 270M Q4_K_M (default: %(default)s)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="where the bundled model is assembled (default: $PARETOSERVE_CACHE_DIR, "
+                             "else $XDG_CACHE_HOME/paretoserve)")
+
+
+def add_engine_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine knobs")
+    group.add_argument("--max-batch", type=int, default=64, help="batch cap: most concurrent sequences (default: 64)")
+    group.add_argument("--kv-tokens", type=int, default=None,
+                       help="KV cache cells shared by all sequences (default: max-batch x ctx-per-seq)")
+    group.add_argument("--ctx-per-seq", type=int, default=None,
+                       help="longest prompt + max_tokens of one request (default: 2048, or what --kv-tokens "
+                            "leaves each sequence)")
+    group.add_argument("--kv-layout", choices=KV_LAYOUTS, default="split",
+                       help="split: a KV stream per sequence (fast); unified: one shared pool (default: split)")
+    group.add_argument("--threads", type=int, default=0, help="llama.cpp threads; 0 = all usable cores")
+    group.add_argument("--max-queue", type=int, default=1024, help="waiting requests before 429 (default: 1024)")
+    group.add_argument("--max-step-tokens", type=int, default=512,
+                       help="tokens per llama_decode: decode tokens + prefill chunks (default: 512)")
+
+
+def add_server_args(parser: argparse.ArgumentParser, port: int = 8000) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=port, help="port to bind (default: %(default)s)")
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """Resolve the model and check every engine knob; mistakes become UsageError."""
+    try:
+        spec = resolve_model(args.model, args.cache_dir)
+        return EngineConfig(model_path=spec.path, model_name=spec.name, max_batch=args.max_batch,
+                            kv_tokens=args.kv_tokens, ctx_per_seq=args.ctx_per_seq, kv_layout=args.kv_layout,
+                            threads=args.threads, max_queue=args.max_queue, max_step_tokens=args.max_step_tokens)
+    except (ModelError, ConfigError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be in [0, 65535]; got {port}")

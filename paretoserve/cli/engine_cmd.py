@@ -1,0 +1,43 @@
+"""`paretoserve engine`: one embedded engine behind the OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from paretoserve.cli.common import add_engine_args, add_model_args, add_server_args, check_port, engine_config
+from paretoserve.engine.core import Engine
+from paretoserve.server.app import ServerConfig, build_app
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("engine", help="run one embedded llama.cpp engine behind an OpenAI API",
+                                   description=__doc__)
+    add_model_args(parser)
+    add_engine_args(parser)
+    add_server_args(parser)
+    parser.add_argument("--max-body-bytes", type=int, default=ServerConfig.max_body_bytes,
+                        help="largest request body accepted (default: %(default)s)")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_port(args.port)
+    config = engine_config(args)
+    engine = Engine(config, verbose=args.log_level == "debug")
+    engine.start()
+    app = build_app(engine, ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes))
+    print(f"paretoserve engine: {config.model_name} on http://{args.host}:{args.port} "
+          f"(max_batch={config.max_batch}, kv_tokens={config.kv_tokens}, ctx_per_seq={config.ctx_per_seq}, "
+          f"kv_layout={config.kv_layout}, threads={config.threads})", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    finally:
+        engine.stop()
+    if engine.load_error is not None:
+        print(f"paretoserve engine: the model failed to load: {engine.load_error}", file=sys.stderr)
+        return 1
+    return 0

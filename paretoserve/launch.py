@@ -1,0 +1,110 @@
+"""Start an engine as a child process, wait until it is healthy, and stop it without leaving orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+
+class LaunchError(RuntimeError):
+    """The engine exited or did not become healthy in time; the message carries its last output."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def embedded_engine_cmd(port: int, host: str = "127.0.0.1", *engine_args: str) -> list[str]:
+    """The command line of `paretoserve engine` run by this same Python."""
+    return [sys.executable, "-m", "paretoserve", "engine", "--host", host, "--port", str(port), *engine_args]
+
+
+class EngineProcess:
+    """One engine process in its own process group; use as a context manager.
+
+    The child gets its own session so that stopping it also stops anything it started, and its
+    output goes to `log_path` (or a temporary file, never a pipe) so a chatty engine can never block.
+    """
+
+    def __init__(self, cmd: list[str], base_url: str, health_path: str = "/health",
+                 log_path: Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.cmd = cmd
+        self.base_url = base_url.rstrip("/")
+        self.health_path = health_path
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self) -> "EngineProcess":
+        self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env={**os.environ, **(self.env or {})})
+        return self
+
+    def wait_healthy(self, timeout_s: float = 120.0) -> None:
+        """Poll the health endpoint until it answers 200; raise LaunchError on exit or timeout."""
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise LaunchError(f"engine exited with status {self.proc.returncode} before it was healthy:\n"
+                                      f"{self.output_tail()}")
+                try:
+                    if client.get(self.base_url + self.health_path).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+        raise LaunchError(f"engine not healthy at {self.base_url}{self.health_path} after {timeout_s:.0f} s:\n"
+                          f"{self.output_tail()}")
+
+    def output_tail(self, n_bytes: int = 4000) -> str:
+        if self._log is None:
+            return ""
+        self._log.flush()
+        self._log.seek(0, os.SEEK_END)
+        size = self._log.tell()
+        self._log.seek(max(0, size - n_bytes))
+        return self._log.read().decode("utf-8", "replace")
+
+    def stop(self, grace_s: float = 10.0) -> int | None:
+        """SIGTERM the process group, then SIGKILL it after `grace_s`; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(self.proc.pid, signal.SIGKILL)  # whatever the engine itself started
+        self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+    def __enter__(self) -> "EngineProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,249 @@
+"""The engine's OpenAI-compatible HTTP API (starlette): completions, chat, models, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from paretoserve.engine.core import Engine
+from paretoserve.engine.sampling import SamplingParams
+from paretoserve.server.chat import render_chat
+from paretoserve.server.protocol import ApiError, ChatRequest, CompletionRequest, parse, read_json
+from paretoserve.server.text import TextStream
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """HTTP-side knobs of `paretoserve engine`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1 << 20  # a 2,048-token prompt is ~10 KB of text; 1 MiB leaves ample room
+    retry_after_s: int = 1  # what a 429 tells the client to wait
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Text produced since the last delta; the last one has `finish_reason` and the token counts."""
+
+    text: str
+    finish_reason: str | None = None
+    completion_tokens: int = 0
+
+
+class Api:
+    """Route handlers bound to one engine."""
+
+    def __init__(self, engine: Engine, config: ServerConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.model_name = engine.config.model_name
+
+    # -- plain endpoints --------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        if self.engine.load_error is not None:
+            return JSONResponse({"status": "failed", "error": str(self.engine.load_error)}, status_code=503)
+        if not self.engine.ready.is_set():
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{
+            "id": self.model_name, "object": "model", "created": 0, "owned_by": "paretoserve",
+            "max_model_len": self.engine.config.ctx_per_seq}]})
+
+    # -- generation -----------------------------------------------------------------------
+
+    async def completions(self, request: Request) -> Response:
+        req = parse(CompletionRequest, await read_json(request, self.config.max_body_bytes))
+        prompt = req.prompt
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+            if len(prompt) != 1:
+                raise ApiError(400, "only one prompt per request is supported", param="prompt")
+            prompt = prompt[0]
+        ids = self._prompt_ids(prompt)
+        return await self._respond(request, req, ids, req.max_tokens, chat=False)
+
+    async def chat(self, request: Request) -> Response:
+        req = parse(ChatRequest, await read_json(request, self.config.max_body_bytes))
+        self._ready()
+        text = render_chat(self.engine.runner.chat_template(), [(m.role, m.text()) for m in req.messages])
+        ids = self._prompt_ids(text)
+        return await self._respond(request, req, ids, req.max_completion_tokens or req.max_tokens, chat=True)
+
+    def _ready(self) -> None:
+        if not self.engine.ready.is_set() or self.engine.load_error is not None:
+            raise ApiError(503, "the model is still loading", type_="service_unavailable",
+                           headers={"Retry-After": str(self.config.retry_after_s)})
+
+    def _prompt_ids(self, prompt: str | list[int]) -> list[int]:
+        self._ready()
+        runner = self.engine.runner
+        if isinstance(prompt, str):
+            ids = runner.tokenize(prompt) if prompt else []
+        else:
+            ids = prompt
+            bad = next((t for t in ids if not 0 <= t < runner.n_vocab), None)
+            if bad is not None:
+                raise ApiError(400, f"token id {bad} is outside the vocabulary [0, {runner.n_vocab})", param="prompt")
+        if not ids:
+            raise ApiError(400, "prompt is empty", param="prompt")
+        return ids
+
+    async def _respond(self, request: Request, req, ids: list[int], max_tokens: int | None, chat: bool) -> Response:
+        model = req.model
+        if model not in (None, "default", self.model_name):
+            raise ApiError(404, f"model '{model}' is not served here; use '{self.model_name}' or 'default'",
+                           param="model", code="model_not_found")
+        room = self.engine.config.ctx_per_seq - len(ids)
+        if max_tokens is None:
+            max_tokens = room
+        if max_tokens > room:
+            raise ApiError(400, f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
+                                f"of {self.engine.config.ctx_per_seq} tokens per sequence", param="max_tokens")
+        if self.engine.waiting_count() >= self.engine.config.max_queue:
+            raise ApiError(429, f"the queue is full ({self.engine.config.max_queue} requests waiting)",
+                           type_="rate_limit_error", headers={"Retry-After": str(self.config.retry_after_s)})
+        params = SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
+                                top_k=max(req.top_k, 0), seed=req.seed, stop=req.stop_strings(),
+                                ignore_eos=req.ignore_eos, min_tokens=min(req.min_tokens, max_tokens))
+        shape = _ChatShape(self.model_name) if chat else _CompletionShape(self.model_name)
+        deltas = self._generate(ids, params)
+        if req.stream:
+            usage = req.stream_options is not None and req.stream_options.include_usage
+            return StreamingResponse(_sse(shape, deltas, len(ids), usage), media_type="text/event-stream")
+        return await _until_disconnect(request, _collect(shape, deltas, len(ids)))
+
+    async def _generate(self, ids: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
+        text = TextStream(self.engine.runner.piece, params.stop, params.min_tokens)
+        async with aclosing(self.engine.generate(ids, params)) as events:
+            async for event in events:
+                if event.error:
+                    raise ApiError(500, event.error, type_="server_error")
+                chunk = text.push(event.tokens)
+                if text.stopped:
+                    yield Delta(chunk, "stop", text.n_tokens)
+                    return  # closing the engine's iterator ends the request there
+                if event.finish_reason:
+                    yield Delta(chunk + text.flush(), event.finish_reason, text.n_tokens)
+                    return
+                if chunk:
+                    yield Delta(chunk)
+
+
+class _CompletionShape:
+    """JSON of /v1/completions responses and chunks."""
+
+    def __init__(self, model: str) -> None:
+        self.id, self.model, self.created = f"cmpl-{uuid.uuid4().hex}", model, int(time.time())
+
+    def envelope(self, choices: list, chunk: bool) -> dict:
+        return {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+                "choices": choices}
+
+    def choice(self, text: str, finish_reason: str | None, chunk: bool, first: bool) -> dict:
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+
+
+class _ChatShape(_CompletionShape):
+    """JSON of /v1/chat/completions responses and chunks."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+
+    def envelope(self, choices: list, chunk: bool) -> dict:
+        return {"id": self.id, "object": "chat.completion.chunk" if chunk else "chat.completion",
+                "created": self.created, "model": self.model, "choices": choices}
+
+    def choice(self, text: str, finish_reason: str | None, chunk: bool, first: bool) -> dict:
+        if chunk:
+            delta = {"role": "assistant", "content": text} if first else {"content": text}
+            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                "finish_reason": finish_reason}
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+async def _collect(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prompt: int) -> Response:
+    parts, last = [], Delta("")
+    async for last in deltas:
+        parts.append(last.text)
+    body = shape.envelope([shape.choice("".join(parts), last.finish_reason, chunk=False, first=True)], chunk=False)
+    body["usage"] = _usage(n_prompt, last.completion_tokens)
+    return JSONResponse(body)
+
+
+async def _sse(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prompt: int,
+               include_usage: bool) -> AsyncIterator[str]:
+    first = True
+    try:
+        async for delta in deltas:
+            body = shape.envelope([shape.choice(delta.text, delta.finish_reason, chunk=True, first=first)], chunk=True)
+            first = False
+            if include_usage:
+                body["usage"] = None
+            yield f"data: {json.dumps(body)}\n\n"
+            if delta.finish_reason and include_usage:
+                tail = shape.envelope([], chunk=True)
+                tail["usage"] = _usage(n_prompt, delta.completion_tokens)
+                yield f"data: {json.dumps(tail)}\n\n"
+    except ApiError as exc:  # the status line is already sent: report in-band, as vLLM does
+        yield f"data: {json.dumps(exc.body())}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+async def _until_disconnect(request: Request, work) -> Response:
+    """Await `work` unless the client goes away first; then cancel it, which frees its sequence."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        return Response(status_code=499)
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return exc.response()
+
+
+def build_app(engine: Engine, config: ServerConfig) -> Starlette:
+    """The ASGI app; the engine must have been started (it may still be loading)."""
+    api = Api(engine, config)
+    routes = [
+        Route("/v1/completions", api.completions, methods=["POST"]),
+        Route("/v1/chat/completions", api.chat, methods=["POST"]),
+        Route("/v1/models", api.models, methods=["GET"]),
+        Route("/health", api.health, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={ApiError: _api_error})
