@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
 import uvicorn
 
@@ -33,11 +34,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"paretoserve engine: {config.model_name} on http://{args.host}:{args.port} "
           f"(max_batch={config.max_batch}, kv_tokens={config.kv_tokens}, ctx_per_seq={config.ctx_per_seq}, "
           f"kv_layout={config.kv_layout}, threads={config.threads})", file=sys.stderr, flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                                           access_log=False))
+    threading.Thread(target=_exit_on_load_failure, args=(engine, server), daemon=True).start()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+        server.run()
     finally:
         engine.stop()
     if engine.load_error is not None:
         print(f"paretoserve engine: the model failed to load: {engine.load_error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _exit_on_load_failure(engine: Engine, server: uvicorn.Server) -> None:
+    """Stop serving when the model cannot load, instead of answering 503 forever."""
+    engine.ready.wait()
+    if engine.load_error is not None:
+        server.should_exit = True
