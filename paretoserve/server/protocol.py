@@ -61,15 +61,23 @@ class CompletionRequest(_Sampling):
     logprobs: None = None
 
 
+class ContentPart(BaseModel):
+    """One part of a message's content list; only text parts reach the prompt."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    type: str | None = None
+    text: str | None = None
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[dict]
+    content: str | list[ContentPart]
 
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+        return "".join(part.text or "" for part in self.content if part.type == "text")
 
 
 class ChatRequest(_Sampling):
