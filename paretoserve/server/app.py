@@ -111,6 +111,10 @@ class Api:
             raise ApiError(404, f"model '{model}' is not served here; use '{self.model_name}' or 'default'",
                            param="model", code="model_not_found")
         room = self.engine.config.ctx_per_seq - len(ids)
+        if room < 1:  # else an omitted max_tokens would become room <= 0 and the prompt overflow its KV stream
+            raise ApiError(400, f"prompt ({len(ids)} tokens) leaves no room to generate in the context of "
+                                f"{self.engine.config.ctx_per_seq} tokens per sequence",
+                           param="messages" if chat else "prompt")
         if max_tokens is None:
             max_tokens = room
         if max_tokens > room:
