@@ -1,0 +1,1 @@
+"""Sweeps: for each engine configuration, start it, drive a workload through it, record the point."""

@@ -1,0 +1,91 @@
+"""A sweep directory: sweep.json (spec and environment) and points.jsonl (one line per finished point)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+
+class StoreError(ValueError):
+    """The directory holds another sweep, or a file in it cannot be read."""
+
+
+class SweepStore:
+    """Reads and appends a sweep directory; a crash loses at most the point being written."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+        self.spec_path = self.dir / "sweep.json"
+        self.points_path = self.dir / "points.jsonl"
+        self.logs_dir = self.dir / "logs"
+
+    def open(self, spec: dict, environment: dict, resume: bool) -> set[str]:
+        """Create the directory or take up an existing one; returns the keys of finished points."""
+        if self.spec_path.exists():
+            if not resume:
+                raise StoreError(f"{self.dir} already holds a sweep; pass --resume to continue it, "
+                                 "or choose another --out")
+            old = self.read_spec()["spec"]
+            changed = sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k))
+            if changed:
+                raise StoreError(f"--resume: the sweep in {self.dir} was started with other settings "
+                                 f"({', '.join(changed)} differ); rerun with the same flags or another --out")
+            self._drop_partial_line()
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.spec_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"spec": spec, "environment": environment}, indent=2))
+            os.replace(tmp, self.spec_path)
+        self.logs_dir.mkdir(exist_ok=True)
+        return {r["key"] for r in self.records() if r.get("status") == "ok"}
+
+    def read_spec(self) -> dict:
+        try:
+            return json.loads(self.spec_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {self.spec_path}: {exc}") from exc
+
+    def append(self, record: dict) -> None:
+        """Add one finished point, flushed to disk before returning."""
+        with self.points_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def records(self) -> list[dict]:
+        """Every recorded point; a later record of the same key replaces an earlier (failed) one."""
+        if not self.points_path.exists():
+            return []
+        by_key: dict[str, dict] = {}
+        for line in self.points_path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash
+            by_key[record["key"]] = record
+        return list(by_key.values())
+
+    def export_csv(self, path: str | Path) -> Path:
+        """One row per point: its config columns, status, then every scalar summary field."""
+        rows = []
+        for record in self.records():
+            row = {f"config.{k}": v for k, v in record.get("config", {}).items()}
+            row.update({k: v for k, v in record.items() if k != "config" and not isinstance(v, (dict, list))})
+            rows.append(row)
+        columns = list(dict.fromkeys(c for row in rows for c in row))
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        return Path(path)
+
+    def _drop_partial_line(self) -> None:
+        """Cut a last line left unfinished by a crash, so the next append starts on a fresh line."""
+        if not self.points_path.exists():
+            return
+        data = self.points_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with self.points_path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)

@@ -1,0 +1,114 @@
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError, parse_int_list
+from paretoserve.sweep.runner import run_point, run_points
+from paretoserve.sweep.store import StoreError, SweepStore
+
+FAKE = Path(__file__).parents[1] / "fakes" / "fake_engine.py"
+
+
+def fake_cmd(extra: str = "") -> str:
+    return f"{sys.executable} {FAKE} --port {{port}} --max-batch {{max_batch}} {extra}"
+
+
+def measure_fake(base_url: str, pids: tuple[int, ...]) -> dict:
+    """Reads the fake engine's metrics, proving the point's engine was up with the point's config."""
+    text = httpx.get(base_url + "/metrics").text
+    fields = dict(line.split() for line in text.splitlines())
+    return {"output_throughput": float(fields["fake_max_batch"]) * 10, "engine_pid": pids[0]}
+
+
+def test_parse_int_list_names_the_flag():
+    assert parse_int_list("--max-batch", "1,2,4,2", 1, 64) == (1, 2, 4)
+    for bad in ("", "0,1", "a,b", "65"):
+        with pytest.raises(SweepSpecError, match="--max-batch"):
+            parse_int_list("--max-batch", bad, 1, 64)
+
+
+def test_grid_and_embedded_command():
+    spec = SweepSpec(max_batch=(1, 8), kv_tokens=(None, 4096), threads=(2,), ctx_per_seq=256)
+    points = spec.points()
+    assert [p.key() for p in points] == ["b1-kvdefault-t2-r1", "b8-kvdefault-t2-r1", "b1-kv4096-t2-r1",
+                                         "b8-kv4096-t2-r1"]
+    cmd = spec.command(points[3], 9000)
+    assert cmd[cmd.index("--port") + 1] == "9000" and cmd[cmd.index("--kv-tokens") + 1] == "4096"
+    assert cmd[cmd.index("--ctx-per-seq") + 1] == "256" and "--kv-tokens" not in spec.command(points[0], 9000)
+
+
+def test_template_placeholders_are_checked():
+    spec = SweepSpec(engine_cmd="vllm serve {model} --port {port} --max-num-seqs {max_batch}", max_batch=(4,))
+    assert spec.command(spec.points()[0], 8001)[-4:] == ["--port", "8001", "--max-num-seqs", "4"]
+    with pytest.raises(SweepSpecError, match="unknown or malformed placeholder"):
+        SweepSpec(engine_cmd="x --port {port} --gpu {gpu}")
+    with pytest.raises(SweepSpecError, match=r"\{port\}"):
+        SweepSpec(engine_cmd="x --max-num-seqs {max_batch}")
+    with pytest.raises(SweepSpecError, match="--kv-tokens"):
+        SweepSpec(engine_cmd="x --port {port} -c {kv_tokens}")
+
+
+def test_store_refuses_other_sweep_and_resumes(tmp_path):
+    store = SweepStore(tmp_path / "s")
+    assert store.open({"a": 1}, {"cpu": "x"}, resume=False) == set()
+    store.append({"key": "p1", "status": "ok"})
+    store.append({"key": "p2", "status": "failed", "reason": "boom"})
+    with store.points_path.open("a") as f:
+        f.write('{"key": "p3", "sta')  # a crash in the middle of a write
+    with pytest.raises(StoreError, match="--resume"):
+        SweepStore(tmp_path / "s").open({"a": 1}, {}, resume=False)
+    with pytest.raises(StoreError, match="a differ"):
+        SweepStore(tmp_path / "s").open({"a": 2}, {}, resume=True)
+    again = SweepStore(tmp_path / "s")
+    assert again.open({"a": 1}, {}, resume=True) == {"p1"}  # failed points run again
+    again.append({"key": "p2", "status": "ok"})
+    assert {r["key"]: r["status"] for r in again.records()} == {"p1": "ok", "p2": "ok"}
+    assert all(json.loads(line) for line in again.points_path.read_text().splitlines())
+
+
+def test_csv_export_flattens_config(tmp_path):
+    store = SweepStore(tmp_path)
+    store.open({}, {}, resume=False)
+    store.append({"key": "k", "status": "ok", "config": {"max_batch": 4}, "output_throughput": 1.5, "series": [1]})
+    text = store.export_csv(tmp_path / "points.csv").read_text().splitlines()
+    assert text[0] == "config.max_batch,key,status,output_throughput" and text[1] == "4,k,ok,1.5"
+
+
+def test_points_run_record_and_stop_their_engines(tmp_path):
+    spec = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), health_timeout_s=20)
+    store = SweepStore(tmp_path)
+    store.open(spec.as_dict(), {}, resume=False)
+    records = run_points(spec, spec.points(), measure_fake, store, total=2)
+    assert [r["output_throughput"] for r in records] == [20.0, 40.0]
+    assert all(r["status"] == "ok" for r in store.records())
+    for r in records:  # the engine of each point is gone once its point is recorded
+        with pytest.raises(ProcessLookupError):
+            os.kill(r["engine_pid"], 0)
+
+
+def measure_until_crash(base_url: str, pids: tuple[int, ...]) -> dict:
+    for _ in range(100):
+        try:
+            httpx.get(base_url + "/health")
+        except httpx.HTTPError:
+            break
+        time.sleep(0.05)
+    return {"output_throughput": 1.0}
+
+
+@pytest.mark.parametrize("extra, measure, reason", [
+    ("--never-healthy", measure_fake, "not healthy"),
+    ("--health-delay 5 --crash-after 0.3", measure_fake, "exited with status 3 before it was healthy"),
+    ("--crash-after 1", measure_until_crash, "exited with status 3 during the run"),
+])
+def test_failed_point_is_recorded_with_reason(tmp_path, extra, measure, reason):
+    spec = SweepSpec(engine_cmd=fake_cmd(extra), max_batch=(1,), health_timeout_s=2)
+    store = SweepStore(tmp_path)
+    store.open(spec.as_dict(), {}, resume=False)
+    record = run_point(spec, spec.points()[0], measure, store)
+    assert record["status"] == "failed" and reason in record["reason"]
