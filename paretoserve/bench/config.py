@@ -1,0 +1,131 @@
+"""The knobs of one bench run, checked once when the config is built (messages name the flag)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MODES = ("concurrency", "rate", "burst")
+ARRIVALS = ("poisson", "constant")
+ENDPOINTS = ("completions", "chat")
+PROMPT_FORMATS = ("auto", "ids", "text")
+ENERGY_SOURCES = ("auto", "nvml", "rapl", "estimated", "none")
+DEFAULT_REQUESTS = 100  # ~1 minute at concurrency 8 with 128 + 128 tokens on a 2-core CPU
+
+
+class BenchConfigError(ValueError):
+    """A bench knob outside its allowed range; the message names the flag and the range."""
+
+
+@dataclass(frozen=True)
+class TokenRange:
+    """A token count: fixed (`64`) or drawn uniformly from an inclusive range (`32:128`)."""
+
+    low: int
+    high: int
+
+    @classmethod
+    def parse(cls, flag: str, text: str | int, limit: int = 1 << 20) -> "TokenRange":
+        parts = str(text).split(":")
+        try:
+            low, high = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (0, -1)
+        except ValueError:
+            low, high = 0, -1
+        if len(parts) > 2 or not 1 <= low <= high <= limit:
+            raise BenchConfigError(f"{flag} must be N or LO:HI with 1 <= LO <= HI <= {limit}; got {text!r}")
+        return cls(low, high)
+
+    def __str__(self) -> str:
+        return str(self.low) if self.low == self.high else f"{self.low}:{self.high}"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything `paretoserve bench` needs; flags map one to one onto these fields."""
+
+    url: str
+    endpoint: str = "completions"
+    served_model_name: str | None = None  # None = the first model the endpoint lists
+    dataset: str = "synthetic"
+    input_tokens: TokenRange = TokenRange(128, 128)
+    output_tokens: TokenRange | None = None  # None = 128 for synthetic, the dataset's own lengths otherwise
+    prompt_format: str = "auto"  # auto: token ids when the endpoint is a paretoserve engine
+    tokenizer: str = "auto"
+    requests: int | None = None  # None with no duration = DEFAULT_REQUESTS
+    duration_s: float | None = None
+    mode: str = "concurrency"
+    concurrency: int = 8
+    rate: float | None = None
+    arrival: str = "poisson"
+    seed: int = 0
+    warmup: int = 0
+    ignore_eos: bool = True
+    temperature: float = 0.0
+    request_timeout_s: float = 600.0
+    slo: str | None = None
+    metrics_path: str = "/metrics"
+    sample_interval_s: float = 1.0
+    engine_pids: tuple[int, ...] = ()  # empty = the process listening on a local URL's port, if any
+    energy: str = "auto"
+    watts_per_core: float | None = None  # None = energy.DEFAULT_WATTS_PER_CORE
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise BenchConfigError(f"--url must start with http:// or https://; got {self.url!r}")
+        _choice("--endpoint", self.endpoint, ENDPOINTS)
+        _choice("--mode", self.mode, MODES)
+        _choice("--arrival", self.arrival, ARRIVALS)
+        _choice("--prompt-format", self.prompt_format, PROMPT_FORMATS)
+        _choice("--energy", self.energy, ENERGY_SOURCES)
+        if not (self.dataset == "synthetic" or self.dataset.startswith(("sharegpt:", "jsonl:"))):
+            raise BenchConfigError(f"--dataset must be synthetic, sharegpt:PATH or jsonl:PATH; got {self.dataset!r}")
+        if self.prompt_format == "ids" and self.endpoint == "chat":
+            raise BenchConfigError("--prompt-format ids needs --endpoint completions (chat messages are text)")
+        if self.requests is not None:
+            _int_range("--requests", self.requests, 1, 10_000_000)
+        if self.duration_s is not None:
+            _float_range("--duration", self.duration_s, 0.0, 7 * 86400.0, open_low=True)
+        if self.mode == "burst" and self.requests is None and self.duration_s is not None:
+            raise BenchConfigError("--mode burst sends everything at t=0: give --requests N, not --duration")
+        _int_range("--concurrency", self.concurrency, 1, 100_000)
+        if self.mode == "rate" and self.rate is None:
+            raise BenchConfigError("--mode rate needs --rate R (requests per second)")
+        if self.rate is not None:
+            if self.mode != "rate":
+                raise BenchConfigError(f"--rate applies to --mode rate only; got --mode {self.mode}")
+            _float_range("--rate", self.rate, 0.0, 1e6, open_low=True)
+        _int_range("--seed", self.seed, 0, 2**63 - 1)
+        _int_range("--warmup", self.warmup, 0, 1_000_000)
+        _float_range("--temperature", self.temperature, 0.0, 2.0)
+        _float_range("--request-timeout", self.request_timeout_s, 0.0, 7 * 86400.0, open_low=True)
+        if not self.metrics_path.startswith("/"):
+            raise BenchConfigError(f"--metrics-path must start with '/'; got {self.metrics_path!r}")
+        _float_range("--sample-interval", self.sample_interval_s, 0.05, 60.0)
+        for pid in self.engine_pids:
+            _int_range("--engine-pid", pid, 1, 2**31 - 1)
+        if self.watts_per_core is not None:
+            _float_range("--watts-per-core", self.watts_per_core, 0.0, 1000.0, open_low=True)
+
+    @property
+    def request_limit(self) -> int | None:
+        """How many requests to send: --requests, else the default unless --duration bounds the run."""
+        if self.requests is None and self.duration_s is None:
+            return DEFAULT_REQUESTS
+        return self.requests
+
+
+def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise BenchConfigError(f"{flag} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _int_range(flag: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BenchConfigError(f"{flag} must be an integer in [{low}, {high}]; got {value!r}")
+
+
+def _float_range(flag: str, value: float, low: float, high: float, open_low: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and (low < value if open_low else low <= value)
+    if not ok or value > high:
+        bracket = "(" if open_low else "["
+        raise BenchConfigError(f"{flag} must be in {bracket}{low:g}, {high:g}]; got {value!r}")

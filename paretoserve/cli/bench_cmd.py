@@ -1,0 +1,122 @@
+"""`paretoserve bench`: drive a workload through any OpenAI-compatible endpoint and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from paretoserve.bench.config import (ARRIVALS, ENDPOINTS, ENERGY_SOURCES, MODES, PROMPT_FORMATS, BenchConfig,
+                                      BenchConfigError, TokenRange)
+from paretoserve.bench.energy import DEFAULT_WATTS_PER_CORE
+from paretoserve.bench.report import RichProgress, render, to_json
+from paretoserve.bench.runner import BenchError, run_bench
+from paretoserve.cli.common import UsageError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="drive a workload through an OpenAI-compatible endpoint and summarise it",
+                              description=__doc__)
+    p.add_argument("--url", required=True, help="base URL of the endpoint, e.g. http://127.0.0.1:8000")
+    p.add_argument("--endpoint", choices=ENDPOINTS, default="completions",
+                   help="/v1/completions or /v1/chat/completions (default: %(default)s)")
+    p.add_argument("--served-model-name", default=None,
+                   help="the `model` sent with each request (default: the first model /v1/models lists)")
+
+    w = p.add_argument_group("workload")
+    w.add_argument("--dataset", default="synthetic", help="synthetic, sharegpt:PATH or jsonl:PATH (default: synthetic)")
+    w.add_argument("--input-tokens", default="128", help="prompt tokens of synthetic requests: N or LO:HI (default: 128)")
+    w.add_argument("--output-tokens", default=None,
+                   help="max_tokens: N or LO:HI (default: 128 for synthetic, the dataset's own lengths otherwise)")
+    w.add_argument("--prompt-format", choices=PROMPT_FORMATS, default="auto",
+                   help="synthetic prompts as token ids (exact lengths; paretoserve engines accept them) or text "
+                        "(default: auto = ids when the endpoint is a paretoserve engine)")
+    w.add_argument("--tokenizer", default="auto",
+                   help="counts tokens of text datasets: a GGUF path, 'default' (the bundled model), 'none' "
+                        "(~4 characters per token), or auto (default: the bundled model's when the endpoint serves it)")
+    w.add_argument("--ignore-eos", action=argparse.BooleanOptionalAction, default=True,
+                   help="ask for exactly max_tokens tokens (default: on; turn off for servers that refuse it)")
+    w.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default: 0, greedy)")
+
+    load = p.add_argument_group("load")
+    load.add_argument("--mode", choices=MODES, default="concurrency",
+                      help="concurrency: closed loop; rate: open loop; burst: everything at t=0 (default: %(default)s)")
+    load.add_argument("--concurrency", type=int, default=None, help="requests in flight in concurrency mode (default: 8)")
+    load.add_argument("--rate", type=float, default=None, help="requests per second in rate mode")
+    load.add_argument("--arrival", choices=ARRIVALS, default="poisson", help="rate mode's arrivals (default: poisson)")
+    load.add_argument("--requests", type=int, default=None, help="requests to send (default: 100 unless --duration)")
+    load.add_argument("--duration", type=float, default=None, help="stop sending after this many seconds")
+    load.add_argument("--seed", type=int, default=0, help="seeds prompts, lengths and Poisson arrivals (default: 0)")
+    load.add_argument("--warmup", type=int, default=0, help="requests sent and discarded before the run (default: 0)")
+    load.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (default: 600)")
+    load.add_argument("--slo", default=None,
+                      help="e.g. 'tpot_ms<=30,p99_ttft_ms<=2000': bare metrics limit each request (goodput), "
+                           "mean_/median_/p90_/p99_ ones the run")
+
+    m = p.add_argument_group("measurement")
+    m.add_argument("--metrics-path", default="/metrics", help="the endpoint's Prometheus path (default: /metrics)")
+    m.add_argument("--sample-interval", type=float, default=1.0, help="seconds between samples (default: 1)")
+    m.add_argument("--engine-pid", type=int, action="append", default=None,
+                   help="engine process for RSS and CPU time (repeatable; default: whatever listens on a local "
+                        "URL's port)")
+    m.add_argument("--energy", choices=ENERGY_SOURCES, default="auto",
+                   help="auto: NVML energy counter, else RAPL, else estimated from engine CPU time (default: auto)")
+    m.add_argument("--watts-per-core", type=float, default=None,
+                   help=f"power of one busy core for --energy estimated (default: {DEFAULT_WATTS_PER_CORE:g} W)")
+
+    o = p.add_argument_group("output")
+    o.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    o.add_argument("--json", action="store_true", help="print the result JSON to stdout instead of the table")
+    o.add_argument("--save-requests", action="store_true",
+                   help="keep every request's record (timestamps of each token) in the JSON")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """Check every flag; mistakes become one-line UsageErrors."""
+    try:
+        if args.concurrency is not None and args.mode != "concurrency":
+            raise BenchConfigError(f"--concurrency applies to --mode concurrency only; got --mode {args.mode}")
+        return BenchConfig(
+            url=args.url, endpoint=args.endpoint, served_model_name=args.served_model_name, dataset=args.dataset,
+            input_tokens=TokenRange.parse("--input-tokens", args.input_tokens),
+            output_tokens=TokenRange.parse("--output-tokens", args.output_tokens) if args.output_tokens else None,
+            prompt_format=args.prompt_format, tokenizer=args.tokenizer, requests=args.requests,
+            duration_s=args.duration, mode=args.mode, concurrency=8 if args.concurrency is None else args.concurrency, rate=args.rate,
+            arrival=args.arrival, seed=args.seed, warmup=args.warmup, ignore_eos=args.ignore_eos,
+            temperature=args.temperature, request_timeout_s=args.request_timeout, slo=args.slo,
+            metrics_path=args.metrics_path, sample_interval_s=args.sample_interval,
+            engine_pids=tuple(args.engine_pid or ()), energy=args.energy, watts_per_core=args.watts_per_core)
+    except BenchConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.out is not None and not args.out.parent.is_dir():
+        raise UsageError(f"--out: the directory {args.out.parent} does not exist")
+    err = Console(stderr=True)
+    try:
+        if args.no_progress or args.json or not err.is_terminal:
+            result = asyncio.run(run_bench(cfg))
+        else:
+            with RichProgress(err) as progress:
+                result = asyncio.run(run_bench(cfg, progress))
+    except BenchError as exc:
+        raise UsageError(str(exc)) from exc
+    if not args.save_requests:
+        result.pop("requests", None)
+    text = to_json(result)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    if args.json:
+        print(text)
+    else:
+        render(result, Console())
+        if args.out is not None:
+            print(f"result written to {args.out}")
+    return 1 if result["completed"] == 0 else 0

@@ -1,0 +1,158 @@
+"""A fake OpenAI-compatible server with scripted token timings, run in-process on a free port.
+
+Each streamed request waits `ttft_s`, sends its first token, then one token every `itl_s`, for
+max_tokens tokens (ignore_eos or not). Every `fail_every`-th request (in arrival order) gets a 500.
+/metrics shows paretoserve's or vLLM's metric names with the live running count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from paretoserve.launch import free_port
+
+
+@dataclass
+class FakeConfig:
+    ttft_s: float = 0.0
+    itl_s: float = 0.0
+    owned_by: str = "paretoserve"
+    metrics: str | None = "paretoserve"  # paretoserve | vllm | None (404)
+    max_batch: int = 8
+    fail_every: int = 0  # 0 = never
+    usage: bool = True  # honour stream_options.include_usage
+    max_model_len: int = 4096
+
+
+@dataclass
+class FakeState:
+    arrivals: list[float] = field(default_factory=list)  # perf_counter() at each request's arrival
+    bodies: list[dict] = field(default_factory=list)
+    running: int = 0
+    max_running: int = 0
+    running_at_arrival: list[int] = field(default_factory=list)  # in flight when each request arrived (itself included)
+
+
+class FakeServer:
+    def __init__(self, **config) -> None:
+        self.config = FakeConfig(**config)
+        self.state = FakeState()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> "FakeServer":
+        app = Starlette(routes=[
+            Route("/v1/completions", self._completions, methods=["POST"]),
+            Route("/v1/chat/completions", self._completions, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
+        ])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", access_log=False,
+                                lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fake server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    # -- routes ---------------------------------------------------------------------------
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model",
+                                                          "owned_by": self.config.owned_by,
+                                                          "max_model_len": self.config.max_model_len}]})
+
+    async def _metrics(self, request: Request) -> Response:
+        s, c = self.state, self.config
+        if c.metrics == "paretoserve":
+            text = (f'# TYPE paretoserve_requests_running gauge\n'
+                    f'paretoserve_requests_running{{model_name="fake"}} {s.running}\n'
+                    f'# TYPE paretoserve_requests_waiting gauge\n'
+                    f'paretoserve_requests_waiting{{model_name="fake"}} 0\n'
+                    f'# TYPE paretoserve_kv_tokens_used gauge\n'
+                    f'paretoserve_kv_tokens_used{{model_name="fake"}} {64 * s.running}\n'
+                    f'# TYPE paretoserve_kv_tokens_budget gauge\n'
+                    f'paretoserve_kv_tokens_budget{{model_name="fake"}} 2048\n'
+                    f'# TYPE paretoserve_max_batch gauge\n'
+                    f'paretoserve_max_batch{{model_name="fake"}} {c.max_batch}\n'
+                    f'# TYPE paretoserve_preemptions counter\n'
+                    f'paretoserve_preemptions_total{{model_name="fake"}} 0\n')
+        elif c.metrics == "vllm":
+            text = (f'# TYPE vllm:num_requests_running gauge\n'
+                    f'vllm:num_requests_running{{engine="0",model_name="fake"}} {s.running}\n'
+                    f'# TYPE vllm:num_requests_waiting gauge\n'
+                    f'vllm:num_requests_waiting{{engine="0",model_name="fake"}} 1\n'
+                    f'# TYPE vllm:kv_cache_usage_perc gauge\n'
+                    f'vllm:kv_cache_usage_perc{{engine="0",model_name="fake"}} {0.1 * s.running}\n'
+                    f'# TYPE vllm:num_preemptions counter\n'
+                    f'vllm:num_preemptions_total{{engine="0",model_name="fake"}} 3\n')
+        else:
+            return PlainTextResponse("not found", status_code=404)
+        return PlainTextResponse(text)
+
+    async def _completions(self, request: Request) -> Response:
+        body = await request.json()
+        s, c = self.state, self.config
+        s.arrivals.append(time.perf_counter())
+        s.bodies.append(body)
+        number = len(s.arrivals)
+        if c.fail_every and number % c.fail_every == 0:
+            return JSONResponse({"error": {"message": "scripted failure", "type": "server_error", "param": None,
+                                           "code": None}}, status_code=500)
+        prompt = body.get("prompt")
+        if prompt is None:
+            prompt = body["messages"][-1]["content"]
+        n_prompt = len(prompt) if isinstance(prompt, list) else len(prompt.split())
+        n_out = body.get("max_tokens", 16)
+        usage = c.usage and (body.get("stream_options") or {}).get("include_usage")
+        chat = "messages" in body
+        s.running += 1
+        s.max_running = max(s.max_running, s.running)
+        s.running_at_arrival.append(s.running)
+
+        async def stream():
+            done = False
+            try:
+                await asyncio.sleep(c.ttft_s)
+                for i in range(n_out):
+                    if i:
+                        await asyncio.sleep(c.itl_s)
+                    choice = {"index": 0, "delta": {"content": "tok "}} if chat else {"index": 0, "text": "tok "}
+                    choice["finish_reason"] = "length" if i == n_out - 1 else None
+                    yield f"data: {json.dumps({'choices': [choice]})}\n\n"
+                if usage:
+                    tail = {"choices": [], "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out,
+                                                     "total_tokens": n_prompt + n_out}}
+                    yield f"data: {json.dumps(tail)}\n\n"
+                # Leave the running count before the client can see the end, so the server's count
+                # never exceeds what the client has in flight.
+                s.running -= 1
+                done = True
+                yield "data: [DONE]\n\n"
+            finally:
+                if not done:
+                    s.running -= 1
+
+        return StreamingResponse(stream(), media_type="text/event-stream")

@@ -1,0 +1,39 @@
+"""`paretoserve bench` against the real embedded engine on the bundled model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from paretoserve.bench import BenchConfig, TokenRange, run_bench
+from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+def test_exact_output_lengths_against_the_engine():
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = embedded_engine_cmd(port, "127.0.0.1", "--max-batch", "4", "--ctx-per-seq", "256")
+    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    with EngineProcess(cmd, url, env={"PYTHONPATH": pythonpath}) as engine:
+        engine.wait_healthy(180)
+        cfg = BenchConfig(url=url, requests=8, concurrency=4, input_tokens=TokenRange(24, 24),
+                          output_tokens=TokenRange(16, 16), sample_interval_s=0.2)
+        result = asyncio.run(run_bench(cfg))
+        engine_pid = engine.proc.pid
+    assert result["server"]["paretoserve"] and result["prompts"] == "token ids"
+    assert (result["completed"], result["failed"]) == (8, 0)
+    assert [(r["input_tokens"], r["output_tokens"]) for r in result["requests"]] == [(24, 16)] * 8
+    assert result["total_output_tokens"] == 128
+    assert [w for w in result["warnings"] if "client" not in w] == []  # a busy machine may flag the client only
+    assert result["config"]["engine_pids"] == [engine_pid]  # found through the listening port
+    assert result["energy_source"] == "estimated" and result["energy_j"] > 0
+    assert result["rss_peak_bytes"] > 200 * 2**20  # the weights alone are ~235 MiB mapped
+    assert result["max_batch"] == 4 and 0 < result["max_running"] <= 4
+    assert result["kv_peak_fraction"] > 0
+    assert result["mean_tpot_ms"] > 0 and result["steady_state"]["slots"] == 4

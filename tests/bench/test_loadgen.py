@@ -1,0 +1,131 @@
+"""The load generator against the fake server: token counts, load patterns, timings, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+
+import pytest
+
+from paretoserve.bench.config import TokenRange
+from paretoserve.bench.loadgen import LoadGenerator, LoadPattern, RequestBuilder, arrival_offsets, make_client
+from paretoserve.bench.summary import latency_fields
+from paretoserve.bench.workload import synthetic
+from .fake_server import FakeServer
+
+
+def drive(server: FakeServer, pattern: LoadPattern, specs, endpoint: str = "completions"):
+    async def go():
+        client = make_client(server.url, 64, 30.0)
+        try:
+            builder = RequestBuilder(endpoint, None, ignore_eos=True, temperature=0.0)
+            return await LoadGenerator(client, builder, specs, pattern).run()
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def specs(n=8, n_in=64, n_out=4, as_ids=True):
+    return synthetic(n, TokenRange(n_in, n_in), TokenRange(n_out, n_out), seed=1, as_ids=as_ids)
+
+
+def max_in_flight(records) -> int:
+    events = sorted([(r.sent_s, 1) for r in records] + [(r.end_s, -1) for r in records], key=lambda e: (e[0], e[1]))
+    return max(itertools.accumulate(step for _, step in events))
+
+
+def test_exact_token_counts_with_token_id_prompts():
+    with FakeServer() as server:
+        result = drive(server, LoadPattern("concurrency", 4, requests=8), specs(8, 64, 16))
+    assert all(len(body["prompt"]) == 64 and body["max_tokens"] == 16 and body["ignore_eos"] is True
+               and body["stream"] is True and body["stream_options"] == {"include_usage": True}
+               for body in server.state.bodies)
+    assert [(r.input_tokens, r.output_tokens, r.usage_reported) for r in result.records] == [(64, 16, True)] * 8
+    assert all(len(r.token_s) == 16 for r in result.records)
+
+
+def test_closed_loop_keeps_exactly_n_in_flight():
+    with FakeServer(ttft_s=0.03, itl_s=0.005) as server:
+        result = drive(server, LoadPattern("concurrency", 3, requests=12), specs(12))
+    assert len(result.records) == 12 and all(r.ok for r in result.records)
+    assert server.state.max_running == 3
+    assert max_in_flight(result.records) == 3
+    # Every request after the first three goes out the moment an earlier one ended.
+    ends = sorted(r.end_s for r in result.records)
+    for r in sorted(result.records, key=lambda r: r.sent_s)[3:]:
+        assert r.sent_s - max(e for e in ends if e <= r.sent_s) < 0.01
+
+
+def test_poisson_arrivals_are_seeded_and_have_the_asked_mean_rate():
+    first = list(itertools.islice(arrival_offsets(50.0, "poisson", 7), 5000))
+    assert first == list(itertools.islice(arrival_offsets(50.0, "poisson", 7), 5000))
+    assert first != list(itertools.islice(arrival_offsets(50.0, "poisson", 8), 5000))
+    assert first[0] == 0.0
+    gaps = [b - a for a, b in zip(first, first[1:])]
+    assert statistics.mean(gaps) == pytest.approx(1 / 50.0, rel=0.05)
+    assert statistics.stdev(gaps) == pytest.approx(1 / 50.0, rel=0.1)  # exponential: sd = mean
+    assert list(itertools.islice(arrival_offsets(4.0, "constant", 0), 4)) == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_rate_mode_sends_at_the_seeded_times():
+    pattern = LoadPattern("rate", rate=40.0, arrival="poisson", seed=3, requests=20)
+    with FakeServer() as server:
+        runs = [drive(server, pattern, specs(20, n_out=2)) for _ in range(2)]
+    planned = list(itertools.islice(arrival_offsets(40.0, "poisson", 3), 20))
+    for result in runs:
+        assert [r.intended_s for r in result.records] == planned
+        assert all(0 <= r.sent_s - r.intended_s < 0.05 for r in result.records)
+
+
+def test_duration_bounds_an_open_loop_run():
+    with FakeServer() as server:
+        result = drive(server, LoadPattern("rate", rate=100.0, arrival="constant", duration_s=0.3), specs(4, n_out=1))
+    assert len(result.records) == 30  # t = 0, 0.01, ..., 0.29
+
+
+def test_burst_sends_everything_at_t0():
+    with FakeServer(ttft_s=0.2) as server:
+        result = drive(server, LoadPattern("burst", requests=16), specs(16, n_out=1))
+    assert all(r.intended_s == 0.0 for r in result.records)
+    assert max(r.sent_s for r in result.records) < 0.1
+    assert server.state.max_running == 16
+
+
+def test_latencies_match_the_servers_scripted_delays():
+    with FakeServer(ttft_s=0.08, itl_s=0.02) as server:
+        result = drive(server, LoadPattern("concurrency", 2, requests=6), specs(6, n_out=6))
+    f = latency_fields(result.records)
+    assert f["median_ttft_ms"] == pytest.approx(80, abs=10)
+    assert f["median_tpot_ms"] == pytest.approx(20, abs=4)
+    assert f["median_itl_ms"] == pytest.approx(20, abs=4)
+    assert f["median_e2el_ms"] == pytest.approx(80 + 5 * 20, abs=15)
+
+
+def test_failures_are_recorded_with_the_servers_message():
+    with FakeServer(ttft_s=0.05, fail_every=4) as server:
+        result = drive(server, LoadPattern("concurrency", 1, requests=12), specs(12, n_out=2))
+    failed = [r for r in result.records if not r.ok]
+    assert len(failed) == 3
+    assert all(r.error == "HTTP 500: scripted failure" and r.end_s is not None for r in failed)
+    ok = [r for r in result.records if r.ok]
+    assert latency_fields(result.records) == latency_fields(ok)  # the failures' instant answers count nowhere
+    assert latency_fields(result.records)["mean_ttft_ms"] >= 40
+
+
+def test_without_usage_output_tokens_are_counted_as_chunks_and_chat_deltas_parse():
+    with FakeServer(usage=False) as server:
+        result = drive(server, LoadPattern("concurrency", 2, requests=4), specs(4, n_out=5, as_ids=False), "chat")
+    assert server.state.bodies[0]["messages"][0]["role"] == "user"
+    assert [(r.output_tokens, r.usage_reported) for r in result.records] == [(5, False)] * 4
+
+
+def test_an_unreachable_server_fails_every_request_without_raising():
+    from paretoserve.launch import free_port
+
+    class Nowhere:
+        url = f"http://127.0.0.1:{free_port()}"
+
+    result = drive(Nowhere(), LoadPattern("concurrency", 2, requests=3), specs(3))
+    assert all(r.error and r.error.startswith("ConnectError") for r in result.records)
