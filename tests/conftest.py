@@ -1,0 +1,52 @@
+"""Shared fixtures: real `paretoserve engine` processes on the bundled model for the integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HEALTH_TIMEOUT_S = 180.0  # loading + warm-up takes ~5 s alone; far longer when other engines share the cores
+
+# The engine every integration test shares: 16 slots of 256 tokens and a 64 KiB body limit (so a 413 is cheap).
+# One llama.cpp thread: on a 2-core machine shared with the test process (and often other engines), two
+# threads that wait on each other at every step make the engine 5-20x slower as soon as a core is busy.
+ENGINE_ARGS = ("--max-batch", "16", "--ctx-per-seq", "256", "--max-queue", "32", "--threads", "1",
+               "--max-body-bytes", "65536")
+
+
+@contextlib.contextmanager
+def running_engine(*engine_args: str) -> Iterator[str]:
+    """Start `paretoserve engine` with `engine_args` on a free port; yield its base URL once healthy."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    # The child must import this checkout's package whatever the current directory is.
+    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    proc = EngineProcess(embedded_engine_cmd(port, "127.0.0.1", *engine_args), base_url,
+                         env={"PYTHONPATH": pythonpath})
+    proc.start()
+    try:
+        proc.wait_healthy(HEALTH_TIMEOUT_S)
+        yield base_url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def engine_url() -> Iterator[str]:
+    """Base URL of the shared engine (started once per module, stopped after it)."""
+    with running_engine(*ENGINE_ARGS) as url:
+        yield url
+
+
+@pytest.fixture
+def start_engine() -> Iterator[Callable[..., str]]:
+    """Factory for extra engines with their own flags; each is stopped when the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda *args: stack.enter_context(running_engine(*args))
