@@ -13,7 +13,7 @@ from paretoserve import __version__
 from paretoserve.bench import energy, probe, slo, summary, workload
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.gpu import NvmlReader
-from paretoserve.bench.loadgen import LoadGenerator, LoadPattern, RequestBuilder, make_client
+from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder
 from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.sampler import EngineProcesses, Sampler
 from paretoserve.bench.tokenizer import ApproxTokenizer, GgufTokenizer, Tokenizer
@@ -56,15 +56,15 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict:
     builder = RequestBuilder(cfg.endpoint, cfg.served_model_name or server.model, cfg.ignore_eos, cfg.temperature)
     limit = cfg.request_limit
     pattern = LoadPattern(cfg.mode, cfg.concurrency, cfg.rate, cfg.arrival, cfg.seed, limit, cfg.duration_s)
-    client = make_client(cfg.url, _pool_size(cfg, limit), cfg.request_timeout_s)
+    pool = ClientPool(cfg.url, _pool_size(cfg, limit), cfg.request_timeout_s)
     try:
         if cfg.warmup:
             warm = LoadPattern("concurrency", min(cfg.concurrency, cfg.warmup), requests=cfg.warmup)
-            await LoadGenerator(client, builder, specs, warm).run()
+            await LoadGenerator(pool, builder, specs, warm).run()
         async with Sampler(cfg.url, cfg.metrics_path, EngineProcesses(pids), gpu, rapl,
                            cfg.sample_interval_s) as sampler:
             await sampler.sample()
-            generator = LoadGenerator(client, builder, specs, pattern,
+            generator = LoadGenerator(pool, builder, specs, pattern,
                                       on_done=lambda r: progress.done(r, generator.now()))
             progress.start(limit, cfg.duration_s)
             start = time.perf_counter()
@@ -78,7 +78,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict:
                 await sampling
             await sampler.sample()
     finally:
-        await client.aclose()
+        await pool.aclose()
         if gpu is not None:
             gpu.close()
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import statistics
 
 import pytest
 
 from paretoserve.bench.config import TokenRange
-from paretoserve.bench.loadgen import LoadGenerator, LoadPattern, RequestBuilder, arrival_offsets, make_client
+from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder, arrival_offsets
 from paretoserve.bench.summary import latency_fields
 from paretoserve.bench.workload import synthetic
 from .fake_server import FakeServer
@@ -17,12 +18,12 @@ from .fake_server import FakeServer
 
 def drive(server: FakeServer, pattern: LoadPattern, specs, endpoint: str = "completions"):
     async def go():
-        client = make_client(server.url, 64, 30.0)
+        pool = ClientPool(server.url, 64, 30.0)
         try:
             builder = RequestBuilder(endpoint, None, ignore_eos=True, temperature=0.0)
-            return await LoadGenerator(client, builder, specs, pattern).run()
+            return await LoadGenerator(pool, builder, specs, pattern).run()
         finally:
-            await client.aclose()
+            await pool.aclose()
 
     return asyncio.run(go())
 
@@ -46,16 +47,32 @@ def test_exact_token_counts_with_token_id_prompts():
     assert all(len(r.token_s) == 16 for r in result.records)
 
 
-def test_closed_loop_keeps_exactly_n_in_flight():
-    with FakeServer(ttft_s=0.03, itl_s=0.005) as server:
-        result = drive(server, LoadPattern("concurrency", 3, requests=12), specs(12))
-    assert len(result.records) == 12 and all(r.ok for r in result.records)
-    assert server.state.max_running == 3
-    assert max_in_flight(result.records) == 3
-    # Every request after the first three goes out the moment an earlier one ended.
+@pytest.mark.parametrize("n", [3, 20])  # 20: spread over three pooled clients
+def test_closed_loop_keeps_exactly_n_in_flight(n):
+    with FakeServer(ttft_s=0.05, itl_s=0.005) as server:
+        result = drive(server, LoadPattern("concurrency", n, requests=4 * n), specs(4 * n))
+    assert len(result.records) == 4 * n and all(r.ok for r in result.records)
+    assert server.state.max_running == n
+    assert max_in_flight(result.records) == n
+    # Every request after the first n goes out the moment an earlier one ended.
     ends = sorted(r.end_s for r in result.records)
-    for r in sorted(result.records, key=lambda r: r.sent_s)[3:]:
+    for r in sorted(result.records, key=lambda r: r.sent_s)[n:]:
         assert r.sent_s - max(e for e in ends if e <= r.sent_s) < 0.01
+
+
+def test_client_pool_gives_each_request_the_least_busy_client():
+    async def go():
+        pool = ClientPool("http://127.0.0.1:9", 20, 5.0)
+        try:
+            assert len(pool.clients) == 3  # of 8, 8 and 8 connections at most
+            picks = [pool.acquire() for _ in range(20)]
+            assert sorted(collections.Counter(picks).values()) == [6, 7, 7]
+            pool.release(picks[0])
+            assert pool.acquire() == picks[0]
+        finally:
+            await pool.aclose()
+
+    asyncio.run(go())
 
 
 def test_poisson_arrivals_are_seeded_and_have_the_asked_mean_rate():
