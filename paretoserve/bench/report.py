@@ -29,6 +29,7 @@ ENGINE_ROWS = [
     ("KV cache peak", ("kv_peak_fraction",)),
     ("preemptions", ("preemptions",)),
     ("engine RSS peak", ("rss_peak_bytes",)),
+    ("engine CPU (busy cores)", ("engine_cpu_cores",)),
     ("device memory peak", ("device_memory_peak_bytes",)),
     ("client overhead p50 (per request)", ("client_overhead_p50_ms",)),
     ("schedule lag p99", ("schedule_lag_p99_ms",)),

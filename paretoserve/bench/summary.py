@@ -9,6 +9,8 @@ Failed requests are counted in `failed` and left out of every latency and throug
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from paretoserve.bench import slo as slo_mod
@@ -94,6 +96,8 @@ def engine_fields(samples: list[Sample], duration_s: float) -> dict:
 
     running = values("running", during)
     preempt = values("preemptions_total", samples)
+    cpu = [(s.t_s, s.engine_cpu_s) for s in samples if s.engine_cpu_s is not None]
+    span = cpu[-1][0] - cpu[0][0] if len(cpu) >= 2 else 0.0
     gpu_util, gpu_power = values("gpu_util_percent", during), values("gpu_power_w", during)
     return {
         "mean_running": float(np.mean(running)) if running else None,
@@ -106,6 +110,7 @@ def engine_fields(samples: list[Sample], duration_s: float) -> dict:
         "device_memory_peak_bytes": max(values("gpu_memory_used_bytes", samples), default=None),
         "mean_device_util_percent": float(np.mean(gpu_util)) if gpu_util else None,
         "mean_device_power_w": float(np.mean(gpu_power)) if gpu_power else None,
+        "engine_cpu_cores": (cpu[-1][1] - cpu[0][1]) / span if span > 0 else None,  # busy cores, on average
     }
 
 
@@ -131,9 +136,15 @@ def client_fields(load: LoadResult) -> dict:
             "client_cpu_fraction": load.client_cpu_s / load.wall_s if load.wall_s > 0 else None}
 
 
-def client_warnings(fields: dict, median_itl_ms: float | None) -> list[str]:
+def client_warnings(fields: dict, median_itl_ms: float | None, engine_cpu_cores: float | None = None,
+                    cores: int | None = None) -> list[str]:
     """Where the client itself could have distorted the result."""
     out = []
+    client_cpu = fields.get("client_cpu_fraction") or 0.0
+    if engine_cpu_cores is not None and cores and engine_cpu_cores + client_cpu > CPU_WARN_FRACTION * cores:
+        out.append(f"the engine ({engine_cpu_cores:.1f} cores) and this client ({client_cpu:.0%} of a core) kept the "
+                   f"{cores} cores here busy: they compete for CPU, which can slow both; give the engine fewer threads "
+                   "than cores, or run the client on another machine")
     lag = fields.get("schedule_lag_p99_ms")
     if lag is not None and lag > LAG_WARN_MS:
         out.append(f"the client sent requests up to {lag:.1f} ms later than planned (p99 schedule lag): the offered "
@@ -167,7 +178,8 @@ def summarize(load: LoadResult, samples: list[Sample], slots: int | None, limits
     result.update(energy_fields(plan, samples, result["total_output_tokens"]))
     client = client_fields(load)
     result.update(client)
-    warnings = client_warnings(client, result["median_itl_ms"])
+    warnings = client_warnings(client, result["median_itl_ms"], result["engine_cpu_cores"],
+                               len(os.sched_getaffinity(0)))
     failed = [r for r in records if not r.ok]
     if failed:
         warnings.append(f"{len(failed)} of {len(records)} requests failed and are left out of the latency figures; "

@@ -10,7 +10,7 @@ from paretoserve.bench.loadgen import LoadResult
 from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.sampler import Sample
 from paretoserve.bench.steady import in_flight_window, tokens_in
-from paretoserve.bench.summary import engine_fields, energy_fields, latency_fields, summarize
+from paretoserve.bench.summary import client_warnings, engine_fields, energy_fields, latency_fields, summarize
 
 
 def rec(index, intended, sent, tokens, end, out=None, error=None, n_in=10):
@@ -111,12 +111,13 @@ def test_tokens_in_window_share_the_usage_count_over_chunks():
 
 
 def test_engine_fields_average_during_the_run_and_peak_over_all_samples():
-    samples = [Sample(-0.01, running=0, kv_used_fraction=0.0, preemptions_total=5, rss_bytes=100),
+    samples = [Sample(0.0, running=0, kv_used_fraction=0.0, preemptions_total=5, rss_bytes=100, engine_cpu_s=1.0),
                Sample(1.0, running=4, waiting=2, kv_used_fraction=0.5, preemptions_total=6, rss_bytes=300,
                       gpu_memory_used_bytes=7),
                Sample(2.0, running=2, waiting=0, kv_used_fraction=0.25, preemptions_total=8, rss_bytes=200),
-               Sample(3.5, running=0, preemptions_total=8, rss_bytes=150)]
+               Sample(3.5, running=0, preemptions_total=8, rss_bytes=150, engine_cpu_s=6.25)]
     f = engine_fields(samples, duration_s=3.0)
+    assert f["engine_cpu_cores"] == pytest.approx(1.5)
     assert f["mean_running"] == 3.0 and f["max_running"] == 4 and f["mean_waiting"] == 1.0
     assert f["kv_peak_fraction"] == 0.5 and f["preemptions"] == 3
     assert f["rss_peak_bytes"] == 300 and f["device_memory_peak_bytes"] == 7
@@ -130,3 +131,15 @@ def test_estimated_energy_is_cpu_seconds_times_watts_per_core():
     assert f["energy_source"] == "estimated"
     missing = energy_fields(EnergyPlan("nvml"), [Sample(0.0), Sample(1.0)], 10)
     assert missing["energy_j"] is None and missing["energy_source"] == "none"
+
+
+def test_warns_when_engine_and_client_share_busy_cores():
+    quiet = {"client_cpu_fraction": 0.05, "schedule_lag_p99_ms": 0.5, "event_loop_lag_p99_ms": 1.0,
+             "client_overhead_per_chunk_p50_ms": 0.01}
+    assert client_warnings(quiet, median_itl_ms=20.0, engine_cpu_cores=1.0, cores=2) == []
+    [busy] = client_warnings(quiet, median_itl_ms=20.0, engine_cpu_cores=1.9, cores=2)
+    assert "the engine (1.9 cores) and this client (5% of a core) kept the 2 cores here busy" in busy
+    loud = {"client_cpu_fraction": 0.95, "schedule_lag_p99_ms": 12.0, "event_loop_lag_p99_ms": 8.0,
+            "client_overhead_per_chunk_p50_ms": 3.0}
+    warnings = client_warnings(loud, median_itl_ms=20.0)
+    assert len(warnings) == 4 and "12.0 ms later than planned" in warnings[0]
