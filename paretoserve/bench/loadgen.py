@@ -170,7 +170,9 @@ class LoadGenerator:
         """The next request's record, or None when the run has sent all it should."""
         p = self.pattern
         index = len(self.records)
-        if (p.requests is not None and index >= p.requests) or (p.duration_s is not None and intended_s >= p.duration_s):
+        if p.requests is not None and index >= p.requests:
+            return None
+        if p.duration_s is not None and intended_s >= p.duration_s:
             return None
         spec = self.specs[index % len(self.specs)]
         record = RequestRecord(index, intended_s, spec.output_tokens, spec.input_tokens)
@@ -259,7 +261,8 @@ class LoadGenerator:
                 event = json.loads(payload)
                 if "error" in event:
                     error = event["error"]
-                    record.error = f"in-stream error: {error.get('message', error) if isinstance(error, dict) else error}"
+                    message = error.get("message", error) if isinstance(error, dict) else error
+                    record.error = f"in-stream error: {message}"
                     continue
                 choices = event.get("choices")
                 if choices:

@@ -42,8 +42,9 @@ class RichProgress(ProgressSink):
     """A progress bar on stderr: requests done of the total, or seconds of --duration."""
 
     def __init__(self, console: Console) -> None:
-        self._progress = Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                  TimeElapsedColumn(), console=console, refresh_per_second=4, transient=True)
+        self._progress = Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                                  refresh_per_second=4, transient=True)
         self._task = None
         self._by_time = False
         self._done = self._failed = 0

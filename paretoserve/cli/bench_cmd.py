@@ -28,7 +28,8 @@ def add_parser(subparsers) -> None:
 
     w = p.add_argument_group("workload")
     w.add_argument("--dataset", default="synthetic", help="synthetic, sharegpt:PATH or jsonl:PATH (default: synthetic)")
-    w.add_argument("--input-tokens", default="128", help="prompt tokens of synthetic requests: N or LO:HI (default: 128)")
+    w.add_argument("--input-tokens", default="128",
+                   help="prompt tokens of synthetic requests: N or LO:HI (default: 128)")
     w.add_argument("--output-tokens", default=None,
                    help="max_tokens: N or LO:HI (default: 128 for synthetic, the dataset's own lengths otherwise)")
     w.add_argument("--prompt-format", choices=PROMPT_FORMATS, default="auto",
@@ -44,7 +45,8 @@ def add_parser(subparsers) -> None:
     load = p.add_argument_group("load")
     load.add_argument("--mode", choices=MODES, default="concurrency",
                       help="concurrency: closed loop; rate: open loop; burst: everything at t=0 (default: %(default)s)")
-    load.add_argument("--concurrency", type=int, default=None, help="requests in flight in concurrency mode (default: 8)")
+    load.add_argument("--concurrency", type=int, default=None,
+                      help="requests in flight in concurrency mode (default: 8)")
     load.add_argument("--rate", type=float, default=None, help="requests per second in rate mode")
     load.add_argument("--arrival", choices=ARRIVALS, default="poisson", help="rate mode's arrivals (default: poisson)")
     load.add_argument("--requests", type=int, default=None, help="requests to send (default: 100 unless --duration)")
@@ -86,10 +88,10 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
             input_tokens=TokenRange.parse("--input-tokens", args.input_tokens),
             output_tokens=TokenRange.parse("--output-tokens", args.output_tokens) if args.output_tokens else None,
             prompt_format=args.prompt_format, tokenizer=args.tokenizer, requests=args.requests,
-            duration_s=args.duration, mode=args.mode, concurrency=8 if args.concurrency is None else args.concurrency, rate=args.rate,
-            arrival=args.arrival, seed=args.seed, warmup=args.warmup, ignore_eos=args.ignore_eos,
-            temperature=args.temperature, request_timeout_s=args.request_timeout, slo=args.slo,
-            metrics_path=args.metrics_path, sample_interval_s=args.sample_interval,
+            duration_s=args.duration, mode=args.mode, rate=args.rate, arrival=args.arrival,
+            concurrency=8 if args.concurrency is None else args.concurrency, seed=args.seed, warmup=args.warmup,
+            ignore_eos=args.ignore_eos, temperature=args.temperature, request_timeout_s=args.request_timeout,
+            slo=args.slo, metrics_path=args.metrics_path, sample_interval_s=args.sample_interval,
             engine_pids=tuple(args.engine_pid or ()), energy=args.energy, watts_per_core=args.watts_per_core)
     except BenchConfigError as exc:
         raise UsageError(str(exc)) from exc

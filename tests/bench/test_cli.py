@@ -11,7 +11,8 @@ from .fake_server import FakeServer
 
 VLLM_FIELDS = ["duration", "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
                "output_throughput", "total_token_throughput", "request_goodput",
-               *[f"{s}_{m}" for m in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms") for s in ("mean", "median", "p90", "p99")]]
+               *[f"{s}_{m}" for m in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
+                 for s in ("mean", "median", "p90", "p99")]]
 OUR_FIELDS = ["mean_running", "max_running", "kv_peak_fraction", "preemptions", "rss_peak_bytes",
               "device_memory_peak_bytes", "energy_j", "energy_per_output_token_j", "energy_source",
               "client_overhead_p50_ms", "schedule_lag_p99_ms", "steady_state", "warnings", "samples"]

@@ -57,7 +57,7 @@ def test_closed_loop_keeps_exactly_n_in_flight(n):
     # Every request after the first n goes out the moment an earlier one ended.
     ends = sorted(r.end_s for r in result.records)
     for r in sorted(result.records, key=lambda r: r.sent_s)[n:]:
-        assert r.sent_s - max(e for e in ends if e <= r.sent_s) < 0.01
+        assert r.sent_s - max(e for e in ends if e <= r.sent_s) < 0.05
 
 
 def test_client_pool_gives_each_request_the_least_busy_client():
@@ -93,7 +93,8 @@ def test_rate_mode_sends_at_the_seeded_times():
     planned = list(itertools.islice(arrival_offsets(40.0, "poisson", 3), 20))
     for result in runs:
         assert [r.intended_s for r in result.records] == planned
-        assert all(0 <= r.sent_s - r.intended_s < 0.05 for r in result.records)
+        lags = [r.sent_s - r.intended_s for r in result.records]
+        assert min(lags) >= 0 and statistics.median(lags) < 0.02  # generous: CI machines are shared
 
 
 def test_duration_bounds_an_open_loop_run():
@@ -103,10 +104,10 @@ def test_duration_bounds_an_open_loop_run():
 
 
 def test_burst_sends_everything_at_t0():
-    with FakeServer(ttft_s=0.2) as server:
+    with FakeServer(ttft_s=0.5) as server:
         result = drive(server, LoadPattern("burst", requests=16), specs(16, n_out=1))
     assert all(r.intended_s == 0.0 for r in result.records)
-    assert max(r.sent_s for r in result.records) < 0.1
+    assert max(r.sent_s for r in result.records) < 0.4
     assert server.state.max_running == 16
 
 
@@ -114,10 +115,11 @@ def test_latencies_match_the_servers_scripted_delays():
     with FakeServer(ttft_s=0.08, itl_s=0.02) as server:
         result = drive(server, LoadPattern("concurrency", 2, requests=6), specs(6, n_out=6))
     f = latency_fields(result.records)
-    assert f["median_ttft_ms"] == pytest.approx(80, abs=10)
-    assert f["median_tpot_ms"] == pytest.approx(20, abs=4)
-    assert f["median_itl_ms"] == pytest.approx(20, abs=4)
-    assert f["median_e2el_ms"] == pytest.approx(80 + 5 * 20, abs=15)
+    # Tolerances allow for a busy machine; the arithmetic itself is checked exactly in test_summary.py.
+    assert f["median_ttft_ms"] == pytest.approx(80, abs=20)
+    assert f["median_tpot_ms"] == pytest.approx(20, abs=6)
+    assert f["median_itl_ms"] == pytest.approx(20, abs=6)
+    assert f["median_e2el_ms"] == pytest.approx(80 + 5 * 20, abs=30)
 
 
 def test_failures_are_recorded_with_the_servers_message():
