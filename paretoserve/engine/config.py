@@ -46,7 +46,11 @@ class EngineConfig:
         room = self.kv_tokens // self.max_batch if self.kv_layout == "split" else self.kv_tokens
         if self.ctx_per_seq is None:
             self._set("ctx_per_seq", room)
-        if room < 16 or self.ctx_per_seq > room:
+        if room < 16:
+            raise ConfigError(f"--kv-tokens {self.kv_tokens} leaves each sequence {room} tokens with --kv-layout "
+                              f"{self.kv_layout} and --max-batch {self.max_batch}; at least 16 are needed: raise "
+                              "--kv-tokens or lower --max-batch")
+        if self.ctx_per_seq > room:
             raise ConfigError(
                 f"--ctx-per-seq {self.ctx_per_seq} does not fit: --kv-tokens {self.kv_tokens} leaves each sequence "
                 f"{room} tokens with --kv-layout {self.kv_layout} and --max-batch {self.max_batch}; raise "

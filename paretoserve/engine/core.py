@@ -83,6 +83,10 @@ class Engine:
         """Requests submitted but not yet holding a slot (approximate from other threads)."""
         return self.state.waiting + self._inbox.qsize()
 
+    def free_slots(self) -> int:
+        """Batch slots no request holds after the last step: requests that will start without queueing."""
+        return self.config.max_batch - self.state.running
+
     # -- requests (event loop) ------------------------------------------------------------
 
     async def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[TokenEvent]:

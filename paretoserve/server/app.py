@@ -120,7 +120,7 @@ class Api:
         if max_tokens > room:
             raise ApiError(400, f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
                                 f"of {self.engine.config.ctx_per_seq} tokens per sequence", param="max_tokens")
-        if self.engine.waiting_count() >= self.engine.config.max_queue:
+        if self.engine.waiting_count() >= self.engine.config.max_queue + self.engine.free_slots():
             raise ApiError(429, f"the queue is full ({self.engine.config.max_queue} requests waiting)",
                            type_="rate_limit_error", headers={"Retry-After": str(self.config.retry_after_s)})
         params = SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
