@@ -115,6 +115,17 @@ class ClientPool:
     def release(self, i: int) -> None:
         self._busy[i] -= 1
 
+    async def touch(self, path: str = "/v1/models") -> None:
+        """One cheap request through every client: imports and first-use costs land before the run, and
+        each client starts with an open connection. Errors are ignored (the run reports its own)."""
+        async def one(client: httpx.AsyncClient) -> None:
+            try:
+                await client.get(path)
+            except httpx.HTTPError:
+                pass
+
+        await asyncio.gather(*(one(c) for c in self.clients))
+
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()

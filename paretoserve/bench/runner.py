@@ -58,6 +58,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict:
     pattern = LoadPattern(cfg.mode, cfg.concurrency, cfg.rate, cfg.arrival, cfg.seed, limit, cfg.duration_s)
     pool = ClientPool(cfg.url, _pool_size(cfg, limit), cfg.request_timeout_s)
     try:
+        await pool.touch()
         if cfg.warmup:
             warm = LoadPattern("concurrency", min(cfg.concurrency, cfg.warmup), requests=cfg.warmup)
             await LoadGenerator(pool, builder, specs, warm).run()

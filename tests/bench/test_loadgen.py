@@ -148,3 +148,16 @@ def test_an_unreachable_server_fails_every_request_without_raising():
 
     result = drive(Nowhere(), LoadPattern("concurrency", 2, requests=3), specs(3))
     assert all(r.error and r.error.startswith("ConnectError") for r in result.records)
+
+
+def test_touch_opens_a_connection_on_every_client_before_the_run():
+    async def go(url):
+        pool = ClientPool(url, 20, 5.0)
+        try:
+            await pool.touch()
+        finally:
+            await pool.aclose()
+
+    with FakeServer() as server:
+        asyncio.run(go(server.url))
+    assert server.state.arrivals == []  # GET /v1/models only: no generation request was sent
