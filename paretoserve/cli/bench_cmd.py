@@ -21,12 +21,23 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="drive a workload through an OpenAI-compatible endpoint and summarise it",
                               description=__doc__)
     p.add_argument("--url", required=True, help="base URL of the endpoint, e.g. http://127.0.0.1:8000")
-    p.add_argument("--endpoint", choices=ENDPOINTS, default="completions",
-                   help="/v1/completions or /v1/chat/completions (default: %(default)s)")
-    p.add_argument("--served-model-name", default=None,
-                   help="the `model` sent with each request (default: the first model /v1/models lists)")
+    add_workload_args(p)
+    o = p.add_argument_group("output")
+    o.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    o.add_argument("--json", action="store_true", help="print the result JSON to stdout instead of the table")
+    o.add_argument("--save-requests", action="store_true",
+                   help="keep every request's record (timestamps of each token) in the JSON")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
 
+
+def add_workload_args(p: argparse.ArgumentParser) -> None:
+    """Workload, load and measurement flags: shared by bench and sweep."""
     w = p.add_argument_group("workload")
+    w.add_argument("--endpoint", choices=ENDPOINTS, default="completions",
+                   help="/v1/completions or /v1/chat/completions (default: %(default)s)")
+    w.add_argument("--served-model-name", default=None,
+                   help="the `model` sent with each request (default: the first model /v1/models lists)")
     w.add_argument("--dataset", default="synthetic", help="synthetic, sharegpt:PATH or jsonl:PATH (default: synthetic)")
     w.add_argument("--input-tokens", default="128",
                    help="prompt tokens of synthetic requests: N or LO:HI (default: 128)")
@@ -68,14 +79,6 @@ def add_parser(subparsers) -> None:
                    help="auto: NVML energy counter, else RAPL, else estimated from engine CPU time (default: auto)")
     m.add_argument("--watts-per-core", type=float, default=None,
                    help=f"power of one busy core for --energy estimated (default: {DEFAULT_WATTS_PER_CORE:g} W)")
-
-    o = p.add_argument_group("output")
-    o.add_argument("--out", type=Path, default=None, help="write the result JSON here")
-    o.add_argument("--json", action="store_true", help="print the result JSON to stdout instead of the table")
-    o.add_argument("--save-requests", action="store_true",
-                   help="keep every request's record (timestamps of each token) in the JSON")
-    o.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:

@@ -15,8 +15,8 @@ from paretoserve.launch import EngineProcess, LaunchError, free_port
 from paretoserve.sweep.grid import PointConfig, SweepSpec
 from paretoserve.sweep.store import SweepStore
 
-# (base_url, engine pids) -> summary fields of one workload run against that endpoint.
-Measure = Callable[[str, tuple[int, ...]], dict]
+# (point, base_url, engine pids) -> summary fields of one workload run against that endpoint.
+Measure = Callable[[PointConfig, str, tuple[int, ...]], dict]
 
 
 def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: SweepStore) -> dict:
@@ -30,7 +30,7 @@ def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: Swee
     try:
         with engine:
             engine.wait_healthy(spec.health_timeout_s)
-            summary = measure(base_url, (engine.proc.pid,))
+            summary = measure(point, base_url, (engine.proc.pid,))
             if engine.proc.poll() is not None:
                 raise LaunchError(f"engine exited with status {engine.proc.returncode} during the run:\n"
                                   f"{engine.output_tail(1500)}")

@@ -23,6 +23,7 @@ class SweepStore:
 
     def open(self, spec: dict, environment: dict, resume: bool) -> set[str]:
         """Create the directory or take up an existing one; returns the keys of finished points."""
+        spec = json.loads(json.dumps(spec))  # compare as stored: tuples come back as lists
         if self.spec_path.exists():
             if not resume:
                 raise StoreError(f"{self.dir} already holds a sweep; pass --resume to continue it, "

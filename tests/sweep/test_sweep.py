@@ -18,7 +18,7 @@ def fake_cmd(extra: str = "") -> str:
     return f"{sys.executable} {FAKE} --port {{port}} --max-batch {{max_batch}} {extra}"
 
 
-def measure_fake(base_url: str, pids: tuple[int, ...]) -> dict:
+def measure_fake(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
     """Reads the fake engine's metrics, proving the point's engine was up with the point's config."""
     text = httpx.get(base_url + "/metrics").text
     fields = dict(line.split() for line in text.splitlines())
@@ -91,7 +91,7 @@ def test_points_run_record_and_stop_their_engines(tmp_path):
             os.kill(r["engine_pid"], 0)
 
 
-def measure_until_crash(base_url: str, pids: tuple[int, ...]) -> dict:
+def measure_until_crash(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
     for _ in range(100):
         try:
             httpx.get(base_url + "/health")

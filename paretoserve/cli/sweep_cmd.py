@@ -1,0 +1,115 @@
+"""`paretoserve sweep`: for each engine configuration, start it, wait for health, run the workload, record."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import signal
+import sys
+from pathlib import Path
+
+from paretoserve.bench.config import BenchConfig
+from paretoserve.bench.runner import BenchError, run_bench
+from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
+from paretoserve.cli.common import UsageError
+from paretoserve.model import ModelError, resolve_model
+from paretoserve.sweep.environment import collect_environment
+from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError, parse_int_list
+from paretoserve.sweep.runner import run_points
+from paretoserve.sweep.store import StoreError, SweepStore
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="measure an engine across batch caps, KV budgets and threads",
+                              description=__doc__)
+    g = p.add_argument_group("grid")
+    g.add_argument("--model", default="default", help="GGUF file or 'default' (default: %(default)s)")
+    g.add_argument("--max-batch", default="1,2,4,8,16,32,64", help="batch caps (default: %(default)s)")
+    g.add_argument("--kv-tokens", default=None, help="KV budgets in tokens (default: the engine's own)")
+    g.add_argument("--threads-per-replica", default="0", help="engine threads; 0 = all cores (default: 0)")
+    g.add_argument("--replicas", default="1", help="replicas per point (only 1 until `serve` exists)")
+    g.add_argument("--ctx-per-seq", type=int, default=None,
+                   help="embedded engine: longest prompt + output (default: input + output tokens of the workload)")
+    e = p.add_argument_group("engine")
+    e.add_argument("--engine-cmd", default=None,
+                   help="command template of any other engine, with {model} {port} {max_batch} {kv_tokens} "
+                        "{threads} {replica}; default: the embedded engine")
+    e.add_argument("--health-path", default="/health", help="readiness URL path (default: /health)")
+    e.add_argument("--health-timeout", type=float, default=300.0, help="seconds to wait for health (default: 300)")
+    add_workload_args(p)
+    o = p.add_argument_group("output")
+    o.add_argument("--out", type=Path, default=Path("sweep"), help="results directory (default: ./sweep)")
+    o.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished points")
+    p.set_defaults(run=run)
+
+
+def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
+    try:
+        ctx = args.ctx_per_seq
+        if ctx is None and args.engine_cmd is None and bench.dataset == "synthetic":
+            ctx = bench.input_tokens.high + 1 + (bench.output_tokens.high if bench.output_tokens else 128)
+        return SweepSpec(
+            model=args.model, max_batch=parse_int_list("--max-batch", args.max_batch, 1, 4096),
+            kv_tokens=parse_int_list("--kv-tokens", args.kv_tokens, 16, 1 << 26) if args.kv_tokens else (None,),
+            threads=parse_int_list("--threads-per-replica", args.threads_per_replica, 0, 1024),
+            replicas=parse_int_list("--replicas", args.replicas, 1, 64), ctx_per_seq=ctx,
+            engine_cmd=args.engine_cmd, health_path=args.health_path, metrics_path=bench.metrics_path,
+            health_timeout_s=args.health_timeout)
+    except SweepSpecError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _measure(bench: BenchConfig, fixed_concurrency: bool):
+    def measure(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
+        cfg = dataclasses.replace(bench, url=base_url, engine_pids=pids)
+        if bench.mode == "concurrency" and not fixed_concurrency:
+            cfg = dataclasses.replace(cfg, concurrency=point.max_batch * point.replicas)  # saturate the cap
+        try:
+            result = asyncio.run(run_bench(cfg))
+        except BenchError as exc:
+            raise RuntimeError(str(exc)) from exc
+        result.pop("requests", None)
+        result["bench_config"] = result.pop("config", None)  # "config" of a point is its engine config
+        return result
+    return measure
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # unwinds through the point in flight, which stops its engine
+
+
+def run(args: argparse.Namespace) -> int:
+    args.url = "http://127.0.0.1:1"  # checked now, replaced by each point's engine address
+    bench = config_from_args(args)
+    spec = spec_from_args(args, bench)
+    if spec.engine_cmd is None:
+        try:
+            resolve_model(spec.model)  # build the bundled model once, before the first engine starts
+        except ModelError as exc:
+            raise UsageError(str(exc)) from exc
+    store = SweepStore(args.out)
+    spec_record = {**spec.as_dict(), "workload": {k: str(v) for k, v in dataclasses.asdict(bench).items()
+                                                  if k not in ("url", "engine_pids")}}
+    try:
+        finished = store.open(spec_record, collect_environment(), args.resume)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    points = spec.points()
+    todo = [p for p in points if p.key() not in finished]
+    print(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, results in {args.out}",
+          file=sys.stderr)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        records = run_points(spec, todo, _measure(bench, args.concurrency is not None), store,
+                             total=len(points), done=len(points) - len(todo))
+    except KeyboardInterrupt:
+        print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",
+              file=sys.stderr)
+        return 130
+    csv_path = store.export_csv(store.dir / "points.csv")
+    failed = [r for r in records if r["status"] != "ok"]
+    for r in failed:
+        print(f"point {r['key']} failed: {r['reason'][:300]}", file=sys.stderr)
+    print(f"sweep done: {len(records) - len(failed)} ok, {len(failed)} failed; {store.points_path}, {csv_path}")
+    return 1 if failed and len(failed) == len(records) else 0
