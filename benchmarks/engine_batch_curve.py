@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import time
 
 import httpx
@@ -25,7 +24,7 @@ import llama_cpp
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from paretoserve.engine.llama_runner import _quiet_log
+from paretoserve.engine.llama_runner import quiet_llama_logs
 from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
 from paretoserve.model import resolve_model
 
@@ -124,7 +123,7 @@ def main() -> None:
     parser.add_argument("--output-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p())
+    quiet_llama_logs()
     llama_cpp.llama_backend_init()
     model = llama_cpp.llama_model_load_from_file(str(resolve_model("default").path).encode(),
                                                  llama_cpp.llama_model_default_params())

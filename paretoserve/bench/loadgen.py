@@ -12,13 +12,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import itertools
 import json
 import math
 import random
 import ssl
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -96,7 +94,6 @@ class ClientPool:
     least busy client, so no client ever holds more requests than it has connections."""
 
     def __init__(self, base_url: str, connections: int, timeout_s: float) -> None:
-        _skip_missing_sniffio()
         n = max(1, math.ceil(connections / CONNECTIONS_PER_CLIENT))
         per_client = min(connections, CONNECTIONS_PER_CLIENT) if connections > 0 else 1
         tls = ssl.create_default_context(cafile=certifi.where())  # one TLS context for all of them
@@ -129,14 +126,6 @@ class ClientPool:
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
-
-
-def _skip_missing_sniffio() -> None:
-    """httpcore tries `import sniffio` on every request; where it is not installed each failed import
-    searches sys.path again (~20 % of the client's CPU). Record its absence once, as Python does for
-    blocked imports: httpcore then assumes asyncio, which is what runs here."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None
 
 
 class LoadGenerator:

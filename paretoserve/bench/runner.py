@@ -7,7 +7,6 @@ import datetime as dt
 import resource
 import time
 from dataclasses import asdict
-from typing import Callable
 
 from paretoserve import __version__
 from paretoserve.bench import energy, probe, slo, summary, workload

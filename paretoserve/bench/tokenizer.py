@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 from pathlib import Path
 from typing import Protocol
@@ -26,11 +25,6 @@ class ApproxTokenizer:
         return max(1, math.ceil(len(text) / self.CHARS_PER_TOKEN))
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    """Drop llama.cpp's informational logging while the vocabulary loads."""
-
-
 class GgufTokenizer:
     """The tokenizer of a GGUF file, loaded without its weights (~0.5 s for a 262k vocabulary).
 
@@ -41,8 +35,10 @@ class GgufTokenizer:
     def __init__(self, path: str | Path) -> None:
         import llama_cpp
 
+        from paretoserve.engine.llama_runner import quiet_llama_logs
+
         self._llama = llama_cpp
-        llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p())
+        quiet_llama_logs()
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
         params.vocab_only = True

@@ -21,6 +21,11 @@ def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     """Drop llama.cpp's informational logging; errors are reported through return codes."""
 
 
+def quiet_llama_logs() -> None:
+    """Silence llama.cpp's logging for this process."""
+    llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p())
+
+
 class LlamaRunner:
     """One llama.cpp model and context whose KV cache holds up to `max_batch` sequences.
 
@@ -33,7 +38,7 @@ class LlamaRunner:
 
     def __init__(self, config: EngineConfig, verbose: bool = False) -> None:
         if not verbose:
-            llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p())
+            quiet_llama_logs()
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         self.model = llama_cpp.llama_model_load_from_file(str(config.model_path).encode(), mparams)
