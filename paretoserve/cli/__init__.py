@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from paretoserve import __version__
-from paretoserve.cli import bench_cmd, demo_cmd, engine_cmd, sweep_cmd
+from paretoserve.cli import bench_cmd, demo_cmd, engine_cmd, import_cmd, sweep_cmd
 from paretoserve.cli.common import UsageError
 
-SUBCOMMANDS = (engine_cmd, bench_cmd, sweep_cmd, demo_cmd)
+SUBCOMMANDS = (engine_cmd, bench_cmd, sweep_cmd, import_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
