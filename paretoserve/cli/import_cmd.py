@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 from pathlib import Path
 
 from paretoserve.cli.common import UsageError
@@ -43,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
         records = import_runs(args.paths, args.kv_bytes_per_token, config)
     except VllmImportError as exc:
         raise UsageError(str(exc)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {getattr(exc, 'filename', None) or 'an input file'}: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename or 'an input file'}: {exc.strerror or exc}") from exc
+    except (ValueError, csv.Error) as exc:  # a metric CSV or cache_config that is not what vLLM writes
+        raise UsageError(f"an input file is malformed: {exc}") from exc
     spec = {"imported_from": "vllm", "paths": [str(Path(p).resolve()) for p in args.paths],
             "model_config": str(args.model_config.resolve()) if args.model_config else None,
             "kv_bytes_per_token": per_token,

@@ -155,18 +155,23 @@ def cache_config(path: Path) -> dict:
     return dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))) if match else {}
 
 
+def _record_caps(record: Path) -> list[int]:
+    text = record.read_text()
+    values = [int(v) for m in re.finditer(r"""['"]?--max-num-seqs['"]?\s*:\s*\[([^\]]*)\]""", text)
+              for v in re.findall(r"\d+", m.group(1))]
+    return values + [int(v) for v in re.findall(r"""--max-num-seqs[ =]['"]?(\d+)""", text)]
+
+
 def launch_cap(folder: Path) -> tuple[int, str] | None:
-    """The batch cap from the launch record (`config-*.txt`): the folder's own --max-num-seqs value."""
+    """The batch cap from the launch record (`config-*.txt`, --max-num-seqs): a record in the run folder
+    with one value, else the first number of the folder's name (`_128__2000`) when a record lists it."""
+    for record in sorted(folder.glob("config-*.txt")):
+        if len(set(values := _record_caps(record))) == 1:
+            return values[0], str(record)
     numbers = [int(n) for n in re.findall(r"\d+", folder.name)]
-    for directory in (folder, folder.parent, folder.parent.parent):
+    for directory in (folder, folder.parent, folder.parent.parent) if numbers else ():
         for record in sorted(directory.glob("config-*.txt")):
-            text = record.read_text()
-            values = [int(v) for m in re.finditer(r"""['"]?--max-num-seqs['"]?\s*:\s*\[([^\]]*)\]""", text)
-                      for v in re.findall(r"\d+", m.group(1))]
-            values += [int(v) for v in re.findall(r"--max-num-seqs[ =](\d+)", text)]
-            if len(set(values)) == 1:
-                return values[0], str(record)
-            if numbers and numbers[0] in values:
+            if numbers[0] in _record_caps(record):
                 return numbers[0], str(record)
     return None
 

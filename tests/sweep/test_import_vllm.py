@@ -130,3 +130,25 @@ def test_cli_bad_paths_name_the_file(tmp_path, capsys):
     assert main(["import", "vllm", str(RUNS / "_64__2000"), "--out", str(out), "--kv-bytes-per-token", "2"]) == 0
     assert main(["import", "vllm", str(RUNS / "_64__2000"), "--out", str(out), "--kv-bytes-per-token", "2"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_launch_record_forms_and_replicas(tmp_path):
+    # a plain command line in the run folder itself gives the cap, whatever the folder is called
+    run = tmp_path / "_7__x"
+    shutil.copytree(RUNS / "_64__2000", run)
+    (run / "config-1.txt").write_text("vllm serve facebook/opt-1.3b --max-num-seqs 64 --port 8000\n")
+    (r,) = import_runs([run], kv_per_token=1)
+    assert r["config"]["max_batch"] == 64 and r["max_batch_source"].endswith("config-1.txt")
+    # a record above that lists other caps than the folder's number does not count: fall back to the gauges
+    (run / "config-1.txt").unlink()
+    (tmp_path / "config-2.txt").write_text("--test-server-args \"{'--max-num-seqs':['768']}\"")
+    (r,) = import_runs([run], kv_per_token=1)
+    assert r["max_batch_source"] == "max num_requests_running" and r["config"]["max_batch"] == 64
+    # two engines side by side (one cache_config and metrics_engine CSV each): caps and KV budgets add up
+    for name in ("cache_config", "metrics_engine"):
+        ext = ".txt" if name == "cache_config" else ".csv"
+        (run / f"{name}{ext}").rename(run / f"{name}_server_0{ext}")
+        shutil.copy(run / f"{name}_server_0{ext}", run / f"{name}_server_1{ext}")
+    (r,) = import_runs([run], kv_per_token=1)
+    assert r["config"] == {"max_batch": 64, "kv_tokens": 18552 * 16, "threads": 0, "replicas": 2}
+    assert r["max_running"] == 128 and r["kv_budget_bytes"] == 2 * 18552 * 16
