@@ -61,8 +61,11 @@ def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
 
 
 def _measure(bench: BenchConfig, fixed_concurrency: bool):
+    # Every point gets at least one warm-up request: first-request costs of a fresh engine stay out.
+    warm = dataclasses.replace(bench, warmup=max(bench.warmup, 1))
+
     def measure(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
-        cfg = dataclasses.replace(bench, url=base_url, engine_pids=pids)
+        cfg = dataclasses.replace(warm, url=base_url, engine_pids=pids)
         if bench.mode == "concurrency" and not fixed_concurrency:
             cfg = dataclasses.replace(cfg, concurrency=point.max_batch * point.replicas)  # saturate the cap
         try:

@@ -29,6 +29,7 @@ def test_three_point_sweep_on_the_real_engine_resumes(tmp_path, capsys):
     for r in records:
         assert r["status"] == "ok" and r["completed"] == 4 and r["total_output_tokens"] == 32
         assert r["bench_config"]["concurrency"] == r["config"]["max_batch"]  # the cap is saturated
+        assert r["bench_config"]["warmup"] == 1
     spec = json.loads((out / "sweep.json").read_text())
     assert spec["spec"]["max_batch"] == [1, 2, 4] and spec["environment"]["cpu_cores"] >= 1
     assert (out / "points.csv").read_text().count("\n") == 4
