@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
-from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
 from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 HEALTH_TIMEOUT_S = 180.0  # loading + warm-up takes ~5 s alone; far longer when other engines share the cores
 
 # The engine every integration test shares: 16 slots of 256 tokens and a 64 KiB body limit (so a 413 is cheap).
@@ -26,16 +23,9 @@ def running_engine(*engine_args: str) -> Iterator[str]:
     """Start `paretoserve engine` with `engine_args` on a free port; yield its base URL once healthy."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    # The child must import this checkout's package whatever the current directory is.
-    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    proc = EngineProcess(embedded_engine_cmd(port, "127.0.0.1", *engine_args), base_url,
-                         env={"PYTHONPATH": pythonpath})
-    proc.start()
-    try:
+    with EngineProcess(embedded_engine_cmd(port, "127.0.0.1", *engine_args), base_url) as proc:
         proc.wait_healthy(HEALTH_TIMEOUT_S)
         yield base_url
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

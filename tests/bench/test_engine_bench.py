@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from pathlib import Path
 
 import pytest
 
 from paretoserve.bench import BenchConfig, TokenRange, run_bench
 from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.integration
@@ -19,8 +15,7 @@ def test_exact_output_lengths_against_the_engine():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = embedded_engine_cmd(port, "127.0.0.1", "--max-batch", "4", "--ctx-per-seq", "256")
-    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    with EngineProcess(cmd, url, env={"PYTHONPATH": pythonpath}) as engine:
+    with EngineProcess(cmd, url) as engine:
         engine.wait_healthy(180)
         cfg = BenchConfig(url=url, requests=8, concurrency=4, input_tokens=TokenRange(24, 24),
                           output_tokens=TokenRange(16, 16), sample_interval_s=0.2)
