@@ -28,9 +28,9 @@ def running_engine(*engine_args: str) -> Iterator[str]:
         yield base_url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine_url() -> Iterator[str]:
-    """Base URL of the shared engine (started once per module, stopped after it)."""
+    """Base URL of the shared engine (started once per test session, stopped after it)."""
     with running_engine(*ENGINE_ARGS) as url:
         yield url
 
