@@ -22,12 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
-import subprocess
 import sys
-import time
 
-import httpx
+from paretoserve.launch import EngineProcess, free_port
 
 MODEL = "stub"
 LAG_TARGET_MS = 5.0
@@ -107,25 +104,6 @@ async def _serve(port: int) -> None:
 
 # -- the measurement ---------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the stub server exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/v1/models", timeout=1.0, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit("the stub server did not answer in time")
-
-
 def _run(url: str, rate: float, arrival: str, n_out: int, args: argparse.Namespace) -> dict:
     from paretoserve.bench.config import BenchConfig, TokenRange
     from paretoserve.bench.runner import run_bench
@@ -158,15 +136,14 @@ def main() -> None:
         asyncio.run(_serve(args.serve))
         return
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
-    try:
-        _wait_ready(url, server)
+    with EngineProcess([sys.executable, __file__, "--serve", str(port)], url, health_path="/v1/models") as server:
+        server.wait_healthy(15)
         plan = [("open", float(r), a, args.output_tokens) for r in args.rates.split(",") for a in args.arrivals.split(",")]
         plan += [("stream", float(r), a, args.stream_tokens) for r in args.stream_rates.split(",")
                  for a in args.arrivals.split(",")]
-        print(f"stub server pid {server.pid} at {url}; {args.duration:g} s of arrivals per run; "
+        print(f"stub server pid {server.proc.pid} at {url}; {args.duration:g} s of arrivals per run; "
               f"client pid and server share this machine's cores")
         print(f"{'kind':6} {'arrival':8} {'events':>6} {'offered/s':>9} {'achieved/s':>10} {'lag_p99_ms':>10} "
               f"{'ovh_p50_ms':>10} {'client_cpu':>10} {'srv_cores':>9} {'failed':>6}  target")
@@ -189,9 +166,6 @@ def main() -> None:
                   f"{_fmt(res['engine_cpu_cores'], '.2f'):>9} {failed:>6}  {verdict}", flush=True)
             for w in res["warnings"] if args.warnings else []:
                 print(f"    warning: {w}")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
