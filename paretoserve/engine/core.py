@@ -138,13 +138,21 @@ class Engine:
             block = False
             if kind == "stop":
                 return False
-            if kind == "add" and payload.reserved > self.config.ctx_per_seq:
-                self._fail([payload], f"prompt + max_tokens = {payload.reserved} exceeds --ctx-per-seq "
-                                      f"{self.config.ctx_per_seq}")
+            if kind == "add" and (problem := self._refusal(payload)):
+                self._fail([payload], problem)
             elif kind == "add":
                 sched.add(payload)
             elif kind == "abort":
                 self._release(payload, reason="abort")
+
+    def _refusal(self, seq: Sequence) -> str | None:
+        """Why a request must not reach llama_decode (where it would fail its whole batch), or None."""
+        if not seq.prompt or seq.params.max_tokens < 1:
+            return f"a request needs a prompt and max_tokens >= 1 (got {len(seq.prompt)} prompt tokens, " \
+                   f"max_tokens {seq.params.max_tokens})"
+        if seq.reserved > self.config.ctx_per_seq:
+            return f"prompt + max_tokens = {seq.reserved} exceeds --ctx-per-seq {self.config.ctx_per_seq}"
+        return None
 
     def _step(self) -> None:
         sched = self._scheduler
