@@ -6,10 +6,12 @@ import argparse
 import sys
 
 from paretoserve import __version__
-from paretoserve.cli import bench_cmd, demo_cmd, engine_cmd, import_cmd, sweep_cmd
+from paretoserve.cli import (advise_cmd, bench_cmd, demo_cmd, engine_cmd, estimate_cmd, import_cmd, report_cmd,
+                             serve_cmd, sweep_cmd, tune_cmd)
 from paretoserve.cli.common import UsageError
 
-SUBCOMMANDS = (engine_cmd, bench_cmd, sweep_cmd, import_cmd, demo_cmd)
+SUBCOMMANDS = (engine_cmd, bench_cmd, sweep_cmd, import_cmd, advise_cmd, report_cmd, serve_cmd, estimate_cmd, tune_cmd,
+               demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
