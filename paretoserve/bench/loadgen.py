@@ -1,4 +1,4 @@
-"""The load generator: one pooled httpx.AsyncClient, three load patterns, streamed responses.
+"""The load generator: one pooled aiohttp session, three load patterns, streamed responses.
 
 - concurrency: closed loop; N workers, each sends its next request the moment its last one ends,
   so exactly N are in flight until the requests run out. A request's intended send time is the
@@ -14,19 +14,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import math
 import random
-import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-import certifi
-import httpx
+import aiohttp
 
 from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.workload import RequestSpec
 
+JSON_HEADERS = {"content-type": "application/json"}
 LOOP_PROBE_PERIOD_S = 0.1  # event-loop lag probe; waking the client more often slowed a CPU engine sharing its cores
 
 
@@ -82,50 +80,30 @@ class RequestBuilder:
         return json.dumps(body, separators=(",", ":")).encode()
 
 
-# httpcore scans every connection of a pool on each request and each response close, so one big
-# pool costs O(connections) per request: 64 connections in one client managed ~250 streamed req/s
-# here, in eight clients of 8 connections ~770. Past ~8, another client is cheaper than a bigger pool.
-CONNECTIONS_PER_CLIENT = 8
-
-
 class ClientPool:
-    """The run's connections: pooled httpx.AsyncClients of up to CONNECTIONS_PER_CLIENT connections
-    each, created once and closed with `aclose()` (call it in a `finally`). A request takes the
-    least busy client, so no client ever holds more requests than it has connections."""
+    """The run's connections: one aiohttp session whose connector keeps up to `connections` keep-alive
+    connections, created once and closed with `aclose()` (call it in a `finally`). aiohttp, not httpx:
+    a streamed request cost the client 0.19 ms of CPU against 1.4 ms for httpx on this machine."""
 
     def __init__(self, base_url: str, connections: int, timeout_s: float) -> None:
-        n = max(1, math.ceil(connections / CONNECTIONS_PER_CLIENT))
-        per_client = min(connections, CONNECTIONS_PER_CLIENT) if connections > 0 else 1
-        tls = ssl.create_default_context(cafile=certifi.where())  # one TLS context for all of them
-        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0), pool=None)
-        limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+        self.base_url = base_url.rstrip("/")
+        connector = aiohttp.TCPConnector(limit=max(1, connections), limit_per_host=0)
+        timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 30.0))
         # trust_env=False: no proxy from the environment between the client and what it measures.
-        self.clients = [httpx.AsyncClient(base_url=base_url.rstrip("/"), trust_env=False, verify=tls, timeout=timeout,
-                                          limits=limits) for _ in range(n)]
-        self._busy = [0] * n
-
-    def acquire(self) -> int:
-        i = min(range(len(self._busy)), key=self._busy.__getitem__)
-        self._busy[i] += 1
-        return i
-
-    def release(self, i: int) -> None:
-        self._busy[i] -= 1
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
+                                             auto_decompress=False, skip_auto_headers=("User-Agent",))
 
     async def touch(self, path: str = "/v1/models") -> None:
-        """One cheap request through every client: imports and first-use costs land before the run, and
-        each client starts with an open connection. Errors are ignored (the run reports its own)."""
-        async def one(client: httpx.AsyncClient) -> None:
-            try:
-                await client.get(path)
-            except httpx.HTTPError:
-                pass
-
-        await asyncio.gather(*(one(c) for c in self.clients))
+        """One cheap request: imports and first-use costs land before the run. Errors are ignored
+        (the run reports its own)."""
+        try:
+            async with self.session.get(self.base_url + path) as response:
+                await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
 
     async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        await self.session.close()
 
 
 class LoadGenerator:
@@ -141,6 +119,7 @@ class LoadGenerator:
         self.pattern = pattern
         self.on_done = on_done
         self.records: list[RequestRecord] = []
+        self.url = pool.base_url + builder.path
         self._t0 = 0.0
 
     async def run(self, start: float | None = None) -> LoadResult:
@@ -218,36 +197,30 @@ class LoadGenerator:
         perf, t0 = time.perf_counter, self._t0
         start = perf()
         spec = self.specs[record.index % len(self.specs)]
-        shard = self.pool.acquire()
-        client = self.pool.clients[shard]
-        request = client.build_request("POST", self.builder.path, content=self.builder.body(spec),
-                                       headers={"content-type": "application/json"})
+        body = self.builder.body(spec)
         record.client_s += perf() - start
         record.sent_s = perf() - t0
         try:
-            response = await client.send(request, stream=True)
-            try:
-                if response.status_code != 200:
+            async with self.pool.session.post(self.url, data=body, headers=JSON_HEADERS) as response:
+                if response.status != 200:
                     record.error = await _http_error(response)
                 else:
                     await self._read_stream(record, response)
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             record.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except asyncio.TimeoutError:
+            record.error = f"timed out after {self.pool.session.timeout.total:g} s"
         except (ValueError, TypeError, AttributeError) as exc:  # an event that is not the JSON we expect
             record.error = f"bad stream event: {exc}"
-        finally:
-            self.pool.release(shard)
         record.end_s = perf() - t0
         if self.on_done is not None:
             self.on_done(record)
 
-    async def _read_stream(self, record: RequestRecord, response: httpx.Response) -> None:
+    async def _read_stream(self, record: RequestRecord, response: aiohttp.ClientResponse) -> None:
         """Parse SSE events as they arrive; every event of one network read gets that read's arrival time."""
         perf, t0 = time.perf_counter, self._t0
         pending, done = b"", False
-        async for data in response.aiter_bytes():
+        async for data in response.content.iter_any():
             arrived = perf()
             lines = (pending + data).split(b"\n")
             pending = lines.pop()
@@ -284,9 +257,9 @@ class LoadGenerator:
             record.error = "the stream ended before data: [DONE]"
 
 
-async def _http_error(response: httpx.Response) -> str:
+async def _http_error(response: aiohttp.ClientResponse) -> str:
     """'HTTP 429: the queue is full', from an OpenAI-shaped error body where there is one."""
-    body = (await response.aread())[:2000]
+    body = (await response.content.read(2000))
     message = body.decode("utf-8", "replace").strip()
     try:
         error = json.loads(body).get("error")
@@ -296,4 +269,4 @@ async def _http_error(response: httpx.Response) -> str:
             message = error
     except (ValueError, AttributeError):
         pass
-    return f"HTTP {response.status_code}: {message[:300]}"
+    return f"HTTP {response.status}: {message[:300]}"
