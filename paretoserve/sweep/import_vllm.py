@@ -206,6 +206,8 @@ def import_runs(paths: list[str | Path], kv_per_token: int | None = None,
                 raise VllmImportError(f"{folder}: KV blocks need --model-config config.json or --kv-bytes-per-token N "
                                    "to become bytes")
             record["kv_budget_bytes"] = kv_tokens * len(caches) * per_token
+            if all("gpu_memory_utilization" in c for c in caches):  # each replica's share of device memory
+                record["gpu_memory_utilization"] = sum(float(c["gpu_memory_utilization"]) for c in caches)
             if "kv_peak_fraction" in record:
                 record["kv_peak_bytes"] = int(record["kv_peak_fraction"] * record["kv_budget_bytes"])
         power = mean_power(sorted(folder.glob("metrics_gpu_device_nvidia_smi*.csv")), summary["duration"])

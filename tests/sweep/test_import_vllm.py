@@ -39,7 +39,8 @@ def test_kv_bytes_per_token_from_model_geometry():
 
 
 def test_import_reads_caps_throughput_and_kv_by_hand():
-    records = {r["config"]["max_batch"]: r for r in import_runs([RUNS], model_config=json.loads(
+    folders = [RUNS / f"_{b}__2000" for b in (32, 64, 128, 256)]
+    records = {r["config"]["max_batch"]: r for r in import_runs(folders, model_config=json.loads(
         OPT_13B_CONFIG.read_text()))}
     assert sorted(records) == [32, 64, 128, 256]
     r = records[128]

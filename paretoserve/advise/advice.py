@@ -1,0 +1,109 @@
+"""`advise(sweep_dir, AdviseConfig) -> Advice`: the one entry point `advise`, `report` and `tune` share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from paretoserve.advise.bca import LatencyLimit, Verdict, choose_batch, resolve_limits
+from paretoserve.advise.commands import Commands, commands
+from paretoserve.advise.memory import MemoryAdvice, device_memory, memory_advice
+from paretoserve.advise.pareto import Frontier, frontiers
+from paretoserve.advise.replicas import ReplicaPlan, replica_plan
+from paretoserve.advise.table import AdviseError, Point, SweepTable, load_table
+
+PAPER_SLO_MULTIPLE = 3.0  # "Mind the Memory Gap": 3 x mean TPOT at B=32 when no SLO is given
+
+
+class AdviseConfig(BaseModel):
+    """What to advise for. With neither `slo` nor `slo_multiple`, the paper's 3 x mean TPOT at B=32 applies."""
+
+    slo: str | None = None  # absolute limits, e.g. 'tpot_ms<=30,p99_ttft_ms<=2000' (a bare metric = the mean)
+    slo_multiple: float | None = None  # relative limit: multiple x slo_metric of the run nearest slo_ref_batch
+    slo_ref_batch: int = Field(32, ge=1)
+    slo_metric: str = "tpot"  # tpot | itl | ttft | e2el, optionally p99_ / median_ / p90_ prefixed
+    min_efficiency: float = 0.0  # floor on T(B) / (B x T(1)), exclusive
+    device_memory: str | int | None = None  # bytes or '64GiB' / '80GB'; None = the sweep's environment
+    throughput_metric: Literal["output_throughput", "total_token_throughput", "request_throughput"] = \
+        "output_throughput"
+    max_replicas: int = Field(8, ge=1)  # most replicas a predicted plan may use
+    advice_path: str = "advice.json"  # what the `paretoserve serve --plan` line refers to
+
+
+class SloSummary(BaseModel):
+    text: str  # the limits as one line, e.g. 'mean_tpot_ms<=19.77 (3 x mean_tpot_ms at B=32 (6.59 ms))'
+    limits: list[LatencyLimit]
+    min_efficiency: float
+
+
+class Advice(BaseModel):
+    """Everything `advise --json` prints (this model's model_dump()); bytes, ms, and per-second throughput."""
+
+    sweep_dir: str
+    model: str | None
+    device: str | None
+    throughput_metric: str
+    b_opt: int  # the measured batch size the BCA picks
+    b_opt_max_batch: int  # the batch cap of the run that reached it
+    b_opt_key: str
+    slo: SloSummary
+    rejected: list[Verdict]  # every larger batch and why
+    batches: list[Verdict]  # every single-replica point, smallest batch first
+    throughput_at_b_opt: float
+    best_throughput: float
+    throughput_fraction_at_b_opt: float
+    kv_need_bytes: float | None
+    kv_need_fraction: float | None  # of the default KV allocation
+    freed_bytes: float | None
+    freed_fraction: float | None  # of device memory
+    memory: MemoryAdvice
+    pareto: list[Frontier]
+    replica_plan: ReplicaPlan
+    commands: Commands
+
+
+def _memory_of(weights_bytes: float | None):
+    """Memory a point occupied: its measured peak, else its KV peak plus one copy of the weights per replica."""
+    def memory(p: Point) -> float | None:
+        if p.memory_bytes is not None:
+            return p.memory_bytes
+        if p.kv_peak_bytes is not None and weights_bytes is not None:
+            return p.kv_peak_bytes + p.replicas * weights_bytes
+        return None
+    return memory
+
+
+def advise_table(table: SweepTable, config: AdviseConfig) -> Advice:
+    """The advice for an already loaded sweep table (see `advise`)."""
+    singles = table.singles()
+    if not singles:
+        raise AdviseError(f"DIR: {table.directory} has only replica points; the BCA needs single-engine points")
+    multiple = config.slo_multiple if config.slo_multiple is not None or config.slo else PAPER_SLO_MULTIPLE
+    limits = resolve_limits(singles, config.slo, multiple, config.slo_ref_batch, config.slo_metric)
+    choice = choose_batch(singles, limits, config.min_efficiency, config.throughput_metric)
+    point = next(p for p in singles if p.key == choice.point_key)
+    device_bytes, device_source = device_memory(table, config.device_memory)
+    memory = memory_advice(table, point, device_bytes, device_source)
+    plan = replica_plan(table, point, limits, config.throughput_metric, memory, config.max_replicas)
+    memory_note = "measured peak (device memory or engine RSS), else KV peak + weights per replica"
+    return Advice(
+        sweep_dir=table.directory, model=table.model, device=table.device_name,
+        throughput_metric=config.throughput_metric, b_opt=choice.b_opt, b_opt_max_batch=point.max_batch,
+        b_opt_key=point.key,
+        slo=SloSummary(text=", ".join(f"{lim} ({lim.origin})" for lim in limits), limits=limits,
+                       min_efficiency=config.min_efficiency),
+        rejected=choice.rejected, batches=choice.verdicts, throughput_at_b_opt=choice.throughput_at_b_opt,
+        best_throughput=choice.best_throughput, throughput_fraction_at_b_opt=choice.throughput_fraction_at_b_opt,
+        kv_need_bytes=memory.kv_need_bytes, kv_need_fraction=memory.kv_need_fraction,
+        freed_bytes=memory.freed_bytes, freed_fraction=memory.freed_fraction, memory=memory,
+        pareto=frontiers(table.points, config.throughput_metric, _memory_of(memory.weights_bytes), memory_note),
+        replica_plan=plan, commands=commands(table, choice.b_opt, plan, memory, config.advice_path))
+
+
+def advise(sweep_dir: str | Path, config: AdviseConfig | None = None) -> Advice:
+    """Advice for the sweep directory `sweep_dir`: B_opt under the SLO, its KV need and the memory it frees,
+    the Pareto frontiers, the replica plan and the launch commands. Raises AdviseError (one line naming
+    the flag or file) on bad input. `Advice.model_dump()` is exactly what `paretoserve advise --json` prints."""
+    return advise_table(load_table(sweep_dir), config or AdviseConfig())

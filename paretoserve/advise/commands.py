@@ -1,0 +1,65 @@
+"""Ready-to-run launch lines for the advice: embedded engine, `paretoserve serve`, llama-server and vLLM."""
+
+from __future__ import annotations
+
+import math
+import shlex
+
+from pydantic import BaseModel
+
+from paretoserve.advise.memory import MemoryAdvice
+from paretoserve.advise.replicas import ReplicaPlan
+from paretoserve.advise.table import SweepTable
+from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ
+
+VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default
+
+
+class Commands(BaseModel):
+    """One shell line per target; `kv_tokens` is the KV budget per replica they set, in tokens."""
+
+    kv_tokens: int
+    ctx_per_seq: int
+    engine: str
+    serve: str
+    llama_server: str
+    vllm: str
+    vllm_kv_bytes: str | None  # the same with --kv-cache-memory-bytes, where the KV need in bytes is known
+
+
+def _line(*argv: object) -> str:
+    return shlex.join(str(a) for a in argv)
+
+
+def kv_tokens_for(batch: int, ctx_per_seq: int) -> int:
+    """Tokens of KV cache one engine needs for `batch` sequences: each may fill its whole context."""
+    return batch * ctx_per_seq
+
+
+def commands(table: SweepTable, b_opt: int, plan: ReplicaPlan, memory: MemoryAdvice,
+             advice_path: str = "advice.json") -> Commands:
+    """Launch lines for B_opt on one engine and for the replica plan behind `paretoserve serve`."""
+    model = table.model if table.model and table.imported_from is None else "MODEL"
+    ctx = table.ctx_per_seq or DEFAULT_CTX_PER_SEQ
+    threads = plan.threads_per_replica
+    engine = _line("paretoserve", "engine", "--model", model, "--max-batch", b_opt, "--kv-tokens",
+                   kv_tokens_for(b_opt, ctx), "--ctx-per-seq", ctx, *(["--threads", threads] if threads else []))
+    serve = _line("paretoserve", "serve", "--plan", advice_path, "--model", model, "--replicas", plan.replicas,
+                  "--max-batch", plan.max_batch, "--kv-tokens", kv_tokens_for(plan.max_batch, ctx),
+                  *(["--threads-per-replica", threads] if threads else []), "--port", 8000)
+    llama = _line("llama-server", "-m", model if model != "default" else "MODEL.gguf", "-np", b_opt, "-c",
+                  kv_tokens_for(b_opt, ctx), *(["-t", threads] if threads else []), "--port", 8080)
+    vllm_model = table.model if table.model and table.imported_from else "MODEL"
+    utilisation = 0.9
+    if memory.device_memory_bytes and memory.weights_bytes is not None and memory.kv_need_bytes is not None \
+            and table.imported_from:
+        # weights (with activations) + the KV B_opt needs, rounded up to the next percent of the device
+        utilisation = math.ceil(100 * (memory.weights_bytes + memory.kv_need_bytes) / memory.device_memory_bytes) / 100
+    vllm = _line("vllm", "serve", vllm_model, "--max-num-seqs", b_opt, "--gpu-memory-utilization", f"{utilisation:.2f}")
+    kv_bytes = None
+    if memory.kv_need_bytes is not None and memory.kv_bytes_per_token:
+        blocks = math.ceil(memory.kv_need_bytes / memory.kv_bytes_per_token / VLLM_BLOCK_TOKENS)
+        kv_bytes = _line("vllm", "serve", vllm_model, "--max-num-seqs", b_opt, "--kv-cache-memory-bytes",
+                         blocks * VLLM_BLOCK_TOKENS * memory.kv_bytes_per_token)
+    return Commands(kv_tokens=kv_tokens_for(b_opt, ctx), ctx_per_seq=ctx, engine=engine, serve=serve,
+                    llama_server=llama, vllm=vllm, vllm_kv_bytes=kv_bytes)
