@@ -1,0 +1,115 @@
+"""write_report: a sweep directory (and its advice) -> one self-contained HTML file plus its plots as PNGs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from paretoserve.report import sections
+from paretoserve.report.figure import to_png
+from paretoserve.report.html_page import Plot, page
+from paretoserve.report.plots_batch import energy_per_token, latency_vs_batch, throughput_vs_batch
+from paretoserve.report.plots_pareto import frontiers_figure
+from paretoserve.report.plots_plan import memory_breakdown_figure, replica_bars, replica_figure
+from paretoserve.report.recommendation import Recommendation, as_advice_dict, read_recommendation
+from paretoserve.report.sweep_data import ReportError, SweepData, batch_series, load_sweep
+
+PLOT_NAMES = ("throughput_vs_batch", "latency_vs_batch", "pareto_frontiers", "memory_breakdown", "energy_per_token",
+              "replicas")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How the report is drawn."""
+
+    dpi: int = 110  # PNG resolution: 110 keeps text sharp on screen at ~50-150 KB per plot
+
+    def __post_init__(self) -> None:
+        if not 30 <= self.dpi <= 600:
+            raise ReportError(f"--dpi must be in [30, 600]; got {self.dpi}")
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What write_report wrote: the HTML file and the PNGs beside it."""
+
+    html: Path
+    plots: tuple[Path, ...]
+    b_opt: int | None
+
+
+def write_report(sweep_dir: str | Path, out_html: str | Path, advice=None, no_advice_reason: str | None = None,
+                 config: ReportConfig = ReportConfig()) -> ReportFiles:
+    """Write `out_html` and `<stem>_<plot>.png` beside it for the sweep in `sweep_dir`.
+
+    `advice` is the advise result (its object or `advise --json` dict); without it the report shows the
+    measurements and says `no_advice_reason` in place of the recommendation.
+    """
+    data = load_sweep(sweep_dir)
+    advice = as_advice_dict(advice)
+    rec = read_recommendation(advice, data.device_memory_bytes()) if advice is not None else None
+    reason = no_advice_reason or "no advice was given"
+    out_html = Path(out_html)
+    _make_directory(out_html.parent)  # before the plots: an unwritable -o fails at once
+    plots = make_plots(data, rec, out_html.stem, config)
+    html = page(f"paretoserve report: {data.directory.name}", [
+        sections.overview(data), sections.recommendation(rec, reason),
+        sections.curves(plots.get("throughput_vs_batch"), plots.get("latency_vs_batch")),
+        sections.frontiers(data, plots.get("pareto_frontiers")),
+        sections.memory(rec, plots.get("memory_breakdown"), reason),
+        sections.energy(data, plots.get("energy_per_token")),
+        sections.replicas(data, rec, plots.get("replicas")),
+        sections.commands(rec, reason), sections.measurements(data)])
+    written = _write_files(out_html, html, plots)
+    return ReportFiles(out_html, written, rec.b_opt if rec else None)
+
+
+def make_plots(data: SweepData, rec: Recommendation | None, stem: str, config: ReportConfig) -> dict[str, Plot]:
+    """Every plot the data allows, keyed by its name in PLOT_NAMES, rendered to PNG."""
+    b_opt = rec.b_opt if rec else None
+    series = batch_series(data.points)
+    figures = {
+        "throughput_vs_batch": (throughput_vs_batch(series, b_opt), "Output throughput vs batch cap"),
+        "latency_vs_batch": (latency_vs_batch(series, b_opt, rec.slo_limits_ms if rec else {}),
+                             "Latency (mean, p50, p99) vs batch cap"),
+        "pareto_frontiers": (frontiers_figure(list(data.points), b_opt), "Pareto frontiers"),
+        "memory_breakdown": (memory_breakdown_figure(rec.memory) if rec and rec.memory else None,
+                             "Device memory at B_opt: weights, KV needed, KV freed, rest"),
+        "energy_per_token": (energy_per_token(series, b_opt), "Energy per output token vs batch cap"
+                             + (" (ESTIMATED)" if "estimated" in data.energy_sources() else "")),
+        "replicas": (replica_figure(replica_bars(list(data.points), b_opt, rec.replica_plan if rec else None)),
+                     "Replica comparison: total throughput per configuration"),
+    }
+    return {name: Plot(f"{stem}_{name}.png", to_png(fig, config.dpi), description)
+            for name, (fig, description) in figures.items() if fig is not None}
+
+
+def _write_files(out_html: Path, html: str, plots: dict[str, Plot]) -> tuple[Path, ...]:
+    """Write the PNGs, then the HTML (atomically); remove PNGs of plots an earlier report had and this lacks."""
+    directory = out_html.parent
+    try:
+        written = []
+        for plot in plots.values():
+            path = directory / plot.file_name
+            path.write_bytes(plot.png)
+            written.append(path)
+        for name in PLOT_NAMES:
+            stale = directory / f"{out_html.stem}_{name}.png"
+            if name not in plots and stale.exists():
+                stale.unlink()
+        tmp = out_html.with_name(out_html.name + ".tmp")
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, out_html)
+    except OSError as exc:
+        raise ReportError(f"-o: cannot write {exc.filename or out_html}: {exc.strerror or exc}") from exc
+    return tuple(written)
+
+
+def _make_directory(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise ReportError(f"-o: {directory} is not a directory; give a path whose parent is a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"-o: cannot create {exc.filename or directory}: {exc.strerror or exc}") from exc

@@ -1,0 +1,123 @@
+"""A sweep directory read for the report: its points grouped into series over the batch cap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paretoserve.sweep.store import StoreError, SweepStore
+
+
+class ReportError(ValueError):
+    """The report cannot be made from what it was given; the message names the input and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """Points that differ only in their batch cap, sorted by it: one line on a 'vs batch' plot."""
+
+    label: str
+    points: tuple[dict, ...]
+
+    def batches(self) -> list[int]:
+        return [p["config"]["max_batch"] for p in self.points]
+
+    def values(self, name: str) -> list[float | None]:
+        """One summary field per point (None where the point lacks it)."""
+        return [p.get(name) for p in self.points]
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """What a sweep directory holds: its spec, the environment it ran on and its points."""
+
+    directory: Path
+    spec: dict
+    environment: dict
+    points: tuple[dict, ...]  # status ok
+    failed: tuple[dict, ...] = field(default=())
+
+    def device_memory_bytes(self) -> int | None:
+        """The first GPU's memory, else the machine's memory, as recorded when the sweep ran."""
+        gpus = self.environment.get("gpus") or []
+        if gpus and gpus[0].get("memory_total_bytes"):
+            return int(gpus[0]["memory_total_bytes"])
+        total = self.environment.get("memory_total_bytes")
+        return int(total) if total else None
+
+    def replica_points(self) -> list[dict]:
+        return [p for p in self.points if replicas_of(p) > 1]
+
+    def energy_sources(self) -> set[str]:
+        """The energy_source of every point; 'none' for points that do not record one."""
+        return {p.get("energy_source") or "none" for p in self.points}
+
+
+def replicas_of(point: dict) -> int:
+    return int(point["config"].get("replicas") or 1)
+
+
+def point_label(point: dict) -> str:
+    """'B=64', or 'N x B=64' for a replica point."""
+    batch = point["config"]["max_batch"]
+    replicas = replicas_of(point)
+    return f"B={batch}" if replicas == 1 else f"{replicas} x B={batch}"
+
+
+def load_sweep(directory: str | Path) -> SweepData:
+    """Read sweep.json and points.jsonl; an absent directory or a sweep without a finished point is an error."""
+    directory = Path(directory)
+    store = SweepStore(directory)
+    if not directory.is_dir():
+        raise ReportError(f"DIR: no such directory: {directory}")
+    if not store.spec_path.exists():
+        raise ReportError(f"DIR: {directory} is not a sweep directory (no sweep.json); "
+                          "give one written by `paretoserve sweep` or `paretoserve import vllm`")
+    try:
+        stored = store.read_spec()
+        records = store.records()
+    except (StoreError, OSError) as exc:
+        raise ReportError(f"DIR: {exc}") from exc
+    ok = [r for r in records if r.get("status") == "ok" and isinstance(r.get("config"), dict)
+          and r["config"].get("max_batch")]
+    if not ok:
+        raise ReportError(f"DIR: {directory} has no finished point yet ({len(records)} recorded, none ok); "
+                          "run or resume the sweep first")
+    failed = [r for r in records if r.get("status") != "ok"]
+    return SweepData(directory=directory, spec=stored.get("spec") or {}, environment=stored.get("environment") or {},
+                     points=tuple(sorted(ok, key=_order)), failed=tuple(failed))
+
+
+def _order(point: dict) -> tuple:
+    c = point["config"]
+    return replicas_of(point), c.get("threads") or 0, c.get("kv_tokens") or 0, c["max_batch"]
+
+
+def batch_series(points: tuple[dict, ...] | list[dict]) -> list[Series]:
+    """Group points by replicas and threads; also by KV budget where one batch cap has several budgets."""
+    groups: dict[tuple, list[dict]] = {}
+    for p in points:
+        groups.setdefault((replicas_of(p), p["config"].get("threads") or 0), []).append(p)
+    split_groups = {key: _by_kv(members) for key, members in groups.items()}
+    several = len(groups) > 1
+    series = []
+    for (replicas, threads), parts in split_groups.items():
+        for kv_tokens, members in parts:
+            label = ["1 engine" if replicas == 1 else f"{replicas} replicas (batch cap per replica)"]
+            if several and threads:
+                label.append(f"{threads} thread{'s' if threads > 1 else ''}")
+            if kv_tokens is not None:
+                label.append(f"KV {kv_tokens} tokens")
+            series.append(Series(", ".join(label), tuple(sorted(members, key=lambda p: p["config"]["max_batch"]))))
+    return series
+
+
+def _by_kv(members: list[dict]) -> list[tuple[int | None, list[dict]]]:
+    """One part when every batch cap appears once (KV budgets then follow the cap), else one part per budget."""
+    batches = [p["config"]["max_batch"] for p in members]
+    if len(batches) == len(set(batches)):
+        return [(None, members)]
+    parts: dict[int | None, list[dict]] = {}
+    for p in members:
+        parts.setdefault(p["config"].get("kv_tokens"), []).append(p)
+    return list(parts.items())
