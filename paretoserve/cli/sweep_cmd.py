@@ -7,12 +7,14 @@ import asyncio
 import dataclasses
 import signal
 import sys
+import time
 from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.runner import BenchError, run_bench
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
 from paretoserve.cli.common import UsageError
+from paretoserve.cli.sweep_search import search_args, search_args_record, search_sweep
 from paretoserve.model import ModelError, resolve_model
 from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError, parse_int_list
@@ -38,6 +40,7 @@ def add_parser(subparsers) -> None:
     e.add_argument("--health-path", default="/health", help="readiness URL path (default: /health)")
     e.add_argument("--health-timeout", type=float, default=300.0, help="seconds to wait for health (default: 300)")
     add_workload_args(p)
+    search_args(p)
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=Path("sweep"), help="results directory (default: ./sweep)")
     o.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished points")
@@ -93,16 +96,25 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
     store = SweepStore(args.out)
     spec_record = {**spec.as_dict(), "workload": {k: str(v) for k, v in dataclasses.asdict(bench).items()
-                                                  if k not in ("url", "engine_pids")}}
+                                                  if k not in ("url", "engine_pids")}, **search_args_record(args)}
     try:
         finished = store.open(spec_record, collect_environment(), args.resume)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if args.search == "bca":
+        measure = _measure(bench, args.concurrency is not None)
+        try:
+            return search_sweep(args, spec, lambda point: run_points(spec, [point], measure, store, total=1)[0],
+                                store, time.perf_counter())
+        except KeyboardInterrupt:
+            print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",
+                  file=sys.stderr)
+            return 130
     points = spec.points()
     todo = [p for p in points if p.key() not in finished]
     print(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, results in {args.out}",
           file=sys.stderr)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         records = run_points(spec, todo, _measure(bench, args.concurrency is not None), store,
                              total=len(points), done=len(points) - len(todo))

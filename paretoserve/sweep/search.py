@@ -1,0 +1,115 @@
+"""`sweep --search bca`: find B_opt with fewer runs than a full grid.
+
+The decision logic is a generator: it yields the next batch cap to measure and receives the
+measured point through send(), so the same code drives real engines and replays of recorded data.
+
+1. Measure the start cap (the SLO's reference batch, 32 by default); with an efficiency floor, batch 1 first.
+2. Double while the point meets the SLO and the floor and each doubling still adds `min_gain` throughput;
+   if the start point already fails, halve until one meets.
+3. Bisect between the last cap that met the SLO and the first that did not.
+B_opt is the largest measured batch that met everything, as the BCA over a full grid would pick it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Generator
+
+from paretoserve.advise.advice import PAPER_SLO_MULTIPLE, AdviseConfig
+from paretoserve.advise.bca import judge, resolve_limits
+from paretoserve.advise.table import AdviseError, Point
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How the search moves; the SLO and efficiency floor come from an AdviseConfig."""
+
+    candidates: tuple[int, ...]  # batch caps it may run, ascending (every integer up to --max-batch for a real sweep)
+    start: int = 32  # first cap measured (the nearest candidate)
+    min_gain: float = 0.1  # a doubling that adds less throughput than this share ends the climb (the plateau)
+
+    def __post_init__(self) -> None:
+        if not self.candidates or list(self.candidates) != sorted(set(self.candidates)) or self.candidates[0] < 1:
+            raise ValueError("candidates must be distinct ascending batch caps >= 1")
+        if not self.min_gain >= 0:
+            raise ValueError(f"--min-gain must be >= 0; got {self.min_gain}")
+
+
+@dataclass
+class SearchResult:
+    b_opt: int  # measured batch of the chosen point
+    b_opt_cap: int
+    measured: list[int] = field(default_factory=list)  # caps in the order they were run
+    stop_reason: str = ""
+
+
+def _nearest(candidates: tuple[int, ...], target: float, above: int | None = None, below: int | None = None) -> int | None:
+    """The candidate nearest `target` on a log scale, strictly above / below the given caps."""
+    pool = [c for c in candidates if (above is None or c > above) and (below is None or c < below)]
+    return min(pool, key=lambda c: (abs(math.log(c / target)), c)) if pool else None
+
+
+def bca_search(search: SearchConfig, slo: AdviseConfig) -> Generator[int, Point, SearchResult]:
+    """Yields caps to measure, receives each measured Point via send(), returns the SearchResult."""
+    points: dict[int, Point] = {}
+    order: list[int] = []
+
+    def measure(cap: int):
+        if cap not in points:
+            points[cap] = yield cap
+            order.append(cap)
+        return points[cap]
+
+    t1 = None
+    if slo.min_efficiency > 0:
+        if search.candidates[0] != 1:
+            raise AdviseError("--min-efficiency needs batch 1 among the caps the search may run")
+        t1 = (yield from measure(1)).throughput(slo.throughput_metric)
+    start = _nearest(search.candidates, slo.slo_ref_batch if slo.slo_multiple or not slo.slo else search.start)
+    first = yield from measure(start)
+    multiple = slo.slo_multiple if slo.slo_multiple is not None or slo.slo else PAPER_SLO_MULTIPLE
+    limits = resolve_limits([first], slo.slo, multiple, slo.slo_ref_batch, slo.slo_metric)
+
+    def meets(cap: int) -> bool:
+        return judge(points[cap], limits, slo.min_efficiency, t1, slo.throughput_metric).meets
+
+    lo, hi, reason = (start, None, "") if meets(start) else (None, start, "")
+    while lo is None:  # halve until a cap meets the SLO
+        lower = _nearest(search.candidates, hi / 2, below=hi)
+        if lower is None:
+            raise AdviseError(f"--slo: no batch meets {', '.join(map(str, limits))}, not even {hi}")
+        yield from measure(lower)
+        lo, hi = (lower, hi) if meets(lower) else (None, lower)
+    while hi is None and not reason:  # double while it meets the SLO and still gains
+        upper = _nearest(search.candidates, 2 * lo, above=lo)
+        if upper is None:
+            reason = f"reached the largest cap allowed ({lo})"
+            break
+        yield from measure(upper)
+        if not meets(upper):
+            hi = upper
+            break
+        gain = points[upper].throughput(slo.throughput_metric) / points[lo].throughput(slo.throughput_metric) - 1
+        lo = upper
+        if gain < search.min_gain:
+            reason = f"plateau: doubling to {upper} added {gain:+.1%} throughput (< {search.min_gain:.0%})"
+    while hi is not None:  # bisect between the last cap that met the SLO and the first that did not
+        middle = _nearest(search.candidates, math.sqrt(lo * hi), above=lo, below=hi)
+        if middle is None:
+            reason = reason or f"bracketed: {lo} meets the SLO, {hi} does not"
+            break
+        yield from measure(middle)
+        lo, hi = (middle, hi) if meets(middle) else (lo, middle)
+    chosen = max((c for c in points if meets(c)), key=lambda c: (points[c].batch, c))
+    return SearchResult(b_opt=points[chosen].batch, b_opt_cap=chosen, measured=order, stop_reason=reason)
+
+
+def drive(search: Generator[int, Point, SearchResult], measure: Callable[[int], Point]) -> SearchResult:
+    """Run a search to its end, measuring each cap it asks for with `measure`."""
+    try:
+        cap = next(search)
+        while True:
+            cap = search.send(measure(cap))
+    except StopIteration as stop:
+        return stop.value
