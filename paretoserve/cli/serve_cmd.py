@@ -1,16 +1,96 @@
-"""`paretoserve serve`: placeholder until its issue lands."""
+"""`paretoserve serve`: N engine replicas on this machine behind a load-balancing OpenAI-compatible router."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import socket
+import sys
+from pathlib import Path
 
 from paretoserve.cli.common import UsageError
+from paretoserve.model import ModelError, resolve_model
+from paretoserve.serve.config import PLACEHOLDERS, PlanError, ReplicaPlan, RouterConfig, load_plan_file
+from paretoserve.serve.runner import serve
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("serve", help="(not yet available)", description=__doc__)
-    parser.set_defaults(run=run)
+    p = subparsers.add_parser("serve", help="run N engine replicas behind a load-balancing OpenAI-compatible router",
+                              description=__doc__)
+    g = p.add_argument_group("replica plan (a flag wins over --plan)")
+    g.add_argument("--plan", type=Path, default=None,
+                   help="JSON from `paretoserve advise --json` (its replica_plan: replicas, max_batch, "
+                        "threads_per_replica, kv_tokens)")
+    g.add_argument("--replicas", type=int, default=None, help="engine replicas (default: 1)")
+    g.add_argument("--max-batch", type=int, default=None, help="batch cap of each replica (default: 64)")
+    g.add_argument("--kv-tokens", type=int, default=None, help="KV cache cells of each replica (default: engine's)")
+    g.add_argument("--ctx-per-seq", type=int, default=None, help="embedded engine: prompt + output per sequence")
+    g.add_argument("--threads-per-replica", type=int, default=None,
+                   help="threads (and pinned cores) of each replica; 0 = usable cores / replicas (default: 0)")
+    g.add_argument("--no-pin", action="store_true", help="do not pin replicas to their own cores")
+    e = p.add_argument_group("engine")
+    e.add_argument("--model", default="default", help="GGUF file or 'default'; {model} of --engine-cmd")
+    e.add_argument("--cache-dir", default=None, help="where the bundled model is assembled")
+    e.add_argument("--engine-cmd", default=None,
+                   help="command template of any other engine, with " + " ".join("{" + n + "}" for n in PLACEHOLDERS)
+                        + "; default: the embedded engine")
+    e.add_argument("--mem-fraction", type=float, default=0.9,
+                   help="device memory all replicas share; {mem_fraction} is this / replicas (default: 0.9)")
+    e.add_argument("--mps", action="store_true", help="run the CUDA MPS daemon while the replicas run")
+    e.add_argument("--health-path", default="/health", help="replica readiness path (default: /health)")
+    e.add_argument("--metrics-path", default="/metrics", help="replica Prometheus path (default: /metrics)")
+    e.add_argument("--health-timeout", type=float, default=300.0,
+                   help="seconds a replica may take to become healthy before it is restarted (default: 300)")
+    r = p.add_argument_group("router")
+    r.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    r.add_argument("--port", type=int, default=8000, help="port to bind (default: %(default)s)")
+    r.add_argument("--max-body-bytes", type=int, default=RouterConfig.max_body_bytes,
+                   help="largest request body accepted (default: %(default)s)")
+    r.add_argument("--drain-timeout", type=float, default=RouterConfig.drain_timeout_s,
+                   help="on SIGTERM or Ctrl-C, seconds in-flight requests may take to finish (default: %(default)s)")
+    r.add_argument("--log-dir", type=Path, default=None, help="write each replica's output to DIR/replica-N.log")
+    r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(run=run)
+
+
+def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
+    """Flags over the --plan file over the defaults; every value checked (PlanError names the flag)."""
+    fields = load_plan_file(args.plan) if args.plan is not None else {}
+    for name in ("replicas", "max_batch", "kv_tokens", "ctx_per_seq", "threads_per_replica"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    model = args.model
+    if args.engine_cmd is None:
+        try:
+            model = str(resolve_model(args.model, args.cache_dir).path)  # built once, before any replica starts
+        except ModelError as exc:
+            raise UsageError(str(exc)) from exc
+    return ReplicaPlan(**fields, model=model, engine_cmd=args.engine_cmd, pin=not args.no_pin,
+                       mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
+                       metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("this command is not available yet")
+    try:
+        plan = plan_from_args(args)
+        config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
+                              drain_timeout_s=args.drain_timeout)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from exc
+    _check_free(args.host, args.port)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="paretoserve serve: %(message)s")
+    logging.getLogger("paretoserve").setLevel(getattr(logging, args.log_level.upper()))  # not every httpx request
+    try:
+        return serve(plan, config, args.log_dir)
+    except PlanError as exc:  # found only once the machine is looked at (cores, MPS)
+        raise UsageError(str(exc)) from exc
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse a taken --port before any replica starts."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise UsageError(f"--port {port} on {host} cannot be used: {exc.strerror or exc}") from exc

@@ -87,8 +87,8 @@ class ChatRequest(_Sampling):
     logprobs: Literal[False] | None = None
 
 
-async def read_json(request: Request, max_bytes: int) -> object:
-    """The request body as JSON; refuses bodies over `max_bytes` without reading them whole."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw request body; refuses bodies over `max_bytes` without reading them whole."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, f"request body is {declared} bytes; the limit is {max_bytes}", param="body")
@@ -98,10 +98,20 @@ async def read_json(request: Request, max_bytes: int) -> object:
         if size > max_bytes:
             raise ApiError(413, f"request body exceeds the limit of {max_bytes} bytes", param="body")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> object:
+    """A body as JSON; malformed JSON is a 400 naming the body."""
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}", param="body") from exc
+
+
+async def read_json(request: Request, max_bytes: int) -> object:
+    """The request body as JSON; refuses bodies over `max_bytes` without reading them whole."""
+    return parse_json(await read_body(request, max_bytes))
 
 
 def parse(model: type[BaseModel], data: object) -> BaseModel:

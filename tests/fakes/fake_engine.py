@@ -1,6 +1,13 @@
-"""A stand-in engine process for sweep and launch tests: /health, /metrics and a minimal /v1/completions.
+"""A stand-in engine process for sweep, launch and serve tests: /health, /metrics, /v1/models and a
+minimal /v1/completions and /v1/chat/completions (plain JSON, or SSE with `"stream": true`).
 
     python fake_engine.py --port P [--max-batch B] [--health-delay S] [--never-healthy] [--crash-after S]
+                          [--token-delay S] [--fail-status CODE] [--replica I --never-healthy-replica J]
+
+--token-delay: seconds before each output token (streamed ones are sent as they come).
+--fail-status: answer every generation request with this status (e.g. 503) instead.
+--never-healthy-replica: behave as --never-healthy when --replica (serve's {replica}) equals it.
+/metrics has fake_requests_total (generation requests received) and fake_pid.
 """
 
 from __future__ import annotations
@@ -20,10 +27,20 @@ def main() -> None:
     parser.add_argument("--health-delay", type=float, default=0.0)
     parser.add_argument("--never-healthy", action="store_true")
     parser.add_argument("--crash-after", type=float, default=None)
+    parser.add_argument("--token-delay", type=float, default=0.0)
+    parser.add_argument("--fail-status", type=int, default=None)
+    parser.add_argument("--replica", type=int, default=None)
+    parser.add_argument("--never-healthy-replica", type=int, default=None)
     args = parser.parse_args()
+    if args.replica is not None and args.replica == args.never_healthy_replica:
+        args.never_healthy = True
     born = time.monotonic()
+    received = [0]
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real engines do
+
         def log_message(self, *a) -> None:
             pass
 
@@ -34,25 +51,55 @@ def main() -> None:
             self.end_headers()
             self.wfile.write(body)
 
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
         def do_GET(self) -> None:
             if self.path == "/health":
                 ok = not args.never_healthy and time.monotonic() - born >= args.health_delay
                 self._send(200 if ok else 503, b"{}")
             elif self.path == "/metrics":
-                self._send(200, f"fake_max_batch {args.max_batch}\nfake_pid {os.getpid()}\n".encode(), "text/plain")
+                text = f"fake_max_batch {args.max_batch}\nfake_pid {os.getpid()}\nfake_requests_total {received[0]}\n"
+                self._send(200, text.encode(), "text/plain")
+            elif self.path == "/v1/models":
+                self._send(200, json.dumps({"object": "list", "data": [
+                    {"id": "fake-model", "object": "model", "owned_by": "fake", "pid": os.getpid()}]}).encode())
             else:
                 self._send(404, b"{}")
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
-            n = int(body.get("max_tokens", 1))
-            self._send(200, json.dumps({"choices": [{"text": "x" * n, "finish_reason": "length"}],
-                                        "usage": {"prompt_tokens": 1, "completion_tokens": n}}).encode())
+            with lock:
+                received[0] += 1
+            if args.fail_status is not None:
+                self._send(args.fail_status, json.dumps({"error": {"message": "scripted failure"}}).encode())
+                return
+            n = int(body.get("max_tokens") or 1)
+            usage = {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}
+            if not body.get("stream"):
+                time.sleep(args.token_delay * n)
+                self._send(200, json.dumps({"choices": [{"index": 0, "text": "x" * n, "finish_reason": "length"}],
+                                            "usage": usage, "pid": os.getpid()}).encode())
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(n):
+                time.sleep(args.token_delay)
+                choice = {"index": 0, "text": "x", "finish_reason": "length" if i == n - 1 else None}
+                self._chunk(b"data: " + json.dumps({"choices": [choice], "pid": os.getpid()}).encode() + b"\n\n")
+            self._chunk(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
+            self._chunk(b"data: [DONE]\n\n")
+            self._chunk(b"")
 
     if args.crash_after is not None:
         threading.Timer(args.crash_after, lambda: os._exit(3)).start()
-    ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,149 @@
+"""What `serve` runs: the replica plan (engine, replicas, threads, memory share) and the router's knobs.
+
+A plan comes from flags, from `--plan advice.json` (the `replica_plan` object that `advise --json`
+prints), or both: a flag given on the command line wins over the file.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from paretoserve.launch import embedded_engine_cmd
+
+# Placeholders an --engine-cmd template may use (the sweep's, plus each replica's device memory share).
+PLACEHOLDERS = ("model", "port", "max_batch", "kv_tokens", "threads", "replica", "mem_fraction")
+PLAN_FIELDS = ("replicas", "max_batch", "kv_tokens", "threads_per_replica", "ctx_per_seq")
+
+
+class PlanError(ValueError):
+    """A replica plan that cannot run; the message names the flag (or plan field) and the allowed range."""
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """N copies of one engine on this machine, and how the supervisor keeps them alive."""
+
+    replicas: int = 1
+    max_batch: int = 64
+    kv_tokens: int | None = None  # KV cells of each replica; None = the engine's default
+    ctx_per_seq: int | None = None  # embedded engine only
+    threads_per_replica: int = 0  # 0 = the usable cores divided evenly among the replicas
+    model: str = "default"  # what the embedded engine loads, or {model} of the template
+    engine_cmd: str | None = None  # template of any other engine; None = the embedded engine
+    pin: bool = True  # give each replica its own cores with sched_setaffinity
+    mem_fraction: float = 0.9  # device memory all replicas share; each gets mem_fraction / replicas
+    mps: bool = False  # run the CUDA MPS daemon while the replicas run
+    health_path: str = "/health"
+    metrics_path: str = "/metrics"
+    health_timeout_s: float = 300.0  # a replica not healthy this long after its start is restarted
+    health_interval_s: float = 0.5
+    health_check_timeout_s: float = 5.0  # one probe; a busy CPU engine can answer slowly
+    unhealthy_after: int = 3  # failed probes in a row that take a healthy replica out
+    restart_backoff_s: tuple[float, float] = (1.0, 30.0)  # first and longest wait before a restart
+    stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL
+
+    def __post_init__(self) -> None:
+        _int_range("--replicas", self.replicas, 1, 256)
+        _int_range("--max-batch", self.max_batch, 1, 65536)
+        if self.kv_tokens is not None:
+            _int_range("--kv-tokens", self.kv_tokens, 16, 1 << 30)
+        if self.ctx_per_seq is not None:
+            _int_range("--ctx-per-seq", self.ctx_per_seq, 1, 1 << 24)
+        _int_range("--threads-per-replica", self.threads_per_replica, 0, 4096)
+        if not 0.0 < self.mem_fraction <= 1.0:
+            raise PlanError(f"--mem-fraction must be in (0, 1]; got {self.mem_fraction!r}")
+        for flag, path in (("--health-path", self.health_path), ("--metrics-path", self.metrics_path)):
+            if not path.startswith("/"):
+                raise PlanError(f"{flag} must start with '/'; got {path!r}")
+        if self.health_timeout_s <= 0:
+            raise PlanError(f"--health-timeout must be > 0 seconds; got {self.health_timeout_s!r}")
+        if self.engine_cmd is not None:
+            self._check_template()
+
+    def _check_template(self) -> None:
+        try:
+            self.engine_cmd.format(**{name: 1 for name in PLACEHOLDERS})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise PlanError(f"--engine-cmd has an unknown or malformed placeholder ({exc}); "
+                            f"allowed: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}") from exc
+        if "{port}" not in self.engine_cmd:
+            raise PlanError("--engine-cmd must contain {port}: each replica listens on its own port")
+        if "{kv_tokens}" in self.engine_cmd and self.kv_tokens is None:
+            raise PlanError("--engine-cmd uses {kv_tokens}: give --kv-tokens")
+
+    @property
+    def mem_fraction_per_replica(self) -> float:
+        """Each replica's share of device memory, rounded down to 0.001 so the shares never exceed the total."""
+        return int(1000 * self.mem_fraction / self.replicas) / 1000
+
+    def command(self, replica: int, port: int, threads: int) -> list[str]:
+        """The argv that starts replica number `replica` listening on `port` with `threads` threads."""
+        if self.engine_cmd is not None:
+            text = self.engine_cmd.format(model=self.model, port=port, max_batch=self.max_batch,
+                                          kv_tokens=self.kv_tokens, threads=threads, replica=replica,
+                                          mem_fraction=self.mem_fraction_per_replica)
+            return shlex.split(text)
+        args = ["--model", self.model, "--max-batch", str(self.max_batch), "--threads", str(threads)]
+        if self.kv_tokens is not None:
+            args += ["--kv-tokens", str(self.kv_tokens)]
+        if self.ctx_per_seq is not None:
+            args += ["--ctx-per-seq", str(self.ctx_per_seq)]
+        return embedded_engine_cmd(port, "127.0.0.1", *args)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """The router's HTTP side."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1 << 20  # same limit as the embedded engine: a 2,048-token prompt is ~10 KB
+    retry_after_s: int = 1  # what a 503 tells the client to wait
+    drain_timeout_s: float = 30.0  # on SIGTERM / Ctrl-C, how long in-flight requests may take to finish
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 600.0  # longest silence from a replica; non-streamed answers come whole at the end
+    eject_s: float = 2.0  # a replica that refused a connection gets no requests for this long
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise PlanError(f"--port must be in [0, 65535]; got {self.port}")
+        _int_range("--max-body-bytes", self.max_body_bytes, 1024, 1 << 30)
+        if self.drain_timeout_s < 0:
+            raise PlanError(f"--drain-timeout must be >= 0 seconds; got {self.drain_timeout_s!r}")
+
+
+def load_plan_file(path: str | Path) -> dict:
+    """The plan fields of an `advise --json` output (its `replica_plan`) or of a bare replica-plan object.
+
+    Returns only the fields present and not null, checked to be positive integers.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise PlanError(f"--plan: cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise PlanError(f"--plan: {path} is not valid JSON: {exc}") from exc
+    plan = data.get("replica_plan", data) if isinstance(data, dict) else None
+    if not isinstance(plan, dict) or "replicas" not in plan:
+        raise PlanError(f"--plan: {path} has no replica_plan object with a 'replicas' field "
+                        "(expected the JSON that `paretoserve advise --json` prints)")
+    fields = {}
+    for name in PLAN_FIELDS:
+        value = plan.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "threads_per_replica" else 1):
+            raise PlanError(f"--plan: replica_plan.{name} must be a positive integer; got {value!r}")
+        fields[name] = value
+    return fields
+
+
+def _int_range(flag: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise PlanError(f"{flag} must be an integer in [{low}, {high}]; got {value!r}")

@@ -1,0 +1,112 @@
+"""`paretoserve serve` as a child process, for code that measures replicas (the sweep): one URL, all pids.
+
+    with ReplicaServer(ReplicaPlan(replicas=2, max_batch=8, threads_per_replica=1)) as server:
+        server.wait_healthy(300)
+        ... drive load at server.base_url; sample server.pids ...
+
+The router and its supervisor run in their own process, so relaying costs the caller's process
+(often a load generator) nothing; stopping it stops every replica.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from paretoserve.launch import EngineProcess, LaunchError, free_port
+from paretoserve.serve.config import ReplicaPlan
+
+
+def serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None) -> list[str]:
+    """The `paretoserve serve` command line that runs `plan` with the router on `port`."""
+    argv = [sys.executable, "-m", "paretoserve", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--replicas", str(plan.replicas), "--max-batch", str(plan.max_batch),
+            "--threads-per-replica", str(plan.threads_per_replica), "--model", plan.model,
+            "--mem-fraction", str(plan.mem_fraction), "--health-path", plan.health_path,
+            "--metrics-path", plan.metrics_path, "--health-timeout", str(plan.health_timeout_s)]
+    for flag, value in (("--kv-tokens", plan.kv_tokens), ("--ctx-per-seq", plan.ctx_per_seq),
+                        ("--engine-cmd", plan.engine_cmd), ("--log-dir", log_dir)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if not plan.pin:
+        argv.append("--no-pin")
+    if plan.mps:
+        argv.append("--mps")
+    return argv
+
+
+class ReplicaServer:
+    """The plan's replicas behind one router, in a child process group; a sync context manager."""
+
+    def __init__(self, plan: ReplicaPlan, log_path: Path | None = None, log_dir: Path | None = None,
+                 port: int | None = None) -> None:
+        self.plan = plan
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process = EngineProcess(serve_argv(plan, self.port, log_dir), self.base_url, "/health",
+                                     log_path=log_path)
+        self.replica_pids: tuple[int, ...] = ()
+
+    @property
+    def pid(self) -> int | None:
+        """The router's process (the replicas are its children)."""
+        return self.process.proc.pid if self.process.proc is not None else None
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """The router's pid and the replicas' pids as of the last `wait_healthy` or `refresh`."""
+        return (self.pid, *self.replica_pids) if self.pid is not None else ()
+
+    def start(self) -> "ReplicaServer":
+        self.process.start()
+        return self
+
+    def wait_healthy(self, timeout_s: float = 300.0) -> None:
+        """Block until every replica is healthy; LaunchError (with the replicas' states) on exit or timeout."""
+        deadline = time.monotonic() + timeout_s
+        last = None
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self.process.proc.poll() is not None:
+                    raise LaunchError(f"serve exited with status {self.process.proc.returncode} before its "
+                                      f"replicas were healthy:\n{self.process.output_tail()}")
+                last = self._health(client) or last
+                if last is not None and last.get("healthy_replicas") == self.plan.replicas:
+                    self.replica_pids = tuple(r["pid"] for r in last["replicas"] if r.get("pid"))
+                    return
+                time.sleep(0.2)
+        states = "; ".join(f"replica {r.get('replica')}: {r.get('state')}"
+                           + (f" ({r['last_error']})" if r.get("last_error") else "")
+                           for r in (last or {}).get("replicas", []))
+        raise LaunchError(f"{self.plan.replicas} replicas not all healthy after {timeout_s:.0f} s at {self.base_url}"
+                          f"{': ' + states if states else ''}\n{self.process.output_tail()}")
+
+    def refresh(self) -> dict | None:
+        """The router's /health JSON now (None when it does not answer); updates `replica_pids`."""
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            health = self._health(client)
+        if health is not None:
+            self.replica_pids = tuple(r["pid"] for r in health["replicas"] if r.get("pid"))
+        return health
+
+    def _health(self, client: httpx.Client) -> dict | None:
+        try:
+            return client.get(self.base_url + "/health").json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def output_tail(self, n_bytes: int = 4000) -> str:
+        return self.process.output_tail(n_bytes)
+
+    def stop(self, grace_s: float = 60.0) -> int | None:
+        """SIGTERM the router (it drains, then stops its replicas); SIGKILL after `grace_s`. Returns its status."""
+        return self.process.stop(grace_s)
+
+    def __enter__(self) -> "ReplicaServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

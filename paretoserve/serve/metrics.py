@@ -1,0 +1,109 @@
+"""The router's /metrics: every replica's own metrics with a `replica` label, plus the router's counters.
+
+Replica metrics are scraped when /metrics is read, so their names stay the engine's own
+(`paretoserve_requests_running`, `vllm:num_requests_running`, ...): a reader that sums label sets,
+like the bench sampler, sees the whole deployment as one engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from paretoserve.serve.backends import Backend
+
+# Router latency from request arrival to last byte: sub-millisecond refusals up to long generations.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300)
+
+
+class RouterMetrics:
+    """The router's own counters and histogram, in a registry of its own."""
+
+    def __init__(self, backends: list[Backend]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("paretoserve_router_requests", "answers relayed or failed, by replica and status",
+                                ["replica", "code"], registry=self.registry)
+        self.retries = Counter("paretoserve_router_retries", "requests sent again to another replica",
+                               registry=self.registry)
+        self.refused = Counter("paretoserve_router_refused", "requests the router answered itself, by reason",
+                               ["reason"], registry=self.registry)
+        self.stream_errors = Counter("paretoserve_router_stream_errors",
+                                     "streams cut off by a replica failing after their first bytes", ["replica"],
+                                     registry=self.registry)
+        self.latency = Histogram("paretoserve_router_request_seconds",
+                                 "generation requests, from arrival at the router to the last byte sent",
+                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(_ReplicaState(backends))
+
+    def count(self, backend: Backend, status: int) -> None:
+        self.requests.labels(backend.label, str(status)).inc()
+
+    def observe(self, endpoint: str, started: float) -> None:
+        self.latency.labels(endpoint).observe(time.perf_counter() - started)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _ReplicaState:
+    """Gauges read at scrape time from the backends and their supervisor."""
+
+    def __init__(self, backends: list[Backend]) -> None:
+        self.backends = backends
+
+    def collect(self):
+        healthy = GaugeMetricFamily("paretoserve_router_replica_healthy", "1 while the replica gets requests",
+                                    labels=["replica"])
+        outstanding = GaugeMetricFamily("paretoserve_router_replica_outstanding",
+                                        "requests the router has in flight at the replica", labels=["replica"])
+        restarts = GaugeMetricFamily("paretoserve_router_replica_restarts", "times the supervisor restarted it",
+                                     labels=["replica"])
+        now = time.monotonic()
+        for b in self.backends:
+            healthy.add_metric([b.label], float(b.available(now)))
+            outstanding.add_metric([b.label], float(b.outstanding))
+            restarts.add_metric([b.label], float(b.replica.status().get("restarts", 0)))
+        return [healthy, outstanding, restarts]
+
+
+class _Families:
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+async def replica_metrics(backends: list[Backend], path: str, timeout_s: float = 5.0) -> bytes:
+    """Every replica's metrics merged into one exposition, each sample labelled with its replica."""
+    texts = await asyncio.gather(*(_fetch(b, path, timeout_s) for b in backends))
+    merged: dict[str, Metric] = {}
+    for backend, text in zip(backends, texts):
+        if text is None:
+            continue
+        try:
+            families = list(text_string_to_metric_families(text))
+        except ValueError:
+            continue  # a replica with unreadable metrics must not hide the others'
+        for family in families:
+            into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type,
+                                                         family.unit))
+            into.samples.extend(s._replace(labels={**s.labels, "replica": backend.label}) for s in family.samples)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(list(merged.values())))
+    return generate_latest(registry)
+
+
+async def _fetch(backend: Backend, path: str, timeout_s: float) -> str | None:
+    if backend.session is None or not backend.replica.healthy:
+        return None
+    try:
+        async with backend.session.get(path, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+            return await response.text() if response.status == 200 else None
+    except (aiohttp.ClientError, asyncio.TimeoutError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,174 @@
+"""Send one generation request to a replica and relay its answer as it arrives.
+
+A request that fails before any byte reached the client (connection refused or dropped, or a
+429/5xx answer) is sent once more to another replica. A streamed answer is held back until its
+first chunk arrives, so a replica that dies before its first token costs a retry, not an error;
+one that dies later ends the stream with an in-band error event. When the client goes away, the
+replica's connection is closed, which makes the engine drop the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+
+from paretoserve.serve.backends import Backend, Balancer
+from paretoserve.serve.config import RouterConfig
+from paretoserve.serve.metrics import RouterMetrics
+from paretoserve.server.protocol import ApiError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # the replica did no work the client can see
+FORWARDED_REQUEST_HEADERS = ("authorization",)  # an engine started with an API key still gets it
+FORWARDED_RESPONSE_HEADERS = ("content-type", "content-encoding", "retry-after")
+
+
+class Upstream:
+    """A replica's answer, ready to relay: its status line, and either its whole body or an open stream."""
+
+    def __init__(self, backend: Backend, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+                 stream: aiohttp.ClientResponse | None = None) -> None:
+        self.backend, self.status, self.headers, self.body, self.stream = backend, status, headers, body, stream
+
+
+class Relay:
+    """Routes generation requests over the balancer's backends; one per router."""
+
+    def __init__(self, balancer: Balancer, metrics: RouterMetrics, config: RouterConfig) -> None:
+        self.balancer, self.metrics, self.config = balancer, metrics, config
+
+    async def open(self, path: str, body: bytes, headers: dict[str, str], stream: bool) -> Upstream:
+        """Send the request (retrying once elsewhere); return the answer with the first chunk of a stream."""
+        out_headers = {"content-type": "application/json"}
+        out_headers.update((k, v) for k, v in headers.items() if k in FORWARDED_REQUEST_HEADERS)
+        tried: list[Backend] = []
+        refusal: Upstream | None = None
+        error = ""
+        for attempt in range(2):
+            backend = self.balancer.pick(exclude=tried)
+            if backend is None:
+                break
+            if attempt:
+                self.metrics.retries.inc()
+            tried.append(backend)
+            backend.outstanding += 1
+            kept, response = False, None
+            try:
+                response = await backend.session.post(path, data=body, headers=out_headers)
+                relayed = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()
+                           if k.lower() in FORWARDED_RESPONSE_HEADERS]
+                relayed.append((b"x-paretoserve-replica", backend.label.encode()))
+                if stream and response.status == 200:
+                    first = await response.content.readany()
+                    kept = True
+                    return Upstream(backend, 200, relayed, first, response)
+                data = await response.read()
+                if response.status in RETRY_STATUSES:
+                    refusal = Upstream(backend, response.status, relayed, data)
+                    self.metrics.count(backend, response.status)
+                    continue
+                return Upstream(backend, response.status, relayed, data)
+            except aiohttp.ClientError as exc:  # refused, reset, or closed mid-body: most likely a dead replica
+                backend.eject(self.config.eject_s)
+                error = f"replica {backend.index} failed before answering ({type(exc).__name__}: {exc})"
+                self.metrics.count(backend, 502)
+            except asyncio.TimeoutError:
+                error = f"replica {backend.index} did not answer within {self.config.read_timeout_s:g} s"
+                self.metrics.count(backend, 504)
+            finally:
+                if not kept:
+                    backend.outstanding -= 1
+                    if response is not None:
+                        response.release()
+        if refusal is not None:
+            return refusal
+        if tried:
+            raise ApiError(502, error + ("; retried once on another replica" if len(tried) > 1 else ""),
+                           type_="server_error", code="replica_failed")
+        raise self.unavailable()
+
+    def unavailable(self) -> ApiError:
+        """The 503 for 'no replica can take this now', counted as a refusal."""
+        self.metrics.refused.labels("no_replica").inc()
+        return ApiError(503, f"no healthy replica ({self.balancer.healthy_count()} of {len(self.balancer.backends)} "
+                             "available); retry later", type_="service_unavailable", code="no_replica",
+                        headers={"Retry-After": str(self.config.retry_after_s)})
+
+
+class RelayCall:
+    """The ASGI response of one generation request: forward, relay, and stop the replica if the client leaves."""
+
+    def __init__(self, relay: Relay, endpoint: str, path: str, body: bytes, headers: dict[str, str],
+                 stream: bool) -> None:
+        self.relay, self.endpoint, self.path, self.body, self.headers, self.stream = \
+            relay, endpoint, path, body, headers, stream
+        self.started = time.perf_counter()
+        self.finished = False
+
+    async def __call__(self, scope, receive, send) -> None:
+        work = asyncio.ensure_future(self._serve(scope, send))
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher.add_done_callback(lambda _: None if self.finished else work.cancel())
+        try:
+            await work
+        except asyncio.CancelledError:
+            if not watcher.done():  # we are being cancelled ourselves (server shutdown): pass it on
+                work.cancel()
+                raise
+        finally:
+            watcher.cancel()
+
+    async def _serve(self, scope, send) -> None:
+        metrics = self.relay.metrics
+        try:
+            upstream = await self.relay.open(self.path, self.body, self.headers, self.stream)
+        except ApiError as exc:
+            self.finished = True
+            await exc.response()(scope, None, send)
+            metrics.observe(self.endpoint, self.started)
+            return
+        backend = upstream.backend
+        if upstream.stream is None:
+            self.finished = True
+            await send({"type": "http.response.start", "status": upstream.status,
+                        "headers": [*upstream.headers, (b"content-length", str(len(upstream.body)).encode())]})
+            await send({"type": "http.response.body", "body": upstream.body})
+            metrics.count(backend, upstream.status)
+            metrics.observe(self.endpoint, self.started)
+            return
+        complete = False
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": upstream.headers})
+            await send({"type": "http.response.body", "body": upstream.body, "more_body": True})
+            try:
+                async for chunk in upstream.stream.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                complete = True
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                backend.eject(self.relay.config.eject_s)
+                metrics.stream_errors.labels(backend.label).inc()
+                await send({"type": "http.response.body", "body": _error_event(backend, exc), "more_body": True})
+            self.finished = True
+            await send({"type": "http.response.body", "body": b""})
+            metrics.count(backend, 200)
+            metrics.observe(self.endpoint, self.started)
+        finally:
+            if complete:
+                upstream.stream.release()  # the connection goes back to the pool
+            else:
+                upstream.stream.close()  # closing it tells the engine to drop the request
+            backend.outstanding -= 1
+
+
+def _error_event(backend: Backend, exc: Exception) -> bytes:
+    """An OpenAI-shaped error as one SSE event, after a blank line that ends any half-sent event."""
+    error = ApiError(502, f"replica {backend.index} failed mid-response ({type(exc).__name__}: {exc})",
+                     type_="server_error", code="replica_failed")
+    return b"\n\ndata: " + json.dumps(error.body()).encode() + b"\n\ndata: [DONE]\n\n"
+
+
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

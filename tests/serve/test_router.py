@@ -1,0 +1,180 @@
+"""The router in this process over in-process fake servers: relay, validation, retries, balancing, metrics."""
+
+import json
+import time
+
+import httpx
+import pytest
+
+from paretoserve.bench.sampler import parse_metrics
+from paretoserve.launch import free_port
+from paretoserve.serve.backends import StaticReplica
+from tests.bench.fake_server import FakeServer
+from tests.serve.helpers import running_router
+
+BODY = {"prompt": "hello there", "max_tokens": 3}
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """One fake server behind one router, for the tests that need nothing special (its bodies are cleared)."""
+    with FakeServer() as fake, running_router([StaticReplica(0, fake.url)], max_body_bytes=4096) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def single(shared):
+    shared[0].state.bodies.clear()
+    return shared
+
+
+def _events(text: str) -> list:
+    return [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+
+
+def test_plain_and_streamed_answers_are_relayed(single):
+    fake, url = single
+    plain = httpx.post(url + "/v1/completions", json=BODY)
+    streamed = httpx.post(url + "/v1/chat/completions",
+                          json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True,
+                                "stream_options": {"include_usage": True}})
+    assert plain.status_code == 200 and plain.headers["x-paretoserve-replica"] == "0"
+    events = _events(streamed.text)
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert events[-1] == "[DONE]" and json.loads(events[-2])["usage"]["completion_tokens"] == 2
+
+
+def test_stream_chunks_reach_the_client_as_they_are_made():
+    with FakeServer(itl_s=0.3) as fake, running_router([StaticReplica(0, fake.url)]) as url:
+        started = time.perf_counter()
+        with httpx.stream("POST", url + "/v1/completions", json={**BODY, "stream": True}) as response:
+            chunks = iter(response.iter_bytes())
+            next(chunks)
+            first = time.perf_counter() - started
+            for _ in chunks:
+                pass
+            total = time.perf_counter() - started
+    assert total >= 0.6 and first < total - 0.4
+
+
+@pytest.mark.parametrize("content, param", [
+    (b"{not json", "body"),
+    (b"[1, 2]", "body"),
+    (b'{"max_tokens": 3}', "prompt"),
+    (b'{"prompt": ""}', "prompt"),
+    (b'{"prompt": [1, "a"]}', "prompt"),
+    (b'{"prompt": "x", "max_tokens": 0}', "max_tokens"),
+    (b'{"prompt": "x", "stream": "yes"}', "stream"),
+    (b'{"prompt": "x", "model": 3}', "model"),
+])
+def test_malformed_bodies_never_reach_a_replica(single, content, param):
+    fake, url = single
+    before = _refused(url, "malformed")
+    response = httpx.post(url + "/v1/completions", content=content)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+    assert fake.state.bodies == []
+    assert _refused(url, "malformed") == before + 1
+
+
+def _refused(url: str, reason: str) -> float:
+    text = httpx.get(url + "/metrics").text
+    line = next((l for l in text.splitlines() if l.startswith(f'paretoserve_router_refused_total{{reason="{reason}"}}')),
+                None)
+    return float(line.split()[-1]) if line else 0.0
+
+
+def test_chat_messages_are_checked(single):
+    fake, url = single
+    response = httpx.post(url + "/v1/chat/completions", json={"messages": [{"content": "no role"}]})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
+    assert fake.state.bodies == []
+
+
+def test_too_large_bodies_are_refused_declared_or_chunked(single):
+    fake, url = single
+    big = json.dumps({"prompt": "x" * 5000}).encode()
+    declared = httpx.post(url + "/v1/completions", content=big)
+    chunked = httpx.post(url + "/v1/completions", content=iter([big[:3000], big[3000:]]))
+    assert declared.status_code == 413 and chunked.status_code == 413
+    assert declared.json()["error"]["param"] == "body"
+    assert fake.state.bodies == []
+
+
+def test_a_failing_replica_is_retried_once_on_another():
+    with FakeServer(fail_every=1) as bad, FakeServer() as good, \
+            running_router([StaticReplica(0, bad.url), StaticReplica(1, good.url)]) as url:
+        answers = [httpx.post(url + "/v1/completions", json=BODY) for _ in range(6)]
+        metrics = httpx.get(url + "/metrics").text
+    assert all(a.status_code == 200 and a.headers["x-paretoserve-replica"] == "1" for a in answers)
+    assert len(bad.state.bodies) >= 1
+    assert "paretoserve_router_retries_total" in metrics
+
+
+def test_when_every_replica_fails_the_last_answer_is_relayed():
+    with FakeServer(fail_every=1) as a, FakeServer(fail_every=1) as b, \
+            running_router([StaticReplica(0, a.url), StaticReplica(1, b.url)]) as url:
+        response = httpx.post(url + "/v1/completions", json=BODY)
+    assert response.status_code == 500 and "scripted failure" in response.text
+    assert len(a.state.bodies) + len(b.state.bodies) == 2  # one try and one retry, no more
+
+
+def test_a_refused_connection_ejects_the_replica_and_retries():
+    dead = StaticReplica(0, f"http://127.0.0.1:{free_port()}")
+    with FakeServer() as good, running_router([dead, StaticReplica(1, good.url)]) as url:
+        answers = [httpx.post(url + "/v1/completions", json=BODY) for _ in range(4)]
+        health = httpx.get(url + "/health").json()
+    assert [a.status_code for a in answers] == [200] * 4
+    assert health["replicas"][0]["ejected"] is True and health["status"] == "degraded"
+
+
+def test_no_healthy_replica_is_a_503_with_retry_after():
+    with FakeServer() as fake, running_router([StaticReplica(0, fake.url, healthy=False)]) as url:
+        response = httpx.post(url + "/v1/completions", json=BODY)
+        health = httpx.get(url + "/health")
+        models = httpx.get(url + "/v1/models")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "no_replica"
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+    assert models.status_code == 503
+    assert fake.state.bodies == []
+
+
+def test_least_outstanding_spreads_concurrent_requests():
+    import concurrent.futures
+
+    with FakeServer(ttft_s=0.4) as a, FakeServer(ttft_s=0.4) as b, \
+            running_router([StaticReplica(0, a.url), StaticReplica(1, b.url)]) as url:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: httpx.post(url + "/v1/completions", json={**BODY, "stream": True},
+                                                         timeout=10), range(6)))
+    assert all(a.status_code == 200 for a in answers)
+    assert len(a.state.bodies) == len(b.state.bodies) == 3
+
+
+def test_models_are_listed_by_a_replica(single):
+    models = httpx.get(single[1] + "/v1/models").json()
+    assert models["data"][0]["owned_by"] == "paretoserve"
+
+
+def test_metrics_label_each_replica_and_sum_like_one_engine():
+    with FakeServer(max_batch=8) as a, FakeServer(max_batch=8) as b, \
+            running_router([StaticReplica(0, a.url), StaticReplica(1, b.url)]) as url:
+        httpx.post(url + "/v1/completions", json=BODY)
+        text = httpx.get(url + "/metrics").text
+    assert 'paretoserve_max_batch{model_name="fake",replica="0"} 8.0' in text
+    assert parse_metrics(text)["max_batch"] == 16
+    assert "paretoserve_router_request_seconds_bucket" in text
+    assert 'paretoserve_router_replica_healthy{replica="1"} 1.0' in text
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_replica():
+    with FakeServer(itl_s=0.05) as fake, running_router([StaticReplica(0, fake.url)]) as url:
+        with httpx.stream("POST", url + "/v1/completions", json={**BODY, "max_tokens": 200, "stream": True}) as r:
+            next(iter(r.iter_bytes()))
+        deadline = time.monotonic() + 5
+        while fake.state.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = httpx.get(url + "/health").json()
+    assert fake.state.running == 0
+    assert health["replicas"][0]["outstanding"] == 0
