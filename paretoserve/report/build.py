@@ -1,4 +1,4 @@
-"""write_report: a sweep directory (and its advice) -> one self-contained HTML file plus its plots as PNGs."""
+"""write_report: a sweep directory and its advice -> one self-contained HTML file plus its plots as PNGs."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretoserve.advise import Advice
+from paretoserve.advise.pareto import Frontier
 from paretoserve.report import sections
-from paretoserve.report.figure import to_png
+from paretoserve.report.figure import BOptMark, to_png
 from paretoserve.report.html_page import Plot, page
 from paretoserve.report.plots_batch import energy_per_token, latency_vs_batch, throughput_vs_batch
 from paretoserve.report.plots_pareto import frontiers_figure
-from paretoserve.report.plots_plan import memory_breakdown_figure, replica_bars, replica_figure
-from paretoserve.report.recommendation import Recommendation, as_advice_dict, read_recommendation
+from paretoserve.report.plots_plan import advice_bars, measured_bars, memory_breakdown_figure, replica_figure
+from paretoserve.report.recommendation import as_advice, sweep_frontiers
 from paretoserve.report.sweep_data import ReportError, SweepData, batch_series, load_sweep
 
 PLOT_NAMES = ("throughput_vs_batch", "latency_vs_batch", "pareto_frontiers", "memory_breakdown", "energy_per_token",
@@ -39,47 +41,52 @@ class ReportFiles:
     b_opt: int | None
 
 
-def write_report(sweep_dir: str | Path, out_html: str | Path, advice=None, no_advice_reason: str | None = None,
-                 config: ReportConfig = ReportConfig()) -> ReportFiles:
+def write_report(sweep_dir: str | Path, out_html: str | Path, advice: Advice | dict | None = None,
+                 no_advice_reason: str | None = None, config: ReportConfig = ReportConfig()) -> ReportFiles:
     """Write `out_html` and `<stem>_<plot>.png` beside it for the sweep in `sweep_dir`.
 
-    `advice` is the advise result (its object or `advise --json` dict); without it the report shows the
-    measurements and says `no_advice_reason` in place of the recommendation.
+    `advice` is `advise()`'s result (or its `model_dump()`); without it the report shows the measurements
+    and says `no_advice_reason` where the recommendation would be (see `compute_advice`).
     """
     data = load_sweep(sweep_dir)
-    advice = as_advice_dict(advice)
-    rec = read_recommendation(advice, data.device_memory_bytes()) if advice is not None else None
+    advice = as_advice(advice)
     reason = no_advice_reason or "no advice was given"
     out_html = Path(out_html)
     _make_directory(out_html.parent)  # before the plots: an unwritable -o fails at once
-    plots = make_plots(data, rec, out_html.stem, config)
+    frontiers = sweep_frontiers(sweep_dir, advice)
+    plots = make_plots(data, advice, frontiers, out_html.stem, config)
+    estimated = "estimated" in data.energy_sources()
     html = page(f"paretoserve report: {data.directory.name}", [
-        sections.overview(data), sections.recommendation(rec, reason),
+        sections.overview(data), sections.recommendation(advice, reason),
         sections.curves(plots.get("throughput_vs_batch"), plots.get("latency_vs_batch")),
-        sections.frontiers(data, plots.get("pareto_frontiers")),
-        sections.memory(rec, plots.get("memory_breakdown"), reason),
+        sections.frontiers(frontiers, plots.get("pareto_frontiers"), estimated),
+        sections.memory(advice, plots.get("memory_breakdown"), reason),
         sections.energy(data, plots.get("energy_per_token")),
-        sections.replicas(data, rec, plots.get("replicas")),
-        sections.commands(rec, reason), sections.measurements(data)])
+        sections.replicas(data, advice, plots.get("replicas")),
+        sections.commands(advice, reason), sections.measurements(data)])
     written = _write_files(out_html, html, plots)
-    return ReportFiles(out_html, written, rec.b_opt if rec else None)
+    return ReportFiles(out_html, written, advice.b_opt if advice else None)
 
 
-def make_plots(data: SweepData, rec: Recommendation | None, stem: str, config: ReportConfig) -> dict[str, Plot]:
+def make_plots(data: SweepData, advice: Advice | None, frontiers: list[Frontier], stem: str,
+               config: ReportConfig) -> dict[str, Plot]:
     """Every plot the data allows, keyed by its name in PLOT_NAMES, rendered to PNG."""
-    b_opt = rec.b_opt if rec else None
+    b_opt = BOptMark(advice.b_opt_max_batch, advice.b_opt) if advice else None
+    limits = {limit.field: limit.bound_ms for limit in advice.slo.limits} if advice else {}
     series = batch_series(data.points)
+    estimated = "estimated" in data.energy_sources()
+    bars = advice_bars(advice) if advice else measured_bars(list(data.points))
+    throughput_label = advice.throughput_metric if advice else "output_throughput"
     figures = {
         "throughput_vs_batch": (throughput_vs_batch(series, b_opt), "Output throughput vs batch cap"),
-        "latency_vs_batch": (latency_vs_batch(series, b_opt, rec.slo_limits_ms if rec else {}),
-                             "Latency (mean, p50, p99) vs batch cap"),
-        "pareto_frontiers": (frontiers_figure(list(data.points), b_opt), "Pareto frontiers"),
-        "memory_breakdown": (memory_breakdown_figure(rec.memory) if rec and rec.memory else None,
+        "latency_vs_batch": (latency_vs_batch(series, b_opt, limits), "Latency (mean, p50, p99) vs batch cap"),
+        "pareto_frontiers": (frontiers_figure(frontiers, list(data.points), advice.b_opt_key if advice else None,
+                                              estimated), "Pareto frontiers"),
+        "memory_breakdown": (memory_breakdown_figure(advice.memory) if advice else None,
                              "Device memory at B_opt: weights, KV needed, KV freed, rest"),
         "energy_per_token": (energy_per_token(series, b_opt), "Energy per output token vs batch cap"
-                             + (" (ESTIMATED)" if "estimated" in data.energy_sources() else "")),
-        "replicas": (replica_figure(replica_bars(list(data.points), b_opt, rec.replica_plan if rec else None)),
-                     "Replica comparison: total throughput per configuration"),
+                             + (" (ESTIMATED)" if estimated else "")),
+        "replicas": (replica_figure(bars, throughput_label), "Replica comparison: total throughput per configuration"),
     }
     return {name: Plot(f"{stem}_{name}.png", to_png(fig, config.dpi), description)
             for name, (fig, description) in figures.items() if fig is not None}

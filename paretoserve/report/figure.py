@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -35,9 +36,20 @@ def batch_axis(ax: Axes, batches: list[int]) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def mark_b_opt(ax: Axes, b_opt: int | None) -> None:
+@dataclass(frozen=True)
+class BOptMark:
+    """Where B_opt sits on a batch-cap axis: the cap of its run, and the batch it reached there."""
+
+    max_batch: int
+    batch: int
+
+    def label(self) -> str:
+        return f"B_opt = {self.batch}" + (f" (cap {self.max_batch})" if self.batch != self.max_batch else "")
+
+
+def mark_b_opt(ax: Axes, b_opt: BOptMark | None) -> None:
     if b_opt is not None:
-        ax.axvline(b_opt, color=B_OPT_COLOUR, linestyle=":", linewidth=1.5, label=f"B_opt = {b_opt}")
+        ax.axvline(b_opt.max_batch, color=B_OPT_COLOUR, linestyle=":", linewidth=1.5, label=b_opt.label())
 
 
 def colour(index: int) -> str:

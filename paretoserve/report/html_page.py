@@ -15,7 +15,8 @@ PAGE = Template("""<!DOCTYPE html>
 <title>$title</title>
 <style>
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 1.5em auto; padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
+h1 { font-size: 1.5em; }
+h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: right; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; }
@@ -69,11 +70,11 @@ def preformatted(text: str) -> str:
     return f"<pre>{escape(text)}</pre>"
 
 
-def table(headers: list[str] | None, rows: list[list], text_columns: int = 1) -> str:
-    """A table whose first `text_columns` columns are left-aligned text and the rest right-aligned numbers;
-    headers None for a two-column list of names and values."""
+def table(headers: list[str] | None, rows: list[list], text_columns: tuple[int, ...] = (0,)) -> str:
+    """A table whose columns at `text_columns` are left-aligned text and the rest right-aligned numbers;
+    headers None for a list of names and values."""
     def cell(tag: str, i: int, value) -> str:
-        css = ' class="text"' if i < text_columns else ""
+        css = ' class="text"' if i in text_columns else ""
         return f"<{tag}{css}>{escape(fmt(value))}</{tag}>"
 
     head = "<tr>" + "".join(cell("th", i, h) for i, h in enumerate(headers)) + "</tr>\n" if headers else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from paretoserve.report.figure import batch_axis, colour, mark_b_opt, new_figure, pairs
+from paretoserve.report.figure import BOptMark, batch_axis, colour, mark_b_opt, new_figure, pairs
 from paretoserve.report.sweep_data import Series
 
 # (panel title, summary field prefix); each panel draws mean, median and p99 where measured.
@@ -13,7 +13,7 @@ LATENCY_PANELS = (("TPOT (time per output token)", "tpot_ms"), ("ITL (inter-toke
 LATENCY_STATS = (("mean_", "-", "mean"), ("median_", "--", "p50"), ("p99_", ":", "p99"))
 
 
-def throughput_vs_batch(series: list[Series], b_opt: int | None) -> Figure | None:
+def throughput_vs_batch(series: list[Series], b_opt: BOptMark | None) -> Figure | None:
     """Output tokens per second over the batch cap, one line per series."""
     fig = new_figure(6.4, 3.6)
     ax = fig.add_subplot()
@@ -34,7 +34,7 @@ def throughput_vs_batch(series: list[Series], b_opt: int | None) -> Figure | Non
     return fig
 
 
-def latency_vs_batch(series: list[Series], b_opt: int | None, slo_limits_ms: dict[str, float]) -> Figure | None:
+def latency_vs_batch(series: list[Series], b_opt: BOptMark | None, slo_limits_ms: dict[str, float]) -> Figure | None:
     """One panel per latency metric measured (TPOT, ITL, TTFT): mean, p50 and p99 over the batch cap."""
     panels = [(title, name) for title, name in LATENCY_PANELS
               if any(p.get(f"{stat}{name}") is not None for s in series for p in s.points for stat, _, _ in
@@ -65,7 +65,7 @@ def latency_vs_batch(series: list[Series], b_opt: int | None, slo_limits_ms: dic
     return fig
 
 
-def energy_per_token(series: list[Series], b_opt: int | None) -> Figure | None:
+def energy_per_token(series: list[Series], b_opt: BOptMark | None) -> Figure | None:
     """Joules per output token over the batch cap; estimated figures drawn hollow and named so."""
     fig = new_figure(6.4, 3.6)
     ax = fig.add_subplot()

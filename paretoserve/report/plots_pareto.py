@@ -1,113 +1,71 @@
-"""The Pareto frontiers: every measured point, with the non-dominated ones joined and labelled."""
+"""The Pareto frontiers (as the advisor computes them): every measured point, the non-dominated ones joined."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from matplotlib.figure import Figure
 
+from paretoserve.advise.pareto import Frontier, FrontierPoint
 from paretoserve.report.figure import B_OPT_COLOUR, new_figure
-from paretoserve.report.sweep_data import point_label
 
-# Memory a configuration takes, best measure first: device or process peak, else the KV cache it used or holds.
-MEMORY_FIELDS = (("device_memory_peak_bytes", "device memory peak"), ("rss_peak_bytes", "engine RSS peak"),
-                 ("kv_peak_bytes", "KV cache used (peak)"), ("kv_budget_bytes", "KV cache allocated"))
-
-
-@dataclass(frozen=True)
-class Frontier:
-    """Two summary fields and which direction is better for each (True = higher is better)."""
-
-    title: str
-    x_field: str
-    x_label: str
-    x_higher_better: bool
-    y_field: str
-    y_label: str
-    y_higher_better: bool
-
-    def value(self, point: dict, name: str) -> float | None:
-        v = point.get(name)
-        return float(v) if isinstance(v, (int, float)) else None
-
-    def shown(self, point: dict, name: str) -> float | None:
-        """The value in the unit of its axis label: bytes as GB."""
-        v = self.value(point, name)
-        return v / 1e9 if v is not None and name.endswith("_bytes") else v
+FIELD_LABELS = {"median_tpot_ms": "p50 TPOT (ms)", "p99_tpot_ms": "p99 TPOT (ms)", "median_itl_ms": "p50 ITL (ms)",
+                "p99_itl_ms": "p99 ITL (ms)", "memory_bytes": "memory (GB)",
+                "output_throughput": "output throughput (tok/s)", "total_token_throughput": "total throughput (tok/s)",
+                "request_throughput": "throughput (requests/s)", "energy_per_output_token_j": "J per output token"}
 
 
-def frontiers_for(points: list[dict]) -> list[Frontier]:
-    """The frontiers the points have data for: throughput vs p50 and p99 TPOT (else ITL), memory and energy."""
-    def has(name: str) -> bool:
-        return any(p.get(name) is not None for p in points)
-
-    latency = "tpot_ms" if has("median_tpot_ms") or has("p99_tpot_ms") else "itl_ms"
-    throughput = ("output_throughput", "output throughput (tok/s)", True)
-    found = [Frontier(f"throughput vs {stat} {latency[:-3].upper()}", f"{prefix}{latency}",
-                      f"{stat} {latency[:-3].upper()} (ms)", False, *throughput)
-             for prefix, stat in (("median_", "p50"), ("p99_", "p99"))]
-    memory = next(((name, label) for name, label in MEMORY_FIELDS if has(name)), None)
-    if memory:
-        found.append(Frontier("throughput vs memory", memory[0], f"{memory[1]} (GB)", False, *throughput))
-    energized = [p for p in points if p.get("energy_source") not in (None, "none")]
-    if any(p.get("energy_per_output_token_j") is not None for p in energized):
-        estimated = " (ESTIMATED)" if any(p.get("energy_source") == "estimated" for p in energized) else ""
-        found.append(Frontier(f"energy per token vs throughput{estimated}", *throughput,
-                              "energy_per_output_token_j", f"J per output token{estimated}", False))
-    return [f for f in found if any(f.value(p, f.x_field) is not None and f.value(p, f.y_field) is not None
-                                    for p in points)]
+def axis_label(field: str, estimated_energy: bool) -> str:
+    label = FIELD_LABELS.get(field, field)
+    return label + " (ESTIMATED)" if field == "energy_per_output_token_j" and estimated_energy else label
 
 
-def non_dominated(points: list[dict], frontier: Frontier) -> list[dict]:
-    """Points no other point beats or equals on both axes, sorted by x."""
-    def oriented(p: dict) -> tuple[float, float]:
-        x, y = frontier.value(p, frontier.x_field), frontier.value(p, frontier.y_field)
-        return (x if frontier.x_higher_better else -x), (y if frontier.y_higher_better else -y)
-
-    usable = [p for p in points if frontier.value(p, frontier.x_field) is not None
-              and frontier.value(p, frontier.y_field) is not None]
-    keep = []
-    for p in usable:
-        px, py = oriented(p)
-        if not any(ox >= px and oy >= py and (ox, oy) != (px, py) for ox, oy in map(oriented, usable)):
-            keep.append(p)
-    return sorted(keep, key=lambda p: frontier.value(p, frontier.x_field))
+def shown(field: str, value: float | None) -> float | None:
+    """A value in the unit of its axis label: bytes as GB."""
+    return value / 1e9 if value is not None and field.endswith("_bytes") else value
 
 
-def frontiers_figure(points: list[dict], b_opt: int | None) -> Figure | None:
-    """One panel per frontier in frontiers_for; B_opt's point is ringed."""
-    frontiers = frontiers_for(points)
+def frontier_label(point: FrontierPoint) -> str:
+    """'B=64', or 'N x B=64' for replicas (batch caps)."""
+    replicas, cap = point.config.get("replicas", 1), point.config.get("max_batch")
+    return f"B={cap}" if replicas == 1 else f"{replicas} x B={cap}"
+
+
+def frontier_title(frontier: Frontier, estimated_energy: bool) -> str:
+    return f"{axis_label(frontier.y, estimated_energy)} vs {axis_label(frontier.x, estimated_energy)}"
+
+
+def frontiers_figure(frontiers: list[Frontier], points: list[dict], b_opt_key: str | None,
+                     estimated_energy: bool) -> Figure | None:
+    """One panel per frontier with points: measured points grey (where the field is a summary field), the
+    non-dominated ones joined and labelled, B_opt's point ringed."""
+    frontiers = [f for f in frontiers if f.points]
     if not frontiers:
         return None
     columns = min(2, len(frontiers))
     rows = (len(frontiers) + columns - 1) // columns
-    fig = new_figure(4.0 * columns, 3.3 * rows)
+    fig = new_figure(4.0 * columns, 3.0 * rows)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, frontier in zip(axes, frontiers):
-        usable = [p for p in points if frontier.value(p, frontier.x_field) is not None
-                  and frontier.value(p, frontier.y_field) is not None]
-        ax.scatter([frontier.shown(p, frontier.x_field) for p in usable],
-                   [frontier.shown(p, frontier.y_field) for p in usable], s=14, color="#999999", label="measured")
-        best = non_dominated(usable, frontier)
-        xs = [frontier.shown(p, frontier.x_field) for p in best]
-        ys = [frontier.shown(p, frontier.y_field) for p in best]
+        cloud = [(shown(frontier.x, p.get(frontier.x)), shown(frontier.y, p.get(frontier.y))) for p in points]
+        cloud = [(x, y) for x, y in cloud if isinstance(x, (int, float)) and isinstance(y, (int, float))]
+        if cloud:
+            ax.scatter(*zip(*cloud), s=14, color="#999999", label="measured")
+        xs = [shown(frontier.x, p.x) for p in frontier.points]
+        ys = [shown(frontier.y, p.y) for p in frontier.points]
         ax.plot(xs, ys, marker="o", markersize=4, color="#1f77b4", label="Pareto frontier")
-        for p, x, y in zip(best, xs, ys):
-            ax.annotate(point_label(p), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
-        chosen = [p for p in usable if b_opt is not None and p["config"]["max_batch"] == b_opt
-                  and int(p["config"].get("replicas") or 1) == 1]
+        for p, x, y in zip(frontier.points, xs, ys):
+            ax.annotate(frontier_label(p), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
+        chosen = [(x, y) for p, x, y in zip(frontier.points, xs, ys) if p.key == b_opt_key]
         if chosen:
-            ax.scatter([frontier.shown(p, frontier.x_field) for p in chosen],
-                       [frontier.shown(p, frontier.y_field) for p in chosen], s=90, facecolors="none",
-                       edgecolors=B_OPT_COLOUR, linewidths=1.5, label=f"B_opt = {b_opt}")
-        if frontier.y_field == "energy_per_output_token_j":
+            ax.scatter(*zip(*chosen), s=90, facecolors="none", edgecolors=B_OPT_COLOUR, linewidths=1.5,
+                       label="B_opt")
+        if frontier.y == "energy_per_output_token_j":
             ax.set_yscale("log")
-        ax.set_xlabel(frontier.x_label, fontsize=8)
-        ax.set_ylabel(frontier.y_label, fontsize=8)
-        ax.set_title(frontier.title, fontsize=9)
+        ax.set_xlabel(axis_label(frontier.x, estimated_energy), fontsize=8)
+        ax.set_ylabel(axis_label(frontier.y, estimated_energy), fontsize=8)
+        ax.set_title(frontier_title(frontier, estimated_energy), fontsize=8)
         ax.grid(True, alpha=0.3)
-        falling = frontier.y_field == "energy_per_output_token_j"  # energy falls as throughput rises
-        ax.legend(fontsize=6, loc="upper right" if falling else "lower right")
+        falling = frontier.y == "energy_per_output_token_j"  # measured energy falls as throughput rises
+        ax.legend(fontsize=6, loc="upper right" if falling else "lower right")  # fixed: "best" costs a search
     for ax in axes[len(frontiers):]:
         ax.set_visible(False)
     return fig

@@ -6,88 +6,104 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
+from paretoserve.advise import Advice
+from paretoserve.advise.memory import MemoryAdvice
+from paretoserve.advise.replicas import PlanOption
 from paretoserve.report.figure import B_OPT_COLOUR, new_figure
-from paretoserve.report.recommendation import MemoryBreakdown, ReplicaPlan
 from paretoserve.report.sweep_data import point_label, replicas_of
 
-MEMORY_COLOURS = {"weights": "#7f7f7f", "KV needed": "#1f77b4", "KV freed": "#2ca02c", "rest": "#dddddd"}
+MEMORY_PARTS = {"weights": ("weights", "#7f7f7f"), "kv_needed": ("KV needed at B_opt", "#1f77b4"),
+                "kv_freed": ("KV freed", "#2ca02c"), "rest": ("rest", "#dddddd")}
 
 
 @dataclass(frozen=True)
 class Bar:
-    """One configuration on the replica comparison."""
+    """One N x B configuration on the replica comparison; throughput in the unit the y axis names."""
 
     label: str
-    output_throughput: float
+    throughput: float
     latency_text: str
     measured: bool
     recommended: bool = False
+    throughput_low: float | None = None  # predicted: the pessimistic end of the prediction
+    meets_slo: bool = True
 
 
-def memory_breakdown_figure(memory: MemoryBreakdown) -> Figure:
-    """One horizontal bar of device memory: weights, KV needed at B_opt, KV freed, rest (GB and %)."""
-    parts = [("KV needed", memory.kv_need_bytes), ("KV freed", memory.kv_freed_bytes)]
-    if memory.weights_bytes is not None:
-        parts.insert(0, ("weights", memory.weights_bytes))
-    parts.append(("rest" if memory.weights_bytes is not None else "rest (weights included)", memory.rest_bytes()))
+def memory_breakdown_figure(memory: MemoryAdvice) -> Figure | None:
+    """One horizontal bar of device memory: weights, KV needed at B_opt, KV freed, rest (GB and % each)."""
+    if not memory.breakdown or not memory.device_memory_bytes:
+        return None
     fig = new_figure(7.0, 2.3)
     ax = fig.add_subplot()
     left = 0.0
-    for name, size in parts:
-        share = size / memory.device_bytes
-        ax.barh([0], [size / 1e9], left=left, color=MEMORY_COLOURS.get(name.split(" (")[0], "#dddddd"),
-                edgecolor="white", label=f"{name}: {size / 1e9:.2f} GB ({share:.1%})")
-        if share >= 0.06:
-            ax.text(left + size / 2e9, 0, f"{share:.0%}", ha="center", va="center", fontsize=7)
-        left += size / 1e9
-    ax.set_xlim(0, memory.device_bytes / 1e9)
+    for part in (p for p in memory.breakdown if p.bytes > 0):  # a part estimated below zero is in the table only
+        name, colour = MEMORY_PARTS.get(part.part, (part.part, "#bbbbbb"))
+        if part.part == "rest" and memory.weights_bytes is None:
+            name = "rest (weights included: not known)"
+        ax.barh([0], [part.bytes / 1e9], left=left, color=colour, edgecolor="white",
+                label=f"{name}: {part.bytes / 1e9:.2f} GB ({part.fraction:.1%})")
+        if part.fraction >= 0.06:
+            ax.text(left + part.bytes / 2e9, 0, f"{part.fraction:.0%}", ha="center", va="center", fontsize=7)
+        left += part.bytes / 1e9
+    ax.set_xlim(0, memory.device_memory_bytes / 1e9)
     ax.set_yticks([])
-    ax.set_xlabel(f"device memory (GB, of {memory.device_bytes / 1e9:.1f})", fontsize=8)
+    ax.set_xlabel(f"device memory (GB, of {memory.device_memory_bytes / 1e9:.1f})", fontsize=8)
     ax.set_title("Memory at B_opt", fontsize=9)
     fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     return fig
 
 
-def replica_bars(points: list[dict], b_opt: int | None, plan: ReplicaPlan | None) -> list[Bar]:
-    """Measured replica points beside the best single engine and B_opt; else B_opt beside the predicted plan."""
-    singles = [p for p in points if replicas_of(p) == 1 and p.get("output_throughput") is not None]
+def advice_bars(advice: Advice) -> list[Bar]:
+    """The best single engine, B_opt alone, every replica option (measured or predicted) and the plan."""
+    plan = advice.replica_plan
+    chosen: dict[tuple, PlanOption] = {}
+    for o in [plan.baseline, *plan.options]:
+        if o.key == advice.b_opt_key or o.replicas > 1 or o is plan.baseline:
+            chosen.setdefault((o.replicas, o.max_batch, o.predicted_or_measured), o)
+    bars = []
+    for o in sorted(chosen.values(), key=lambda o: (o.replicas, o.max_batch)):
+        predicted = o.predicted_or_measured == "predicted"
+        recommended = (o.replicas, o.max_batch, o.predicted_or_measured) == \
+            (plan.replicas, plan.max_batch, plan.predicted_or_measured)
+        latency = next((f"{k} {o.latency_ms[k]:.3g}" for k in ("mean_tpot_ms", "mean_itl_ms") if k in o.latency_ms), "")
+        bars.append(Bar(f"{o.replicas} x B={o.max_batch}" + ("\n(predicted)" if predicted else ""), o.throughput,
+                        latency, measured=not predicted, recommended=recommended, throughput_low=o.throughput_low,
+                        meets_slo=o.meets_slo))
+    return bars if len(bars) > 1 else []
+
+
+def measured_bars(points: list[dict]) -> list[Bar]:
+    """Without advice: the measured replica points beside the single engine with the most throughput."""
     replicated = [p for p in points if replicas_of(p) > 1 and p.get("output_throughput") is not None]
-    if not replicated and plan is None:
+    singles = [p for p in points if replicas_of(p) == 1 and p.get("output_throughput") is not None]
+    if not replicated:
         return []
-    chosen = {id(p): p for p in ([max(singles, key=lambda p: p["output_throughput"])] if singles else [])}
-    chosen.update({id(p): p for p in singles if p["config"]["max_batch"] == b_opt})
-    bars = [_measured_bar(p, plan) for p in sorted(chosen.values(), key=lambda p: p["config"]["max_batch"])]
-    bars += [_measured_bar(p, plan) for p in sorted(replicated, key=lambda p: (replicas_of(p), p["config"]["max_batch"]))]
-    if plan is not None and not plan.measured and plan.output_throughput is not None:
-        latency = ", ".join(f"{k} {v:.3g}" for k, v in plan.latencies_ms.items())
-        bars.append(Bar(f"{plan.replicas} x B={plan.max_batch}\n(predicted)", plan.output_throughput, latency,
-                        measured=False, recommended=True))
-    return bars
+    shown = ([max(singles, key=lambda p: p["output_throughput"])] if singles else []) + replicated
+    return [Bar(point_label(p), float(p["output_throughput"]),
+                next((f"{k} {p[k]:.3g}" for k in ("mean_tpot_ms", "mean_itl_ms") if p.get(k) is not None), ""),
+                measured=True) for p in shown]
 
 
-def _measured_bar(point: dict, plan: ReplicaPlan | None) -> Bar:
-    latency = next((f"{name} {point[name]:.3g}" for name in ("mean_tpot_ms", "mean_itl_ms") if point.get(name)), "")
-    recommended = plan is not None and plan.measured and plan.replicas == replicas_of(point) \
-        and plan.max_batch == point["config"]["max_batch"]
-    return Bar(point_label(point), float(point["output_throughput"]), latency, measured=True, recommended=recommended)
-
-
-def replica_figure(bars: list[Bar]) -> Figure | None:
-    """Total output throughput per configuration; predicted bars hatched, the recommended one outlined."""
+def replica_figure(bars: list[Bar], throughput_label: str) -> Figure | None:
+    """Total throughput per configuration: measured solid, predicted hatched up to its optimistic end with a
+    tick at its pessimistic end, the recommended plan outlined green, SLO misses named."""
     if not bars:
         return None
-    fig = new_figure(max(4.5, 1.3 * len(bars) + 1.5), 3.4)
+    fig = new_figure(max(4.5, 1.2 * len(bars) + 1.5), 3.4)
     ax = fig.add_subplot()
     for i, bar in enumerate(bars):
-        ax.bar(i, bar.output_throughput, color="#1f77b4" if bar.measured else "#ffffff",
+        ax.bar(i, bar.throughput, color="#1f77b4" if bar.measured else "#ffffff",
                edgecolor=B_OPT_COLOUR if bar.recommended else "#1f77b4", linewidth=2.5 if bar.recommended else 1,
                hatch=None if bar.measured else "//")
-        ax.text(i, bar.output_throughput, f"{bar.output_throughput:,.0f} tok/s\n{bar.latency_text}",
-                ha="center", va="bottom", fontsize=6)
+        if bar.throughput_low is not None:
+            ax.hlines(bar.throughput_low, i - 0.4, i + 0.4, colors="#444444", linestyles="--", linewidth=1)
+        note = "" if bar.meets_slo else "\nmisses SLO"
+        ax.text(i, bar.throughput, f"{bar.throughput:,.0f}\n{bar.latency_text}{note}", ha="center", va="bottom",
+                fontsize=6)
     ax.set_xticks(range(len(bars)), [b.label for b in bars], fontsize=7)
-    ax.set_ylabel("total output throughput (tok/s)")
-    ax.set_ylim(0, max(b.output_throughput for b in bars) * 1.25)
-    ax.set_title("Replicas (N x batch cap B): measured solid, predicted hatched, recommended outlined green",
-                 fontsize=8)
+    ax.set_ylabel(f"total {throughput_label}", fontsize=8)
+    ax.set_ylim(0, max(b.throughput for b in bars) * 1.3)
+    ax.set_title("Replicas x batch cap: measured solid, predicted hatched (dashed: pessimistic end), "
+                 "plan outlined green", fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)
     return fig

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from html import escape
 
+from paretoserve.advise import Advice
+from paretoserve.advise.pareto import Frontier
 from paretoserve.report.html_page import (Plot, fmt, gigabytes, image, paragraph, percent, preformatted, section,
                                           table)
-from paretoserve.report.plots_pareto import frontiers_for, non_dominated
-from paretoserve.report.recommendation import Recommendation
+from paretoserve.report.plots_pareto import axis_label, frontier_label, frontier_title, shown
 from paretoserve.report.sweep_data import SweepData, point_label, replicas_of
 
 
@@ -26,33 +27,36 @@ def overview(data: SweepData) -> str:
     workload = data.spec.get("workload") or {}
     if workload:
         rows.append(["workload", ", ".join(f"{k}={v}" for k, v in workload.items() if v not in (None, "None"))])
-    return section("overview", "Sweep", table(None, rows, text_columns=2))
+    return section("overview", "Sweep", table(None, rows, text_columns=(0, 1)))
 
 
-def recommendation(rec: Recommendation | None, no_advice_reason: str) -> str:
+def recommendation(advice: Advice | None, no_advice_reason: str) -> str:
     """B_opt, the SLO, why larger batches were rejected and the memory freed; or why there is none."""
-    if rec is None:
+    if advice is None:
         return section("recommendation", "Recommendation",
                        paragraph(f"No recommendation: {no_advice_reason}. The measurements below are complete.",
                                  "missing"))
-    parts = []
-    if rec.b_opt is None:
-        parts.append(paragraph(f"No recommendation: no measured batch cap meets the SLO ({rec.slo_text}) and the "
-                               "efficiency floor; the reasons for each batch are below.", "missing"))
+    cap = f" (batch cap {advice.b_opt_max_batch})" if advice.b_opt_max_batch != advice.b_opt else ""
+    parts = [paragraph(f"Recommended batch B_opt = {advice.b_opt}{cap}, keeping "
+                       f"{percent(advice.throughput_fraction_at_b_opt)} of the best measured "
+                       f"{advice.throughput_metric} ({fmt(advice.throughput_at_b_opt)} of "
+                       f"{fmt(advice.best_throughput)}).", "headline")]
+    m = advice.memory
+    parts.append(table(None, [
+        ["SLO", advice.slo.text or "none"],
+        ["batching efficiency floor", f"T(B) / (B x T(1)) > {advice.slo.min_efficiency:g}"],
+        ["KV memory B_opt needs", f"{gigabytes(m.kv_need_bytes)} ({percent(m.kv_need_fraction)} of the default "
+                                  f"KV allocation of {gigabytes(m.default_kv_bytes)}; {m.kv_need_source})"],
+        ["memory freed", f"{gigabytes(m.freed_bytes)} ({percent(m.freed_fraction)} of "
+                         f"{gigabytes(m.device_memory_bytes)} device memory)"],
+        ["replica plan", _plan_text(advice)]], text_columns=(0, 1)))
+    if advice.rejected:
+        parts.append(paragraph("Larger batches and why they were rejected:"))
+        parts.append(table(["batch", "batch cap", advice.throughput_metric, "efficiency", "reason"],
+                           [[v.batch, v.max_batch, v.throughput, v.efficiency, "; ".join(v.reasons)]
+                            for v in advice.rejected], text_columns=(4,)))
     else:
-        parts.append(paragraph(f"Recommended batch cap B_opt = {rec.b_opt}, keeping "
-                               f"{percent(rec.throughput_fraction)} of the best measured throughput.", "headline"))
-        parts.append(table(None, [
-            ["SLO", rec.slo_text],
-            ["KV memory needed at B_opt", f"{gigabytes(rec.kv_need_bytes)} ({percent(rec.kv_need_fraction)} of "
-                                          "device memory)"],
-            ["memory freed against the default allocation", f"{gigabytes(rec.freed_bytes)} "
-                                                            f"({percent(rec.freed_fraction)} of device memory)"],
-            ["replica plan", _plan_text(rec)]], text_columns=2))
-    if rec.rejected:
-        parts.append(paragraph("Larger batch caps and why they were rejected:" if rec.b_opt is not None
-                               else "Every batch cap and why it was rejected:"))
-        parts.append(table(["batch cap", "reason"], rec.rejected, text_columns=2))
+        parts.append(paragraph("No larger batch was measured: B_opt is the largest batch of the sweep."))
     return section("recommendation", "Recommendation", *parts)
 
 
@@ -62,31 +66,36 @@ def curves(throughput: Plot | None, latency: Plot | None) -> str:
                    *(parts or [paragraph("No point records throughput or latency.", "missing")]))
 
 
-def frontiers(data: SweepData, plot: Plot | None) -> str:
+def frontiers(found: list[Frontier], plot: Plot | None, estimated_energy: bool) -> str:
     """The frontier plot and, per frontier, its non-dominated points with their configs."""
     if plot is None:
         return section("pareto", "Pareto frontiers", paragraph("No point has the fields a frontier needs.", "missing"))
     parts = [image(plot)]
-    points = list(data.points)
-    for frontier in frontiers_for(points):
-        rows = [[point_label(p), p["config"].get("kv_tokens"), p["config"].get("threads"),
-                 frontier.shown(p, frontier.x_field), frontier.shown(p, frontier.y_field)]
-                for p in non_dominated(points, frontier)]
-        parts.append(f"<h3>{escape(frontier.title)}</h3>")
-        parts.append(table(["config", "kv_tokens", "threads", frontier.x_label, frontier.y_label], rows))
+    for f in (f for f in found if f.points):
+        x_label, y_label = axis_label(f.x, estimated_energy), axis_label(f.y, estimated_energy)
+        parts.append(f"<h3>{escape(frontier_title(f, estimated_energy))}</h3>")
+        if f.note:
+            parts.append(paragraph(f.note))
+        parts.append(table(["config", "kv_tokens", "threads", x_label, y_label],
+                           [[frontier_label(p), p.config.get("kv_tokens"), p.config.get("threads"), shown(f.x, p.x),
+                             shown(f.y, p.y)] for p in f.points]))
     return section("pareto", "Pareto frontiers", *parts)
 
 
-def memory(rec: Recommendation | None, plot: Plot | None, no_advice_reason: str) -> str:
-    if plot is None or rec is None or rec.memory is None:
-        why = no_advice_reason if rec is None else "the advice has no B_opt or no KV figures to break down"
-        return section("memory", "Memory breakdown", paragraph(f"No memory breakdown: {why}.", "missing"))
-    m = rec.memory
-    text = (f"Of {gigabytes(m.device_bytes)} device memory, B_opt = {rec.b_opt} needs {gigabytes(m.kv_need_bytes)} "
-            f"of KV cache; {gigabytes(m.kv_freed_bytes)} of the default KV allocation is freed.")
-    if m.weights_bytes is None:
-        text += " The advice does not give the weights' size: they are counted in 'rest'."
-    return section("memory", "Memory breakdown", image(plot), paragraph(text))
+def memory(advice: Advice | None, plot: Plot | None, no_advice_reason: str) -> str:
+    """The breakdown bar and where each of its figures comes from."""
+    if advice is None:
+        return section("memory", "Memory breakdown", paragraph(f"No memory breakdown: {no_advice_reason}.",
+                                                               "missing"))
+    m = advice.memory
+    rows = [["device memory", gigabytes(m.device_memory_bytes), m.device_memory_source],
+            ["weights", gigabytes(m.weights_bytes), m.weights_source],
+            ["KV needed at B_opt", gigabytes(m.kv_need_bytes), m.kv_need_source],
+            ["default KV allocation", gigabytes(m.default_kv_bytes), m.default_kv_source],
+            ["KV freed", gigabytes(m.freed_bytes), "default KV allocation - KV needed"]]
+    parts = [image(plot)] if plot is not None else [paragraph(
+        "No breakdown bar: the device memory is not known (give --device-memory).", "missing")]
+    return section("memory", "Memory breakdown", *parts, table(["", "size", "from"], rows, text_columns=(0, 2)))
 
 
 def energy(data: SweepData, plot: Plot | None) -> str:
@@ -102,29 +111,47 @@ def energy(data: SweepData, plot: Plot | None) -> str:
                                f"{', '.join(sorted(sources))}).", "missing"))
     else:
         parts.append(image(plot))
+        counts = {source: sum(1 for p in data.points if (p.get("energy_source") or "none") == source)
+                  for source in sorted(sources)}
+        parts.append(paragraph("Energy source: " + "; ".join(f"{source} ({n} of {len(data.points)} points)"
+                                                            for source, n in counts.items()) + "."))
     parts += [paragraph(f"Note: {n}") for n in notes]
     return section("energy", "Energy per output token", *parts)
 
 
-def replicas(data: SweepData, rec: Recommendation | None, plot: Plot | None) -> str:
+def replicas(data: SweepData, advice: Advice | None, plot: Plot | None) -> str:
+    """The replica comparison with the plan's note; a predicted plan is said to be predicted."""
     if plot is None:
-        return section("replicas", "Replicas", paragraph(
-            "No replica comparison: the sweep has no replica points and there is no replica plan.", "missing"))
-    measured = data.replica_points()
-    text = (f"{len(measured)} measured replica configurations beside the single engine." if measured else
-            "The sweep has no replica points: the plan shown is PREDICTED by the advice, not measured.")
-    return section("replicas", "Replicas", image(plot), paragraph(text, None if measured else "estimated"))
+        why = "the sweep has no replica points" + ("" if advice else " and there is no advice to predict a plan")
+        return section("replicas", "Replicas", paragraph(f"No replica comparison: {why}.", "missing"))
+    if advice is None:
+        return section("replicas", "Replicas", image(plot), paragraph(
+            f"{len(data.replica_points())} measured replica configurations beside the best single engine."))
+    plan = advice.replica_plan
+    predicted = plan.predicted_or_measured == "predicted"
+    rows = [[f"{o.replicas} x B={o.max_batch}", o.predicted_or_measured.upper() if o.predicted_or_measured ==
+             "predicted" else o.predicted_or_measured, o.throughput, o.throughput_low,
+             o.latency_ms.get("mean_tpot_ms"), o.latency_ms.get("mean_itl_ms"),
+             "yes" if o.meets_slo else "; ".join(o.reasons)] for o in plan.options if o.replicas > 1]
+    parts = [image(plot), paragraph(f"Plan: {_plan_text(advice)}. {plan.note}.", "estimated" if predicted else None)]
+    if rows:
+        parts.append(table(["replicas x cap", "kind", advice.throughput_metric, "pessimistic", "mean TPOT ms",
+                            "mean ITL ms", "meets SLO"], rows, text_columns=(0, 1, 6)))
+    return section("replicas", "Replicas", *parts)
 
 
-def commands(rec: Recommendation | None, no_advice_reason: str) -> str:
-    if rec is None or not rec.commands:
-        why = no_advice_reason if rec is None else "the advice gives no launch commands (no B_opt)"
-        return section("commands", "Launch commands", paragraph(f"No launch commands: {why}.", "missing"))
-    parts = []
-    for name, line in rec.commands:
-        if name:
-            parts.append(f"<h3>{escape(name)}</h3>")
-        parts.append(preformatted(line))
+def commands(advice: Advice | None, no_advice_reason: str) -> str:
+    if advice is None:
+        return section("commands", "Launch commands",
+                       paragraph(f"No launch commands: {no_advice_reason}.", "missing"))
+    c = advice.commands
+    lines = [("embedded engine", c.engine), ("replica plan behind paretoserve serve", c.serve),
+             ("llama-server", c.llama_server), ("vLLM", c.vllm), ("vLLM, KV cache sized in bytes", c.vllm_kv_bytes)]
+    parts = [paragraph(f"KV budget per engine: {c.kv_tokens} tokens ({c.ctx_per_seq} tokens of context per "
+                       "sequence x the batch cap).")]
+    for name, line in lines:
+        if line:
+            parts += [f"<h3>{escape(name)}</h3>", preformatted(line)]
     return section("commands", "Launch commands", *parts)
 
 
@@ -140,7 +167,7 @@ def measurements(data: SweepData) -> str:
     if data.failed:
         parts.append(paragraph(f"{len(data.failed)} failed points:"))
         parts.append(table(["point", "reason"], [[r.get("key", "?"), r.get("reason", "?")] for r in data.failed],
-                           text_columns=2))
+                           text_columns=(0, 1)))
     return section("measurements", "Measurements", *parts)
 
 
@@ -151,12 +178,11 @@ def _energy_cell(point: dict) -> str:
     return f"{fmt(value)} ({'ESTIMATED' if source == 'estimated' else source})"
 
 
-def _plan_text(rec: Recommendation) -> str:
-    plan = rec.replica_plan
-    if plan is None:
-        return "-"
-    throughput = f", {fmt(plan.output_throughput)} tok/s" if plan.output_throughput is not None else ""
-    return f"{plan.replicas} x B={plan.max_batch} ({'measured' if plan.measured else 'PREDICTED'}{throughput})"
+def _plan_text(advice: Advice) -> str:
+    plan = advice.replica_plan
+    kind = "PREDICTED" if plan.predicted_or_measured == "predicted" else "measured"
+    return (f"{plan.replicas} x B={plan.max_batch} ({kind}), {fmt(plan.expected_throughput)} "
+            f"{advice.throughput_metric}, {plan.gain_vs_baseline:+.1%} against the best single engine")
 
 
 def _text(value) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paretoserve.advise import AdviseError, load_table
 from paretoserve.sweep.store import StoreError, SweepStore
 
 
@@ -84,8 +85,21 @@ def load_sweep(directory: str | Path) -> SweepData:
         raise ReportError(f"DIR: {directory} has no finished point yet ({len(records)} recorded, none ok); "
                           "run or resume the sweep first")
     failed = [r for r in records if r.get("status") != "ok"]
+    ok = _with_derived_energy(directory, ok)
     return SweepData(directory=directory, spec=stored.get("spec") or {}, environment=stored.get("environment") or {},
                      points=tuple(sorted(ok, key=_order)), failed=tuple(failed))
+
+
+def _with_derived_energy(directory: Path, points: list[dict]) -> list[dict]:
+    """Fill energy the advisor derives where a point has none of its own (vLLM imports: mean GPU power x
+    duration), so the report's energy figures are the ones its frontiers and advice use."""
+    try:
+        derived = {p.key: p for p in load_table(directory).points if p.energy_per_output_token_j is not None}
+    except AdviseError:
+        return points
+    return [{**p, "energy_per_output_token_j": derived[p["key"]].energy_per_output_token_j,
+             "energy_source": derived[p["key"]].energy_source}
+            if p.get("energy_per_output_token_j") is None and p.get("key") in derived else p for p in points]
 
 
 def _order(point: dict) -> tuple:

@@ -1,4 +1,4 @@
-"""`paretoserve report` on the command line: the files it writes and its one-line errors."""
+"""`paretoserve report` on the command line: advice computed or read from a file, and one-line errors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from paretoserve.cli import main
 from paretoserve.sweep.store import SweepStore
+from tests.report.conftest import make_point, write_sweep
 
 
 def run_report(capsys, *args: str) -> tuple[int, str, str]:
@@ -18,12 +19,23 @@ def run_report(capsys, *args: str) -> tuple[int, str, str]:
 
 def test_report_with_saved_advice(cpu_sweep, advice, tmp_path, capsys):
     saved = tmp_path / "advice.json"
-    saved.write_text(json.dumps(advice))
+    saved.write_text(json.dumps(advice.model_dump()))  # what `advise --json` prints
     code, out, err = run_report(capsys, str(cpu_sweep), "-o", str(tmp_path / "r" / "report.html"),
                                 "--advice", str(saved))
     assert code == 0 and err == ""
     assert "B_opt = 16" in out and "6 plots" in out
     assert (tmp_path / "r" / "report_pareto_frontiers.png").exists()
+
+
+def test_slo_flags_reach_the_advisor_and_a_failed_advice_still_renders(tmp_path, capsys):
+    sweep = write_sweep(tmp_path / "sweep", [make_point(b, t) for b, t in ((1, 85.0), (4, 110.0), (16, 250.0))])
+    code, out, _ = run_report(capsys, str(sweep), "-o", str(tmp_path / "a.html"), "--slo", "tpot_ms<=40")
+    assert code == 0 and "B_opt = 4" in out
+    code, out, _ = run_report(capsys, str(sweep), "-o", str(tmp_path / "b.html"), "--slo", "tpot_ms<=1")
+    assert code == 0 and "no recommendation: --slo: no measured batch meets mean_tpot_ms<=1" in out
+    html = (tmp_path / "b.html").read_text()
+    assert "No recommendation: --slo: no measured batch meets mean_tpot_ms&lt;=1" in html
+    assert (tmp_path / "b_throughput_vs_batch.png").exists()
 
 
 @pytest.mark.parametrize("case, message", [
@@ -32,6 +44,7 @@ def test_report_with_saved_advice(cpu_sweep, advice, tmp_path, capsys):
     ("empty", "has no finished point yet"),
     ("unwritable", "is not a directory; give a path whose parent is a directory"),
     ("bad_advice", "--advice: "),
+    ("bad_flag", "--slo-ref-batch: Input should be greater than or equal to 1; got 0"),
 ])
 def test_errors_are_one_line_naming_the_input(case, message, cpu_sweep, tmp_path, capsys):
     sweep, out = str(cpu_sweep), str(tmp_path / "report.html")
@@ -47,10 +60,12 @@ def test_errors_are_one_line_naming_the_input(case, message, cpu_sweep, tmp_path
     elif case == "unwritable":
         (tmp_path / "file").write_text("")
         out = str(tmp_path / "file" / "report.html")  # a parent that is a file
-    else:
-        (tmp_path / "advice.json").write_text("{not json")
+    elif case == "bad_advice":
+        (tmp_path / "advice.json").write_text('{"b_opt": 4}')
         extra = ["--advice", str(tmp_path / "advice.json")]
+    else:
+        extra = ["--slo-ref-batch", "0"]
     code, _, err = run_report(capsys, sweep, "-o", out, *extra)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("paretoserve report: error: ") and message in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and not (tmp_path / "report.html").exists()
