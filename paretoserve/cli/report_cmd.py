@@ -25,8 +25,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--out", type=Path, default=Path("report.html"),
                    help="HTML file to write; the PNGs go beside it as <name>_<plot>.png (default: report.html)")
     p.add_argument("--advice", type=Path, default=None,
-                   help="a saved `advise --json` output to show instead of advising here (the advice flags are "
-                        "then unused)")
+                   help="a saved `advise --json` output to show instead of advising here (then without the "
+                        "advice flags)")
     s = p.add_argument_group("advice, as `paretoserve advise` takes it (default: the paper's 3 x mean TPOT at B=32)")
     s.add_argument("--slo", default=None, help="absolute limits, e.g. 'tpot_ms<=30,p99_ttft_ms<=2000'")
     s.add_argument("--slo-multiple", type=float, default=None, help="relative limit: this multiple of ...")
@@ -52,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ReportConfig(dpi=args.dpi)
         if args.advice is not None:
+            given = [flag for name, flag in FLAGS.items() if getattr(args, name) != ADVISE_DEFAULTS[name]]
+            if given:
+                raise UsageError(f"--advice shows a saved advice as it is; {', '.join(given)} apply only when "
+                                 "the report advises itself: drop them or drop --advice")
             advice, reason = load_advice_file(args.advice), None
         else:
             advice, reason = compute_advice(args.dir, advise_config(args))

@@ -59,8 +59,8 @@ def check_page(html_path: Path, chromium: str, timeout_s: float = 90.0) -> PageC
         page.write_text(html, encoding="utf-8")
         done = subprocess.run(
             [chromium, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-extensions",
-             f"--user-data-dir={tmp}/profile", "--window-size=1280,2000", "--enable-logging=stderr", "--v=0",
-             "--dump-dom", page.as_uri()],
+             "--disable-dev-shm-usage", f"--user-data-dir={tmp}/profile", "--window-size=1280,2000",
+             "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
             capture_output=True, text=True, timeout=timeout_s)
     found = re.search(rf'<pre id="{RESULT_ID}">(.*?)</pre>', done.stdout, re.S)
     if not found:

@@ -45,6 +45,7 @@ def test_slo_flags_reach_the_advisor_and_a_failed_advice_still_renders(tmp_path,
     ("unwritable", "is not a directory; give a path whose parent is a directory"),
     ("bad_advice", "--advice: "),
     ("bad_flag", "--slo-ref-batch: Input should be greater than or equal to 1; got 0"),
+    ("advice_and_slo", "--slo-multiple apply only when the report advises itself"),
 ])
 def test_errors_are_one_line_naming_the_input(case, message, cpu_sweep, tmp_path, capsys):
     sweep, out = str(cpu_sweep), str(tmp_path / "report.html")
@@ -63,8 +64,11 @@ def test_errors_are_one_line_naming_the_input(case, message, cpu_sweep, tmp_path
     elif case == "bad_advice":
         (tmp_path / "advice.json").write_text('{"b_opt": 4}')
         extra = ["--advice", str(tmp_path / "advice.json")]
-    else:
+    elif case == "bad_flag":
         extra = ["--slo-ref-batch", "0"]
+    else:
+        (tmp_path / "advice.json").write_text("{}")
+        extra = ["--advice", str(tmp_path / "advice.json"), "--slo-multiple", "3"]
     code, _, err = run_report(capsys, sweep, "-o", out, *extra)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("paretoserve report: error: ") and message in err
