@@ -70,6 +70,15 @@ class EngineProcess:
         raise LaunchError(f"engine not healthy at {self.base_url}{self.health_path} after {timeout_s:.0f} s:\n"
                           f"{self.output_tail()}")
 
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """The engine's process id, as a tuple like ReplicaServer.pids."""
+        return (self.proc.pid,) if self.proc is not None else ()
+
+    def exit_status(self) -> int | None:
+        """The process's exit status once it has ended; None while it runs (or before it started)."""
+        return self.proc.poll() if self.proc is not None else None
+
     def output_tail(self, n_bytes: int = 4000) -> str:
         if self._log is None:
             return ""

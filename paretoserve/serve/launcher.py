@@ -98,6 +98,15 @@ class ReplicaServer:
         except (httpx.HTTPError, ValueError):
             return None
 
+    def exit_status(self) -> int | None:
+        """The router process's exit status once it has ended; None while it runs."""
+        return self.process.exit_status()
+
+    def restarts(self) -> int:
+        """How often the supervisor restarted a replica so far (0 when the router does not answer)."""
+        health = self.refresh() or {}
+        return sum(r.get("restarts", 0) for r in health.get("replicas", []))
+
     def output_tail(self, n_bytes: int = 4000) -> str:
         return self.process.output_tail(n_bytes)
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import shlex
 from dataclasses import asdict, dataclass
 
-from paretoserve.launch import embedded_engine_cmd
-
-PLACEHOLDERS = ("model", "port", "max_batch", "kv_tokens", "threads", "replica")
+from paretoserve.serve.config import PlanError, ReplicaPlan
+from paretoserve.serve.pinning import assign_cores, threads_for, usable_cores
 
 
 class SweepSpecError(ValueError):
@@ -59,42 +57,35 @@ class SweepSpec:
     health_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
-        if any(r != 1 for r in self.replicas):
-            raise SweepSpecError("--replicas other than 1 needs the replica router (`paretoserve serve`), "
-                                 "which is not built yet; use --replicas 1")
-        if self.engine_cmd is not None:
-            self._check_template()
         for flag, path in (("--health-path", self.health_path), ("--metrics-path", self.metrics_path)):
             if not path.startswith("/"):
                 raise SweepSpecError(f"{flag} must start with '/'; got {path!r}")
-
-    def _check_template(self) -> None:
-        try:
-            self.engine_cmd.format(**{name: 1 for name in PLACEHOLDERS})
-        except (KeyError, IndexError, ValueError) as exc:
-            raise SweepSpecError(f"--engine-cmd has an unknown or malformed placeholder ({exc}); "
-                                 f"allowed: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}") from exc
-        if "{port}" not in self.engine_cmd:
-            raise SweepSpecError("--engine-cmd must contain {port}, so each engine listens where it is probed")
-        if "{kv_tokens}" in self.engine_cmd and None in self.kv_tokens:
-            raise SweepSpecError("--engine-cmd uses {kv_tokens}: give --kv-tokens values")
+        for point in self.points():
+            self.plan(point)  # checks the template and every value once, before any engine starts
 
     def points(self) -> list[PointConfig]:
         """The full grid, smallest batch first."""
         return [PointConfig(b, kv, t, r) for r, t, kv, b in
                 itertools.product(self.replicas, self.threads, self.kv_tokens, self.max_batch)]
 
-    def command(self, point: PointConfig, port: int, replica: int = 0) -> list[str]:
-        """The argv that starts one engine of `point` listening on `port`."""
-        if self.engine_cmd is None:
-            args = ["--model", self.model, "--max-batch", str(point.max_batch), "--threads", str(point.threads)]
-            if point.kv_tokens is not None:
-                args += ["--kv-tokens", str(point.kv_tokens)]
-            if self.ctx_per_seq is not None:
-                args += ["--ctx-per-seq", str(self.ctx_per_seq)]
-            return embedded_engine_cmd(port, "127.0.0.1", *args)
-        return shlex.split(self.engine_cmd.format(model=self.model, port=port, max_batch=point.max_batch,
-                                                  kv_tokens=point.kv_tokens, threads=point.threads, replica=replica))
+    def plan(self, point: PointConfig) -> ReplicaPlan:
+        """How `paretoserve serve` (or, for one replica, the sweep itself) starts the engines of `point`."""
+        try:
+            plan = ReplicaPlan(replicas=point.replicas, max_batch=point.max_batch, kv_tokens=point.kv_tokens,
+                               ctx_per_seq=self.ctx_per_seq if self.engine_cmd is None else None,
+                               threads_per_replica=point.threads, model=self.model, engine_cmd=self.engine_cmd,
+                               health_path=self.health_path, metrics_path=self.metrics_path,
+                               health_timeout_s=self.health_timeout_s)
+            if plan.replicas > 1:  # each replica gets its own cores: refuse a plan that needs more than exist
+                cores = usable_cores()
+                assign_cores(plan.replicas, threads_for(plan.replicas, plan.threads_per_replica, cores), cores)
+            return plan
+        except PlanError as exc:
+            raise SweepSpecError(str(exc)) from exc
+
+    def command(self, point: PointConfig, port: int) -> list[str]:
+        """The argv that starts the single engine of a one-replica `point` listening on `port`."""
+        return self.plan(point).command(0, port, point.threads)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -7,11 +7,13 @@ point is recorded only once it is complete, so an interrupted sweep resumes wher
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable, Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from paretoserve.launch import EngineProcess, LaunchError, free_port
+from paretoserve.serve.launcher import ReplicaServer
 from paretoserve.sweep.grid import PointConfig, SweepSpec
 from paretoserve.sweep.store import SweepStore
 
@@ -20,20 +22,24 @@ Measure = Callable[[PointConfig, str, tuple[int, ...]], dict]
 
 
 def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: SweepStore) -> dict:
-    """Measure one configuration; a failure becomes a record with status 'failed' and its reason."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    """Measure one configuration; a failure becomes a record with status 'failed' and its reason.
+
+    One replica is measured straight at its engine; several through `paretoserve serve`'s router,
+    as they would be served.
+    """
     record = {"key": point.key(), "config": point.as_dict(), "started_at": time.time()}
     started = time.perf_counter()
-    engine = EngineProcess(spec.command(point, port), base_url, spec.health_path,
-                           log_path=store.logs_dir / f"{point.key()}.log")
+    log_path = store.logs_dir / f"{point.key()}.log"
     try:
-        with engine:
-            engine.wait_healthy(spec.health_timeout_s)
-            summary = measure(point, base_url, (engine.proc.pid,))
-            if engine.proc.poll() is not None:
-                raise LaunchError(f"engine exited with status {engine.proc.returncode} during the run:\n"
-                                  f"{engine.output_tail(1500)}")
+        with _start(spec, point, log_path) as engines:
+            engines.wait_healthy(spec.health_timeout_s)
+            summary = measure(point, engines.base_url, engines.pids)
+            if (status := engines.exit_status()) is not None:
+                raise LaunchError(f"the engine exited with status {status} during the run:\n"
+                                  f"{engines.output_tail(1500)}")
+            if isinstance(engines, ReplicaServer) and engines.restarts():
+                raise LaunchError(f"a replica failed and was restarted during the run, so the figures mix "
+                                  f"in a restart:\n{engines.output_tail(1500)}")
         record.update(status="ok", **summary)
     except LaunchError as exc:
         record.update(status="failed", reason=str(exc))
@@ -41,6 +47,13 @@ def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: Swee
         record.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
     record["wall_s"] = time.perf_counter() - started
     return record
+
+
+def _start(spec: SweepSpec, point: PointConfig, log_path: Path) -> EngineProcess | ReplicaServer:
+    if point.replicas > 1:
+        return ReplicaServer(spec.plan(point), log_path=log_path, log_dir=log_path.parent / point.key())
+    port = free_port()
+    return EngineProcess(spec.command(point, port), f"http://127.0.0.1:{port}", spec.health_path, log_path=log_path)
 
 
 def run_points(spec: SweepSpec, points: Iterable[PointConfig], measure: Measure, store: SweepStore,

@@ -8,7 +8,7 @@ from paretoserve.cli import main
 @pytest.mark.parametrize("flags, message", [
     (["--max-batch", "0,2"], "--max-batch must be a comma-separated list"),
     (["--kv-tokens", "x"], "--kv-tokens must be a comma-separated list"),
-    (["--replicas", "2"], "--replicas other than 1"),
+    (["--replicas", "1,64", "--threads-per-replica", "1"], "lower --replicas or --threads-per-replica"),
     (["--engine-cmd", "engine --max-num-seqs {max_batch}"], "{port}"),
     (["--concurrency", "0"], "--concurrency"),
 ])

@@ -112,3 +112,29 @@ def test_failed_point_is_recorded_with_reason(tmp_path, extra, measure, reason):
     store.open(spec.as_dict(), {}, resume=False)
     record = run_point(spec, spec.points()[0], measure, store)
     assert record["status"] == "failed" and reason in record["reason"]
+
+
+def test_a_replica_point_runs_behind_the_router_and_leaves_no_process(tmp_path):
+    import psutil
+
+    spec = SweepSpec(engine_cmd=fake_cmd("--replica {replica}"), max_batch=(2,), threads=(1,), replicas=(2,))
+    store = SweepStore(tmp_path / "s")
+    store.open(spec.as_dict(), {}, resume=False)
+    seen = {}
+
+    def measure(point, base_url, pids):
+        seen.update(pids=pids, health=httpx.get(base_url + "/health").json(),
+                    models=httpx.get(base_url + "/v1/models").status_code)
+        return {"output_throughput": 1.0}
+
+    record = run_point(spec, spec.points()[0], measure, store)
+    assert record["status"] == "ok" and record["config"]["replicas"] == 2
+    assert seen["health"]["healthy_replicas"] == 2 and seen["models"] == 200
+    assert len(seen["pids"]) == 3  # the router and its two replicas, for RSS and CPU sampling
+    time.sleep(0.5)
+    assert not [p for p in seen["pids"] if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+
+
+def test_a_replica_plan_needing_more_cores_than_exist_is_refused_before_any_engine_starts():
+    with pytest.raises(SweepSpecError, match="lower --replicas"):
+        SweepSpec(engine_cmd=fake_cmd(), max_batch=(2,), threads=(1,), replicas=(len(os.sched_getaffinity(0)) + 1,))
