@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import signal
 import sys
@@ -11,13 +10,13 @@ import time
 from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
-from paretoserve.bench.runner import BenchError, run_bench
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
 from paretoserve.cli.common import UsageError
 from paretoserve.cli.sweep_search import search_args, search_args_record, search_sweep
 from paretoserve.model import ModelError, resolve_model
 from paretoserve.sweep.environment import collect_environment
-from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError, parse_int_list
+from paretoserve.sweep.grid import SweepSpec, SweepSpecError, parse_int_list
+from paretoserve.sweep.measure import bench_measure
 from paretoserve.sweep.runner import run_points
 from paretoserve.sweep.store import StoreError, SweepStore
 
@@ -64,24 +63,6 @@ def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
         raise UsageError(str(exc)) from exc
 
 
-def _measure(bench: BenchConfig, fixed_concurrency: bool):
-    # Every point gets at least one warm-up request: first-request costs of a fresh engine stay out.
-    warm = dataclasses.replace(bench, warmup=max(bench.warmup, 1))
-
-    def measure(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
-        cfg = dataclasses.replace(warm, url=base_url, engine_pids=pids)
-        if bench.mode == "concurrency" and not fixed_concurrency:
-            cfg = dataclasses.replace(cfg, concurrency=point.max_batch * point.replicas)  # saturate the cap
-        try:
-            result = asyncio.run(run_bench(cfg))
-        except BenchError as exc:
-            raise RuntimeError(str(exc)) from exc
-        result.pop("requests", None)
-        result["bench_config"] = result.pop("config", None)  # "config" of a point is its engine config
-        return result
-    return measure
-
-
 def _stop_on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt  # unwinds through the point in flight, which stops its engine
 
@@ -104,10 +85,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if args.search == "bca":
-        measure = _measure(bench, args.concurrency is not None)
         try:
-            return search_sweep(args, spec, lambda point: run_points(spec, [point], measure, store, total=1)[0],
-                                store, time.perf_counter())
+            return search_sweep(args, spec, bench_measure(bench, saturate=args.concurrency is None), store,
+                                time.perf_counter())
         except KeyboardInterrupt:
             print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",
                   file=sys.stderr)
@@ -117,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, results in {args.out}",
           file=sys.stderr)
     try:
-        records = run_points(spec, todo, _measure(bench, args.concurrency is not None), store,
+        records = run_points(spec, todo, bench_measure(bench, saturate=args.concurrency is None), store,
                              total=len(points), done=len(points) - len(todo))
     except KeyboardInterrupt:
         print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable
 
 from paretoserve.advise import AdviseConfig, AdviseError
-from paretoserve.advise.table import to_point
 from paretoserve.cli.common import UsageError
-from paretoserve.sweep.grid import PointConfig, SweepSpec
-from paretoserve.sweep.search import SearchConfig, bca_search, drive
+from paretoserve.launch import LaunchError
+from paretoserve.sweep.grid import SweepSpec
+from paretoserve.sweep.runner import Measure, run_search
+from paretoserve.sweep.search import SearchConfig
 from paretoserve.sweep.store import SweepStore
 
 
@@ -36,8 +36,8 @@ def search_args_record(args: argparse.Namespace) -> dict:
                                                      "min_efficiency", "min_gain")}}
 
 
-def search_sweep(args: argparse.Namespace, spec: SweepSpec, run_one: Callable[[PointConfig], dict],
-                 store: SweepStore, started: float) -> int:
+def search_sweep(args: argparse.Namespace, spec: SweepSpec, measure: Measure, store: SweepStore,
+                 started: float) -> int:
     """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
     if any(len(values) > 1 for values in (spec.kv_tokens, spec.threads, spec.replicas)):
         raise UsageError("--search bca searches the batch cap only: give one --kv-tokens, --threads-per-replica "
@@ -48,24 +48,10 @@ def search_sweep(args: argparse.Namespace, spec: SweepSpec, run_one: Callable[[P
         config = SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError too
         raise UsageError(f"--search bca: {str(exc).splitlines()[0]}") from exc
-    done = {r["key"]: r for r in store.records() if r.get("status") == "ok"}
-    ran: list[dict] = []
-
-    def measure(cap: int):
-        point = PointConfig(cap, spec.kv_tokens[0], spec.threads[0], spec.replicas[0])
-        record = done.get(point.key())
-        if record is None:
-            record = run_one(point)
-            ran.append(record)
-            if record["status"] != "ok":
-                raise UsageError(f"--search bca: point {point.key()} failed, so the search cannot go on: "
-                                 f"{record.get('reason', '')[:300]}")
-        return to_point(record, None)
-
     try:
-        result = drive(bca_search(config, slo), measure)
-    except AdviseError as exc:
-        raise UsageError(str(exc)) from exc
+        result, ran = run_search(spec, config, slo, measure, store)
+    except (AdviseError, LaunchError) as exc:
+        raise UsageError(f"--search bca: {exc}") from exc
     store.export_csv(store.dir / "points.csv")
     engine_s = sum(r.get("wall_s") or 0.0 for r in ran)
     print(f"search bca: B_opt = {result.b_opt} (cap {result.b_opt_cap}); ran {len(ran)} points "

@@ -12,9 +12,12 @@ from typing import Callable, Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from paretoserve.advise import AdviseConfig
+from paretoserve.advise.table import Point, to_point
 from paretoserve.launch import EngineProcess, LaunchError, free_port
 from paretoserve.serve.launcher import ReplicaServer
 from paretoserve.sweep.grid import PointConfig, SweepSpec
+from paretoserve.sweep.search import SearchConfig, SearchResult, bca_search, drive
 from paretoserve.sweep.store import SweepStore
 
 # (point, base_url, engine pids) -> summary fields of one workload run against that endpoint.
@@ -73,3 +76,27 @@ def run_points(spec: SweepSpec, points: Iterable[PointConfig], measure: Measure,
                 on_record(record)
             progress.advance(task)
     return records
+
+
+def run_search(spec: SweepSpec, search: SearchConfig, slo: AdviseConfig, measure: Measure,
+               store: SweepStore) -> tuple[SearchResult, list[dict]]:
+    """Run `sweep --search bca` over the batch cap (one KV, threads and replicas value), recording each point;
+    points already finished in `store` are reused. Returns the result and the records of the points run now.
+
+    Raises AdviseError when no batch meets the SLO, LaunchError when a point fails (the search cannot go on).
+    """
+    done = {r["key"]: r for r in store.records() if r.get("status") == "ok"}
+    ran: list[dict] = []
+
+    def measure_cap(cap: int) -> Point:
+        point = PointConfig(cap, spec.kv_tokens[0], spec.threads[0], spec.replicas[0])
+        record = done.get(point.key())
+        if record is None:
+            record = run_points(spec, [point], measure, store, total=1)[0]
+            ran.append(record)
+            if record["status"] != "ok":
+                raise LaunchError(f"point {point.key()} failed, so the search cannot go on: "
+                                  f"{record.get('reason', '')[:300]}")
+        return to_point(record, None)
+
+    return drive(bca_search(search, slo), measure_cap), ran
