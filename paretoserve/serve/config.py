@@ -119,7 +119,8 @@ class RouterConfig:
 
 
 def load_plan_file(path: str | Path) -> dict:
-    """The plan fields of an `advise --json` output (its `replica_plan`) or of a bare replica-plan object.
+    """The plan fields of an `advise --json` output (its `replica_plan`, and `commands.ctx_per_seq`) or of a
+    bare replica-plan object.
 
     Returns only the fields present and not null, checked to be positive integers.
     """
@@ -133,6 +134,9 @@ def load_plan_file(path: str | Path) -> dict:
     if not isinstance(plan, dict) or "replicas" not in plan:
         raise PlanError(f"--plan: {path} has no replica_plan object with a 'replicas' field "
                         "(expected the JSON that `paretoserve advise --json` prints)")
+    commands = data.get("commands") if isinstance(data, dict) else None
+    if isinstance(commands, dict) and plan.get("ctx_per_seq") is None:
+        plan = {**plan, "ctx_per_seq": commands.get("ctx_per_seq")}  # advise puts the context beside its commands
     fields = {}
     for name in PLAN_FIELDS:
         value = plan.get(name)

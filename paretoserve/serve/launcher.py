@@ -5,7 +5,7 @@
         ... drive load at server.base_url; sample server.pids ...
 
 The router and its supervisor run in their own process, so relaying costs the caller's process
-(often a load generator) nothing; stopping it stops every replica.
+(often a load generator) nothing; stopping it stops every replica, and so does the caller's death.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import httpx
 
 from paretoserve.launch import EngineProcess, LaunchError, free_port
 from paretoserve.serve.config import ReplicaPlan
+from paretoserve.serve.pinning import pinned_cmd
 
 
 def serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None) -> list[str]:
@@ -46,8 +47,9 @@ class ReplicaServer:
         self.plan = plan
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.process = EngineProcess(serve_argv(plan, self.port, log_dir), self.base_url, "/health",
-                                     log_path=log_path)
+        # Not pinned, but killed by the kernel should the caller die without stopping it (its replicas follow).
+        self.process = EngineProcess(pinned_cmd(serve_argv(plan, self.port, log_dir), None), self.base_url,
+                                     "/health", log_path=log_path)
         self.replica_pids: tuple[int, ...] = ()
 
     @property

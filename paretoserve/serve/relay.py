@@ -57,6 +57,7 @@ class Relay:
             kept, response = False, None
             try:
                 response = await backend.session.post(path, data=body, headers=out_headers)
+                self.metrics.count(backend, response.status)
                 relayed = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()
                            if k.lower() in FORWARDED_RESPONSE_HEADERS]
                 relayed.append((b"x-paretoserve-replica", backend.label.encode()))
@@ -67,7 +68,6 @@ class Relay:
                 data = await response.read()
                 if response.status in RETRY_STATUSES:
                     refusal = Upstream(backend, response.status, relayed, data)
-                    self.metrics.count(backend, response.status)
                     continue
                 return Upstream(backend, response.status, relayed, data)
             except aiohttp.ClientError as exc:  # refused, reset, or closed mid-body: most likely a dead replica
@@ -135,7 +135,6 @@ class RelayCall:
             await send({"type": "http.response.start", "status": upstream.status,
                         "headers": [*upstream.headers, (b"content-length", str(len(upstream.body)).encode())]})
             await send({"type": "http.response.body", "body": upstream.body})
-            metrics.count(backend, upstream.status)
             metrics.observe(self.endpoint, self.started)
             return
         complete = False
@@ -152,7 +151,6 @@ class RelayCall:
                 await send({"type": "http.response.body", "body": _error_event(backend, exc), "more_body": True})
             self.finished = True
             await send({"type": "http.response.body", "body": b""})
-            metrics.count(backend, 200)
             metrics.observe(self.endpoint, self.started)
         finally:
             if complete:

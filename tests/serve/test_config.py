@@ -55,8 +55,9 @@ def test_plan_file_accepts_advise_output(tmp_path):
     path = tmp_path / "advice.json"
     path.write_text(json.dumps({"b_opt": 16, "replica_plan": {"replicas": 2, "max_batch": 16, "kv_tokens": None,
                                                               "threads_per_replica": 1,
-                                                              "predicted_or_measured": "measured"}}))
-    assert load_plan_file(path) == {"replicas": 2, "max_batch": 16, "threads_per_replica": 1}
+                                                              "predicted_or_measured": "measured"},
+                                "commands": {"ctx_per_seq": 160, "serve": "paretoserve serve ..."}}))
+    assert load_plan_file(path) == {"replicas": 2, "max_batch": 16, "threads_per_replica": 1, "ctx_per_seq": 160}
 
 
 def test_plan_file_accepts_a_bare_replica_plan(tmp_path):

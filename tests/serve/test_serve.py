@@ -92,6 +92,14 @@ async def _steady_load(url: str, seconds: float, workers: int, on_tick) -> list[
     return results
 
 
+def test_replicas_die_with_a_serve_process_killed_by_sigkill():
+    with ReplicaServer(ReplicaPlan(replicas=1, threads_per_replica=1, engine_cmd=fake_cmd())) as server:
+        server.wait_healthy(30)
+        replicas = server.replica_pids
+        os.kill(server.pid, signal.SIGKILL)  # no chance to stop them itself: the kernel's parent-death signal does
+        assert wait_gone(replicas) == []
+
+
 @pytest.mark.skipif(TWO < 2, reason="needs two cores for two pinned replicas")
 def test_kill_9_one_replica_under_steady_load():
     plan = ReplicaPlan(replicas=2, threads_per_replica=1, engine_cmd=fake_cmd("--token-delay", "0.02"))
@@ -189,3 +197,20 @@ def test_cli_refuses_a_taken_port(capsys):
 def test_cli_refuses_a_template_without_port(capsys):
     assert main(["serve", "--engine-cmd", "engine --listen 80"]) == 2
     assert "{port}" in capsys.readouterr().err
+
+
+def test_serve_dies_with_the_process_that_started_it():
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from paretoserve.serve import ReplicaPlan, ReplicaServer; "
+            f"s = ReplicaServer(ReplicaPlan(replicas=1, threads_per_replica=1, engine_cmd={fake_cmd()!r})).start(); "
+            "s.wait_healthy(30); print(s.pid, *s.replica_pids, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2
+    finally:
+        parent.kill()  # no cleanup of its own: serve and its replica must still go
+        parent.wait()
+    assert wait_gone(pids) == []
