@@ -1,0 +1,193 @@
+"""Fit the roofline's efficiency factors to a measured sweep, and say how well it predicts batch sizes left out.
+
+The factors (bandwidth efficiency for weights and for the KV cache, compute efficiency, a fixed cost per
+step) are found by a grid search in log space (the per-component max() makes the model non-smooth);
+the fixed cost is solved in closed form for each grid point.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from paretoserve.estimate.geometry import ModelGeometry
+from paretoserve.estimate.hardware import HardwareSpec
+from paretoserve.estimate.roofline import (COMPONENTS, Efficiency, EngineAssumptions, StepPrediction, Workload,
+                                           component_traffic, default_efficiency, predict, prefill_flops_per_request)
+from paretoserve.sweep.store import StoreError, SweepStore
+
+SPEC_BANDWIDTH_LIMITS = (0.01, 1.0)  # a spec-sheet bandwidth is a ceiling no kernel beats
+MEASURED_BANDWIDTH_LIMITS = (0.01, 2.0)  # a bandwidth measured on a busy machine can come out low
+COMPUTE_GRID = (0.005, 4.0)  # above 1 when int8 dot products beat the fp32 peak (llama.cpp on a CPU)
+GRID_POINTS = 20
+REFINE_ROUNDS = 3
+PRIOR_WEIGHT = 1e-3  # a factor 2.7 away from the default costs as much as a 3 % error on one point
+
+
+class CalibrationError(ValueError):
+    """The sweep cannot be used for a fit; the message says why."""
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    """One measured sweep point as the fit sees it: the batch that really ran and the request shape."""
+
+    key: str
+    max_batch: int
+    batch: float  # mean running sequences while busy (the batch cap when the sweep did not record it)
+    workload: Workload
+    output_throughput: float  # measured output tok/s
+
+
+@dataclass(frozen=True)
+class PointFit:
+    """A measured point against the fitted prediction and against the prediction of a fit without it."""
+
+    point: MeasuredPoint
+    fitted_throughput: float
+    leave_out_throughput: float
+
+    @property
+    def fit_error(self) -> float:
+        return self.fitted_throughput / self.point.output_throughput - 1
+
+    @property
+    def leave_out_error(self) -> float:
+        """Relative error of the throughput predicted by a fit that never saw this batch size."""
+        return self.leave_out_throughput / self.point.output_throughput - 1
+
+
+@dataclass(frozen=True)
+class CalibratedModel:
+    """A roofline with fitted efficiencies; `predict` gives labelled-`predicted` figures for untested batches."""
+
+    geometry: ModelGeometry
+    hardware: HardwareSpec
+    engine: EngineAssumptions
+    efficiency: Efficiency
+    points: list[PointFit]
+    sweep_dir: str
+
+    def predict(self, batch: int, workload: Workload) -> StepPrediction:
+        """Predicted decode step and throughput at `batch` for `workload`, with the fitted efficiencies."""
+        return predict(self.geometry, self.hardware, batch, workload, self.engine, self.efficiency)
+
+    @property
+    def median_abs_fit_error(self) -> float:
+        return statistics.median(abs(p.fit_error) for p in self.points)
+
+    @property
+    def median_abs_leave_out_error(self) -> float:
+        """Median |relative throughput error| over points each predicted by a fit that left its batch size out."""
+        return statistics.median(abs(p.leave_out_error) for p in self.points)
+
+
+def load_points(sweep_dir: str | Path) -> list[MeasuredPoint]:
+    """The finished points of a sweep directory with the fields a fit needs, smallest batch first."""
+    store = SweepStore(sweep_dir)
+    if not store.points_path.exists():
+        raise CalibrationError(f"--calibrate {sweep_dir}: no points.jsonl there (a sweep directory from "
+                               "`paretoserve sweep` or `paretoserve import vllm`)")
+    try:
+        records = store.records()
+    except (OSError, StoreError) as exc:
+        raise CalibrationError(f"--calibrate {sweep_dir}: cannot read its points ({exc})") from exc
+    points = []
+    for record in records:
+        config, completed = record.get("config") or {}, record.get("completed") or 0
+        if record.get("status", "ok") != "ok" or not completed or not record.get("output_throughput"):
+            continue
+        if (config.get("replicas") or 1) != 1:
+            continue  # replicas share the device: not one engine's decode step
+        cap = int(config.get("max_batch") or 1)
+        batch = float(record.get("mean_running") or cap)
+        shape = Workload(input_tokens=max(round(record.get("total_input_tokens", 0) / completed), 1),
+                         output_tokens=max(round(record.get("total_output_tokens", 0) / completed), 1))
+        points.append(MeasuredPoint(key=str(record.get("key")), max_batch=cap, batch=max(min(batch, cap), 1.0),
+                                    workload=shape, output_throughput=float(record["output_throughput"])))
+    if len({p.max_batch for p in points}) < 3:
+        raise CalibrationError(f"--calibrate {sweep_dir}: needs finished single-replica points at 3 or more batch "
+                               f"sizes; found {len(points)} point(s)")
+    return sorted(points, key=lambda p: (p.max_batch, p.key))
+
+
+def calibrate(sweep_dir: str | Path, geometry: ModelGeometry, hardware: HardwareSpec,
+              engine: EngineAssumptions) -> CalibratedModel:
+    """Fit the efficiencies to every point of `sweep_dir`, and refit without each batch size to test it."""
+    points = load_points(sweep_dir)
+    terms = _Terms(points, geometry, hardware, engine)
+    efficiency = terms.fit(np.ones(len(points), dtype=bool))
+    fits = []
+    for i, point in enumerate(points):
+        keep = np.array([p.max_batch != point.max_batch for p in points])
+        left_out = terms.fit(keep)
+        fits.append(PointFit(point=point, fitted_throughput=terms.throughput(efficiency)[i],
+                             leave_out_throughput=terms.throughput(left_out)[i]))
+    efficiency = replace(efficiency, source=f"calibrated on {sweep_dir} ({len(points)} points)")
+    return CalibratedModel(geometry=geometry, hardware=hardware, engine=engine, efficiency=efficiency, points=fits,
+                           sweep_dir=str(sweep_dir))
+
+
+class _Terms:
+    """Per-point bytes and FLOPs of each component, so a grid of efficiencies evaluates as arrays."""
+
+    def __init__(self, points: list[MeasuredPoint], geometry: ModelGeometry, hardware: HardwareSpec,
+                 engine: EngineAssumptions) -> None:
+        self.hardware = hardware
+        self.prior = default_efficiency(hardware)
+        self.bandwidth_limits = MEASURED_BANDWIDTH_LIMITS if hardware.bandwidth_measured else SPEC_BANDWIDTH_LIMITS
+        traffic = [[component_traffic(geometry, c, 1, p.workload.mean_context, engine) for c in COMPONENTS]
+                   for p in points]
+        batch = np.array([p.batch for p in points])
+        # Bytes of the weight-streaming components do not scale with the batch; their activations do.
+        self.bytes = np.array([[component_traffic(geometry, c, p.batch, p.workload.mean_context, engine)[0]
+                                for c in COMPONENTS] for p in points])
+        self.flops = np.array([[t[1] for t in row] for row in traffic]) * batch[:, None]
+        self.is_kv = np.array([c == "attention" for c in COMPONENTS])
+        self.batch = batch
+        self.out = np.array([p.workload.output_tokens for p in points], dtype=float)
+        self.steps = np.maximum(self.out - 1, 0)
+        self.prefill_flops = np.array([prefill_flops_per_request(geometry, p.workload) for p in points])
+        self.measured_tau = 1.0 / np.array([p.output_throughput for p in points])  # seconds per output token
+
+    def tau(self, weights_bw, kv_bw, compute, overhead) -> np.ndarray:
+        """Predicted seconds per output token for arrays of efficiencies (shape: candidates x points)."""
+        bw = self.hardware.bandwidth_bytes_per_s * np.where(self.is_kv, kv_bw[:, None, None], weights_bw[:, None, None])
+        peak = self.hardware.peak_flops * compute[:, None, None]
+        step = np.maximum(self.bytes[None] / bw, self.flops[None] / peak).sum(axis=2) + overhead[:, None]
+        prefill = self.prefill_flops[None] / (self.hardware.peak_flops * compute[:, None])
+        return (self.steps * step + self.batch * prefill) / (self.batch * self.out)
+
+    def throughput(self, e: Efficiency) -> np.ndarray:
+        args = (np.array([e.weights_bandwidth]), np.array([e.kv_bandwidth]), np.array([e.compute]),
+                np.array([e.step_overhead_s]))
+        return 1.0 / self.tau(*args)[0]
+
+    def fit(self, keep: np.ndarray) -> Efficiency:
+        """Least squares on the relative error of time per token over the kept points, plus a weak pull
+        towards the uncalibrated factors so that directions the data cannot tell apart (a fixed cost per
+        step against weight bandwidth when weights never turn compute-bound) stay near them."""
+        limits = [np.log(self.bandwidth_limits), np.log(self.bandwidth_limits), np.log(COMPUTE_GRID)]
+        prior = np.log([self.prior.weights_bandwidth, self.prior.kv_bandwidth, self.prior.compute])
+        bounds, best = limits, None
+        for _ in range(REFINE_ROUNDS):
+            axes = [np.linspace(lo, hi, GRID_POINTS) for lo, hi in bounds]
+            log_grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+            w, k, c = np.exp(log_grid).T
+            ratio = self.tau(w, k, c, np.zeros(len(w)))[:, keep] / self.measured_tau[keep]
+            # The fixed cost enters tau linearly with slope steps / (batch * out): solved per candidate, kept >= 0.
+            slope = (self.steps / (self.batch * self.out))[keep] / self.measured_tau[keep]
+            overhead = np.maximum(((1.0 - ratio) * slope).sum(axis=1) / (slope * slope).sum(), 0.0)
+            err = ((ratio + overhead[:, None] * slope - 1.0) ** 2).sum(axis=1)
+            err = err + PRIOR_WEIGHT * ((log_grid - prior) ** 2).sum(axis=1)
+            i = int(np.argmin(err))
+            best = (w[i], k[i], c[i], overhead[i])
+            widths = [(hi - lo) / (GRID_POINTS - 1) for lo, hi in bounds]
+            bounds = [(max(np.log(v) - 2 * d, lo), min(np.log(v) + 2 * d, hi))
+                      for v, d, (lo, hi) in zip(best[:3], widths, limits)]
+        w, k, c, o = best
+        return Efficiency(weights_bandwidth=float(w), kv_bandwidth=float(k), compute=float(c),
+                          step_overhead_s=float(o))

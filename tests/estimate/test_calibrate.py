@@ -1,0 +1,62 @@
+"""Calibration on measured sweeps: the paper's OPT-1.3B / OPT-2.7B runs (H100 64 GB, vLLM); the target is a
+median absolute throughput error <= 15 % on batch sizes left out of the fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paretoserve.estimate.calibrate import CalibrationError, calibrate, load_points
+from paretoserve.estimate.geometry import geometry_from_hf_config
+from paretoserve.estimate.hardware import load_hardware
+from paretoserve.estimate.roofline import ENGINES, Workload
+from paretoserve.sweep.import_vllm import environment, import_runs
+from paretoserve.sweep.store import SweepStore
+
+DATA = Path(__file__).parents[1] / "data"
+PAPER = DATA / "mind-the-memory-gap" / "background"
+
+
+def paper_config(model: str) -> dict:
+    return json.loads((DATA / "model-configs" / f"{model}.json").read_text())
+
+
+def paper_sweep(model: str, directory: Path) -> Path:
+    """The paper's background runs of one model as a sweep directory, as `paretoserve import vllm` writes it."""
+    store = SweepStore(directory)
+    store.open({"imported_from": "vllm"}, environment("H100 64 GB"), resume=False)
+    for record in import_runs([PAPER / model], model_config=paper_config(model)):
+        store.append(record)
+    return directory
+
+
+@pytest.mark.parametrize("model", ["opt-1.3b", "opt-2.7b"])
+def test_calibration_on_the_paper_predicts_left_out_batches(tmp_path, model):
+    geometry = geometry_from_hf_config(paper_config(model), model)
+    calibrated = calibrate(paper_sweep(model, tmp_path / model), geometry, load_hardware("h100-64gb"),
+                           ENGINES["vllm"])
+    assert len(calibrated.points) >= 13  # batch caps 1 .. 512 (768 for OPT-1.3B)
+    assert calibrated.median_abs_leave_out_error <= 0.15
+    assert calibrated.median_abs_fit_error <= calibrated.median_abs_leave_out_error + 1e-9
+    big = calibrated.predict(512, Workload(111, 292))
+    assert big.bound_by == "attention" and big.label == "predicted"  # the paper's memory-bound plateau
+
+
+def test_mean_running_is_the_batch_that_ran(tmp_path):
+    points = load_points(paper_sweep("opt-1.3b", tmp_path / "s"))
+    last = points[-1]
+    assert last.max_batch == 768 and last.batch < 700  # the batch drains as the 2000 requests run out
+    assert last.workload == Workload(111, 292)  # 221,292 prompt and ~584,800 output tokens over 2000 requests
+
+
+def test_too_few_points_is_a_calibration_error(tmp_path):
+    with pytest.raises(CalibrationError, match="no points.jsonl"):
+        load_points(tmp_path)
+    store = SweepStore(tmp_path)
+    store.open({}, {}, resume=False)
+    store.append({"key": "b1", "config": {"max_batch": 1}, "status": "ok", "completed": 4,
+                  "total_input_tokens": 40, "total_output_tokens": 40, "output_throughput": 10.0})
+    with pytest.raises(CalibrationError, match="3 or more batch sizes"):
+        load_points(tmp_path)
