@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
                    help="share of device memory the engine may use (default: 0.9)")
     p.add_argument("--calibrate", metavar="DIR", default=None,
                    help="fit the efficiency factors to this sweep directory and report the error per point")
+    p.add_argument("--correct-cpu-share", action="store_true",
+                   help="calibrate on throughput / the share of its threads' cores each engine got (engine_cpu_cores "
+                        "/ threads): for CPU sweeps on a machine shared with other work")
     p.add_argument("--remeasure", action="store_true", help="measure this CPU's bandwidth again (hardware cpu)")
     p.add_argument("--out", type=Path, default=None, help="write the JSON result to this file")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of tables")
@@ -79,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     engine = replace(engine, kv_dtype_bytes=kv_bytes, memory_fraction=args.memory_fraction or engine.memory_fraction)
     try:
         hardware = load_hardware(args.hardware, probe)
-        calibrated = calibrate(args.calibrate, geometry, hardware, engine) if args.calibrate else None
+        calibrated = (calibrate(args.calibrate, geometry, hardware, engine, args.correct_cpu_share)
+                      if args.calibrate else None)
     except (HardwareError, CalibrationError) as exc:
         raise UsageError(str(exc)) from exc
     workload = _workload(args, calibrated)

@@ -39,7 +39,9 @@ class MeasuredPoint:
     max_batch: int
     batch: float  # mean running sequences while busy (the batch cap when the sweep did not record it)
     workload: Workload
-    output_throughput: float  # measured output tok/s
+    output_throughput: float  # the fit's target, output tok/s: as measured, or divided by cpu_share if corrected
+    measured_output_throughput: float  # output tok/s as measured
+    cpu_share: float | None = None  # busy cores of the engine / cores its threads could use (CPU sweeps), <= 1
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class CalibratedModel:
     efficiency: Efficiency
     points: list[PointFit]
     sweep_dir: str
+    cpu_share_corrected: bool = False
 
     def predict(self, batch: int, workload: Workload) -> StepPrediction:
         """Predicted decode step and throughput at `batch` for `workload`, with the fitted efficiencies."""
@@ -85,8 +88,12 @@ class CalibratedModel:
         return statistics.median(abs(p.leave_out_error) for p in self.points)
 
 
-def load_points(sweep_dir: str | Path) -> list[MeasuredPoint]:
-    """The finished points of a sweep directory with the fields a fit needs, smallest batch first."""
+def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[MeasuredPoint]:
+    """The finished points of a sweep directory with the fields a fit needs, smallest batch first.
+
+    With `correct_cpu_share`, a point whose engine got only part of its threads' cores (a CPU shared with
+    other work) is fitted at measured throughput / that share: what the engine does with its cores to itself.
+    """
     store = SweepStore(sweep_dir)
     if not store.points_path.exists():
         raise CalibrationError(f"--calibrate {sweep_dir}: no points.jsonl there (a sweep directory from "
@@ -95,6 +102,7 @@ def load_points(sweep_dir: str | Path) -> list[MeasuredPoint]:
         records = store.records()
     except (OSError, StoreError) as exc:
         raise CalibrationError(f"--calibrate {sweep_dir}: cannot read its points ({exc})") from exc
+    usable_cores = _usable_cores(store)
     points = []
     for record in records:
         config, completed = record.get("config") or {}, record.get("completed") or 0
@@ -106,18 +114,40 @@ def load_points(sweep_dir: str | Path) -> list[MeasuredPoint]:
         batch = float(record.get("mean_running") or cap)
         shape = Workload(input_tokens=max(round(record.get("total_input_tokens", 0) / completed), 1),
                          output_tokens=max(round(record.get("total_output_tokens", 0) / completed), 1))
+        measured = float(record["output_throughput"])
+        share = _cpu_share(record, usable_cores)
+        target = measured / share if correct_cpu_share and share else measured
         points.append(MeasuredPoint(key=str(record.get("key")), max_batch=cap, batch=max(min(batch, cap), 1.0),
-                                    workload=shape, output_throughput=float(record["output_throughput"])))
+                                    workload=shape, output_throughput=target, measured_output_throughput=measured,
+                                    cpu_share=share))
     if len({p.max_batch for p in points}) < 3:
         raise CalibrationError(f"--calibrate {sweep_dir}: needs finished single-replica points at 3 or more batch "
                                f"sizes; found {len(points)} point(s)")
     return sorted(points, key=lambda p: (p.max_batch, p.key))
 
 
-def calibrate(sweep_dir: str | Path, geometry: ModelGeometry, hardware: HardwareSpec,
-              engine: EngineAssumptions) -> CalibratedModel:
+def _usable_cores(store: SweepStore) -> int | None:
+    try:
+        environment = store.read_spec().get("environment") or {}
+    except StoreError:
+        return None
+    cores = environment.get("cpu_cores_usable") or environment.get("cpu_cores")
+    return int(cores) if isinstance(cores, (int, float)) and cores > 0 else None
+
+
+def _cpu_share(record: dict, usable_cores: int | None) -> float | None:
+    """Engine busy cores over the cores its threads could use (threads 0 = all usable), at most 1."""
+    busy, threads = record.get("engine_cpu_cores"), (record.get("config") or {}).get("threads")
+    cores = threads or usable_cores
+    if not isinstance(busy, (int, float)) or busy <= 0 or not cores:
+        return None
+    return min(busy / cores, 1.0)
+
+
+def calibrate(sweep_dir: str | Path, geometry: ModelGeometry, hardware: HardwareSpec, engine: EngineAssumptions,
+              correct_cpu_share: bool = False) -> CalibratedModel:
     """Fit the efficiencies to every point of `sweep_dir`, and refit without each batch size to test it."""
-    points = load_points(sweep_dir)
+    points = load_points(sweep_dir, correct_cpu_share)
     terms = _Terms(points, geometry, hardware, engine)
     efficiency = terms.fit(np.ones(len(points), dtype=bool))
     fits = []
@@ -126,9 +156,10 @@ def calibrate(sweep_dir: str | Path, geometry: ModelGeometry, hardware: Hardware
         left_out = terms.fit(keep)
         fits.append(PointFit(point=point, fitted_throughput=terms.throughput(efficiency)[i],
                              leave_out_throughput=terms.throughput(left_out)[i]))
-    efficiency = replace(efficiency, source=f"calibrated on {sweep_dir} ({len(points)} points)")
+    corrected = ", throughput per CPU share" if correct_cpu_share else ""
+    efficiency = replace(efficiency, source=f"calibrated on {sweep_dir} ({len(points)} points{corrected})")
     return CalibratedModel(geometry=geometry, hardware=hardware, engine=engine, efficiency=efficiency, points=fits,
-                           sweep_dir=str(sweep_dir))
+                           sweep_dir=str(sweep_dir), cpu_share_corrected=correct_cpu_share)
 
 
 class _Terms:

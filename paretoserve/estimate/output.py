@@ -47,12 +47,14 @@ def prediction_dict(p: StepPrediction) -> dict:
 
 def calibration_dict(model: CalibratedModel) -> dict:
     return {"sweep_dir": model.sweep_dir, "efficiency": asdict(model.efficiency),
+            "cpu_share_corrected": model.cpu_share_corrected,
             "median_abs_fit_error": model.median_abs_fit_error,
             "median_abs_leave_out_error": model.median_abs_leave_out_error,
             "points": [{"key": f.point.key, "max_batch": f.point.max_batch, "batch": f.point.batch,
                         "input_tokens": f.point.workload.input_tokens,
                         "output_tokens": f.point.workload.output_tokens,
-                        "measured_output_throughput": f.point.output_throughput,
+                        "measured_output_throughput": f.point.measured_output_throughput,
+                        "cpu_share": f.point.cpu_share, "target_output_throughput": f.point.output_throughput,
                         "fitted_output_throughput": f.fitted_throughput,
                         "leave_out_output_throughput": f.leave_out_throughput,
                         "leave_out_error": f.leave_out_error} for f in model.points]}
@@ -86,12 +88,13 @@ def render_estimate(console: Console, data: dict) -> None:
         comps = p["components"]
         bound = comps[p["bound_by"]]["bound"]
         table.add_row(str(p["batch"]), f"{p['step_ms']:.2f}", f"{p['output_throughput']:,.0f}",
-                      f"{SHORT_LABELS[p['bound_by']]} ({'bw' if bound == 'bandwidth' else 'flops'})",
+                      f"{SHORT_LABELS[p['bound_by']]}/{'bw' if bound == 'bandwidth' else 'FLOP'}",
                       f"{comps['attention']['step_share']:.0%}", f"{comps['mlp']['arithmetic_intensity']:.1f}",
                       f"{comps['attention']['arithmetic_intensity']:.1f}", f"{p['compute_utilisation']:.0%}",
                       f"{p['kv_bytes'] / 1e9:.2f}", "yes" if p["fits_memory"] else "no")
     console.print(table)
-    console.print("AI = arithmetic intensity (FLOP/byte); bw = bandwidth-bound; FLOP % = share of peak compute used")
+    console.print("AI = arithmetic intensity (FLOP/byte); /bw = bandwidth-bound, /FLOP = compute-bound; "
+                  "FLOP % = share of peak compute used")
     for line in data["explanation"]:
         console.print(f"- {escape(line)}")
 
@@ -99,13 +102,21 @@ def render_estimate(console: Console, data: dict) -> None:
 def render_calibration(console: Console, calibration: dict) -> None:
     """Measured against fitted and leave-out predictions, per point, with the median errors."""
     table = Table(title=f"calibration on {escape(calibration['sweep_dir'])}", box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("max batch", "batch run", "measured tok/s", "fitted", "left out: predicted", "error"):
+    corrected = calibration["cpu_share_corrected"]
+    columns = ("max batch", "batch run", "measured tok/s", *(("CPU share", "target tok/s") if corrected else ()),
+               "fitted", "left out: predicted", "error")
+    for column in columns:
         table.add_column(column, justify="right")
     for p in calibration["points"]:
-        table.add_row(str(p["max_batch"]), f"{p['batch']:.1f}", f"{p['measured_output_throughput']:,.1f}",
+        share = f"{p['cpu_share']:.0%}" if p["cpu_share"] is not None else "-"
+        extra = (share, f"{p['target_output_throughput']:,.1f}") if corrected else ()
+        table.add_row(str(p["max_batch"]), f"{p['batch']:.1f}", f"{p['measured_output_throughput']:,.1f}", *extra,
                       f"{p['fitted_output_throughput']:,.1f}", f"{p['leave_out_output_throughput']:,.1f}",
                       f"{p['leave_out_error']:+.1%}")
     console.print(table)
+    if corrected:
+        console.print("target = measured / CPU share (the engine's busy cores over its threads' cores): the "
+                      "throughput with its cores to itself; errors are against the target")
     console.print(f"median |error|: {calibration['median_abs_fit_error']:.1%} fitted on all points, "
                   f"{calibration['median_abs_leave_out_error']:.1%} on batch sizes left out of the fit")
 

@@ -17,6 +17,7 @@ COMPONENTS = ("qkv_out", "mlp", "attention", "lm_head", "embeddings")
 COMPONENT_LABELS = {"qkv_out": "QKV/out projections", "mlp": "MLP", "attention": "attention over KV",
                     "lm_head": "LM head", "embeddings": "embeddings"}
 LOGIT_BYTES = 4  # engines write fp32 logits
+WEIGHT_GROUPS = {"qkv_out": "attention", "mlp": "mlp", "lm_head": "lm_head"}  # component -> ModelGeometry.params
 
 
 @dataclass(frozen=True)
@@ -153,17 +154,16 @@ def component_traffic(geometry: ModelGeometry, name: str, batch: int, context: f
         return batch * cells * kv_token_bytes, batch * cells * 4 * g.heads * g.head_dim
     if name == "embeddings":
         return batch * g.hidden * (g.bytes_per_param["embeddings"] + act), 0.0
-    weights = g.params("attention" if name == "qkv_out" else name) * g.bytes_per_param[
-        "attention" if name == "qkv_out" else name]
-    if name == "qkv_out":
+    group = WEIGHT_GROUPS[name]
+    weights = g.params(group) * g.bytes_per_param[group]
+    if name == "qkv_out":  # activations in and out of Q, K, V and the output projection
         per_token = g.layers * (2 * g.hidden + (2 * g.heads + 2 * g.kv_heads) * g.head_dim) * act
-        return weights + batch * per_token, 2.0 * batch * g.params("attention")
-    if name == "mlp":
+    elif name == "mlp":
         per_token = g.layers * (2 * g.hidden + g.ffn_matrices * g.ffn) * act
-        return weights + batch * per_token, 2.0 * batch * g.params("mlp")
-    if name == "lm_head":
-        return weights + batch * (g.hidden * act + g.vocab * LOGIT_BYTES), 2.0 * batch * g.params("lm_head")
-    raise KeyError(name)
+    else:  # the LM head writes one fp32 logit per vocabulary entry
+        per_token = g.hidden * act + g.vocab * LOGIT_BYTES
+    return weights + batch * per_token, 2.0 * batch * g.params(group)
+
 
 
 def attended_cells(geometry: ModelGeometry, context: float, engine: EngineAssumptions) -> float:

@@ -60,3 +60,18 @@ def test_too_few_points_is_a_calibration_error(tmp_path):
                   "total_input_tokens": 40, "total_output_tokens": 40, "output_throughput": 10.0})
     with pytest.raises(CalibrationError, match="3 or more batch sizes"):
         load_points(tmp_path)
+
+
+def test_cpu_share_correction_divides_by_the_cores_the_engine_got(tmp_path):
+    store = SweepStore(tmp_path)
+    store.open({}, {"cpu_cores_usable": 2}, resume=False)
+    for cap, threads, busy in ((1, 1, 0.5), (2, 0, 1.0), (4, 1, 1.2), (8, 1, None)):
+        store.append({"key": f"b{cap}", "config": {"max_batch": cap, "threads": threads}, "status": "ok",
+                      "completed": 8, "total_input_tokens": 256, "total_output_tokens": 512,
+                      "output_throughput": 40.0, "engine_cpu_cores": busy})
+    raw = load_points(tmp_path)
+    assert [p.output_throughput for p in raw] == [40.0] * 4
+    corrected = load_points(tmp_path, correct_cpu_share=True)
+    assert [p.cpu_share for p in corrected] == [0.5, 0.5, 1.0, None]  # threads 0 = both usable cores
+    assert [p.output_throughput for p in corrected] == [80.0, 80.0, 40.0, 40.0]
+    assert all(p.measured_output_throughput == 40.0 for p in corrected)
