@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from paretoserve.advise.bca import LatencyLimit, Verdict, choose_batch, resolve_limits
+from paretoserve.advise.bca import RELATIVE_METRIC, LatencyLimit, Verdict, choose_batch, resolve_limits
 from paretoserve.advise.commands import Commands, commands
 from paretoserve.advise.memory import MemoryAdvice, device_memory, memory_advice
 from paretoserve.advise.pareto import Frontier, frontiers
 from paretoserve.advise.replicas import ReplicaPlan, replica_plan
 from paretoserve.advise.table import AdviseError, Point, SweepTable, load_table
+from paretoserve.bench.slo import SloError, parse_slo
 
 PAPER_SLO_MULTIPLE = 3.0  # "Mind the Memory Gap": 3 x mean TPOT at B=32 when no SLO is given
 
@@ -30,6 +31,39 @@ class AdviseConfig(BaseModel):
         "output_throughput"
     max_replicas: int = Field(8, ge=1)  # most replicas a predicted plan may use
     advice_path: str = "advice.json"  # what the `paretoserve serve --plan` line refers to
+
+    # Checked here, not when the first point is judged, so a typo fails before any engine runs.
+    @field_validator("slo")
+    @classmethod
+    def _slo_parses(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                parse_slo(value)
+            except SloError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("slo_multiple")
+    @classmethod
+    def _multiple_positive(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:
+            raise ValueError(f"must be > 0; got {value:g}")
+        return value
+
+    @field_validator("min_efficiency")
+    @classmethod
+    def _efficiency_fraction(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"must be in [0, 1); got {value:g}")
+        return value
+
+    @field_validator("slo_metric")
+    @classmethod
+    def _metric_known(cls, value: str) -> str:
+        if not RELATIVE_METRIC.match(value.strip()):
+            raise ValueError(f"cannot read {value!r}; use tpot, itl, ttft or e2el, optionally prefixed mean_, "
+                             "median_, p90_ or p99_ (e.g. 'p99_itl')")
+        return value
 
 
 class SloSummary(BaseModel):

@@ -47,6 +47,14 @@ def advise_config(args: argparse.Namespace, **extra) -> AdviseConfig:
     try:
         return AdviseConfig(**{name: getattr(args, name) for name in FLAGS}, **extra)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = FLAGS.get(str(first["loc"][0]), str(first["loc"][0]))
-        raise UsageError(f"{flag}: {first['msg']}; got {first.get('input')!r}") from exc
+        raise flag_error(exc) from exc
+
+
+def flag_error(exc: ValidationError) -> UsageError:
+    """The first problem of an AdviseConfig as one line naming its flag."""
+    first = exc.errors()[0]
+    flag = FLAGS.get(str(first["loc"][0]), str(first["loc"][0]))
+    message = first["msg"].removeprefix("Value error, ").removeprefix(flag + ": ").removeprefix(flag + " ")
+    got = "" if "got " in message else f"; got {first.get('input')!r}"
+    joint = " " if message.startswith("must") else ": "
+    return UsageError(f"{flag}{joint}{message}{got}")

@@ -12,6 +12,11 @@ class UsageError(Exception):
     """A user mistake: printed as one line naming the flag, exit status 2, no traceback."""
 
 
+def stop_on_sigterm(signum, frame) -> None:
+    """A SIGTERM handler that unwinds like Ctrl-C, through every `finally` that stops an engine."""
+    raise KeyboardInterrupt
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default",
                         help="GGUF file, or 'default' for the bundled Gemma 3 270M Q4_K_M (default: %(default)s)")

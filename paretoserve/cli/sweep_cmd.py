@@ -11,8 +11,8 @@ from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
-from paretoserve.cli.common import UsageError
-from paretoserve.cli.sweep_search import search_args, search_args_record, search_sweep
+from paretoserve.cli.common import UsageError, stop_on_sigterm
+from paretoserve.cli.sweep_search import search_args, search_args_record, search_configs, search_sweep
 from paretoserve.model import ModelError, resolve_model
 from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import SweepSpec, SweepSpecError, parse_int_list
@@ -63,14 +63,11 @@ def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
         raise UsageError(str(exc)) from exc
 
 
-def _stop_on_sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt  # unwinds through the point in flight, which stops its engine
-
-
 def run(args: argparse.Namespace) -> int:
     args.url = "http://127.0.0.1:1"  # checked now, replaced by each point's engine address
     bench = config_from_args(args)
     spec = spec_from_args(args, bench)
+    search = search_configs(args, spec) if args.search == "bca" else None
     if spec.engine_cmd is None:
         try:
             resolve_model(spec.model)  # build the bundled model once, before the first engine starts
@@ -83,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
         finished = store.open(spec_record, collect_environment(), args.resume)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     if args.search == "bca":
         try:
-            return search_sweep(args, spec, bench_measure(bench, saturate=args.concurrency is None), store,
+            return search_sweep(search, spec, bench_measure(bench, saturate=args.concurrency is None), store,
                                 time.perf_counter())
         except KeyboardInterrupt:
             print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",

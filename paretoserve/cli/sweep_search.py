@@ -6,7 +6,10 @@ import argparse
 import sys
 import time
 
+from pydantic import ValidationError
+
 from paretoserve.advise import AdviseConfig, AdviseError
+from paretoserve.cli.advice_args import flag_error
 from paretoserve.cli.common import UsageError
 from paretoserve.launch import LaunchError
 from paretoserve.sweep.grid import SweepSpec
@@ -36,20 +39,28 @@ def search_args_record(args: argparse.Namespace) -> dict:
                                                      "min_efficiency", "min_gain")}}
 
 
-def search_sweep(args: argparse.Namespace, spec: SweepSpec, measure: Measure, store: SweepStore,
-                 started: float) -> int:
-    """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
+def search_configs(args: argparse.Namespace, spec: SweepSpec) -> tuple[SearchConfig, AdviseConfig]:
+    """The search's settings, checked before anything is created or started."""
     if any(len(values) > 1 for values in (spec.kv_tokens, spec.threads, spec.replicas)):
         raise UsageError("--search bca searches the batch cap only: give one --kv-tokens, --threads-per-replica "
                          "and --replicas value")
     try:
         slo = AdviseConfig(slo=args.slo, slo_multiple=args.slo_multiple, slo_ref_batch=args.slo_ref_batch,
                            slo_metric=args.slo_metric, min_efficiency=args.min_efficiency)
-        config = SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-        raise UsageError(f"--search bca: {str(exc).splitlines()[0]}") from exc
+    except ValidationError as exc:
+        raise flag_error(exc) from exc
     try:
-        result, ran = run_search(spec, config, slo, measure, store)
+        return SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain), slo
+    except ValueError as exc:
+        raise UsageError(f"--search bca: {exc}") from exc
+
+
+def search_sweep(configs: tuple[SearchConfig, AdviseConfig], spec: SweepSpec, measure: Measure, store: SweepStore,
+                 started: float) -> int:
+    """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
+    search, slo = configs
+    try:
+        result, ran = run_search(spec, search, slo, measure, store)
     except (AdviseError, LaunchError) as exc:
         raise UsageError(f"--search bca: {exc}") from exc
     store.export_csv(store.dir / "points.csv")

@@ -1,16 +1,78 @@
-"""`paretoserve tune`: placeholder until its issue lands."""
+"""`paretoserve tune`: the main job. An adaptive sweep of the embedded engine's batch cap on the bundled model
+(or --model), the BCA advice, one run of the replica plan next to the best single engine, and the HTML report."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from pathlib import Path
 
-from paretoserve.cli.common import UsageError
+from paretoserve.cli.advice_args import add_advice_args, advise_config
+from paretoserve.cli.common import UsageError, stop_on_sigterm
+from paretoserve.tune import TuneConfig, TuneError, run_tune
+
+DEFAULTS = TuneConfig()
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("tune", help="(not yet available)", description=__doc__)
-    parser.set_defaults(run=run)
+    p = subparsers.add_parser("tune", help="the main job: search sweep -> advise -> verify replicas -> report",
+                              description=__doc__)
+    p.add_argument("--model", default="default", help="GGUF file or 'default' (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=DEFAULTS.out, help="results directory (default: ./%(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the tune in --out, reusing finished points")
+    g = p.add_argument_group("search")
+    g.add_argument("--max-batch", type=int, default=DEFAULTS.max_batch,
+                   help="largest batch cap the search may run (default: %(default)s)")
+    g.add_argument("--threads", type=int, default=DEFAULTS.threads,
+                   help="threads of the single engine; 0 = every core (default: %(default)s)")
+    g.add_argument("--min-gain", type=float, default=DEFAULTS.min_gain,
+                   help="stop doubling the cap when it adds less than this share of throughput (default: %(default)s)")
+    g.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the run of the replica plan next to the best single engine")
+    w = p.add_argument_group("workload of every point (fixed lengths, ignore_eos, closed loop at the cap)")
+    w.add_argument("--input-tokens", type=int, default=DEFAULTS.input_tokens, help="default: %(default)s")
+    w.add_argument("--output-tokens", type=int, default=DEFAULTS.output_tokens, help="default: %(default)s")
+    w.add_argument("--duration", type=float, default=DEFAULTS.duration_s,
+                   help="seconds of load per point, then in-flight requests finish (default: %(default)s)")
+    add_advice_args(p, "SLO and advice (default: the paper's 3 x mean TPOT at B=32)")
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("this command is not available yet")
+    try:
+        cfg = TuneConfig(model=args.model, out=args.out, max_batch=args.max_batch, threads=args.threads,
+                         input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
+                         min_gain=args.min_gain, verify=args.verify, resume=args.resume, advice=advise_config(args))
+    except TuneError as exc:
+        raise UsageError(str(exc)) from exc
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        result = run_tune(cfg, say=lambda line: print(line, file=sys.stderr))
+    except TuneError as exc:
+        raise UsageError(str(exc)) from exc
+    except KeyboardInterrupt:
+        print(f"tune interrupted; finished points are in {cfg.out / 'sweep'}; continue with "
+              f"`paretoserve tune --resume --out {cfg.out}` and the same flags", file=sys.stderr)
+        return 130
+    print(summary(result))
+    return 0
+
+
+def summary(result) -> str:
+    """What tune found, in a few lines: B_opt, the plan as measured, the launch command, where the report is."""
+    advice, plan = result.advice, result.advice.replica_plan
+    unit = "tok/s" if plan.throughput_metric != "request_throughput" else "req/s"
+    lines = [f"B_opt = {advice.b_opt} (cap {advice.b_opt_max_batch}) under {advice.slo.text}: "
+             f"{advice.throughput_at_b_opt:.1f} {unit}, {advice.throughput_fraction_at_b_opt:.0%} of the best measured"]
+    if result.replica_record is not None and result.replica_record.get("status") == "ok":
+        config = result.replica_record["config"]
+        lines.append(f"replicas measured: {config['replicas']} x cap {config['max_batch']} "
+                     f"(threads={config['threads']} each): "
+                     f"{result.replica_record[plan.throughput_metric]:.1f} {unit}")
+    lines.append(f"plan: {plan.replicas} x cap {plan.max_batch} ({plan.predicted_or_measured}), "
+                 f"{plan.expected_throughput:.1f} {unit}, {plan.gain_vs_baseline:+.1%} vs the best single engine")
+    lines.append(f"serve it: {advice.commands.serve}")
+    lines.append(f"{result.points_run} points run in {result.wall_s:.0f} s; advice {result.advice_path}; "
+                 f"report {result.report.html}")
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""What `tune` measures and how long it may take."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paretoserve.advise import AdviseConfig
+from paretoserve.bench.config import BenchConfig, TokenRange
+
+
+class TuneError(ValueError):
+    """A tune setting out of range, or a step that cannot go on; the message names the flag."""
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """The embedded engine on one model, searched over its batch cap, then the replica plan verified."""
+
+    model: str = "default"
+    out: Path = Path("tune")
+    max_batch: int = 64  # largest batch cap the search may run
+    threads: int = 0  # threads of the single engine; 0 = every core
+    input_tokens: int = 32
+    output_tokens: int = 32
+    duration_s: float = 15.0  # seconds of closed-loop load per point (then in-flight requests drain)
+    min_gain: float = 0.1  # a doubling that adds less throughput ends the climb (the plateau)
+    verify: bool = True  # measure the replica plan next to the best single engine
+    resume: bool = False
+    advice: AdviseConfig = field(default_factory=AdviseConfig)
+
+    def __post_init__(self) -> None:
+        _check("--max-batch", self.max_batch, 1, 4096)
+        _check("--threads", self.threads, 0, 1024)
+        _check("--input-tokens", self.input_tokens, 1, 8192)
+        _check("--output-tokens", self.output_tokens, 1, 8192)
+        if not 1.0 <= self.duration_s <= 3600.0:
+            raise TuneError(f"--duration must be in [1, 3600] seconds; got {self.duration_s:g}")
+        if not 0.0 <= self.min_gain <= 10.0:
+            raise TuneError(f"--min-gain must be in [0, 10]; got {self.min_gain:g}")
+
+    @property
+    def cores(self) -> int:
+        return len(os.sched_getaffinity(0))
+
+    @property
+    def ctx_per_seq(self) -> int:
+        """KV cells one sequence needs: its prompt (plus a BOS token) and its output."""
+        return max(16, self.input_tokens + 1 + self.output_tokens)  # the engine's smallest --ctx-per-seq
+
+    def bench(self) -> BenchConfig:
+        """The workload every point runs: fixed lengths, ignore_eos, closed loop at the point's cap."""
+        return BenchConfig(url="http://127.0.0.1:1", input_tokens=TokenRange(self.input_tokens, self.input_tokens),
+                           output_tokens=TokenRange(self.output_tokens, self.output_tokens),
+                           duration_s=self.duration_s, mode="concurrency", warmup=1)
+
+
+def _check(flag: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise TuneError(f"{flag} must be an integer in [{low}, {high}]; got {value}")

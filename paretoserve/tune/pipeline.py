@@ -1,0 +1,95 @@
+"""The tune loop: adaptive search sweep -> advise -> one run of the replica plan -> advise again -> report.
+
+Everything lands in one directory: `sweep/` (a sweep directory, resumable), `advice.json`, and
+`report.html` with its PNGs. The replica run is an ordinary sweep point (`...-rN`), so `advise` and
+`report` see it as measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from paretoserve.advise import Advice, AdviseError, advise
+from paretoserve.launch import LaunchError
+from paretoserve.model import ModelError, resolve_model
+from paretoserve.report import ReportError, ReportFiles, write_report
+from paretoserve.sweep.environment import collect_environment
+from paretoserve.sweep.grid import SweepSpec, SweepSpecError
+from paretoserve.sweep.measure import bench_measure
+from paretoserve.sweep.runner import run_points, run_search
+from paretoserve.sweep.search import SearchConfig, SearchResult
+from paretoserve.sweep.store import StoreError, SweepStore
+from paretoserve.tune.config import TuneConfig, TuneError
+from paretoserve.tune.plan import replica_point
+
+
+@dataclass
+class TuneResult:
+    sweep_dir: Path
+    advice_path: Path
+    advice: Advice
+    search: SearchResult
+    points_run: int  # engine configurations measured by this invocation (resumed ones not counted)
+    replica_record: dict | None  # the verification run, when one was made
+    report: ReportFiles
+    wall_s: float
+
+
+def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
+    """Run the whole loop (see the module docstring); raises TuneError naming the flag or step that failed."""
+    started = time.perf_counter()
+    try:
+        resolve_model(cfg.model)  # build the bundled model once, before the first engine starts
+        spec = SweepSpec(model=cfg.model, max_batch=(cfg.max_batch,), threads=(cfg.threads,),
+                         ctx_per_seq=cfg.ctx_per_seq)
+    except (ModelError, SweepSpecError) as exc:
+        raise TuneError(str(exc)) from exc
+    store = SweepStore(cfg.out / "sweep")
+    bench = cfg.bench()
+    record = {**spec.as_dict(), "workload": {k: str(v) for k, v in dataclasses.asdict(bench).items()
+                                             if k not in ("url", "engine_pids")},
+              "tune": {"min_gain": cfg.min_gain, "advice": cfg.advice.model_dump(exclude={"advice_path"})}}
+    try:
+        store.open(record, collect_environment(), cfg.resume)
+    except StoreError as exc:
+        raise TuneError(str(exc).replace("--out", "--out of tune")) from exc
+    measure = bench_measure(bench, saturate=True)
+
+    say(f"tune: searching the batch cap (1..{cfg.max_batch}) of {cfg.model} with {cfg.duration_s:g} s of load "
+        f"per point; results in {cfg.out}")
+    search = SearchConfig(candidates=tuple(range(1, cfg.max_batch + 1)), min_gain=cfg.min_gain)
+    advice_cfg = cfg.advice.model_copy(update={"advice_path": str(cfg.out / "advice.json")})
+    try:
+        result, ran = run_search(spec, search, cfg.advice, measure, store)
+        say(f"tune: B_opt = {result.b_opt} after {len(ran)} new points (caps {', '.join(map(str, result.measured))});"
+            f" {result.stop_reason or 'done'}")
+        advice = advise(store.dir, advice_cfg)
+        replica_record = None
+        point = replica_point(advice, cfg.cores, cfg.advice.max_replicas) if cfg.verify else None
+        if point is not None:
+            done = {r["key"]: r for r in store.records() if r.get("status") == "ok"}
+            replica_record = done.get(point.key())
+            if replica_record is None:
+                say(f"tune: measuring {point.replicas} replicas x cap {point.max_batch} "
+                    f"(threads={point.threads} each) next to 1 x cap {advice.b_opt_max_batch}")
+                replica_record = run_points(spec, [point], measure, store, total=1)[0]
+                ran.append(replica_record)
+            if replica_record["status"] != "ok":
+                say(f"tune: the replica run failed: {replica_record.get('reason', '')[:300]}")
+            advice = advise(store.dir, advice_cfg)
+    except (AdviseError, LaunchError) as exc:
+        raise TuneError(str(exc)) from exc
+    store.export_csv(store.dir / "points.csv")
+    advice_path = cfg.out / "advice.json"
+    advice_path.write_text(json.dumps(advice.model_dump(), indent=2))
+    try:
+        report = write_report(store.dir, cfg.out / "report.html", advice=advice)
+    except ReportError as exc:
+        raise TuneError(str(exc)) from exc
+    return TuneResult(store.dir, advice_path, advice, result, len(ran), replica_record, report,
+                      time.perf_counter() - started)
