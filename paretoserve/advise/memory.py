@@ -86,6 +86,10 @@ def memory_advice(table: SweepTable, point: Point, device_bytes: int | None, dev
         default_source = f"measured: the largest KV cache the sweep's engine allocated (memory fraction {utilisation:g})"
         weights = utilisation * device_bytes - default_kv if device_bytes else None
         weights_source = "memory fraction x device memory - KV cache (weights, activations, runtime)"
+        if weights is not None and weights <= 0:  # the device memory given is smaller than what the engine used
+            weights_source = (f"unknown: {utilisation:g} x device memory is less than the KV cache allocated; "
+                              "check --device-memory (GB vs GiB)")
+            weights = None
         fraction = point.kv_peak_fraction
         need = fraction * default_kv if fraction is not None else None
         need_source = "measured: peak KV cache use at B_opt, as a share of the cache"

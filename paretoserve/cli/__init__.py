@@ -34,3 +34,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `paretoserve advise --json | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 1
