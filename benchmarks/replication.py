@@ -5,7 +5,8 @@ router in its own process), each replica pinned to its own cores; one replica of
 of half of it each, so both have the same total batch cap. For each total concurrency, the same
 workload goes through the router with paretoserve's bench (`run_bench`: streamed requests, fixed
 --input-tokens and --output-tokens, ignore_eos, greedy, token-id prompts): --requests-per-slot x
-concurrency requests (at least --min-requests), after one warm-up run per configuration.
+concurrency requests (at least --min-requests), each point on a freshly started server warmed up
+with a few requests; the two plans run back to back at each concurrency.
 
 Printed per concurrency: aggregate output tok/s, mean ITL and p99 TTFT of both, and 2x1 / 1x2 ratios
 (tok/s ratio > 1: the replicas win; latency ratio < 1: the replicas are faster).
@@ -33,9 +34,8 @@ from paretoserve.serve import ReplicaPlan, ReplicaServer
 FIELDS = ("output_throughput", "mean_itl_ms", "p99_ttft_ms")
 
 
-def measure(plan: ReplicaPlan, concurrencies: list[int], args: argparse.Namespace) -> dict[int, dict]:
-    """Bench results per total concurrency for one replica plan (one server for all of them)."""
-    results = {}
+def measure(plan: ReplicaPlan, concurrency: int, args: argparse.Namespace) -> dict:
+    """Bench fields of one replica plan at one total concurrency, on a fresh server warmed up first."""
     with ReplicaServer(plan) as server:
         server.wait_healthy(600)
 
@@ -46,15 +46,13 @@ def measure(plan: ReplicaPlan, concurrencies: list[int], args: argparse.Namespac
             return asyncio.run(run_bench(cfg))
 
         bench(plan.replicas, 2 * plan.replicas)  # warm-up: first-request costs of each replica stay out
-        for concurrency in concurrencies:
-            result = bench(concurrency, max(args.min_requests, args.requests_per_slot * concurrency))
-            results[concurrency] = {k: result.get(k) for k in (*FIELDS, "completed", "failed", "duration")}
-            r = results[concurrency]
-            print(f"  {plan.replicas} x {plan.threads_per_replica} thread(s), concurrency {concurrency:>3}: "
-                  f"{r['output_throughput']:.1f} tok/s, mean ITL {r['mean_itl_ms']:.1f} ms, "
-                  f"p99 TTFT {r['p99_ttft_ms']:.0f} ms, {r['completed']} ok / {r['failed']} failed "
-                  f"in {r['duration']:.1f} s", flush=True)
-    return results
+        result = bench(concurrency, max(args.min_requests, args.requests_per_slot * concurrency))
+    r = {k: result.get(k) for k in (*FIELDS, "completed", "failed", "duration")}
+    print(f"  {plan.replicas} x {plan.threads_per_replica} thread(s), concurrency {concurrency:>3}: "
+          f"{r['output_throughput']:.1f} tok/s, mean ITL {r['mean_itl_ms']:.1f} ms, "
+          f"p99 TTFT {r['p99_ttft_ms']:.0f} ms, {r['completed']} ok / {r['failed']} failed "
+          f"in {r['duration']:.1f} s", flush=True)
+    return r
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -84,7 +82,12 @@ def main() -> None:
                                 ctx_per_seq=ctx, model=model)}
     print(f"bundled model, {args.input_tokens} input / {args.output_tokens} output tokens, ignore_eos, streamed, "
           f"through the router; other processes on this machine add noise")
-    results = {name: measure(plan, concurrencies, args) for name, plan in plans.items()}
+    # Both plans back to back at each concurrency, so that a busier or quieter spell of this shared
+    # machine falls on both sides of a ratio rather than on one plan's whole curve.
+    results = {name: {} for name in plans}
+    for concurrency in concurrencies:
+        for name, plan in plans.items():
+            results[name][concurrency] = measure(plan, concurrency, args)
     one, two = results["1x2"], results["2x1"]
     print(f"\n{'conc':>4} | {'1x2 tok/s':>9} {'2x1 tok/s':>9} {'ratio':>5} | {'1x2 ITL':>7} {'2x1 ITL':>7} {'ratio':>5} | "
           f"{'1x2 p99 TTFT':>12} {'2x1 p99 TTFT':>12} {'ratio':>5}")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 
 import uvicorn
 
+from paretoserve.launch import LaunchError
 from paretoserve.serve.config import ReplicaPlan, RouterConfig
 from paretoserve.serve.router import build_router
 from paretoserve.serve.supervisor import Supervisor
@@ -23,6 +25,16 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # uvicorn re-raises the SIGTERM it drained on; this unwinds to the replicas' stop
 
 
+def _announce(supervisor: Supervisor, config: RouterConfig, timeout_s: float) -> None:
+    """Say once when every replica is up, or which are not after the health timeout."""
+    try:
+        supervisor.wait_healthy(timeout_s)
+        log.info("all %d replica(s) healthy: serving on http://%s:%d", len(supervisor.replicas), config.host,
+                 config.port)
+    except LaunchError as exc:
+        log.warning("%s; serving with the healthy ones", exc)
+
+
 def serve(plan: ReplicaPlan, config: RouterConfig, log_dir: Path | None = None) -> int:
     """Run until SIGTERM or Ctrl-C; every replica is stopped before this returns. Returns the exit status."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -32,6 +44,7 @@ def serve(plan: ReplicaPlan, config: RouterConfig, log_dir: Path | None = None) 
         log.info("router on http://%s:%d: %d replica(s) x %d thread(s), max_batch %d%s", config.host, config.port,
                  plan.replicas, supervisor.threads_per_replica, plan.max_batch,
                  "" if plan.pin else " (not pinned)")
+        threading.Thread(target=_announce, args=(supervisor, config, plan.health_timeout_s), daemon=True).start()
         app = build_router(supervisor.replicas, config, plan.metrics_path)
         server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
                                                access_log=False, timeout_graceful_shutdown=config.drain_timeout_s))

@@ -127,7 +127,7 @@ def test_kill_9_one_replica_under_steady_load():
                                                                     ("ok", "error")]
     assert max(r["ended"] - r["started"] for r in results) < 10
     killed, rejoined = events["killed"], events["rejoined"]
-    later = [r for r in results if killed < r["started"] < rejoined]
+    later = [r for r in results if killed < r["started"] < rejoined - 0.3]  # margin: rejoining is seen by polling
     assert later and all(r["outcome"] == "ok" and r["replica"] == "1" for r in later)
     assert {a.headers["x-paretoserve-replica"] for a in after} == {"0", "1"}
     assert 'paretoserve_router_replica_restarts{replica="0"} 1.0' in metrics
