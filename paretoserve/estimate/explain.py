@@ -16,9 +16,11 @@ def explain(curve: list[StepPrediction], hardware: HardwareSpec, max_batch_fitti
     lines = [_step_sentence(first, hardware)]
     best = max(curve, key=lambda p: p.output_throughput)
     plateau = next(p for p in curve if p.output_throughput >= PLATEAU_SHARE * best.output_throughput)
+    bound = next(c for c in plateau.components if c.name == plateau.bound_by)
     lines.append(f"Throughput reaches {PLATEAU_SHARE:.0%} of its predicted best ({best.output_throughput:,.0f} tok/s "
                  f"at B={best.batch}) from B={plateau.batch} ({plateau.output_throughput:,.0f} tok/s, "
-                 f"ITL {plateau.step_s * 1e3:.1f} ms); larger batches add latency more than throughput.")
+                 f"ITL {plateau.step_s * 1e3:.1f} ms; largest part: the {COMPONENT_LABELS[bound.name]}, "
+                 f"{bound.bound}-bound); larger batches add latency more than throughput.")
     lines.append(_attention_sentence(curve, hardware))
     lines.append(_mlp_sentence(curve, hardware))
     lines.append(f"At B={last.batch}: {_share(last, 'attention'):.0%} of the step is attention, compute utilisation "

@@ -103,8 +103,8 @@ def render_calibration(console: Console, calibration: dict) -> None:
     """Measured against fitted and leave-out predictions, per point, with the median errors."""
     table = Table(title=f"calibration on {escape(calibration['sweep_dir'])}", box=box.SIMPLE_HEAD, show_edge=False)
     corrected = calibration["cpu_share_corrected"]
-    columns = ("max batch", "batch run", "measured tok/s", *(("CPU share", "target tok/s") if corrected else ()),
-               "fitted", "left out: predicted", "error")
+    columns = ("cap", "B run", "measured", *(("CPU share", "target") if corrected else ()), "fitted",
+               "left out", "error")
     for column in columns:
         table.add_column(column, justify="right")
     for p in calibration["points"]:
@@ -114,6 +114,8 @@ def render_calibration(console: Console, calibration: dict) -> None:
                       f"{p['fitted_output_throughput']:,.1f}", f"{p['leave_out_output_throughput']:,.1f}",
                       f"{p['leave_out_error']:+.1%}")
     console.print(table)
+    console.print("tok/s; fitted: a fit on every point; left out: a fit without this batch size; error: left out "
+                  "vs " + ("target" if corrected else "measured"))
     if corrected:
         console.print("target = measured / CPU share (the engine's busy cores over its threads' cores): the "
                       "throughput with its cores to itself; errors are against the target")

@@ -1,5 +1,5 @@
-"""Calibration on measured sweeps: the paper's OPT-1.3B / OPT-2.7B runs (H100 64 GB, vLLM); the target is a
-median absolute throughput error <= 15 % on batch sizes left out of the fit."""
+"""Calibration on measured sweeps: the paper's OPT-1.3B / OPT-2.7B runs (H100 64 GB, vLLM) and the bundled model
+on this 2-core CPU; the target is a median absolute throughput error <= 15 % on batch sizes left out of the fit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from paretoserve.estimate.calibrate import CalibrationError, calibrate, load_points
-from paretoserve.estimate.geometry import geometry_from_hf_config
+from paretoserve.estimate.geometry import geometry_from_hf_config, load_geometry
 from paretoserve.estimate.hardware import load_hardware
 from paretoserve.estimate.roofline import ENGINES, Workload
 from paretoserve.sweep.import_vllm import environment, import_runs
@@ -17,6 +17,7 @@ from paretoserve.sweep.store import SweepStore
 
 DATA = Path(__file__).parents[1] / "data"
 PAPER = DATA / "mind-the-memory-gap" / "background"
+CPU_SWEEP = DATA / "estimate" / "gemma-3-270m-cpu-sweep"  # measured here, see its README.md
 
 
 def paper_config(model: str) -> dict:
@@ -42,6 +43,15 @@ def test_calibration_on_the_paper_predicts_left_out_batches(tmp_path, model):
     assert calibrated.median_abs_fit_error <= calibrated.median_abs_leave_out_error + 1e-9
     big = calibrated.predict(512, Workload(111, 292))
     assert big.bound_by == "attention" and big.label == "predicted"  # the paper's memory-bound plateau
+
+
+@pytest.mark.parametrize("correct_cpu_share", [False, True])
+def test_calibration_on_the_bundled_model_on_this_cpu(correct_cpu_share):
+    hardware = load_hardware(str(CPU_SWEEP / "hardware.yaml"))
+    calibrated = calibrate(CPU_SWEEP, load_geometry("default"), hardware, ENGINES["llama.cpp"], correct_cpu_share)
+    assert [p.point.max_batch for p in calibrated.points] == [1, 2, 4, 8, 16, 32, 64]
+    assert calibrated.median_abs_leave_out_error <= 0.15
+    assert hardware.bandwidth_measured  # so the fit may find it was measured low on a busy machine
 
 
 def test_mean_running_is_the_batch_that_ran(tmp_path):
