@@ -8,6 +8,7 @@ aiohttp rather than httpx for the replica connections: relaying one request cost
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
@@ -118,8 +119,8 @@ class Router:
             async with backend.session.get("/v1/models") as response:
                 return Response(await response.read(), status_code=response.status,
                                 media_type=response.headers.get("content-type", "application/json"))
-        except aiohttp.ClientError as exc:
-            raise ApiError(502, f"replica {backend.index} failed to list its models ({exc})",
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise ApiError(502, f"replica {backend.index} failed to list its models ({type(exc).__name__}: {exc})",
                            type_="server_error") from exc
 
     async def health(self, request: Request) -> Response:

@@ -178,3 +178,15 @@ def test_a_client_that_leaves_mid_stream_frees_the_replica():
         health = httpx.get(url + "/health").json()
     assert fake.state.running == 0
     assert health["replicas"][0]["outstanding"] == 0
+
+
+def test_a_client_that_gives_up_on_a_plain_answer_frees_the_replica():
+    with FakeServer(ttft_s=5.0) as fake, running_router([StaticReplica(0, fake.url)]) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/completions", json=BODY, timeout=0.5)
+        deadline = time.monotonic() + 3
+        while (fake.state.running or not fake.state.bodies) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = httpx.get(url + "/health").json()
+    assert fake.state.bodies and fake.state.running == 0  # dropped well before its 5 s answer
+    assert health["replicas"][0]["outstanding"] == 0
