@@ -3,30 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from paretoserve import __version__
-from paretoserve.cli import (advise_cmd, bench_cmd, demo_cmd, engine_cmd, estimate_cmd, import_cmd, report_cmd,
-                             serve_cmd, sweep_cmd, tune_cmd)
 from paretoserve.cli.common import UsageError
 
-SUBCOMMANDS = (engine_cmd, bench_cmd, sweep_cmd, import_cmd, advise_cmd, report_cmd, serve_cmd, estimate_cmd, tune_cmd,
-               demo_cmd)
+# name -> (module in this package, one-line help); only the module of the command being run is imported,
+# so an engine or replica start does not pay for the report's plotting imports.
+COMMANDS = {
+    "engine": ("engine_cmd", "run one embedded llama.cpp engine behind an OpenAI API"),
+    "bench": ("bench_cmd", "drive a workload through an OpenAI-compatible endpoint and summarise it"),
+    "sweep": ("sweep_cmd", "measure an engine across batch caps, KV budgets and threads"),
+    "import": ("import_cmd", "turn another tool's benchmark results into a sweep directory"),
+    "advise": ("advise_cmd", "BCA batch size, KV memory freed, Pareto frontiers, replica plan"),
+    "report": ("report_cmd", "one self-contained HTML report (and PNGs) of a sweep directory"),
+    "serve": ("serve_cmd", "run N engine replicas behind a load-balancing OpenAI-compatible router"),
+    "estimate": ("estimate_cmd", "roofline model of decoding: where throughput plateaus and why"),
+    "tune": ("tune_cmd", "the main job: search sweep -> advise -> verify replicas -> report"),
+    "demo": ("demo_cmd", "a one-minute smoke run: engine + concurrent requests + throughput"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser, with the full flags of the subcommand named in `argv` (every one's help line either way)."""
     parser = argparse.ArgumentParser(prog="paretoserve", description=__doc__)
     parser.add_argument("--version", action="version", version=f"paretoserve {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in SUBCOMMANDS:
-        module.add_parser(subparsers)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, (module, help) in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(f"paretoserve.cli.{module}").add_parser(subparsers, help)
+        else:
+            subparsers.add_parser(name, help=help)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; user mistakes print one line naming the flag and exit with status 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.run(args) or 0
     except UsageError as exc:

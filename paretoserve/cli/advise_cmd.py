@@ -12,8 +12,8 @@ from paretoserve.cli.advice_args import add_advice_args, advise_config
 from paretoserve.cli.common import UsageError
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("advise", help="BCA batch size, KV memory freed, Pareto frontiers, replica plan",
+def add_parser(subparsers, help: str) -> None:
+    p = subparsers.add_parser("advise", help=help,
                               description=__doc__)
     p.add_argument("dir", metavar="DIR", help="sweep directory (paretoserve sweep or import vllm)")
     add_advice_args(p, "SLO (default: the paper's 3 x mean TPOT at B=32)")

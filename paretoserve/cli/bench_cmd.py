@@ -16,8 +16,8 @@ from paretoserve.bench.runner import BenchError, run_bench
 from paretoserve.cli.common import UsageError
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="drive a workload through an OpenAI-compatible endpoint and summarise it",
+def add_parser(subparsers, help: str) -> None:
+    p = subparsers.add_parser("bench", help=help,
                               description=__doc__)
     p.add_argument("--url", required=True, help="base URL of the endpoint, e.g. http://127.0.0.1:8000")
     add_workload_args(p)

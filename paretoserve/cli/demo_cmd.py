@@ -12,8 +12,8 @@ from paretoserve.cli.common import UsageError
 from paretoserve.launch import EngineProcess, LaunchError, embedded_engine_cmd, free_port
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="a one-minute smoke run: engine + concurrent requests + throughput",
+def add_parser(subparsers, help: str) -> None:
+    parser = subparsers.add_parser("demo", help=help,
                                    description=__doc__)
     parser.add_argument("--model", default="default", help="GGUF file or 'default' (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests sent at once (default: 8)")

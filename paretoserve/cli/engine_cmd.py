@@ -13,8 +13,8 @@ from paretoserve.engine.core import Engine
 from paretoserve.server.app import ServerConfig, build_app
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("engine", help="run one embedded llama.cpp engine behind an OpenAI API",
+def add_parser(subparsers, help: str) -> None:
+    parser = subparsers.add_parser("engine", help=help,
                                    description=__doc__)
     add_model_args(parser)
     add_engine_args(parser)

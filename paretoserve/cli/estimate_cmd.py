@@ -26,8 +26,8 @@ DEFAULT_BATCHES = "1,2,4,8,16,32,64,128,256,512,1024"
 DEFAULT_TOKENS = 128
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("estimate", help="roofline model of decoding: where throughput plateaus and why",
+def add_parser(subparsers, help: str) -> None:
+    p = subparsers.add_parser("estimate", help=help,
                               description=__doc__)
     p.add_argument("--model", default="default",
                    help="GGUF file, a Hugging Face config.json, or 'default' (the bundled Gemma 3 270M Q4_K_M)")

@@ -12,8 +12,8 @@ from paretoserve.sweep.import_vllm import (VllmImportError, environment, import_
 from paretoserve.sweep.store import StoreError, SweepStore
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("import", help="turn another tool's benchmark results into a sweep directory",
+def add_parser(subparsers, help: str) -> None:
+    p = subparsers.add_parser("import", help=help,
                               description=__doc__)
     kinds = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
     v = kinds.add_parser("vllm", help="vLLM bench serve result JSONs, one run folder per point",

@@ -11,8 +11,8 @@ from paretoserve.cli.common import UsageError
 from paretoserve.report import ReportConfig, ReportError, compute_advice, load_advice_file, write_report
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("report", help="one self-contained HTML report (and PNGs) of a sweep directory",
+def add_parser(subparsers, help: str) -> None:
+    p = subparsers.add_parser("report", help=help,
                               description=__doc__)
     p.add_argument("dir", metavar="DIR", type=Path, help="sweep directory (from `sweep` or `import vllm`)")
     p.add_argument("-o", "--out", type=Path, default=Path("report.html"),

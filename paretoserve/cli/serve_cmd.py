@@ -14,8 +14,8 @@ from paretoserve.serve.config import PLACEHOLDERS, PlanError, ReplicaPlan, Route
 from paretoserve.serve.runner import serve
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="run N engine replicas behind a load-balancing OpenAI-compatible router",
+def add_parser(subparsers, help: str) -> None:
+    p = subparsers.add_parser("serve", help=help,
                               description=__doc__)
     g = p.add_argument_group("replica plan (a flag wins over --plan)")
     g.add_argument("--plan", type=Path, default=None,

@@ -21,8 +21,8 @@ from paretoserve.sweep.runner import run_points
 from paretoserve.sweep.store import StoreError, SweepStore
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("sweep", help="measure an engine across batch caps, KV budgets and threads",
+def add_parser(subparsers, help: str) -> None:
+    p = subparsers.add_parser("sweep", help=help,
                               description=__doc__)
     g = p.add_argument_group("grid")
     g.add_argument("--model", default="default", help="GGUF file or 'default' (default: %(default)s)")

@@ -15,8 +15,8 @@ from paretoserve.tune import TuneConfig, TuneError, run_tune
 DEFAULTS = TuneConfig()
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("tune", help="the main job: search sweep -> advise -> verify replicas -> report",
+def add_parser(subparsers, help: str) -> None:
+    p = subparsers.add_parser("tune", help=help,
                               description=__doc__)
     p.add_argument("--model", default="default", help="GGUF file or 'default' (default: %(default)s)")
     p.add_argument("--out", type=Path, default=DEFAULTS.out, help="results directory (default: ./%(default)s)")
