@@ -170,15 +170,11 @@ class _Terms:
         self.hardware = hardware
         self.prior = default_efficiency(hardware)
         self.bandwidth_limits = MEASURED_BANDWIDTH_LIMITS if hardware.bandwidth_measured else SPEC_BANDWIDTH_LIMITS
-        traffic = [[component_traffic(geometry, c, 1, p.workload.mean_context, engine) for c in COMPONENTS]
-                   for p in points]
-        batch = np.array([p.batch for p in points])
-        # Bytes of the weight-streaming components do not scale with the batch; their activations do.
-        self.bytes = np.array([[component_traffic(geometry, c, p.batch, p.workload.mean_context, engine)[0]
-                                for c in COMPONENTS] for p in points])
-        self.flops = np.array([[t[1] for t in row] for row in traffic]) * batch[:, None]
+        traffic = np.array([[component_traffic(geometry, c, p.batch, p.workload.mean_context, engine)
+                             for c in COMPONENTS] for p in points])  # points x components x (bytes, FLOPs)
+        self.bytes, self.flops = traffic[..., 0], traffic[..., 1]
         self.is_kv = np.array([c == "attention" for c in COMPONENTS])
-        self.batch = batch
+        self.batch = np.array([p.batch for p in points])
         self.out = np.array([p.workload.output_tokens for p in points], dtype=float)
         self.steps = np.maximum(self.out - 1, 0)
         self.prefill_flops = np.array([prefill_flops_per_request(geometry, p.workload) for p in points])
@@ -186,7 +182,8 @@ class _Terms:
 
     def tau(self, weights_bw, kv_bw, compute, overhead) -> np.ndarray:
         """Predicted seconds per output token for arrays of efficiencies (shape: candidates x points)."""
-        bw = self.hardware.bandwidth_bytes_per_s * np.where(self.is_kv, kv_bw[:, None, None], weights_bw[:, None, None])
+        share = np.where(self.is_kv, kv_bw[:, None, None], weights_bw[:, None, None])
+        bw = self.hardware.bandwidth_bytes_per_s * share
         peak = self.hardware.peak_flops * compute[:, None, None]
         step = np.maximum(self.bytes[None] / bw, self.flops[None] / peak).sum(axis=2) + overhead[:, None]
         prefill = self.prefill_flops[None] / (self.hardware.peak_flops * compute[:, None])
