@@ -9,6 +9,7 @@ a long request is never starved by shorter ones behind it.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +60,7 @@ class Scheduler:
         self.max_step_tokens = max_step_tokens
         self.waiting: deque[Sequence] = deque()
         self.running: dict[int, Sequence] = {}  # rid -> sequence
-        self.free_slots: list[int] = list(range(max_batch - 1, -1, -1))
+        self.free_slots: list[int] = list(range(max_batch))  # a heap: the lowest free slot is taken first
         self.kv_reserved = 0
 
     @property
@@ -77,7 +78,7 @@ class Scheduler:
         admitted = []
         while self.waiting and self.free_slots and self.waiting[0].reserved <= self.kv_tokens - self.kv_reserved:
             seq = self.waiting.popleft()
-            seq.slot = self.free_slots.pop()
+            seq.slot = heapq.heappop(self.free_slots)
             self.kv_reserved += seq.reserved
             self.running[seq.rid] = seq
             admitted.append(seq)
@@ -96,13 +97,16 @@ class Scheduler:
                 done = seq.n_cached + len(chunk) == len(seq.prompt)
                 items.append(StepItem(seq, chunk, seq.n_cached, done))
                 budget -= len(chunk)
+        # In slot (= llama.cpp sequence id) order: with one KV stream per sequence, a batch whose sequence
+        # ids came in descending order decoded at 60 instead of 145 tok/s (B=16, 2 threads).
+        items.sort(key=lambda item: item.seq.slot)
         return items
 
     def remove(self, rid: int) -> Sequence | None:
         """Drop a request wherever it is; frees its slot and reservation. None if unknown."""
         seq = self.running.pop(rid, None)
         if seq is not None:
-            self.free_slots.append(seq.slot)
+            heapq.heappush(self.free_slots, seq.slot)
             self.kv_reserved -= seq.reserved
             return seq
         for queued in self.waiting:

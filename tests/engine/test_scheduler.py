@@ -190,3 +190,26 @@ def test_plan_is_empty_without_running_sequences() -> None:
     sched = Scheduler(max_batch=2, kv_tokens=100, max_step_tokens=16)
     sched.add(seq(4, 4))  # queued, not admitted
     assert sched.plan() == []
+
+
+def test_freed_slots_are_reused_lowest_first_and_a_step_is_in_slot_order() -> None:
+    sched = Scheduler(max_batch=4, kv_tokens=1000, max_step_tokens=64)
+    first = [seq(2, 4) for _ in range(4)]
+    for s in first:
+        sched.add(s)
+    sched.admit()
+    for s in first:  # all end in the same step, released in admission order
+        sched.remove(s.rid)
+    second = [seq(2, 4) for _ in range(4)]
+    for s in second:
+        sched.add(s)
+    sched.admit()
+    assert [s.slot for s in second] == [0, 1, 2, 3]  # not 3, 2, 1, 0: llama.cpp decodes those 2.4x slower
+    for s in second[:2]:
+        finish_prefill(s)
+    sched.remove(second[0].rid)
+    late = seq(2, 4)
+    sched.add(late)
+    sched.admit()
+    assert late.slot == 0
+    assert [item.seq.slot for item in sched.plan()] == [0, 1, 2, 3]  # decodes and prompt chunks together
