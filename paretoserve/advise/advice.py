@@ -30,6 +30,7 @@ class AdviseConfig(BaseModel):
     throughput_metric: Literal["output_throughput", "total_token_throughput", "request_throughput"] = \
         "output_throughput"
     max_replicas: int = Field(8, ge=1)  # most replicas a predicted plan may use
+    min_replica_gain: float = Field(0.05, ge=0.0)  # share of throughput more replicas must add to be chosen
     advice_path: str = "advice.json"  # what the `paretoserve serve --plan` line refers to
 
     # Checked here, not when the first point is judged, so a typo fails before any engine runs.
@@ -120,7 +121,8 @@ def advise_table(table: SweepTable, config: AdviseConfig) -> Advice:
     point = next(p for p in singles if p.key == choice.point_key)
     device_bytes, device_source = device_memory(table, config.device_memory)
     memory = memory_advice(table, point, device_bytes, device_source)
-    plan = replica_plan(table, point, limits, config.throughput_metric, memory, config.max_replicas)
+    plan = replica_plan(table, point, limits, config.throughput_metric, memory, config.max_replicas,
+                        config.min_replica_gain)
     memory_note = "measured peak (device memory or engine RSS), else KV peak + weights per replica"
     return Advice(
         sweep_dir=table.directory, model=table.model, device=table.device_name,

@@ -1,4 +1,6 @@
-"""The replica plan: N engines of batch cap B on one device, the one with the most throughput within the SLO.
+"""The replica plan: N engines of batch cap B on one device, the one with the most throughput within the SLO
+(a plan with more replicas must beat the best with fewer by `min_gain`: a gain within noise is no reason
+to run more engines).
 
 Measured N x B points win where the sweep has them. Otherwise the plan is predicted for B_opt:
 as many replicas as fit in memory (weights + KV for B_opt each, within the memory fraction) and
@@ -65,7 +67,7 @@ def option(point: Point, limits: list[LatencyLimit], metric: str, replicas: int 
 
 
 def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimit], metric: str,
-                 memory: MemoryAdvice, max_replicas: int) -> ReplicaPlan:
+                 memory: MemoryAdvice, max_replicas: int, min_gain: float = 0.0) -> ReplicaPlan:
     """The N x B plan with the most throughput within the SLO; see the module docstring for the rule."""
     measured = [option(p, limits, metric) for p in table.points]
     singles = [o for o in measured if o.replicas == 1]
@@ -91,7 +93,11 @@ def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimi
         note = ("predicted: replicas of B_opt assumed to each deliver the throughput one engine measured alone "
                 "(an upper bound); confirm with `paretoserve sweep --replicas` or `paretoserve tune`")
     within = [o for o in options if o.meets_slo] or [baseline]
-    best = max(within, key=lambda o: (o.throughput, -o.replicas))
+    best = None
+    for n in sorted({o.replicas for o in within}):  # more replicas only for more than `min_gain` throughput
+        top = max((o for o in within if o.replicas == n), key=lambda o: o.throughput)
+        if best is None or top.throughput > best.throughput * (1 + min_gain):
+            best = top
     return ReplicaPlan(
         replicas=best.replicas, max_batch=best.max_batch, threads_per_replica=best.threads_per_replica,
         predicted_or_measured=best.predicted_or_measured, throughput_metric=metric,

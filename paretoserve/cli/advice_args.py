@@ -12,7 +12,8 @@ from paretoserve.cli.common import UsageError
 DEFAULTS = {name: field.default for name, field in AdviseConfig.model_fields.items()}
 FLAGS = {"slo": "--slo", "slo_multiple": "--slo-multiple", "slo_ref_batch": "--slo-ref-batch",
          "slo_metric": "--slo-metric", "min_efficiency": "--min-efficiency", "device_memory": "--device-memory",
-         "throughput_metric": "--throughput-metric", "max_replicas": "--max-replicas"}
+         "throughput_metric": "--throughput-metric", "max_replicas": "--max-replicas",
+         "min_replica_gain": "--min-replica-gain"}
 
 
 def add_advice_args(parser: argparse.ArgumentParser, title: str) -> None:
@@ -35,6 +36,9 @@ def add_advice_args(parser: argparse.ArgumentParser, title: str) -> None:
                    help="throughput the BCA and the plan compare (default: %(default)s)")
     s.add_argument("--max-replicas", type=int, default=DEFAULTS["max_replicas"],
                    help="most replicas a predicted plan uses (default: %(default)s)")
+    s.add_argument("--min-replica-gain", type=float, default=DEFAULTS["min_replica_gain"],
+                   help="throughput share a plan with more replicas must add over one with fewer, so a gain "
+                        "within noise does not add engines (default: %(default)s)")
 
 
 def given_advice_flags(args: argparse.Namespace) -> list[str]:

@@ -71,6 +71,14 @@ def test_replication_two_by_256_beats_one_by_768(paper_sweeps):
     assert not four.meets_slo and any("preemptions" in r for r in four.reasons)
 
 
+def test_more_replicas_must_add_more_than_the_minimum_gain(paper_sweeps):
+    config = dict(slo="itl_ms<=40", device_memory=GPU, throughput_metric="total_token_throughput")
+    plan = advise(paper_sweeps["replication"], AdviseConfig(**config, min_replica_gain=0.5)).replica_plan
+    assert plan.replicas == 1  # +33.7 % is not enough when 50 % is asked
+    plan = advise(paper_sweeps["replication"], AdviseConfig(**config, min_replica_gain=0.3)).replica_plan
+    assert (plan.replicas, plan.max_batch) == (2, 256)
+
+
 def test_predicted_plan_when_the_sweep_has_no_replica_points(paper_sweeps):
     plan = advise(paper_sweeps["opt-1.3b"], AdviseConfig(device_memory=GPU)).replica_plan
     # weights 3.12 GiB + 14.01 GiB of KV for B=128 per replica; 0.9 x 64 GiB holds three
