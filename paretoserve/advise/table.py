@@ -132,20 +132,11 @@ def load_table(directory: str | Path) -> SweepTable:
     from paretoserve.sweep.store import StoreError, SweepStore
 
     store = SweepStore(directory)
-    if not store.dir.is_dir():
-        raise AdviseError(f"DIR: no such sweep directory: {store.dir}")
-    if not store.spec_path.exists():
-        raise AdviseError(f"DIR: {store.dir} holds no sweep.json; give a directory made by `paretoserve sweep` "
-                          "or `paretoserve import vllm`")
     try:
-        stored = store.read_spec()
+        stored, records, _ = store.read_finished()
     except StoreError as exc:
-        raise AdviseError(f"DIR: {exc}") from exc
+        raise AdviseError(str(exc)) from exc
     spec, environment = stored.get("spec") or {}, stored.get("environment") or {}
-    records = [r for r in store.records() if r.get("status") == "ok" and (r.get("config") or {}).get("max_batch")]
-    if not records:
-        raise AdviseError(f"DIR: {store.dir} has no finished point yet (points.jsonl holds no record with "
-                          "status 'ok'); run or resume the sweep first")
     model_file = _model_file(spec)
     per_token = spec.get("kv_bytes_per_token") or (kv_bytes_per_token_gguf(model_file) if model_file else None)
     weights = model_file.stat().st_size if model_file else None

@@ -68,23 +68,10 @@ def point_label(point: dict) -> str:
 def load_sweep(directory: str | Path) -> SweepData:
     """Read sweep.json and points.jsonl; an absent directory or a sweep without a finished point is an error."""
     directory = Path(directory)
-    store = SweepStore(directory)
-    if not directory.is_dir():
-        raise ReportError(f"DIR: no such directory: {directory}")
-    if not store.spec_path.exists():
-        raise ReportError(f"DIR: {directory} is not a sweep directory (no sweep.json); "
-                          "give one written by `paretoserve sweep` or `paretoserve import vllm`")
     try:
-        stored = store.read_spec()
-        records = store.records()
-    except (StoreError, OSError) as exc:
-        raise ReportError(f"DIR: {exc}") from exc
-    ok = [r for r in records if r.get("status") == "ok" and isinstance(r.get("config"), dict)
-          and r["config"].get("max_batch")]
-    if not ok:
-        raise ReportError(f"DIR: {directory} has no finished point yet ({len(records)} recorded, none ok); "
-                          "run or resume the sweep first")
-    failed = [r for r in records if r.get("status") != "ok"]
+        stored, ok, failed = SweepStore(directory).read_finished()
+    except StoreError as exc:
+        raise ReportError(str(exc)) from exc
     ok = _with_derived_energy(directory, ok)
     return SweepData(directory=directory, spec=stored.get("spec") or {}, environment=stored.get("environment") or {},
                      points=tuple(sorted(ok, key=_order)), failed=tuple(failed))

@@ -42,6 +42,27 @@ class SweepStore:
         self.logs_dir.mkdir(exist_ok=True)
         return {r["key"] for r in self.records() if r.get("status") == "ok"}
 
+    def read_finished(self) -> tuple[dict, list[dict], list[dict]]:
+        """For readers of a finished sweep: (sweep.json, ok points, failed points); StoreError naming DIR when
+        the directory is missing, is not a sweep, or has no finished point."""
+        if not self.dir.is_dir():
+            raise StoreError(f"DIR: no such sweep directory: {self.dir}")
+        if not self.spec_path.exists():
+            raise StoreError(f"DIR: {self.dir} holds no sweep.json; give a directory made by `paretoserve sweep` "
+                             "or `paretoserve import vllm`")
+        try:
+            stored, records = self.read_spec(), self.records()
+        except StoreError as exc:
+            raise StoreError(f"DIR: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"DIR: cannot read {self.points_path}: {exc.strerror or exc}") from exc
+        ok = [r for r in records if r.get("status") == "ok" and isinstance(r.get("config"), dict)
+              and r["config"].get("max_batch")]
+        if not ok:
+            raise StoreError(f"DIR: {self.dir} has no finished point yet ({len(records)} recorded, none ok); "
+                             "run or resume the sweep first")
+        return stored, ok, [r for r in records if r.get("status") != "ok"]
+
     def read_spec(self) -> dict:
         try:
             return json.loads(self.spec_path.read_text())

@@ -39,8 +39,8 @@ def test_slo_flags_reach_the_advisor_and_a_failed_advice_still_renders(tmp_path,
 
 
 @pytest.mark.parametrize("case, message", [
-    ("missing", "DIR: no such directory"),
-    ("not_a_sweep", "is not a sweep directory (no sweep.json)"),
+    ("missing", "DIR: no such sweep directory"),
+    ("not_a_sweep", "holds no sweep.json"),
     ("empty", "has no finished point yet"),
     ("unwritable", "is not a directory; give a path whose parent is a directory"),
     ("bad_advice", "--advice: "),
