@@ -17,6 +17,11 @@ def seq(prompt_len: int, max_tokens: int) -> Sequence:
                     params=SamplingParams(max_tokens=max_tokens, temperature=0), sink=None)
 
 
+def add_all(sched: Scheduler, seqs) -> None:
+    for s in seqs:
+        sched.add(s)
+
+
 def finish_prefill(s: Sequence, first_token: int = 7) -> None:
     """What the engine does after the step holding a prompt's last chunk: all cached, one token sampled."""
     s.n_cached = len(s.prompt)
@@ -42,8 +47,7 @@ def test_admit_assigns_distinct_slots_and_reserves_kv() -> None:
 def test_admit_stops_when_slots_run_out() -> None:
     sched = Scheduler(max_batch=2, kv_tokens=1000, max_step_tokens=64)
     seqs = [seq(4, 4) for _ in range(3)]
-    for s in seqs:
-        sched.add(s)
+    add_all(sched, seqs)
     assert sched.admit() == seqs[:2]
     assert list(sched.waiting) == seqs[2:]
     assert sched.admit() == []  # nothing freed, nothing admitted
@@ -52,8 +56,7 @@ def test_admit_stops_when_slots_run_out() -> None:
 def test_freed_slot_is_reused_by_the_next_request() -> None:
     sched = Scheduler(max_batch=2, kv_tokens=1000, max_step_tokens=64)
     a, b, c = seq(4, 4), seq(4, 4), seq(4, 4)
-    for s in (a, b, c):
-        sched.add(s)
+    add_all(sched, (a, b, c))
     sched.admit()
     assert c.slot == -1
     freed = a.slot
@@ -127,8 +130,7 @@ def test_kv_used_counts_cached_tokens_of_running_sequences() -> None:
 def test_plan_decodes_one_token_per_running_sequence_then_prefills() -> None:
     sched = Scheduler(max_batch=4, kv_tokens=1000, max_step_tokens=16)
     d1, d2, p = seq(5, 10), seq(6, 10), seq(30, 10)
-    for s in (d1, d2, p):
-        sched.add(s)
+    add_all(sched, (d1, d2, p))
     sched.admit()
     finish_prefill(d1, first_token=11)
     finish_prefill(d2, first_token=22)
@@ -165,8 +167,7 @@ def test_plan_chunks_a_long_prompt_and_wants_logits_only_for_the_last_chunk() ->
 def test_plan_splits_the_prefill_budget_across_sequences_in_admission_order() -> None:
     sched = Scheduler(max_batch=3, kv_tokens=1000, max_step_tokens=10)
     a, b, c = seq(6, 4), seq(6, 4), seq(6, 4)
-    for s in (a, b, c):
-        sched.add(s)
+    add_all(sched, (a, b, c))
     sched.admit()
     items = sched.plan()
     assert [(item.seq, len(item.tokens), item.wants_logits) for item in items] == [(a, 6, True), (b, 4, False)]
@@ -176,8 +177,7 @@ def test_plan_splits_the_prefill_budget_across_sequences_in_admission_order() ->
 def test_plan_with_decodes_filling_the_step_has_no_prefill() -> None:
     sched = Scheduler(max_batch=3, kv_tokens=1000, max_step_tokens=2)
     d1, d2, p = seq(3, 4), seq(3, 4), seq(3, 4)
-    for s in (d1, d2, p):
-        sched.add(s)
+    add_all(sched, (d1, d2, p))
     sched.admit()
     finish_prefill(d1)
     finish_prefill(d2)
@@ -195,14 +195,12 @@ def test_plan_is_empty_without_running_sequences() -> None:
 def test_freed_slots_are_reused_lowest_first_and_a_step_is_in_slot_order() -> None:
     sched = Scheduler(max_batch=4, kv_tokens=1000, max_step_tokens=64)
     first = [seq(2, 4) for _ in range(4)]
-    for s in first:
-        sched.add(s)
+    add_all(sched, first)
     sched.admit()
     for s in first:  # all end in the same step, released in admission order
         sched.remove(s.rid)
     second = [seq(2, 4) for _ in range(4)]
-    for s in second:
-        sched.add(s)
+    add_all(sched, second)
     sched.admit()
     assert [s.slot for s in second] == [0, 1, 2, 3]  # not 3, 2, 1, 0: llama.cpp decodes those 2.4x slower
     for s in second[:2]:
