@@ -9,8 +9,6 @@ Failed requests are counted in `failed` and left out of every latency and throug
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from paretoserve.bench import slo as slo_mod
@@ -19,6 +17,7 @@ from paretoserve.bench.loadgen import LoadResult
 from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.sampler import Sample
 from paretoserve.bench.steady import in_flight_window, tokens_in
+from paretoserve.engine.config import available_cores
 
 LATENCY_METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
 STATS = (("mean", None), ("median", 50.0), ("p90", 90.0), ("p99", 99.0))
@@ -179,7 +178,7 @@ def summarize(load: LoadResult, samples: list[Sample], slots: int | None, limits
     client = client_fields(load)
     result.update(client)
     warnings = client_warnings(client, result["median_itl_ms"], result["engine_cpu_cores"],
-                               len(os.sched_getaffinity(0)))
+                               available_cores())
     failed = [r for r in records if not r.ok]
     if failed:
         warnings.append(f"{len(failed)} of {len(records)} requests failed and are left out of the latency figures; "

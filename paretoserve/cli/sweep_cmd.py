@@ -81,21 +81,15 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    if args.search == "bca":
-        try:
-            return search_sweep(search, spec, bench_measure(bench, saturate=args.concurrency is None), store,
-                                time.perf_counter())
-        except KeyboardInterrupt:
-            print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",
-                  file=sys.stderr)
-            return 130
-    points = spec.points()
-    todo = [p for p in points if p.key() not in finished]
-    print(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, results in {args.out}",
-          file=sys.stderr)
+    measure = bench_measure(bench, saturate=args.concurrency is None)
     try:
-        records = run_points(spec, todo, bench_measure(bench, saturate=args.concurrency is None), store,
-                             total=len(points), done=len(points) - len(todo))
+        if args.search == "bca":
+            return search_sweep(search, spec, measure, store, time.perf_counter())
+        points = spec.points()
+        todo = [p for p in points if p.key() not in finished]
+        print(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, results in {args.out}",
+              file=sys.stderr)
+        records = run_points(spec, todo, measure, store, total=len(points), done=len(points) - len(todo))
     except KeyboardInterrupt:
         print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",
               file=sys.stderr)

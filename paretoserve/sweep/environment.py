@@ -9,6 +9,8 @@ from importlib import metadata
 
 import psutil
 
+from paretoserve.engine.config import available_cores
+
 
 def _version(package: str) -> str | None:
     try:
@@ -55,7 +57,7 @@ def collect_environment() -> dict:
         "hostname": platform.node(),
         "cpu_model": _cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)),
+        "cpu_cores_usable": available_cores(),
         "memory_total_bytes": psutil.virtual_memory().total,
         "gpus": _gpus(),
         "versions": {name: _version(name) for name in

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretoserve.advise import AdviseConfig
 from paretoserve.bench.config import BenchConfig, TokenRange
+from paretoserve.engine.config import available_cores
 
 
 class TuneError(ValueError):
@@ -42,7 +42,7 @@ class TuneConfig:
 
     @property
     def cores(self) -> int:
-        return len(os.sched_getaffinity(0))
+        return available_cores()
 
     @property
     def ctx_per_seq(self) -> int:
