@@ -12,7 +12,6 @@ from pydantic import BaseModel
 
 from paretoserve.advise.geometry import kv_bytes_per_token_gguf
 
-THROUGHPUT_METRICS = ("output_throughput", "total_token_throughput", "request_throughput")
 LATENCY_FIELD = re.compile(r"^(mean|median|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")
 
 

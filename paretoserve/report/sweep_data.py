@@ -38,14 +38,6 @@ class SweepData:
     points: tuple[dict, ...]  # status ok
     failed: tuple[dict, ...] = field(default=())
 
-    def device_memory_bytes(self) -> int | None:
-        """The first GPU's memory, else the machine's memory, as recorded when the sweep ran."""
-        gpus = self.environment.get("gpus") or []
-        if gpus and gpus[0].get("memory_total_bytes"):
-            return int(gpus[0]["memory_total_bytes"])
-        total = self.environment.get("memory_total_bytes")
-        return int(total) if total else None
-
     def replica_points(self) -> list[dict]:
         return [p for p in self.points if replicas_of(p) > 1]
 

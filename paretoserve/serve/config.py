@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from paretoserve.launch import embedded_engine_cmd
@@ -92,9 +92,6 @@ class ReplicaPlan:
         if self.ctx_per_seq is not None:
             args += ["--ctx-per-seq", str(self.ctx_per_seq)]
         return embedded_engine_cmd(port, "127.0.0.1", *args)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

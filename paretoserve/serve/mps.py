@@ -55,9 +55,3 @@ class MpsDaemon:
     def _control(self, args: list[str], stdin: str | None) -> subprocess.CompletedProcess:
         return subprocess.run([CONTROL, *args], input=stdin, text=True, capture_output=True,
                               timeout=self.timeout_s, env={**os.environ, **self.env})
-
-    def __enter__(self) -> "MpsDaemon":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
