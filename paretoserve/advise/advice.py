@@ -12,6 +12,7 @@ from paretoserve.advise.commands import Commands, commands
 from paretoserve.advise.memory import MemoryAdvice, device_memory, memory_advice
 from paretoserve.advise.pareto import Frontier, frontiers
 from paretoserve.advise.replicas import ReplicaPlan, replica_plan
+from paretoserve.advise.roofline import RooflineSummary, calibrated_roofline
 from paretoserve.advise.table import AdviseError, Point, SweepTable, load_table
 from paretoserve.bench.slo import SloError, parse_slo
 
@@ -32,6 +33,8 @@ class AdviseConfig(BaseModel):
     max_replicas: int = Field(8, ge=1)  # most replicas a predicted plan may use
     min_replica_gain: float = Field(0.05, ge=0.0)  # share of throughput more replicas must add to be chosen
     advice_path: str = "advice.json"  # what the `paretoserve serve --plan` line refers to
+    hardware: str | None = None  # a roofline hardware name or YAML: predict unmeasured replica plans with it
+    model_geometry: str | None = None  # the model's .gguf or config.json for the roofline (default: the sweep's)
 
     # Checked here, not when the first point is judged, so a typo fails before any engine runs.
     @field_validator("slo")
@@ -97,6 +100,7 @@ class Advice(BaseModel):
     pareto: list[Frontier]
     replica_plan: ReplicaPlan
     commands: Commands
+    roofline: RooflineSummary | None = None  # the calibrated roofline behind predicted replica plans
 
 
 def _memory_of(weights_bytes: float | None):
@@ -121,8 +125,10 @@ def advise_table(table: SweepTable, config: AdviseConfig) -> Advice:
     point = next(p for p in singles if p.key == choice.point_key)
     device_bytes, device_source = device_memory(table, config.device_memory)
     memory = memory_advice(table, point, device_bytes, device_source)
+    roofline, scale = calibrated_roofline(table, config.hardware, config.model_geometry) \
+        if config.hardware else (None, None)
     plan = replica_plan(table, point, limits, config.throughput_metric, memory, config.max_replicas,
-                        config.min_replica_gain)
+                        config.min_replica_gain, scale)
     memory_note = "measured peak (device memory or engine RSS), else KV peak + weights per replica"
     return Advice(
         sweep_dir=table.directory, model=table.model, device=table.device_name,
@@ -135,7 +141,8 @@ def advise_table(table: SweepTable, config: AdviseConfig) -> Advice:
         kv_need_bytes=memory.kv_need_bytes, kv_need_fraction=memory.kv_need_fraction,
         freed_bytes=memory.freed_bytes, freed_fraction=memory.freed_fraction, memory=memory,
         pareto=frontiers(table.points, config.throughput_metric, _memory_of(memory.weights_bytes), memory_note),
-        replica_plan=plan, commands=commands(table, choice.b_opt, plan, memory, config.advice_path))
+        replica_plan=plan, commands=commands(table, choice.b_opt, plan, memory, config.advice_path),
+        roofline=roofline)
 
 
 def advise(sweep_dir: str | Path, config: AdviseConfig | None = None) -> Advice:

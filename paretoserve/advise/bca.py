@@ -18,6 +18,9 @@ from paretoserve.bench.slo import METRICS, SloError, parse_slo
 RELATIVE_METRIC = re.compile(r"^(?:(mean|median|p50|p90|p99)_)?(ttft|tpot|itl|e2el)(?:_ms)?$")
 
 
+STEP_LATENCIES = ("_tpot_ms", "_itl_ms")  # latency fields that scale with the time per decode step
+
+
 class LatencyLimit(BaseModel):
     """One latency bound in ms on a summary field of a point (mean_tpot_ms, p99_ttft_ms, ...)."""
 

@@ -66,6 +66,8 @@ def plan_table(advice: Advice) -> Table:
                       f"{o.latency_ms.get('mean_itl_ms', float('nan')):.2f}", o.predicted_or_measured,
                       "ok" if o.meets_slo else escape("; ".join(o.reasons)))
     table.caption = escape(plan.note)
+    if (r := advice.roofline) is not None:
+        table.caption += "\n" + escape(r.text())
     return table
 
 

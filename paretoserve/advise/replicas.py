@@ -4,16 +4,18 @@ to run more engines).
 
 Measured N x B points win where the sweep has them. Otherwise the plan is predicted for B_opt:
 as many replicas as fit in memory (weights + KV for B_opt each, within the memory fraction) and
-on the cores (threads per replica), each assumed to deliver what one engine delivered alone, an
-upper bound that `sweep --replicas` or `tune` should confirm.
+on the cores (threads per replica). With a calibrated roofline (`advise --hardware`) their throughput
+and step time are the roofline's; without, each replica is assumed to deliver what one engine delivered
+alone, an upper bound. `sweep --replicas` or `tune` should confirm either.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from paretoserve.advise.bca import LatencyLimit
+from paretoserve.advise.bca import STEP_LATENCIES, LatencyLimit
 from paretoserve.advise.memory import MemoryAdvice, fits
+from paretoserve.advise.roofline import ReplicaScale
 from paretoserve.advise.table import Point, SweepTable
 
 HEADROOM = 0.9  # share of device memory engines may fill, vLLM's default, where the sweep does not say
@@ -28,7 +30,7 @@ class PlanOption(BaseModel):
     threads_per_replica: int
     predicted_or_measured: str  # "measured" | "predicted"
     key: str | None  # the sweep point it comes from
-    throughput: float  # measured, or for predicted options the upper bound: replicas x one engine alone
+    throughput: float  # measured; predicted: the roofline's, else the upper bound replicas x one engine alone
     throughput_low: float | None = None  # predicted: one engine measured at no more than the same total batch
     latency_ms: dict[str, float]
     meets_slo: bool
@@ -52,22 +54,32 @@ class ReplicaPlan(BaseModel):
     note: str
 
 
-def option(point: Point, limits: list[LatencyLimit], metric: str, replicas: int | None = None) -> PlanOption:
-    """A measured point (or, with `replicas`, that many copies of it: predicted) checked against the SLO."""
-    reasons = [f"{lim.field} {point.latency_ms[lim.field]:.4g} ms > {lim.bound_ms:.4g}"
-               for lim in limits if not lim.holds(point.latency_ms.get(lim.field, float("inf")))]
-    if point.preemptions and (replicas or point.replicas) > 1:  # replicas each got a smaller cache: it did not fit
-        reasons.append(f"{point.preemptions} preemptions: its KV cache was too small for the batch")
+def option(point: Point, limits: list[LatencyLimit], metric: str, replicas: int | None = None,
+           scale: tuple[float, float] | None = None) -> PlanOption:
+    """A measured point (or, with `replicas`, that many copies of it: predicted) checked against the SLO.
+
+    `scale` is the roofline's (throughput, step time) of the copies relative to the point; without it each
+    copy is assumed to run as the point ran alone. Latencies the roofline does not predict are left out.
+    """
     n = replicas or point.replicas
-    latency = {k: v for k, v in point.latency_ms.items() if k.startswith(("mean_", "median_", "p99_"))}
+    throughput, latency = point.throughput(metric) * (n if replicas else 1), point.latency_ms
+    if scale is not None:
+        throughput = point.throughput(metric) * scale[0]
+        latency = {k: v * scale[1] for k, v in latency.items() if k.endswith(STEP_LATENCIES)}
+    reasons = [f"{lim.field} {latency[lim.field]:.4g} ms > {lim.bound_ms:.4g}" if lim.field in latency
+               else f"{lim.field} is not predicted" for lim in limits
+               if not lim.holds(latency.get(lim.field, float("inf")))]
+    if point.preemptions and n > 1:  # replicas each got a smaller cache: it did not fit
+        reasons.append(f"{point.preemptions} preemptions: its KV cache was too small for the batch")
     return PlanOption(replicas=n, max_batch=point.max_batch, batch=point.batch, threads_per_replica=point.threads,
                       predicted_or_measured="predicted" if replicas else "measured", key=point.key,
-                      throughput=point.throughput(metric) * (n if replicas else 1), latency_ms=latency,
-                      meets_slo=not reasons, reasons=reasons)
+                      throughput=throughput, meets_slo=not reasons, reasons=reasons,
+                      latency_ms={k: v for k, v in latency.items() if k.startswith(("mean_", "median_", "p99_"))})
 
 
 def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimit], metric: str,
-                 memory: MemoryAdvice, max_replicas: int, min_gain: float = 0.0) -> ReplicaPlan:
+                 memory: MemoryAdvice, max_replicas: int, min_gain: float = 0.0,
+                 roofline: ReplicaScale | None = None) -> ReplicaPlan:
     """The N x B plan with the most throughput within the SLO; see the module docstring for the rule."""
     measured = [option(p, limits, metric) for p in table.points]
     singles = [o for o in measured if o.replicas == 1]
@@ -86,12 +98,15 @@ def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimi
         note = "measured: the sweep ran replica points; the best one within the SLO"
     else:
         n_max = min(n for n in (n_memory, n_cores, max_replicas) if n is not None)
-        options = measured + [option(b_opt_point, limits, metric, n) for n in range(2, n_max + 1)]
+        options = measured + [_predicted(table, b_opt_point, limits, metric, n, roofline)
+                               for n in range(2, n_max + 1)]
         for o in options[len(measured):]:
             same_total = [p.throughput(metric) for p in table.singles() if p.batch <= o.replicas * o.batch]
             o.throughput_low = max(same_total)
-        note = ("predicted: replicas of B_opt assumed to each deliver the throughput one engine measured alone "
-                "(an upper bound); confirm with `paretoserve sweep --replicas` or `paretoserve tune`")
+        how = ("by the roofline calibrated on the sweep's single engines (`advise --hardware`), at the largest "
+               "batch up to B_opt whose copies stay within the SLO" if roofline else
+               "assuming each replica of B_opt delivers what one engine measured alone (an upper bound)")
+        note = f"predicted {how}; confirm with `paretoserve sweep --replicas` or `paretoserve tune`"
     within = [o for o in options if o.meets_slo] or [baseline]
     best = None
     for n in sorted({o.replicas for o in within}):  # more replicas only for more than `min_gain` throughput
@@ -105,3 +120,14 @@ def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimi
         gain_vs_baseline=best.throughput / baseline.throughput - 1 if baseline.throughput > 0 else 0.0,
         memory_per_replica_bytes=per_replica, replicas_fit_memory=n_memory, replicas_fit_cores=n_cores,
         options=sorted(options, key=lambda o: (o.replicas, o.batch)), note=note)
+
+
+def _predicted(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimit], metric: str, replicas: int,
+               roofline: ReplicaScale | None) -> PlanOption:
+    """Copies of B_opt; with a roofline, copies of the largest measured batch up to B_opt that it predicts
+    within the SLO (replicas share the device, so each may need a smaller batch than one engine alone)."""
+    if roofline is None:
+        return option(b_opt_point, limits, metric, replicas)
+    smaller = [p for p in reversed(table.singles()) if p.batch <= b_opt_point.batch and p.key != b_opt_point.key]
+    candidates = [option(p, limits, metric, replicas, roofline(p, replicas)) for p in [b_opt_point, *smaller]]
+    return next((o for o in candidates if o.meets_slo), candidates[0])

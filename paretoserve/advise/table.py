@@ -32,6 +32,7 @@ class Point(BaseModel):
     total_token_throughput: float
     request_throughput: float
     tokens_per_request: float | None = None  # mean prompt + output tokens of a completed request
+    output_tokens_per_request: float | None = None
     latency_ms: dict[str, float]  # mean_tpot_ms, median_itl_ms, p99_ttft_ms, ...
     kv_peak_fraction: float | None = None  # largest share of the KV cache in use
     kv_budget_bytes: float | None = None  # KV cache allocated, all replicas together
@@ -112,13 +113,14 @@ def to_point(record: dict, kv_bytes_per_token: int | None) -> Point:
     if energy is None and record.get("mean_power_w") and record.get("total_output_tokens"):
         energy = record["mean_power_w"] * record["duration"] / record["total_output_tokens"]
         source = "nvidia-smi mean power x duration"
+    completed, output_tokens = record.get("completed"), record.get("total_output_tokens", 0)
     return Point(
         key=record["key"], max_batch=cap, batch=batch, replicas=replicas, threads=int(config.get("threads") or 0),
         kv_tokens=config.get("kv_tokens"), output_throughput=float(record.get("output_throughput") or 0.0),
         total_token_throughput=float(record.get("total_token_throughput") or 0.0),
         request_throughput=float(record.get("request_throughput") or 0.0),
-        tokens_per_request=(record.get("total_input_tokens", 0) + record.get("total_output_tokens", 0))
-        / record["completed"] if record.get("completed") else None,
+        tokens_per_request=(record.get("total_input_tokens", 0) + output_tokens) / completed if completed else None,
+        output_tokens_per_request=output_tokens / completed if completed else None,
         latency_ms={k: float(v) for k, v in record.items() if LATENCY_FIELD.match(k) and isinstance(v, (int, float))},
         kv_peak_fraction=peak, kv_budget_bytes=budget, kv_peak_bytes=kv_peak_bytes, memory_bytes=memory,
         energy_per_output_token_j=energy, energy_source=source if energy is not None else None,

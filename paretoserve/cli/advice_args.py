@@ -13,7 +13,7 @@ DEFAULTS = {name: field.default for name, field in AdviseConfig.model_fields.ite
 FLAGS = {"slo": "--slo", "slo_multiple": "--slo-multiple", "slo_ref_batch": "--slo-ref-batch",
          "slo_metric": "--slo-metric", "min_efficiency": "--min-efficiency", "device_memory": "--device-memory",
          "throughput_metric": "--throughput-metric", "max_replicas": "--max-replicas",
-         "min_replica_gain": "--min-replica-gain"}
+         "min_replica_gain": "--min-replica-gain", "hardware": "--hardware", "model_geometry": "--model-geometry"}
 
 
 def add_advice_args(parser: argparse.ArgumentParser, title: str) -> None:
@@ -39,6 +39,12 @@ def add_advice_args(parser: argparse.ArgumentParser, title: str) -> None:
     s.add_argument("--min-replica-gain", type=float, default=DEFAULTS["min_replica_gain"],
                    help="throughput share a plan with more replicas must add over one with fewer, so a gain "
                         "within noise does not add engines (default: %(default)s)")
+    s.add_argument("--hardware", default=None,
+                   help="predict unmeasured replica plans with the roofline of this hardware (a `paretoserve "
+                        "estimate --hardware` name or YAML), calibrated on the sweep (default: none, so a "
+                        "predicted plan is the upper bound N x one engine)")
+    s.add_argument("--model-geometry", default=None,
+                   help="the model's .gguf or config.json for --hardware (default: the model the sweep names)")
 
 
 def given_advice_flags(args: argparse.Namespace) -> list[str]:

@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
         hardware = load_hardware(args.hardware, probe)
         calibrated = (calibrate(args.calibrate, geometry, hardware, engine, args.correct_cpu_share)
                       if args.calibrate else None)
-    except (HardwareError, CalibrationError) as exc:
+    except HardwareError as exc:
         raise UsageError(str(exc)) from exc
+    except CalibrationError as exc:
+        raise UsageError(f"--calibrate {exc}") from exc
     workload = _workload(args, calibrated)
     efficiency = calibrated.efficiency if calibrated else default_efficiency(hardware)
     curve = [predict(geometry, hardware, b, workload, engine, efficiency) for b in batches]

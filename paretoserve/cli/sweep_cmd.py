@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     args.url = "http://127.0.0.1:1"  # checked now, replaced by each point's engine address
     bench = config_from_args(args)
     spec = spec_from_args(args, bench)
-    search = search_configs(args, spec) if args.search == "bca" else None
+    search = search_configs(args, spec)
     if spec.engine_cmd is None:
         try:
             resolve_model(spec.model)  # build the bundled model once, before the first engine starts
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     measure = bench_measure(bench, saturate=args.concurrency is None)
     try:
-        if args.search == "bca":
+        if search is not None:
             return search_sweep(search, spec, measure, store, time.perf_counter())
         points = spec.points()
         todo = [p for p in points if p.key() not in finished]

@@ -14,7 +14,9 @@ from paretoserve.cli.common import UsageError
 from paretoserve.launch import LaunchError
 from paretoserve.sweep.grid import SweepSpec
 from paretoserve.sweep.runner import Measure, run_search
-from paretoserve.sweep.search import SearchConfig
+from paretoserve.estimate.plans import RooflineConfig
+from paretoserve.sweep.guess import sweep_guess
+from paretoserve.sweep.search import Guess, SearchConfig
 from paretoserve.sweep.store import SweepStore
 
 
@@ -29,6 +31,15 @@ def search_args(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--min-efficiency", type=float, default=0.0, help="floor on T(B) / (B x T(1)) (default: 0)")
     s.add_argument("--min-gain", type=float, default=0.1,
                    help="stop doubling when it adds less than this share of throughput (default: 0.1)")
+    s.add_argument("--hardware", default=None,
+                   help="jump ahead: after the start point, measure the last cap the roofline of this hardware (a "
+                        "`paretoserve estimate --hardware` name or YAML) predicts the doubling would pass (default: "
+                        "no roofline)")
+    s.add_argument("--calibrate", metavar="DIR", default=None,
+                   help="with --hardware: fit the roofline to this earlier sweep on the same hardware and engine "
+                        "(default: the uncalibrated roofline)")
+    s.add_argument("--model-geometry", default=None,
+                   help="with --hardware: the model's .gguf or config.json (default: --model; needed with --engine-cmd)")
 
 
 def search_args_record(args: argparse.Namespace) -> dict:
@@ -36,11 +47,20 @@ def search_args_record(args: argparse.Namespace) -> dict:
     if args.search != "bca":
         return {}
     return {"search": {k: getattr(args, k) for k in ("search", "slo_multiple", "slo_ref_batch", "slo_metric",
-                                                     "min_efficiency", "min_gain")}}
+                                                     "min_efficiency", "min_gain", "hardware", "calibrate",
+                                                     "model_geometry")}}
 
 
-def search_configs(args: argparse.Namespace, spec: SweepSpec) -> tuple[SearchConfig, AdviseConfig]:
-    """The search's settings, checked before anything is created or started."""
+def search_configs(args: argparse.Namespace, spec: SweepSpec
+                   ) -> tuple[SearchConfig, AdviseConfig, Guess | None] | None:
+    """The search's settings and its roofline guess (None for a grid sweep), checked before anything is
+    created or started."""
+    given = [flag for flag, value in (("--hardware", args.hardware), ("--calibrate", args.calibrate),
+                                      ("--model-geometry", args.model_geometry)) if value is not None]
+    if args.search != "bca":
+        if given:
+            raise UsageError(f"{given[0]} guides --search bca; a grid sweep runs every point")
+        return None
     if any(len(values) > 1 for values in (spec.kv_tokens, spec.threads, spec.replicas)):
         raise UsageError("--search bca searches the batch cap only: give one --kv-tokens, --threads-per-replica "
                          "and --replicas value")
@@ -50,22 +70,33 @@ def search_configs(args: argparse.Namespace, spec: SweepSpec) -> tuple[SearchCon
     except ValidationError as exc:
         raise flag_error(exc) from exc
     try:
-        return SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain), slo
+        search = SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain)
     except ValueError as exc:
         raise UsageError(f"--search bca: {exc}") from exc
-
-
-def search_sweep(configs: tuple[SearchConfig, AdviseConfig], spec: SweepSpec, measure: Measure, store: SweepStore,
-                 started: float) -> int:
-    """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
-    search, slo = configs
+    if args.hardware is None:
+        if given:
+            raise UsageError(f"{given[0]} needs --hardware (the roofline it applies to)")
+        return search, slo, None
     try:
-        result, ran = run_search(spec, search, slo, measure, store)
+        guess = sweep_guess(spec.as_dict(), search.candidates, search.min_gain,
+                            RooflineConfig(args.hardware, args.model_geometry), args.calibrate)
+    except ValueError as exc:  # the message names --hardware, --model-geometry or --calibrate
+        raise UsageError(str(exc)) from exc
+    return search, slo, guess
+
+
+def search_sweep(configs: tuple[SearchConfig, AdviseConfig, Guess | None], spec: SweepSpec, measure: Measure,
+                 store: SweepStore, started: float) -> int:
+    """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
+    search, slo, guess = configs
+    try:
+        result, ran = run_search(spec, search, slo, measure, store, guess)
     except (AdviseError, LaunchError) as exc:
         raise UsageError(f"--search bca: {exc}") from exc
     store.export_csv(store.dir / "points.csv")
     engine_s = sum(r.get("wall_s") or 0.0 for r in ran)
-    print(f"search bca: B_opt = {result.b_opt} (cap {result.b_opt_cap}); ran {len(ran)} points "
+    jumped = f"; the roofline's guess {result.guess} (predicted) was measured after the start" if result.guess else ""
+    print(f"search bca: B_opt = {result.b_opt} (cap {result.b_opt_cap}){jumped}; ran {len(ran)} points "
           f"(caps {', '.join(map(str, result.measured))}) in {time.perf_counter() - started:.0f} s wall, "
           f"{engine_s:.0f} s of it in points; {result.stop_reason or 'done'}; {store.points_path}")
     print(f"next: paretoserve advise {store.dir}", file=sys.stderr)

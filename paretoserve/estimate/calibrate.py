@@ -28,7 +28,8 @@ PRIOR_WEIGHT = 1e-3  # a factor 2.7 away from the default costs as much as a 3 %
 
 
 class CalibrationError(ValueError):
-    """The sweep cannot be used for a fit; the message says why."""
+    """The sweep cannot be used for a fit; the message starts with the directory and says why (the caller
+    names its flag)."""
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,12 @@ def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[
     """
     store = SweepStore(sweep_dir)
     if not store.points_path.exists():
-        raise CalibrationError(f"--calibrate {sweep_dir}: no points.jsonl there (a sweep directory from "
+        raise CalibrationError(f"{sweep_dir}: no points.jsonl there (a sweep directory from "
                                "`paretoserve sweep` or `paretoserve import vllm`)")
     try:
         records = store.records()
     except (OSError, StoreError) as exc:
-        raise CalibrationError(f"--calibrate {sweep_dir}: cannot read its points ({exc})") from exc
+        raise CalibrationError(f"{sweep_dir}: cannot read its points ({exc})") from exc
     usable_cores = _usable_cores(store)
     points = []
     for record in records:
@@ -121,7 +122,7 @@ def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[
                                     workload=shape, output_throughput=target, measured_output_throughput=measured,
                                     cpu_share=share))
     if len({p.max_batch for p in points}) < 3:
-        raise CalibrationError(f"--calibrate {sweep_dir}: needs finished single-replica points at 3 or more batch "
+        raise CalibrationError(f"{sweep_dir}: needs finished single-replica points at 3 or more batch "
                                f"sizes; found {len(points)} point(s)")
     return sorted(points, key=lambda p: (p.max_batch, p.key))
 

@@ -93,7 +93,8 @@ def load_geometry(model: str, cache_dir: str | None = None) -> ModelGeometry:
         spec = resolve_model(model, cache_dir)
         return geometry_from_gguf(spec.path)
     except (ModelError, GgufError) as exc:
-        raise GeometryError(f"--model: {exc}") from exc
+        message = str(exc)
+        raise GeometryError(message if message.startswith("--model") else f"--model: {message}") from exc
 
 
 def geometry_from_gguf(path: str | Path) -> ModelGeometry:

@@ -133,7 +133,9 @@ def replicas(data: SweepData, advice: Advice | None, plot: Plot | None) -> str:
              "predicted" else o.predicted_or_measured, o.throughput, o.throughput_low,
              o.latency_ms.get("mean_tpot_ms"), o.latency_ms.get("mean_itl_ms"),
              "yes" if o.meets_slo else "; ".join(o.reasons)] for o in plan.options if o.replicas > 1]
-    parts = [image(plot), paragraph(f"Plan: {_plan_text(advice)}. {plan.note}.", "estimated" if predicted else None)]
+    roofline = f" The {advice.roofline.text()}." if advice.roofline else ""
+    parts = [image(plot), paragraph(f"Plan: {_plan_text(advice)}. {plan.note}.{roofline}",
+                                    "estimated" if predicted else None)]
     if rows:
         parts.append(table(["replicas x cap", "kind", advice.throughput_metric, "pessimistic", "mean TPOT ms",
                             "mean ITL ms", "meets SLO"], rows, text_columns=(0, 1, 6)))

@@ -17,7 +17,7 @@ from paretoserve.advise.table import Point, to_point
 from paretoserve.launch import EngineProcess, LaunchError, free_port
 from paretoserve.serve.launcher import ReplicaServer
 from paretoserve.sweep.grid import PointConfig, SweepSpec
-from paretoserve.sweep.search import SearchConfig, SearchResult, bca_search, drive
+from paretoserve.sweep.search import Guess, SearchConfig, SearchResult, bca_search, drive
 from paretoserve.sweep.store import SweepStore
 
 # (point, base_url, engine pids) -> summary fields of one workload run against that endpoint.
@@ -78,10 +78,11 @@ def run_points(spec: SweepSpec, points: Iterable[PointConfig], measure: Measure,
     return records
 
 
-def run_search(spec: SweepSpec, search: SearchConfig, slo: AdviseConfig, measure: Measure,
-               store: SweepStore) -> tuple[SearchResult, list[dict]]:
+def run_search(spec: SweepSpec, search: SearchConfig, slo: AdviseConfig, measure: Measure, store: SweepStore,
+               guess: Guess | None = None) -> tuple[SearchResult, list[dict]]:
     """Run `sweep --search bca` over the batch cap (one KV, threads and replicas value), recording each point;
-    points already finished in `store` are reused. Returns the result and the records of the points run now.
+    points already finished in `store` are reused; `guess` is the roofline's jump ahead (sweep/guess.py).
+    Returns the result and the records of the points run now.
 
     Raises AdviseError when no batch meets the SLO, LaunchError when a point fails (the search cannot go on).
     """
@@ -99,4 +100,4 @@ def run_search(spec: SweepSpec, search: SearchConfig, slo: AdviseConfig, measure
                                   f"{record.get('reason', '')[:300]}")
         return to_point(record, None)
 
-    return drive(bca_search(search, slo), measure_cap), ran
+    return drive(bca_search(search, slo, guess), measure_cap), ran

@@ -4,9 +4,12 @@ The decision logic is a generator: it yields the next batch cap to measure and r
 measured point through send(), so the same code drives real engines and replays of recorded data.
 
 1. Measure the start cap (the SLO's reference batch, 32 by default); with an efficiency floor, batch 1 first.
-2. Double while the point meets the SLO and the floor and each doubling still adds `min_gain` throughput;
+2. With a roofline guess (`--hardware`), jump to the last cap the roofline predicts the climb would pass
+   through (when it is beyond the next doubling): the climb goes on from it if it meets the SLO, else the
+   bisection runs between the start and it.
+3. Double while the point meets the SLO and the floor and each doubling still adds `min_gain` throughput;
    if the start point already fails, halve until one meets.
-3. Bisect between the last cap that met the SLO and the first that did not.
+4. Bisect between the last cap that met the SLO and the first that did not.
 B_opt is the largest measured batch that met everything, as the BCA over a full grid would pick it.
 """
 
@@ -18,7 +21,11 @@ from typing import Callable, Generator
 
 from paretoserve.advise.advice import PAPER_SLO_MULTIPLE, AdviseConfig
 from paretoserve.advise.bca import judge, resolve_limits
+from paretoserve.advise.bca import LatencyLimit
 from paretoserve.advise.table import AdviseError, Point
+
+# (first measured point, the SLO's limits) -> a cap to measure next (sweep/guess.py), or None for no guess.
+Guess = Callable[[Point, list[LatencyLimit]], int | None]
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,17 @@ class SearchResult:
     b_opt_cap: int
     measured: list[int] = field(default_factory=list)  # caps in the order they were run
     stop_reason: str = ""
+    guess: int | None = None  # the cap the roofline predicted, measured second (predicted, not B_opt)
 
 
-def _nearest(candidates: tuple[int, ...], target: float, above: int | None = None, below: int | None = None) -> int | None:
+def nearest_cap(candidates: tuple[int, ...], target: float, above: int | None = None, below: int | None = None) -> int | None:
     """The candidate nearest `target` on a log scale, strictly above / below the given caps."""
     pool = [c for c in candidates if (above is None or c > above) and (below is None or c < below)]
     return min(pool, key=lambda c: (abs(math.log(c / target)), c)) if pool else None
 
 
-def bca_search(search: SearchConfig, slo: AdviseConfig) -> Generator[int, Point, SearchResult]:
+def bca_search(search: SearchConfig, slo: AdviseConfig, guess: Guess | None = None
+               ) -> Generator[int, Point, SearchResult]:
     """Yields caps to measure, receives each measured Point via send(), returns the SearchResult."""
     points: dict[int, Point] = {}
     order: list[int] = []
@@ -66,7 +75,7 @@ def bca_search(search: SearchConfig, slo: AdviseConfig) -> Generator[int, Point,
         if search.candidates[0] != 1:
             raise AdviseError("--min-efficiency needs batch 1 among the caps the search may run")
         t1 = (yield from measure(1)).throughput(slo.throughput_metric)
-    start = _nearest(search.candidates, slo.slo_ref_batch if slo.slo_multiple or not slo.slo else search.start)
+    start = nearest_cap(search.candidates, slo.slo_ref_batch if slo.slo_multiple or not slo.slo else search.start)
     first = yield from measure(start)
     multiple = slo.slo_multiple if slo.slo_multiple is not None or slo.slo else PAPER_SLO_MULTIPLE
     limits = resolve_limits([first], slo.slo, multiple, slo.slo_ref_batch, slo.slo_metric)
@@ -75,14 +84,21 @@ def bca_search(search: SearchConfig, slo: AdviseConfig) -> Generator[int, Point,
         return judge(points[cap], limits, slo.min_efficiency, t1, slo.throughput_metric).meets
 
     lo, hi, reason = (start, None, "") if meets(start) else (None, start, "")
+    guessed = guess(first, limits) if guess and lo is not None else None
+    guessed = nearest_cap(search.candidates, guessed, above=lo) if guessed and guessed > lo else None
+    if guessed is not None and guessed <= nearest_cap(search.candidates, 2 * lo, above=lo):
+        guessed = None  # the climb measures it next anyway
+    if guessed is not None:
+        yield from measure(guessed)
+        lo, hi = (guessed, None) if meets(guessed) else (lo, guessed)
     while lo is None:  # halve until a cap meets the SLO
-        lower = _nearest(search.candidates, hi / 2, below=hi)
+        lower = nearest_cap(search.candidates, hi / 2, below=hi)
         if lower is None:
             raise AdviseError(f"--slo: no batch meets {', '.join(map(str, limits))}, not even {hi}")
         yield from measure(lower)
         lo, hi = (lower, hi) if meets(lower) else (None, lower)
     while hi is None and not reason:  # double while it meets the SLO and still gains
-        upper = _nearest(search.candidates, 2 * lo, above=lo)
+        upper = nearest_cap(search.candidates, 2 * lo, above=lo)
         if upper is None:
             reason = f"reached the largest cap allowed ({lo})"
             break
@@ -95,14 +111,15 @@ def bca_search(search: SearchConfig, slo: AdviseConfig) -> Generator[int, Point,
         if gain < search.min_gain:
             reason = f"plateau: doubling to {upper} added {gain:+.1%} throughput (< {search.min_gain:.0%})"
     while hi is not None:  # bisect between the last cap that met the SLO and the first that did not
-        middle = _nearest(search.candidates, math.sqrt(lo * hi), above=lo, below=hi)
+        middle = nearest_cap(search.candidates, math.sqrt(lo * hi), above=lo, below=hi)
         if middle is None:
             reason = reason or f"bracketed: {lo} meets the SLO, {hi} does not"
             break
         yield from measure(middle)
         lo, hi = (middle, hi) if meets(middle) else (lo, middle)
     chosen = max((c for c in points if meets(c)), key=lambda c: (points[c].batch, c))
-    return SearchResult(b_opt=points[chosen].batch, b_opt_cap=chosen, measured=order, stop_reason=reason)
+    return SearchResult(b_opt=points[chosen].batch, b_opt_cap=chosen, measured=order, stop_reason=reason,
+                        guess=guessed)
 
 
 def drive(search: Generator[int, Point, SearchResult], measure: Callable[[int], Point]) -> SearchResult:

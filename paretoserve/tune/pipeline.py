@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from paretoserve.advise import Advice, AdviseError, advise
+from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise
+from paretoserve.advise.roofline import RooflineError
+from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.launch import LaunchError
 from paretoserve.model import ModelError, resolve_model
 from paretoserve.report import ReportError, ReportFiles, write_report
@@ -22,6 +24,7 @@ from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import SweepSpec, SweepSpecError
 from paretoserve.sweep.measure import bench_measure
 from paretoserve.sweep.runner import run_points, run_search
+from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.search import SearchConfig, SearchResult
 from paretoserve.sweep.store import StoreError, SweepStore
 from paretoserve.tune.config import TuneConfig, TuneError
@@ -65,10 +68,16 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
     search = SearchConfig(candidates=tuple(range(1, cfg.max_batch + 1)), min_gain=cfg.min_gain)
     advice_cfg = cfg.advice.model_copy(update={"advice_path": str(cfg.out / "advice.json")})
     try:
-        result, ran = run_search(spec, search, cfg.advice, measure, store)
+        guess = sweep_guess(spec.as_dict(), search.candidates, search.min_gain,
+                            RooflineConfig(cfg.advice.hardware, cfg.advice.model_geometry)) \
+            if cfg.advice.hardware else None
+    except ValueError as exc:  # the message names --hardware or --model-geometry
+        raise TuneError(str(exc)) from exc
+    try:
+        result, ran = run_search(spec, search, cfg.advice, measure, store, guess)
         say(f"tune: B_opt = {result.b_opt} after {len(ran)} new points (caps {', '.join(map(str, result.measured))});"
             f" {result.stop_reason or 'done'}")
-        advice = advise(store.dir, advice_cfg)
+        advice = _advise(store.dir, advice_cfg, say)
         replica_record = None
         point = replica_point(advice, cfg.cores, cfg.advice.max_replicas) if cfg.verify else None
         if point is not None:
@@ -81,7 +90,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
                 ran.append(replica_record)
             if replica_record["status"] != "ok":
                 say(f"tune: the replica run failed: {replica_record.get('reason', '')[:300]}")
-            advice = advise(store.dir, advice_cfg)
+            advice = _advise(store.dir, advice_cfg, say)
     except (AdviseError, LaunchError) as exc:
         raise TuneError(str(exc)) from exc
     store.export_csv(store.dir / "points.csv")
@@ -93,3 +102,13 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
         raise TuneError(str(exc)) from exc
     return TuneResult(store.dir, advice_path, advice, result, len(ran), replica_record, report,
                       time.perf_counter() - started)
+
+
+def _advise(sweep_dir: Path, config: AdviseConfig, say: Callable[[str], None]) -> Advice:
+    """advise; when the search measured too little to calibrate the roofline (--hardware), say so and advise
+    without it rather than lose the run."""
+    try:
+        return advise(sweep_dir, config)
+    except RooflineError as exc:
+        say(f"tune: no roofline prediction: {exc}; a predicted plan is the upper bound")
+        return advise(sweep_dir, config.model_copy(update={"hardware": None}))

@@ -26,6 +26,7 @@ def paper_sweeps(tmp_path_factory) -> dict[str, Path]:
     sweeps = {m: import_sweep(MMG / "advisor" / "output_length" / "_390" / m, m, root / m)
               for m in ("opt-1.3b", "opt-2.7b", "llama-2-7b", "llama-2-13b")}
     sweeps["background"] = import_sweep(MMG / "background" / "opt-1.3b", "opt-1.3b", root / "background")
+    sweeps["background-2.7b"] = import_sweep(MMG / "background" / "opt-2.7b", "opt-2.7b", root / "background-2.7b")
     sweeps["replication"] = import_sweep(MMG / "replication" / "overall_metrics" / "opt-1.3b", "opt-1.3b",
                                          root / "replication")
     return sweeps

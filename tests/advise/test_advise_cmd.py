@@ -35,6 +35,8 @@ def test_tables_by_default(paper_sweeps, capsys):
     (["{opt}", "--device-memory", "64 gigs"], "--device-memory: cannot read '64 gigs'"),
     (["{opt}", "--min-efficiency", "1.5"], "--min-efficiency must be in [0, 1)"),
     (["{opt}", "--slo-metric", "speed", "--slo-multiple", "3"], "--slo-metric: cannot read 'speed'"),
+    (["{opt}", "--hardware", "nope"], "--hardware: unknown hardware 'nope'"),
+    (["{opt}", "--hardware", "h100", "--model-geometry", "/no/config.json"], "--model-geometry /no/config.json"),
 ])
 def test_bad_input_is_one_line_naming_the_flag(paper_sweeps, capsys, argv, needle):
     argv = [a.replace("{opt}", str(paper_sweeps["opt-1.3b"])) for a in argv]

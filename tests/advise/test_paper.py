@@ -95,3 +95,20 @@ def test_pareto_frontiers_hold_only_non_dominated_points(paper_sweeps):
     tpot = frontiers["throughput_vs_median_tpot_ms"].points
     assert 768 not in [p.config["batch"] for p in tpot]  # 640 has more throughput at less latency
     assert all(a.y < b.y for a, b in zip(tpot, tpot[1:]))
+
+
+def test_roofline_predicts_the_plan_instead_of_the_upper_bound(paper_sweeps):
+    """`--hardware`: calibrated on the 15 single engines, the roofline keeps each replica within the SLO by giving
+    it a smaller batch (2 x 64), where the upper bound would run 8 copies of B_opt. The paper measured that
+    replicas win here (2 x 96: 8,933 tok/s within the SLO against 6,553 for 1 x 96)."""
+    plain = advise(paper_sweeps["background"], AdviseConfig(device_memory=GPU)).replica_plan
+    advice = advise(paper_sweeps["background"], AdviseConfig(device_memory=GPU, hardware="h100-64gb"))
+    plan, singles = advice.replica_plan, {v.max_batch: v.throughput for v in advice.batches}
+    assert advice.roofline.points == 15 and advice.roofline.median_abs_leave_out_error < 0.05
+    assert plain.expected_throughput > 2 * plan.expected_throughput  # the upper bound is far above
+    assert (plan.replicas, plan.max_batch, plan.predicted_or_measured) == (2, 64, "predicted")
+    assert plan.expected_throughput > 1.05 * advice.throughput_at_b_opt
+    assert plan.expected_latency_ms["mean_tpot_ms"] <= advice.slo.limits[0].bound_ms
+    predicted = [o for o in plan.options if o.predicted_or_measured == "predicted"]
+    assert predicted and all(o.throughput < o.replicas * singles[o.max_batch] for o in predicted)
+    assert "roofline" in plan.note

@@ -4,6 +4,8 @@ import pytest
 
 from paretoserve.advise import AdviseConfig, advise, load_table
 from paretoserve.advise.table import AdviseError, Point
+from paretoserve.estimate.plans import RooflineConfig, sweep_spec
+from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.search import SearchConfig, bca_search, drive
 
 RULES = {
@@ -15,10 +17,10 @@ RULES = {
 }
 
 
-def replay(sweep_dir, config: AdviseConfig):
+def replay(sweep_dir, config: AdviseConfig, guess=None):
     """The search run against recorded points: each cap it asks for is looked up instead of measured."""
     by_cap = {p.max_batch: p for p in load_table(sweep_dir).singles()}
-    search = bca_search(SearchConfig(candidates=tuple(sorted(by_cap))), config)
+    search = bca_search(SearchConfig(candidates=tuple(sorted(by_cap))), config, guess)
     return drive(search, lambda cap: by_cap[cap]), len(by_cap)
 
 
@@ -66,3 +68,44 @@ def test_sweep_search_flags_are_checked_before_any_engine_starts(tmp_path, capsy
     assert "--search bca searches the batch cap only" in err and len(err.strip().splitlines()) == 1
     assert main(["sweep", "--search", "bca", "--min-gain", "-1", "--out", str(tmp_path / "t")]) == 2
     assert "--min-gain must be >= 0" in capsys.readouterr().err
+    for argv, needle in ((["--hardware", "h100"], "--hardware guides --search bca; a grid sweep runs every point"),
+                         (["--search", "bca", "--calibrate", "x"], "--calibrate needs --hardware"),
+                         (["--search", "bca", "--hardware", "h100", "--engine-cmd", "srv --port {port}"],
+                          "--model-geometry: this sweep does not name a model file"),
+                         (["--search", "bca", "--hardware", "h100", "--calibrate", str(tmp_path / "none")],
+                          f"--calibrate {tmp_path / 'none'}: cannot fit the roofline to it: {tmp_path / 'none'}: no points.jsonl")):
+        assert main(["sweep", *argv, "--out", str(tmp_path / "u")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "u").exists()  # nothing created before the flags were checked
+
+
+def test_roofline_guess_calibrated_on_another_model_saves_runs(paper_sweeps):
+    """The roofline fitted to OPT-2.7B's background sweep (same H100 and vLLM) guides the searches of all four
+    models: the same B_opt as the full grid, with 13 runs instead of 16."""
+    runs = {}
+    for name in ("opt-1.3b", "opt-2.7b", "llama-2-7b", "llama-2-13b"):
+        caps = tuple(p.max_batch for p in load_table(paper_sweeps[name]).singles())
+        guess = sweep_guess(sweep_spec(paper_sweeps[name]), caps, 0.1, RooflineConfig("h100-64gb"),
+                            calibrate_dir=str(paper_sweeps["background-2.7b"]))
+        result, _ = replay(paper_sweeps[name], RULES[name], guess)
+        assert result.b_opt == advise(paper_sweeps[name], RULES[name]).b_opt
+        runs[name] = result.measured
+    assert runs == {"opt-1.3b": [32, 128, 256], "opt-2.7b": [32, 128, 256], "llama-2-7b": [32, 128, 256],
+                    "llama-2-13b": [32, 64, 128, 256]}  # 64 sequences of 13B overflow the KV by the roofline
+
+
+def test_a_guess_beyond_the_slo_is_bisected_down():
+    # TPOT = cap ms, limit 3 x TPOT(32) = 96 ms; the guess 512 fails, so the search bisects between 32 and 512
+    curve = {c: point(c, 10.0 * c, float(c)) for c in range(1, 1025)}
+    result = drive(bca_search(SearchConfig(candidates=tuple(range(1, 1025))), AdviseConfig(),
+                              lambda first, limits: 512), lambda cap: curve[cap])
+    assert result.b_opt == 96 and result.guess == 512
+    assert result.measured[:2] == [32, 512] and len(result.measured) <= 10
+
+
+def test_a_guess_at_the_next_doubling_is_not_a_jump():
+    curve = {c: point(c, 10.0 * c, float(c)) for c in range(1, 65)}
+    result = drive(bca_search(SearchConfig(candidates=tuple(range(1, 65))), AdviseConfig(slo="tpot_ms<=100"),
+                              lambda first, limits: 64), lambda cap: curve[cap])
+    assert result.guess is None and result.measured == [32, 64]

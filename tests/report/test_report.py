@@ -95,7 +95,7 @@ def test_predicted_plan_is_labelled_and_a_rerun_removes_stale_plots(tmp_path):
     assert advice.replica_plan.predicted_or_measured == "predicted"
     files = write_report(sweep, tmp_path / "report.html", advice=advice.model_dump(), config=FAST)
     replicas = section_text(files.html.read_text(), "replicas")
-    assert "(PREDICTED)" in replicas and "predicted: replicas of B_opt" in replicas
+    assert "(PREDICTED)" in replicas and "predicted assuming each replica of B_opt" in replicas
     assert (tmp_path / "report_memory_breakdown.png").exists()
     write_report(sweep, tmp_path / "report.html", config=FAST)
     assert not (tmp_path / "report_memory_breakdown.png").exists()
