@@ -70,13 +70,15 @@ class Relay:
                     refusal = Upstream(backend, response.status, relayed, data)
                     continue
                 return Upstream(backend, response.status, relayed, data)
+            except asyncio.TimeoutError:  # first: aiohttp's read timeout is a ClientError too
+                # A slow replica is busy, not dead: no ejection, and no retry that would wait as long again.
+                self.metrics.count(backend, 504)
+                raise ApiError(504, f"replica {backend.index} did not answer within {self.config.read_timeout_s:g} s",
+                               type_="server_error", code="replica_timeout") from None
             except aiohttp.ClientError as exc:  # refused, reset, or closed mid-body: most likely a dead replica
                 backend.eject(self.config.eject_s)
                 error = f"replica {backend.index} failed before answering ({type(exc).__name__}: {exc})"
                 self.metrics.count(backend, 502)
-            except asyncio.TimeoutError:
-                error = f"replica {backend.index} did not answer within {self.config.read_timeout_s:g} s"
-                self.metrics.count(backend, 504)
             finally:
                 if not kept:
                     backend.outstanding -= 1

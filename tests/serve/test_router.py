@@ -128,6 +128,16 @@ def test_a_refused_connection_ejects_the_replica_and_retries():
     assert health["replicas"][0]["ejected"] is True and health["status"] == "degraded"
 
 
+def test_a_silent_replica_is_a_504_not_retried_nor_ejected():
+    with FakeServer(ttft_s=1.0) as slow, FakeServer(ttft_s=1.0) as other, \
+            running_router([StaticReplica(0, slow.url), StaticReplica(1, other.url)], read_timeout_s=0.3) as url:
+        response = httpx.post(url + "/v1/completions", json=BODY, timeout=10)
+        health = httpx.get(url + "/health").json()
+    assert response.status_code == 504 and response.json()["error"]["code"] == "replica_timeout"
+    assert len(slow.state.bodies) + len(other.state.bodies) == 1  # waiting as long again elsewhere helps no one
+    assert not any(r["ejected"] for r in health["replicas"]) and health["status"] == "ok"
+
+
 def test_no_healthy_replica_is_a_503_with_retry_after():
     with FakeServer() as fake, running_router([StaticReplica(0, fake.url, healthy=False)]) as url:
         response = httpx.post(url + "/v1/completions", json=BODY)
