@@ -36,6 +36,11 @@ class AdviseConfig(BaseModel):
     hardware: str | None = None  # a roofline hardware name or YAML: predict unmeasured replica plans with it
     model_geometry: str | None = None  # the model's .gguf or config.json for the roofline (default: the sweep's)
 
+    @property
+    def relative_multiple(self) -> float | None:
+        """The relative limit's multiple: as given, the paper's 3 when no SLO is given at all, else none."""
+        return self.slo_multiple if self.slo_multiple is not None or self.slo else PAPER_SLO_MULTIPLE
+
     # Checked here, not when the first point is judged, so a typo fails before any engine runs.
     @field_validator("slo")
     @classmethod
@@ -119,8 +124,7 @@ def advise_table(table: SweepTable, config: AdviseConfig) -> Advice:
     singles = table.singles()
     if not singles:
         raise AdviseError(f"DIR: {table.directory} has only replica points; the BCA needs single-engine points")
-    multiple = config.slo_multiple if config.slo_multiple is not None or config.slo else PAPER_SLO_MULTIPLE
-    limits = resolve_limits(singles, config.slo, multiple, config.slo_ref_batch, config.slo_metric)
+    limits = resolve_limits(singles, config.slo, config.relative_multiple, config.slo_ref_batch, config.slo_metric)
     choice = choose_batch(singles, limits, config.min_efficiency, config.throughput_metric)
     point = next(p for p in singles if p.key == choice.point_key)
     device_bytes, device_source = device_memory(table, config.device_memory)

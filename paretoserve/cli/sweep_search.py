@@ -9,7 +9,7 @@ import time
 from pydantic import ValidationError
 
 from paretoserve.advise import AdviseConfig, AdviseError
-from paretoserve.cli.advice_args import flag_error
+from paretoserve.cli.advice_args import DEFAULTS, flag_error
 from paretoserve.cli.common import UsageError
 from paretoserve.launch import LaunchError
 from paretoserve.sweep.grid import SweepSpec
@@ -26,9 +26,12 @@ def search_args(parser: argparse.ArgumentParser) -> None:
                    help="grid: every --max-batch value; bca: double from B=32 until the SLO, the efficiency floor "
                         "or the throughput gain breaks, then bisect; caps up to the largest --max-batch (default: grid)")
     s.add_argument("--slo-multiple", type=float, default=None, help="relative SLO: multiple of --slo-metric at ...")
-    s.add_argument("--slo-ref-batch", type=int, default=32, help="... the run nearest this batch (default: 32)")
-    s.add_argument("--slo-metric", default="tpot", help="tpot, itl, ttft or e2el, p99_/median_ allowed (default: tpot)")
-    s.add_argument("--min-efficiency", type=float, default=0.0, help="floor on T(B) / (B x T(1)) (default: 0)")
+    s.add_argument("--slo-ref-batch", type=int, default=DEFAULTS["slo_ref_batch"],
+                   help="... the run nearest this batch (default: %(default)s)")
+    s.add_argument("--slo-metric", default=DEFAULTS["slo_metric"],
+                   help="tpot, itl, ttft or e2el, p99_/median_ allowed (default: %(default)s)")
+    s.add_argument("--min-efficiency", type=float, default=DEFAULTS["min_efficiency"],
+                   help="floor on T(B) / (B x T(1)) (default: %(default)s)")
     s.add_argument("--min-gain", type=float, default=0.1,
                    help="stop doubling when it adds less than this share of throughput (default: 0.1)")
     s.add_argument("--hardware", default=None,

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Generator
 
-from paretoserve.advise.advice import PAPER_SLO_MULTIPLE, AdviseConfig
+from paretoserve.advise.advice import AdviseConfig
 from paretoserve.advise.bca import judge, resolve_limits
 from paretoserve.advise.bca import LatencyLimit
 from paretoserve.advise.table import AdviseError, Point
@@ -77,8 +77,7 @@ def bca_search(search: SearchConfig, slo: AdviseConfig, guess: Guess | None = No
         t1 = (yield from measure(1)).throughput(slo.throughput_metric)
     start = nearest_cap(search.candidates, slo.slo_ref_batch if slo.slo_multiple or not slo.slo else search.start)
     first = yield from measure(start)
-    multiple = slo.slo_multiple if slo.slo_multiple is not None or slo.slo else PAPER_SLO_MULTIPLE
-    limits = resolve_limits([first], slo.slo, multiple, slo.slo_ref_batch, slo.slo_metric)
+    limits = resolve_limits([first], slo.slo, slo.relative_multiple, slo.slo_ref_batch, slo.slo_metric)
 
     def meets(cap: int) -> bool:
         return judge(points[cap], limits, slo.min_efficiency, t1, slo.throughput_metric).meets
