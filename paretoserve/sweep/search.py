@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Generator
 
 from paretoserve.advise.advice import AdviseConfig
-from paretoserve.advise.bca import judge, resolve_limits
-from paretoserve.advise.bca import LatencyLimit
+from paretoserve.advise.bca import LatencyLimit, judge, resolve_limits
 from paretoserve.advise.table import AdviseError, Point
 
 # (first measured point, the SLO's limits) -> a cap to measure next (sweep/guess.py), or None for no guess.
