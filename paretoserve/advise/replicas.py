@@ -129,5 +129,8 @@ def _predicted(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimit]
     if roofline is None:
         return option(b_opt_point, limits, metric, replicas)
     smaller = [p for p in reversed(table.singles()) if p.batch <= b_opt_point.batch and p.key != b_opt_point.key]
-    candidates = [option(p, limits, metric, replicas, roofline(p, replicas)) for p in [b_opt_point, *smaller]]
+    scaled = [(p, scale) for p in [b_opt_point, *smaller] if (scale := roofline(p, replicas)) is not None]
+    if not scaled:  # the roofline knows none of them: the upper bound, as without it
+        return option(b_opt_point, limits, metric, replicas)
+    candidates = [option(p, limits, metric, replicas, scale) for p, scale in scaled]
     return next((o for o in candidates if o.meets_slo), candidates[0])

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from paretoserve.advise.table import AdviseError, Point, SweepTable
 
 # (point, replicas) -> (throughput, time per decode step) of that many copies of a single-engine point,
-# relative to the point itself.
-ReplicaScale = Callable[[Point, int], tuple[float, float]]
+# relative to the point itself; None for a point the roofline was not fitted to (no token counts).
+ReplicaScale = Callable[[Point, int], tuple[float, float] | None]
 
 
 class RooflineError(AdviseError):
@@ -47,10 +47,10 @@ def calibrated_roofline(table: SweepTable, hardware: str, model_geometry: str | 
         raise RooflineError(str(exc)) from exc
     fitted = {f.point.key: f.point for f in model.points}
 
-    def scale(point: Point, replicas: int) -> tuple[float, float]:
+    def scale(point: Point, replicas: int) -> tuple[float, float] | None:
         fit = fitted.get(point.key)
         if fit is None:
-            raise RooflineError(f"--hardware {hardware}: point {point.key} has no token counts to predict from")
+            return None
         one = predict_replicas(model, 1, fit.batch, fit.workload, table.on_gpu)
         many = predict_replicas(model, replicas, fit.batch, fit.workload, table.on_gpu)
         return many.output_throughput / one.output_throughput, many.step_s / one.step_s
