@@ -22,7 +22,7 @@ class RequestRecord:
     output_tokens: int = 0  # the server's usage.completion_tokens, else the chunks that carried text
     usage_reported: bool = False  # the counts above came from the server's usage
     error: str | None = None  # None = completed
-    client_s: float = 0.0  # time this request spent in the client's own code (building, parsing)
+    client_s: float = 0.0  # time this request spent in the client's own code (reading the answer)
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,7 @@ from paretoserve import __version__
 from paretoserve.bench import energy, probe, slo, summary, workload
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.gpu import NvmlReader
-from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder
+from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder, encode_bodies
 from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.sampler import EngineProcesses, Sampler
 from paretoserve.bench.tokenizer import ApproxTokenizer, GgufTokenizer, Tokenizer
@@ -32,8 +32,9 @@ class Progress:
     def done(self, record: RequestRecord, now_s: float) -> None: ...
 
 
-async def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict:
-    """Run the workload of `cfg` against its URL and return the result record (see summary.py)."""
+async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_requests: bool = True) -> dict:
+    """Run the workload of `cfg` against its URL and return the result record (see summary.py); with
+    `keep_requests`, it holds every request's own record under "requests"."""
     progress = progress or Progress()
     try:
         limits = slo.parse_slo(cfg.slo) if cfg.slo else []
@@ -58,13 +59,14 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict:
     pool = ClientPool(cfg.url, _pool_size(cfg, limit), cfg.request_timeout_s)
     try:
         await pool.touch()
+        bodies = encode_bodies(builder, specs)
         if cfg.warmup:
             warm = LoadPattern("concurrency", min(cfg.concurrency, cfg.warmup), requests=cfg.warmup)
-            await LoadGenerator(pool, builder, specs, warm).run()
+            await LoadGenerator(pool, builder, specs, warm, bodies=bodies).run()
         async with Sampler(cfg.url, cfg.metrics_path, EngineProcesses(pids), gpu, rapl,
                            cfg.sample_interval_s) as sampler:
             await sampler.sample()
-            generator = LoadGenerator(pool, builder, specs, pattern,
+            generator = LoadGenerator(pool, builder, specs, pattern, bodies=bodies,
                                       on_done=lambda r: progress.done(r, generator.now()))
             progress.start(limit, cfg.duration_s)
             start = time.perf_counter()
@@ -89,7 +91,8 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict:
     if sampler.metrics_error:
         result["warnings"].append(f"could not read the endpoint's metrics: {sampler.metrics_error}")
     result["samples"] = [s.to_dict() for s in samples]
-    result["requests"] = [r.to_dict() for r in load.records]
+    if keep_requests:
+        result["requests"] = [r.to_dict() for r in load.records]
     return result
 
 

@@ -123,8 +123,9 @@ def energy_fields(plan: EnergyPlan, samples: list[Sample], total_output_tokens: 
 
 
 def client_fields(load: LoadResult) -> dict:
-    """The client's own cost: its code's time per request (building it, parsing its stream), how late it
-    sent requests compared with the plan, how late its event loop woke up, and its CPU use."""
+    """The client's own cost: its code's time per request (parsing its answer or stream; bodies are encoded
+    before the run), how late it sent requests compared with the plan, how late its event loop woke up,
+    and its CPU use."""
     sent = [r for r in load.records if r.sent_s is not None]
     lag = np.asarray([(r.sent_s - r.intended_s) * 1e3 for r in sent], dtype=float)
     overhead = np.asarray([r.client_s * 1e3 for r in sent], dtype=float)

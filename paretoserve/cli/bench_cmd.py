@@ -106,14 +106,12 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     try:
         if args.no_progress or args.json or not err.is_terminal:
-            result = asyncio.run(run_bench(cfg))
+            result = asyncio.run(run_bench(cfg, keep_requests=args.save_requests))
         else:
             with RichProgress(err) as progress:
-                result = asyncio.run(run_bench(cfg, progress))
+                result = asyncio.run(run_bench(cfg, progress, args.save_requests))
     except BenchError as exc:
         raise UsageError(str(exc)) from exc
-    if not args.save_requests:
-        result.pop("requests", None)
     text = to_json(result)
     if args.out is not None:
         args.out.write_text(text + "\n")

@@ -22,10 +22,9 @@ def bench_measure(bench: BenchConfig, saturate: bool) -> Measure:
         if bench.mode == "concurrency" and saturate:
             cfg = dataclasses.replace(cfg, concurrency=point.max_batch * point.replicas)
         try:
-            result = asyncio.run(run_bench(cfg))
+            result = asyncio.run(run_bench(cfg, keep_requests=False))
         except BenchError as exc:
             raise RuntimeError(str(exc)) from exc
-        result.pop("requests", None)
         result["bench_config"] = result.pop("config", None)  # "config" of a point is its engine config
         return result
     return measure
