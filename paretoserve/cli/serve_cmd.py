@@ -10,7 +10,7 @@ from pathlib import Path
 
 from paretoserve.cli.common import UsageError
 from paretoserve.model import ModelError, resolve_model
-from paretoserve.serve.config import PLACEHOLDERS, PlanError, ReplicaPlan, RouterConfig, load_plan_file
+from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, PlanError, ReplicaPlan, RouterConfig, load_plan_file
 from paretoserve.serve.runner import serve
 
 
@@ -56,7 +56,7 @@ def add_parser(subparsers, help: str) -> None:
 def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
     """Flags over the --plan file over the defaults; every value checked (PlanError names the flag)."""
     fields = load_plan_file(args.plan) if args.plan is not None else {}
-    for name in ("replicas", "max_batch", "kv_tokens", "ctx_per_seq", "threads_per_replica"):
+    for name in PLAN_FIELDS:
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     model = args.model

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
@@ -26,20 +26,20 @@ class StaticReplica:
     index: int
     url: str
     healthy: bool = True
-    extra: dict = field(default_factory=dict)
 
     def status(self) -> dict:
-        return {"replica": self.index, "url": self.url, "healthy": self.healthy, **self.extra}
+        return {"replica": self.index, "url": self.url, "healthy": self.healthy}
 
 
 class Backend:
     """One replica as the router sees it: one pooled aiohttp session and the requests it holds now."""
 
-    def __init__(self, replica: ReplicaView, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, replica: ReplicaView) -> None:
         self.replica = replica
         self.index = replica.index
         self.label = str(replica.index)  # the `replica` label of its metrics
-        self.session = session  # created in the router's lifespan, on the serving event loop
+        self.replica_header = (b"x-paretoserve-replica", self.label.encode())  # on every answer it gives
+        self.session: aiohttp.ClientSession | None = None  # created in the router's lifespan, on the serving loop
         self.outstanding = 0
         self.ejected_until = 0.0  # monotonic seconds; set when it refused or dropped a connection
 

@@ -39,12 +39,21 @@ class RouterMetrics:
                                  "generation requests, from arrival at the router to the last byte sent",
                                  ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(_ReplicaState(backends))
+        # Children by label values, looked up once each: .labels() formats and locks on every call.
+        self._counts: dict[tuple[str, int], Counter] = {}
+        self._latencies: dict[str, Histogram] = {}
 
     def count(self, backend: Backend, status: int) -> None:
-        self.requests.labels(backend.label, str(status)).inc()
+        child = self._counts.get((backend.label, status))
+        if child is None:
+            child = self._counts[backend.label, status] = self.requests.labels(backend.label, str(status))
+        child.inc()
 
     def observe(self, endpoint: str, started: float) -> None:
-        self.latency.labels(endpoint).observe(time.perf_counter() - started)
+        child = self._latencies.get(endpoint)
+        if child is None:
+            child = self._latencies[endpoint] = self.latency.labels(endpoint)
+        child.observe(time.perf_counter() - started)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -67,7 +76,7 @@ class _ReplicaState:
         for b in self.backends:
             healthy.add_metric([b.label], float(b.available(now)))
             outstanding.add_metric([b.label], float(b.outstanding))
-            restarts.add_metric([b.label], float(b.replica.status().get("restarts", 0)))
+            restarts.add_metric([b.label], float(getattr(b.replica, "restarts", 0)))  # a StaticReplica has none
         return [healthy, outstanding, restarts]
 
 
@@ -94,9 +103,7 @@ async def replica_metrics(backends: list[Backend], path: str, timeout_s: float =
             into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type,
                                                          family.unit))
             into.samples.extend(s._replace(labels={**s.labels, "replica": backend.label}) for s in family.samples)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(list(merged.values())))
-    return generate_latest(registry)
+    return generate_latest(_Families(list(merged.values())))  # anything with collect() will do
 
 
 async def _fetch(backend: Backend, path: str, timeout_s: float) -> str | None:

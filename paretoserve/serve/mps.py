@@ -19,7 +19,7 @@ CONTROL = "nvidia-cuda-mps-control"
 
 
 class MpsDaemon:
-    """`nvidia-cuda-mps-control -d` on start, `quit` on its stdin on stop; use as a context manager."""
+    """`nvidia-cuda-mps-control -d` on start, `quit` on its stdin on stop: start() and stop()."""
 
     def __init__(self, timeout_s: float = 30.0) -> None:
         self.timeout_s = timeout_s

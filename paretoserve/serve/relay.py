@@ -18,11 +18,11 @@ import aiohttp
 from paretoserve.serve.backends import Backend, Balancer
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics
-from paretoserve.server.protocol import ApiError
+from paretoserve.server.protocol import ApiError, wait_disconnect
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # the replica did no work the client can see
-FORWARDED_REQUEST_HEADERS = ("authorization",)  # an engine started with an API key still gets it
-FORWARDED_RESPONSE_HEADERS = ("content-type", "content-encoding", "retry-after")
+JSON_HEADERS = {"content-type": "application/json"}
+FORWARDED_RESPONSE_HEADERS = frozenset((b"content-type", b"content-encoding", b"retry-after"))
 
 
 class Upstream:
@@ -41,8 +41,8 @@ class Relay:
 
     async def open(self, path: str, body: bytes, headers: dict[str, str], stream: bool) -> Upstream:
         """Send the request (retrying once elsewhere); return the answer with the first chunk of a stream."""
-        out_headers = {"content-type": "application/json"}
-        out_headers.update((k, v) for k, v in headers.items() if k in FORWARDED_REQUEST_HEADERS)
+        auth = headers.get("authorization")  # an engine started with an API key still gets it
+        out_headers = JSON_HEADERS if auth is None else {**JSON_HEADERS, "authorization": auth}
         tried: list[Backend] = []
         refusal: Upstream | None = None
         error = ""
@@ -58,9 +58,9 @@ class Relay:
             try:
                 response = await backend.session.post(path, data=body, headers=out_headers)
                 self.metrics.count(backend, response.status)
-                relayed = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()
-                           if k.lower() in FORWARDED_RESPONSE_HEADERS]
-                relayed.append((b"x-paretoserve-replica", backend.label.encode()))
+                relayed = [(name.lower(), value) for name, value in response.raw_headers
+                           if name.lower() in FORWARDED_RESPONSE_HEADERS]
+                relayed.append(backend.replica_header)
                 if stream and response.status == 200:
                     first = await response.content.readany()
                     kept = True
@@ -111,7 +111,7 @@ class RelayCall:
 
     async def __call__(self, scope, receive, send) -> None:
         work = asyncio.ensure_future(self._serve(scope, send))
-        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher = asyncio.ensure_future(wait_disconnect(receive))
         watcher.add_done_callback(lambda _: None if self.finished else work.cancel())
         try:
             await work
@@ -168,7 +168,3 @@ def _error_event(backend: Backend, exc: Exception) -> bytes:
                      type_="server_error", code="replica_failed")
     return b"\n\ndata: " + json.dumps(error.body()).encode() + b"\n\ndata: [DONE]\n\n"
 
-
-async def _disconnected(receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

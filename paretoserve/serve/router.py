@@ -22,7 +22,7 @@ from paretoserve.serve.backends import Backend, Balancer, ReplicaView
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
 from paretoserve.serve.relay import Relay, RelayCall
-from paretoserve.server.protocol import ApiError, parse_json, read_body
+from paretoserve.server.protocol import ApiError, api_error_handler, parse_json, read_body
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -140,10 +140,6 @@ class Router:
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
 
-async def _api_error(request: Request, exc: ApiError) -> Response:
-    return exc.response()
-
-
 def build_router(replicas: list[ReplicaView], config: RouterConfig, metrics_path: str = "/metrics") -> Starlette:
     """The router's ASGI app over `replicas` (whose `healthy` flags someone else keeps current)."""
     router = Router(replicas, config, metrics_path)
@@ -154,6 +150,6 @@ def build_router(replicas: list[ReplicaView], config: RouterConfig, metrics_path
         Route("/health", router.health, methods=["GET"]),
         Route("/metrics", router.prometheus, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error}, lifespan=router.lifespan)
+    app = Starlette(routes=routes, exception_handlers={ApiError: api_error_handler}, lifespan=router.lifespan)
     app.state.router = router
     return app

@@ -152,9 +152,9 @@ class Supervisor:
             self._threads.append(thread)
         return self
 
-    def wait_healthy(self, timeout_s: float, count: int | None = None) -> None:
-        """Block until `count` replicas (default: all) are healthy; LaunchError with their states on timeout."""
-        want = len(self.replicas) if count is None else count
+    def wait_healthy(self, timeout_s: float) -> None:
+        """Block until every replica is healthy; LaunchError with their states on timeout."""
+        want = len(self.replicas)
         deadline = time.monotonic() + timeout_s
         while sum(r.healthy for r in self.replicas) < want:
             if time.monotonic() > deadline:

@@ -19,7 +19,8 @@ from starlette.routing import Route
 from paretoserve.engine.core import Engine
 from paretoserve.engine.sampling import SamplingParams
 from paretoserve.server.chat import render_chat
-from paretoserve.server.protocol import ApiError, ChatRequest, CompletionRequest, parse, read_json
+from paretoserve.server.protocol import (ApiError, ChatRequest, CompletionRequest, api_error_handler, parse, read_json,
+                                         wait_disconnect)
 from paretoserve.server.text import TextStream
 
 
@@ -219,7 +220,7 @@ async def _sse(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prompt: 
 async def _until_disconnect(request: Request, work) -> Response:
     """Await `work` unless the client goes away first; then cancel it, which frees its sequence."""
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    watcher = asyncio.ensure_future(wait_disconnect(request.receive))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -229,15 +230,6 @@ async def _until_disconnect(request: Request, work) -> Response:
     if task.cancelled():
         return Response(status_code=499)
     return task.result()
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _api_error(request: Request, exc: ApiError) -> Response:
-    return exc.response()
 
 
 def build_app(engine: Engine, config: ServerConfig) -> Starlette:
@@ -250,4 +242,4 @@ def build_app(engine: Engine, config: ServerConfig) -> Starlette:
         Route("/health", api.health, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={ApiError: _api_error})
+    return Starlette(routes=routes, exception_handlers={ApiError: api_error_handler})

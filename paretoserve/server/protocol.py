@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 
 class ApiError(Exception):
@@ -129,3 +129,14 @@ def parse(model: type[BaseModel], data: object) -> BaseModel:
 def _is_union_tag(part: object) -> bool:
     """pydantic puts the tried union member ('str', 'list[int]') into an error's location; drop it."""
     return isinstance(part, str) and (part in {"str", "int", "float", "bool", "dict", "list"} or "[" in part)
+
+
+async def api_error_handler(request: Request, exc: ApiError) -> Response:
+    """Starlette's exception handler for ApiError, in the engine's app and the router alike."""
+    return exc.response()
+
+
+async def wait_disconnect(receive) -> None:
+    """Return once the client has gone (ASGI `receive` of the request)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
