@@ -46,6 +46,7 @@ class EngineProcess:
         self.env = env
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self._stopped = False  # a second stop must not signal a process group that may have been reused
 
     def start(self) -> "EngineProcess":
         self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()
@@ -75,6 +76,10 @@ class EngineProcess:
         """The engine's process id, as a tuple like ReplicaServer.pids."""
         return (self.proc.pid,) if self.proc is not None else ()
 
+    def restarts(self) -> int:
+        """Always 0: one engine process is never restarted (ReplicaServer's replicas can be)."""
+        return 0
+
     def exit_status(self) -> int | None:
         """The process's exit status once it has ended; None while it runs (or before it started)."""
         return self.proc.poll() if self.proc is not None else None
@@ -90,8 +95,9 @@ class EngineProcess:
 
     def stop(self, grace_s: float = 10.0) -> int | None:
         """SIGTERM the process group, then SIGKILL it after `grace_s`; returns the exit status."""
-        if self.proc is None:
-            return None
+        if self.proc is None or self._stopped:
+            return None if self.proc is None else self.proc.returncode
+        self._stopped = True
         if self.proc.poll() is None:
             _signal_group(self.proc.pid, signal.SIGTERM)
             try:

@@ -55,7 +55,7 @@ class ReplicaServer:
     @property
     def pid(self) -> int | None:
         """The router's process (the replicas are its children)."""
-        return self.process.proc.pid if self.process.proc is not None else None
+        return next(iter(self.process.pids), None)
 
     @property
     def pids(self) -> tuple[int, ...]:

@@ -40,7 +40,7 @@ def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: Swee
             if (status := engines.exit_status()) is not None:
                 raise LaunchError(f"the engine exited with status {status} during the run:\n"
                                   f"{engines.output_tail(1500)}")
-            if isinstance(engines, ReplicaServer) and engines.restarts():
+            if engines.restarts():
                 raise LaunchError(f"a replica failed and was restarted during the run, so the figures mix "
                                   f"in a restart:\n{engines.output_tail(1500)}")
         record.update(status="ok", **summary)
@@ -86,7 +86,7 @@ def run_search(spec: SweepSpec, search: SearchConfig, slo: AdviseConfig, measure
 
     Raises AdviseError when no batch meets the SLO, LaunchError when a point fails (the search cannot go on).
     """
-    done = {r["key"]: r for r in store.records() if r.get("status") == "ok"}
+    done = store.finished()
     ran: list[dict] = []
 
     def measure_cap(cap: int) -> Point:

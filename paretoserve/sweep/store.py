@@ -40,7 +40,11 @@ class SweepStore:
             tmp.write_text(json.dumps({"spec": spec, "environment": environment}, indent=2))
             os.replace(tmp, self.spec_path)
         self.logs_dir.mkdir(exist_ok=True)
-        return {r["key"] for r in self.records() if r.get("status") == "ok"}
+        return set(self.finished())
+
+    def finished(self) -> dict[str, dict]:
+        """The records of the points that finished ok, by key (what a resumed sweep does not run again)."""
+        return {r["key"]: r for r in self.records() if r.get("status") == "ok"}
 
     def read_finished(self) -> tuple[dict, list[dict], list[dict]]:
         """For readers of a finished sweep: (sweep.json, ok points, failed points); StoreError naming DIR when

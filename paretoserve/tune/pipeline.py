@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise
+from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise_table, load_table
 from paretoserve.advise.roofline import RooflineError
 from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.launch import LaunchError
@@ -81,8 +81,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
         replica_record = None
         point = replica_point(advice, cfg.cores, cfg.advice.max_replicas) if cfg.verify else None
         if point is not None:
-            done = {r["key"]: r for r in store.records() if r.get("status") == "ok"}
-            replica_record = done.get(point.key())
+            replica_record = store.finished().get(point.key())
             if replica_record is None:
                 say(f"tune: measuring {point.replicas} replicas x cap {point.max_batch} "
                     f"(threads={point.threads} each) next to 1 x cap {advice.b_opt_max_batch}")
@@ -107,8 +106,9 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
 def _advise(sweep_dir: Path, config: AdviseConfig, say: Callable[[str], None]) -> Advice:
     """advise; when the search measured too little to calibrate the roofline (--hardware), say so and advise
     without it rather than lose the run."""
+    table = load_table(sweep_dir)
     try:
-        return advise(sweep_dir, config)
+        return advise_table(table, config)
     except RooflineError as exc:
         say(f"tune: no roofline prediction: {exc}; a predicted plan is the upper bound")
-        return advise(sweep_dir, config.model_copy(update={"hardware": None}))
+        return advise_table(table, config.model_copy(update={"hardware": None}))
