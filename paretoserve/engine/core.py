@@ -138,8 +138,8 @@ class Engine:
             block = False
             if kind == "stop":
                 return False
-            if kind == "add" and (problem := self._refusal(payload)):
-                self._fail([payload], problem)
+            if kind == "add" and (problem := self._refusal(payload)):  # never scheduled: nothing to release
+                self._deliver([(payload, TokenEvent((), "error", problem))])
             elif kind == "add":
                 sched.add(payload)
             elif kind == "abort":

@@ -92,19 +92,10 @@ class LlamaRunner:
                and llama_cpp.llama_vocab_is_eog(self.vocab, t)]
         return np.asarray(ids, dtype=np.int64)
 
-    def is_eog(self, token: int) -> bool:
-        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
-
     def chat_template(self) -> str | None:
         """The GGUF's own chat template (Jinja source), or None when the file has none."""
         tmpl = llama_cpp.llama_model_chat_template(self.model, None)
         return tmpl.decode() if tmpl else None
-
-    def meta(self, key: str) -> str | None:
-        """One GGUF metadata value as a string, or None when the key is absent."""
-        buf = ctypes.create_string_buffer(512)
-        n = llama_cpp.llama_model_meta_val_str(self.model, key.encode(), buf, 512)
-        return buf.value.decode() if n >= 0 else None
 
     # -- decoding -------------------------------------------------------------------------
 
