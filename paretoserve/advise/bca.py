@@ -51,9 +51,6 @@ class Verdict(BaseModel):
 class BcaChoice(BaseModel):
     b_opt: int
     point_key: str
-    limits: list[LatencyLimit]
-    min_efficiency: float
-    throughput_metric: str
     throughput_at_b_opt: float
     best_throughput: float  # the most any single-replica point reached, within the SLO or not
     throughput_fraction_at_b_opt: float
@@ -141,7 +138,7 @@ def choose_batch(points: list[Point], limits: list[LatencyLimit], min_efficiency
                           f"smallest batch ({first.batch}): {'; '.join(first.reasons)}")
     chosen = max(passing, key=lambda v: (v.batch, v.throughput))
     best = max(v.throughput for v in verdicts)
-    return BcaChoice(b_opt=chosen.batch, point_key=chosen.key, limits=limits, min_efficiency=min_efficiency,
-                     throughput_metric=metric, throughput_at_b_opt=chosen.throughput, best_throughput=best,
+    return BcaChoice(b_opt=chosen.batch, point_key=chosen.key, throughput_at_b_opt=chosen.throughput,
+                     best_throughput=best,
                      throughput_fraction_at_b_opt=chosen.throughput / best if best > 0 else 0.0,
                      verdicts=verdicts, rejected=[v for v in verdicts if v.batch > chosen.batch])

@@ -94,6 +94,16 @@ def _device(environment: dict) -> tuple[int | None, str | None]:
     return (int(ram), environment.get("cpu_model") or "CPU") if isinstance(ram, (int, float)) else (None, None)
 
 
+def record_energy(record: dict) -> tuple[float | None, str | None]:
+    """A record's energy per output token (J) and its source: its own, else for vLLM imports mean GPU power
+    x duration / output tokens."""
+    energy, source = record.get("energy_per_output_token_j"), record.get("energy_source")
+    if energy is None and record.get("mean_power_w") and record.get("total_output_tokens"):
+        energy = record["mean_power_w"] * record["duration"] / record["total_output_tokens"]
+        source = "nvidia-smi mean power x duration"
+    return energy, source
+
+
 def to_point(record: dict, kv_bytes_per_token: int | None) -> Point:
     """One points.jsonl record as a Point; KV bytes derived from the engine's token budget where needed."""
     config = record.get("config") or {}
@@ -108,11 +118,7 @@ def to_point(record: dict, kv_bytes_per_token: int | None) -> Point:
     peak = record.get("kv_peak_fraction")
     kv_peak_bytes = peak * budget if peak is not None and budget else None
     memory = record.get("device_memory_peak_bytes") or record.get("rss_peak_bytes")
-    energy = record.get("energy_per_output_token_j")
-    source = record.get("energy_source")
-    if energy is None and record.get("mean_power_w") and record.get("total_output_tokens"):
-        energy = record["mean_power_w"] * record["duration"] / record["total_output_tokens"]
-        source = "nvidia-smi mean power x duration"
+    energy, source = record_energy(record)
     completed, output_tokens = record.get("completed"), record.get("total_output_tokens", 0)
     return Point(
         key=record["key"], max_batch=cap, batch=batch, replicas=replicas, threads=int(config.get("threads") or 0),

@@ -53,7 +53,7 @@ def write_report(sweep_dir: str | Path, out_html: str | Path, advice: Advice | d
     reason = no_advice_reason or "no advice was given"
     out_html = Path(out_html)
     _make_directory(out_html.parent)  # before the plots: an unwritable -o fails at once
-    frontiers = sweep_frontiers(sweep_dir, advice)
+    frontiers = sweep_frontiers(data.points, advice)
     plots = make_plots(data, advice, frontiers, out_html.stem, config)
     estimated = "estimated" in data.energy_sources()
     html = page(f"paretoserve report: {data.directory.name}", [

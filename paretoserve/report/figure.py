@@ -25,8 +25,8 @@ def to_png(figure: Figure, dpi: int) -> bytes:
     return buffer.getvalue()
 
 
-def batch_axis(ax: Axes, batches: list[int]) -> None:
-    """Log-2 x axis with a tick at every measured batch cap."""
+def batch_axis(ax: Axes, batches: list[int], b_opt: BOptMark | None) -> None:
+    """Log-2 x axis with a tick at every measured batch cap, and B_opt's cap marked when there is one."""
     ax.set_xscale("log", base=2)
     ticks = sorted(set(batches))
     ax.xaxis.set_major_locator(FixedLocator(ticks))
@@ -34,6 +34,8 @@ def batch_axis(ax: Axes, batches: list[int]) -> None:
     ax.set_xticklabels([str(b) for b in ticks], fontsize=7)
     ax.set_xlabel("batch cap (max concurrent sequences)")
     ax.grid(True, alpha=0.3)
+    if b_opt is not None:
+        ax.axvline(b_opt.max_batch, color=B_OPT_COLOUR, linestyle=":", linewidth=1.5, label=b_opt.label())
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,6 @@ class BOptMark:
 
     def label(self) -> str:
         return f"B_opt = {self.batch}" + (f" (cap {self.max_batch})" if self.batch != self.max_batch else "")
-
-
-def mark_b_opt(ax: Axes, b_opt: BOptMark | None) -> None:
-    if b_opt is not None:
-        ax.axvline(b_opt.max_batch, color=B_OPT_COLOUR, linestyle=":", linewidth=1.5, label=b_opt.label())
 
 
 def colour(index: int) -> str:

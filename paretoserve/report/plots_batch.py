@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from paretoserve.report.figure import BOptMark, batch_axis, colour, mark_b_opt, new_figure, pairs
+from paretoserve.report.figure import BOptMark, batch_axis, colour, new_figure, pairs
 from paretoserve.report.sweep_data import Series
 
 # (panel title, summary field prefix); each panel draws mean, median and p99 where measured.
@@ -25,8 +25,7 @@ def throughput_vs_batch(series: list[Series], b_opt: BOptMark | None) -> Figure 
             drawn.extend(xs)
     if not drawn:
         return None
-    batch_axis(ax, drawn)
-    mark_b_opt(ax, b_opt)
+    batch_axis(ax, drawn, b_opt)
     ax.set_ylabel("output throughput (tok/s)")
     ax.set_ylim(bottom=0)
     ax.set_title("Throughput vs batch cap", fontsize=10)
@@ -55,8 +54,7 @@ def latency_vs_batch(series: list[Series], b_opt: BOptMark | None, slo_limits_ms
         for field, limit in slo_limits_ms.items():
             if field.endswith(name):
                 ax.axhline(limit, color="#d62728", linewidth=1, label=f"SLO {field} <= {limit:.4g} ms")
-        batch_axis(ax, drawn)
-        mark_b_opt(ax, b_opt)
+        batch_axis(ax, drawn, b_opt)
         ax.set_yscale("log" if name == "ttft_ms" else "linear")
         ax.set_ylabel("ms")
         ax.set_title(title, fontsize=9)
@@ -86,8 +84,7 @@ def energy_per_token(series: list[Series], b_opt: BOptMark | None) -> Figure | N
             sources.add(source)
     if not drawn:
         return None
-    batch_axis(ax, drawn)
-    mark_b_opt(ax, b_opt)
+    batch_axis(ax, drawn, b_opt)
     ax.set_yscale("log")
     ax.set_ylabel("energy per output token (J)")
     title = "Energy per output token"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise, load_table
+from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise
 from paretoserve.advise.pareto import Frontier, frontiers
+from paretoserve.advise.table import to_point
 from paretoserve.report.sweep_data import ReportError
 
 MEASURED_MEMORY_NOTE = "measured peak: device memory, else engine RSS"
@@ -44,12 +45,10 @@ def as_advice(advice: Advice | dict | None) -> Advice | None:
         raise ReportError(f"advice: not the shape `advise` returns: {exc.errors()[0]['msg']}") from exc
 
 
-def sweep_frontiers(sweep_dir: str | Path, advice: Advice | None) -> list[Frontier]:
-    """The advice's frontiers; without advice, the same frontiers over measured memory only."""
+def sweep_frontiers(points: tuple[dict, ...], advice: Advice | None) -> list[Frontier]:
+    """The advice's frontiers; without advice, the same frontiers of the sweep's finished `points` (records)
+    over measured memory only."""
     if advice is not None:
         return advice.pareto
-    try:
-        table = load_table(sweep_dir)
-    except AdviseError:
-        return []
-    return frontiers(table.points, "output_throughput", lambda p: p.memory_bytes, MEASURED_MEMORY_NOTE)
+    return frontiers([to_point(r, None) for r in points], "output_throughput", lambda p: p.memory_bytes,
+                     MEASURED_MEMORY_NOTE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paretoserve.advise import AdviseError, load_table
+from paretoserve.advise.table import record_energy
 from paretoserve.sweep.store import StoreError, SweepStore
 
 
@@ -64,21 +64,20 @@ def load_sweep(directory: str | Path) -> SweepData:
         stored, ok, failed = SweepStore(directory).read_finished()
     except StoreError as exc:
         raise ReportError(str(exc)) from exc
-    ok = _with_derived_energy(directory, ok)
+    ok = _with_derived_energy(ok)
     return SweepData(directory=directory, spec=stored.get("spec") or {}, environment=stored.get("environment") or {},
                      points=tuple(sorted(ok, key=_order)), failed=tuple(failed))
 
 
-def _with_derived_energy(directory: Path, points: list[dict]) -> list[dict]:
+def _with_derived_energy(points: list[dict]) -> list[dict]:
     """Fill energy the advisor derives where a point has none of its own (vLLM imports: mean GPU power x
     duration), so the report's energy figures are the ones its frontiers and advice use."""
-    try:
-        derived = {p.key: p for p in load_table(directory).points if p.energy_per_output_token_j is not None}
-    except AdviseError:
-        return points
-    return [{**p, "energy_per_output_token_j": derived[p["key"]].energy_per_output_token_j,
-             "energy_source": derived[p["key"]].energy_source}
-            if p.get("energy_per_output_token_j") is None and p.get("key") in derived else p for p in points]
+    filled = []
+    for p in points:
+        energy, source = record_energy(p)
+        derived = p.get("energy_per_output_token_j") is None and energy is not None
+        filled.append({**p, "energy_per_output_token_j": energy, "energy_source": source} if derived else p)
+    return filled
 
 
 def _order(point: dict) -> tuple:
