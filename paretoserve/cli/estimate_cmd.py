@@ -71,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
         geometry = load_geometry(args.model, args.cache_dir)
     except GeometryError as exc:
         raise UsageError(str(exc)) from exc
-    for flag, dtype in (("--dtype", args.dtype), ("--kv-dtype", args.kv_dtype)):
-        try:
-            kv_bytes = dtype_bytes(dtype) if dtype else None
-        except GeometryError as exc:
-            raise UsageError(f"{flag}: {exc}") from exc
-    if args.dtype:
-        geometry = geometry.with_dtype(args.dtype)
+    try:
+        geometry = geometry.with_dtype(args.dtype) if args.dtype else geometry
+    except GeometryError as exc:
+        raise UsageError(f"--dtype: {exc}") from exc
+    try:
+        kv_bytes = dtype_bytes(args.kv_dtype)
+    except GeometryError as exc:
+        raise UsageError(f"--kv-dtype: {exc}") from exc
     engine = ENGINES[args.engine or ("vllm" if args.model.endswith(".json") else "llama.cpp")]
     engine = replace(engine, kv_dtype_bytes=kv_bytes, memory_fraction=args.memory_fraction or engine.memory_fraction)
     try:

@@ -8,13 +8,22 @@ and calibrate its efficiency factors on a measured sweep. Every figure it gives 
     model.predict(96, Workload(128, 128)).output_throughput  # tok/s at an untested batch size
 """
 
-from paretoserve.estimate.calibrate import CalibratedModel, CalibrationError, calibrate, load_points
-from paretoserve.estimate.geometry import GeometryError, ModelGeometry, load_geometry
-from paretoserve.estimate.hardware import HardwareError, HardwareSpec, hardware_names, load_hardware
-from paretoserve.estimate.roofline import (ENGINES, Efficiency, EngineAssumptions, StepPrediction, Workload,
-                                           default_efficiency, max_batch_fitting, predict)
+import importlib
 
-__all__ = ["CalibratedModel", "CalibrationError", "ENGINES", "Efficiency", "EngineAssumptions", "GeometryError",
-           "HardwareError", "HardwareSpec", "ModelGeometry", "StepPrediction", "Workload", "calibrate",
-           "default_efficiency", "hardware_names", "load_geometry", "load_hardware", "load_points",
-           "max_batch_fitting", "predict"]
+# Name -> module, imported on first use: advise and sweep import estimate's small modules (the GGUF reader,
+# the roofline) at start-up, and must not pay for numpy-heavy calibration they may never run.
+_EXPORTS = {
+    "calibrate": ("CalibratedModel", "CalibrationError", "calibrate", "load_points"),
+    "geometry": ("GeometryError", "ModelGeometry", "load_geometry"),
+    "hardware": ("HardwareError", "HardwareSpec", "hardware_names", "load_hardware"),
+    "roofline": ("ENGINES", "Efficiency", "EngineAssumptions", "StepPrediction", "Workload", "default_efficiency",
+                 "max_batch_fitting", "predict"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'paretoserve.estimate' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"paretoserve.estimate.{_MODULE_OF[name]}"), name)

@@ -146,17 +146,17 @@ def _cpu_share(record: dict, usable_cores: int | None) -> float | None:
 
 
 def calibrate(sweep_dir: str | Path, geometry: ModelGeometry, hardware: HardwareSpec, engine: EngineAssumptions,
-              correct_cpu_share: bool = False) -> CalibratedModel:
-    """Fit the efficiencies to every point of `sweep_dir`, and refit without each batch size to test it."""
-    points = load_points(sweep_dir, correct_cpu_share)
+              correct_cpu_share: bool = False, points: list[MeasuredPoint] | None = None) -> CalibratedModel:
+    """Fit the efficiencies to every point of `sweep_dir` (`points`, when the caller already loaded them),
+    and refit without each batch size to test it."""
+    points = points if points is not None else load_points(sweep_dir, correct_cpu_share)
     terms = _Terms(points, geometry, hardware, engine)
     efficiency = terms.fit(np.ones(len(points), dtype=bool))
-    fits = []
-    for i, point in enumerate(points):
-        keep = np.array([p.max_batch != point.max_batch for p in points])
-        left_out = terms.fit(keep)
-        fits.append(PointFit(point=point, fitted_throughput=terms.throughput(efficiency)[i],
-                             leave_out_throughput=terms.throughput(left_out)[i]))
+    fitted = terms.throughput(efficiency)
+    left_out = {cap: terms.throughput(terms.fit(np.array([p.max_batch != cap for p in points])))
+                for cap in {p.max_batch for p in points}}  # one refit per batch size left out
+    fits = [PointFit(point=point, fitted_throughput=fitted[i], leave_out_throughput=left_out[point.max_batch][i])
+            for i, point in enumerate(points)]
     corrected = ", throughput per CPU share" if correct_cpu_share else ""
     efficiency = replace(efficiency, source=f"calibrated on {sweep_dir} ({len(points)} points{corrected})")
     return CalibratedModel(geometry=geometry, hardware=hardware, engine=engine, efficiency=efficiency, points=fits,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paretoserve.engine.config import available_cores
 from paretoserve.model import cache_dir
 
 CACHE_FILE = "cpu-bandwidth.json"
@@ -54,7 +55,7 @@ def probe_cpu(config: CpuProbeConfig) -> CpuInfo:
     """Read /proc/cpuinfo and /proc/meminfo; take the bandwidth from the cache unless absent, stale or `remeasure`."""
     text = _read(config.cpuinfo_path)
     model, flags, ghz = _cpuinfo_fields(text)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     memory = _mem_total(_read(config.meminfo_path))
     identity = {"model": model, "cores": cores, "memory_bytes": memory}
     cache = Path(cache_dir(config.cache_dir)) / CACHE_FILE

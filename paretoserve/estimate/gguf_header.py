@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import gguf
 
 GGUF_MAGIC = b"GGUF"
 SCALAR_FORMATS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
@@ -99,6 +98,8 @@ def _value(f: BinaryIO, value_type: int):
 
 
 def _tensor_info(f: BinaryIO) -> TensorInfo:
+    import gguf  # for its quantisation tables only: a large module, imported once a file is read
+
     name = _string(f)
     dims = [_unpack(f, "<Q") for _ in range(_unpack(f, "<I"))]
     type_id = _unpack(f, "<I")

@@ -16,7 +16,7 @@ from pathlib import Path
 from paretoserve.estimate.calibrate import CalibratedModel, calibrate, load_points
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
 from paretoserve.estimate.geometry import GeometryError, ModelGeometry, load_geometry
-from paretoserve.estimate.hardware import load_hardware
+from paretoserve.estimate.hardware import HardwareSpec, load_hardware
 from paretoserve.estimate.roofline import ENGINES, EngineAssumptions, Workload, predict
 from paretoserve.sweep.store import StoreError, SweepStore
 
@@ -71,15 +71,17 @@ def sweep_engine(spec: dict) -> EngineAssumptions:
     return ENGINES["llama.cpp"]
 
 
-def calibrate_sweep(sweep_dir: str | Path, config: RooflineConfig) -> CalibratedModel:
-    """The roofline of `config.hardware` fitted to the single-engine points of `sweep_dir`.
+def calibrate_sweep(sweep_dir: str | Path, config: RooflineConfig, hardware: HardwareSpec | None = None
+                    ) -> CalibratedModel:
+    """The roofline of `config.hardware` (or `hardware`, already loaded) fitted to the single-engine points
+    of `sweep_dir`.
 
     Raises GeometryError, HardwareError or CalibrationError (ValueErrors naming the flag or directory).
     """
-    load_points(sweep_dir)  # a directory without usable points says so before its model is looked up
+    points = load_points(sweep_dir)  # a directory without usable points says so before its model is looked up
     spec = sweep_spec(sweep_dir)
-    hardware = load_hardware(config.hardware, CpuProbeConfig(cache_dir=config.cache_dir))
-    return calibrate(sweep_dir, sweep_geometry(spec, config), hardware, sweep_engine(spec))
+    hardware = hardware or load_hardware(config.hardware, CpuProbeConfig(cache_dir=config.cache_dir))
+    return calibrate(sweep_dir, sweep_geometry(spec, config), hardware, sweep_engine(spec), points=points)
 
 
 def predict_replicas(model: CalibratedModel, replicas: int, batch: float, workload: Workload,

@@ -57,11 +57,8 @@ class SweepSpec:
     health_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
-        for flag, path in (("--health-path", self.health_path), ("--metrics-path", self.metrics_path)):
-            if not path.startswith("/"):
-                raise SweepSpecError(f"{flag} must start with '/'; got {path!r}")
         for point in self.points():
-            self.plan(point)  # checks the template and every value once, before any engine starts
+            self.plan(point)  # checks the paths, the template and every value once, before any engine starts
 
     def points(self) -> list[PointConfig]:
         """The full grid, smallest batch first."""

@@ -42,7 +42,7 @@ def roofline_guess(predict: Predict, candidates: tuple[int, ...], min_gain: floa
         workload = point_workload(first)
         step = functools.cache(lambda cap: predict(cap, workload))
         ref = step(first.max_batch).step_s
-        step_limits = [lim for lim in limits if lim.field.endswith(STEP_LATENCIES) and lim.field in first.latency_ms]
+        step_limits = [lim for lim in limits if lim.field.endswith(STEP_LATENCIES)]  # each in first.latency_ms
 
         def meets(cap: int) -> bool:
             p = step(cap)
@@ -68,7 +68,7 @@ def sweep_guess(spec: dict, candidates: tuple[int, ...], min_gain: float, roofli
     efficiency = default_efficiency(hardware)
     if calibrate_dir:
         try:
-            efficiency = calibrate_sweep(calibrate_dir, replace(roofline, model_geometry=None)).efficiency
+            efficiency = calibrate_sweep(calibrate_dir, replace(roofline, model_geometry=None), hardware).efficiency
         except (CalibrationError, GeometryError) as exc:
             raise CalibrationError(f"--calibrate {calibrate_dir}: cannot fit the roofline to it: {exc}") from exc
     return roofline_guess(lambda batch, workload: predict(geometry, hardware, batch, workload, engine, efficiency),

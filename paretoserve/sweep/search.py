@@ -74,7 +74,8 @@ def bca_search(search: SearchConfig, slo: AdviseConfig, guess: Guess | None = No
         if search.candidates[0] != 1:
             raise AdviseError("--min-efficiency needs batch 1 among the caps the search may run")
         t1 = (yield from measure(1)).throughput(slo.throughput_metric)
-    start = nearest_cap(search.candidates, slo.slo_ref_batch if slo.slo_multiple or not slo.slo else search.start)
+    start = nearest_cap(search.candidates,
+                        slo.slo_ref_batch if slo.relative_multiple is not None else search.start)
     first = yield from measure(start)
     limits = resolve_limits([first], slo.slo, slo.relative_multiple, slo.slo_ref_batch, slo.slo_metric)
 
