@@ -153,10 +153,10 @@ def main() -> None:
             cpu, failed = res["client_cpu_fraction"], res["failed"]
             sustained = achieved is not None and achieved >= TOLERANCE * rate and failed == 0
             if kind == "open":
-                verdict = "lag<5ms" if lag is not None and lag < LAG_TARGET_MS else "LAG>=5ms"
-                verdict += " sustained" if sustained else " NOT sustained"
+                prompt = lag is not None and lag < LAG_TARGET_MS
+                verdict = ("lag<5ms" if prompt else "LAG>=5ms") + (" sustained" if sustained else " NOT sustained")
                 if rate >= RATE_TARGET:
-                    verdict += "  => target " + ("MET" if sustained and lag < LAG_TARGET_MS else "MISSED")
+                    verdict += "  => target " + ("MET" if sustained and prompt else "MISSED")
             else:
                 verdict = "sustained" if sustained else "NOT sustained"
                 if rate >= STREAM_TARGET:

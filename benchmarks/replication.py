@@ -24,10 +24,11 @@ import argparse
 import asyncio
 import json
 import signal
-import os
 
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.runner import run_bench
+from paretoserve.cli.common import stop_on_sigterm
+from paretoserve.engine.config import available_cores
 from paretoserve.model import resolve_model
 from paretoserve.serve import ReplicaPlan, ReplicaServer
 
@@ -70,8 +71,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
-    if len(os.sched_getaffinity(0)) < 2:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)  # unwinds through ReplicaServer, which stops its replicas
+    if available_cores() < 2:
         raise SystemExit("needs 2 usable cores (one replica with 2 threads, or two with 1 each)")
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     model = str(resolve_model("default").path)
@@ -100,10 +101,6 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": results}, f, indent=1)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # unwinds through ReplicaServer, which stops the router and its replicas
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from paretoserve.cli.common import stop_on_sigterm
 from paretoserve.serve import ReplicaPlan, ReplicaServer
 
 STUB = Path(__file__).with_name("loadgen_capacity.py")
@@ -105,7 +106,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per throughput run")
     ap.add_argument("--stream-tokens", type=int, default=8, help="SSE events of a streamed answer")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)  # unwinds through ReplicaServer, which stops its replicas
 
     plan = ReplicaPlan(replicas=1, pin=False, health_path="/v1/models",
                        engine_cmd=f"{sys.executable} {STUB} --serve {{port}}")
@@ -138,10 +139,6 @@ def main() -> None:
               if line.startswith("paretoserve_router_requests_total") and 'code="200"' not in line]
     if failed:
         print("router answers other than 200:", *failed, sep="\n  ")
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # unwinds through ReplicaServer, which stops the router and its replicas
 
 
 if __name__ == "__main__":
