@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from paretoserve.engine.config import KV_LAYOUTS, ConfigError, EngineConfig
+from paretoserve.engine.repack import REPACK_MODES
 from paretoserve.model import ModelError, resolve_model
 
 
@@ -39,6 +40,10 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-queue", type=int, default=1024, help="waiting requests before 429 (default: 1024)")
     group.add_argument("--max-step-tokens", type=int, default=512,
                        help="tokens per llama_decode: decode tokens + prefill chunks (default: 512)")
+    group.add_argument("--repack", choices=REPACK_MODES, default="auto",
+                       help="llama.cpp weight repacking: all (llama.cpp's default), no-amx (CPU_REPACK only), "
+                            "off (none, as llama-server --no-repack); auto = no-amx where llama.cpp would use "
+                            "AMX, which crashes, else all (default: auto)")
 
 
 def add_server_args(parser: argparse.ArgumentParser, port: int = 8000) -> None:
@@ -52,7 +57,8 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
         spec = resolve_model(args.model, args.cache_dir)
         return EngineConfig(model_path=spec.path, model_name=spec.name, max_batch=args.max_batch,
                             kv_tokens=args.kv_tokens, ctx_per_seq=args.ctx_per_seq, kv_layout=args.kv_layout,
-                            threads=args.threads, max_queue=args.max_queue, max_step_tokens=args.max_step_tokens)
+                            threads=args.threads, max_queue=args.max_queue, max_step_tokens=args.max_step_tokens,
+                            repack=args.repack)
     except (ModelError, ConfigError) as exc:
         raise UsageError(str(exc)) from exc
 

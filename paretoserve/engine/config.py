@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretoserve.engine.repack import REPACK_MODES
+
 
 DEFAULT_CTX_PER_SEQ = 2048  # the ShareGPT filter of the papers: prompt + output <= 2048
 KV_LAYOUTS = ("split", "unified")
@@ -33,6 +35,7 @@ class EngineConfig:
     threads: int = 0  # 0 = every core this process may use
     max_queue: int = 1024  # requests waiting for a slot before new ones get 429
     max_step_tokens: int = 512  # tokens per llama_decode (decode tokens + prefill chunks)
+    repack: str = "auto"  # llama.cpp's weight repacking: auto | all | no-amx | off (see engine/repack.py)
 
     def __post_init__(self) -> None:
         _check_range("--max-batch", self.max_batch, 1, 4096)
@@ -59,6 +62,8 @@ class EngineConfig:
         _check_range("--max-queue", self.max_queue, 0, 1 << 20)
         _check_range("--max-step-tokens", self.max_step_tokens, self.max_batch, 1 << 16,
                      why="at least --max-batch, so every running sequence decodes each step")
+        if self.repack not in REPACK_MODES:
+            raise ConfigError(f"--repack must be one of {', '.join(REPACK_MODES)}; got {self.repack!r}")
         if self.threads == 0:
             self._set("threads", available_cores())
 

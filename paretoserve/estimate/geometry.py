@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from paretoserve.estimate.gguf_header import GgufError, read_header
+from paretoserve.gguf_header import GgufError, read_header
 from paretoserve.model import ModelError, resolve_model
 
 COMPONENT_PARAMS = ("attention", "mlp", "lm_head", "embeddings")
