@@ -130,3 +130,12 @@ def test_events_are_relayed_whole_and_their_token_ids_kept():
     assert relayed.resumable
     assert relayed.resume() == {"tokens": [1, 2, 3], "id": "c", "created": 5}
     assert relayed.feed(b'data: {"usage": {}}\n\n') == b'data: {"usage": {}}\n\n' and not relayed.resumable
+
+
+def test_one_whole_event_takes_the_short_way_with_the_same_result():
+    events = [b': tokens 4\ndata: {"id": "c", "created": 1}\n\n', b": tokens 5 6\ndata: {}\n\n"]
+    short, split = Relayed(), Relayed()
+    assert [short.feed(e) for e in events] == [b'data: {"id": "c", "created": 1}\n\n', b"data: {}\n\n"]
+    assert split.feed(events[0][:3]) + split.feed(events[0][3:] + events[1]) == \
+        b'data: {"id": "c", "created": 1}\n\ndata: {}\n\n'
+    assert short.resume() == split.resume() == {"tokens": [4, 5, 6], "id": "c", "created": 1}
