@@ -24,7 +24,7 @@ def is_greedy(data: dict) -> bool:
 def with_resume(body: bytes, resume: dict) -> bytes | None:
     """`body`, a JSON object, with the field added last (a repeated key's last value wins); None if not spliceable.
 
-    Splicing bytes costs nothing next to parsing and encoding the body again on every greedy stream.
+    Splicing the bytes spares encoding the body again for every greedy stream.
     """
     head = body.rstrip()
     if not (head.endswith(b"}") and body.lstrip().startswith(b"{")):  # e.g. a UTF-16 body, which JSON allows
