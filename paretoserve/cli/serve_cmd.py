@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = plan_from_args(args)
         config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-                              drain_timeout_s=args.drain_timeout)
+                              drain_timeout_s=args.drain_timeout, resume_streams=plan.engine_cmd is None)
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
     _check_free(args.host, args.port)

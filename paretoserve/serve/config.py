@@ -106,6 +106,7 @@ class RouterConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 600.0  # longest silence from a replica; non-streamed answers come whole at the end
     eject_s: float = 2.0  # a replica that refused a connection gets no requests for this long
+    resume_streams: bool = True  # resume greedy streams elsewhere: the replicas are paretoserve engines
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -32,6 +32,15 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class Resume(BaseModel):
+    """`paretoserve_resume`, the router's extension of a stream (server/resume.py): send token ids, continue."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    tokens: list[int] = Field(default_factory=list)  # generated on a replica that died; the client has their text
+    id: str | None = None  # of the response those tokens went out in
+    created: int | None = None
+
+
 class _Sampling(BaseModel):
     """Fields both endpoints share; unknown OpenAI fields are accepted and ignored, as vLLM does."""
 
@@ -48,6 +57,7 @@ class _Sampling(BaseModel):
     n: int = Field(1, ge=1, le=1)
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0)
+    paretoserve_resume: Resume | None = None
 
     def stop_strings(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
