@@ -62,7 +62,7 @@ def test_store_refuses_other_sweep_and_resumes(tmp_path):
         f.write('{"key": "p3", "sta')  # a crash in the middle of a write
     with pytest.raises(StoreError, match="--resume"):
         SweepStore(tmp_path / "s").open({"a": 1}, {}, resume=False)
-    with pytest.raises(StoreError, match="a differ"):
+    with pytest.raises(StoreError, match="--a was 1, now 2"):
         SweepStore(tmp_path / "s").open({"a": 2}, {}, resume=True)
     again = SweepStore(tmp_path / "s")
     assert again.open({"a": 1}, {}, resume=True) == {"p1"}  # failed points run again
