@@ -8,12 +8,14 @@ import os
 import re
 from pathlib import Path
 
+from paretoserve.limits import UserError
+
 # The flag of a sweep.json setting is its key with dashes (`duration_s` -> --duration), except these.
 FLAG_NAMES = {"threads": "--threads-per-replica"}
 TOKEN_RANGE = re.compile(r"\{'low': (\d+), 'high': (\d+)\}")
 
 
-class StoreError(ValueError):
+class StoreError(UserError):
     """The directory holds another sweep, or a file in it cannot be read."""
 
 
