@@ -74,10 +74,12 @@ class EngineProcess:
         self.env = env
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self._log_start = 0  # where this run's output begins in a log file that earlier runs appended to
         self._stopped = False  # a second stop must not signal a process group that may have been reused
 
     def start(self) -> "EngineProcess":
         self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()
+        self._log_start = self._log.seek(0, os.SEEK_END)
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env={**os.environ, **(self.env or {})})
         return self
@@ -113,13 +115,14 @@ class EngineProcess:
         return self.proc.poll() if self.proc is not None else None
 
     def output_tail(self, n_bytes: int = 4000, n_lines: int = LOG_TAIL_LINES) -> str:
-        """The last `n_lines` lines (at most `n_bytes`) the process wrote."""
+        """The last `n_lines` lines (at most `n_bytes`) this run wrote (a restarted replica's old tracebacks are not
+        its own)."""
         if self._log is None:
             return ""
         self._log.flush()
         self._log.seek(0, os.SEEK_END)
         size = self._log.tell()
-        self._log.seek(max(0, size - n_bytes))
+        self._log.seek(max(self._log_start, size - n_bytes))
         return "\n".join(self._log.read().decode("utf-8", "replace").splitlines()[-n_lines:])
 
     def stop(self, grace_s: float = 10.0) -> int | None:

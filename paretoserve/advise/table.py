@@ -11,11 +11,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from paretoserve.advise.geometry import kv_bytes_per_token_gguf
+from paretoserve.limits import UserError
 
 LATENCY_FIELD = re.compile(r"^(mean|median|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")
 
 
-class AdviseError(ValueError):
+class AdviseError(UserError):
     """Bad input to advise: the message names the flag or the file and what is allowed."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from paretoserve.gguf_header import TensorInfo
+from paretoserve.limits import UserError
 
 REPACK_MODES = ("auto", "all", "no-amx", "off")
 AMX_FLAGS = frozenset({"amx_int8", "amx_bf16", "amx_tile", "amx_fp16"})
@@ -37,7 +38,7 @@ REPACK_ROWS_MULTIPLE = 8
 NOT_REPACKED = ("token_embd.weight",)
 
 
-class RepackError(ValueError):
+class RepackError(UserError):
     """An unknown --repack mode."""
 
 

@@ -5,23 +5,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
+from paretoserve.limits import UserError
 from paretoserve.serve.config import PlanError, ReplicaPlan
 from paretoserve.serve.pinning import assign_cores, threads_for, usable_cores
 
 
-class SweepSpecError(ValueError):
+class SweepSpecError(UserError):
     """A sweep flag outside its allowed range; the message names the flag."""
-
-
-def parse_int_list(flag: str, text: str, low: int, high: int) -> tuple[int, ...]:
-    """'1,2,4' -> (1, 2, 4); every value must lie in [low, high]."""
-    try:
-        values = tuple(int(part) for part in str(text).split(",") if part.strip())
-    except ValueError:
-        values = ()
-    if not values or any(not low <= v <= high for v in values):
-        raise SweepSpecError(f"{flag} must be a comma-separated list of integers in [{low}, {high}]; got {text!r}")
-    return tuple(dict.fromkeys(values))
 
 
 @dataclass(frozen=True)
