@@ -53,10 +53,15 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-step-tokens", type=int, default=None,
                        help="tokens per llama_decode: decode tokens + prefill chunks (default: 512, or --max-batch "
                             "when larger)")
+    add_repack_arg(group)
+
+
+def add_repack_arg(group) -> None:
+    """--repack, for every command that starts the embedded engine."""
     group.add_argument("--repack", choices=REPACK_MODES, default="auto",
-                       help="llama.cpp weight repacking: all (llama.cpp's default), no-amx (CPU_REPACK only), "
-                            "off (none, as llama-server --no-repack); auto = no-amx where llama.cpp would use "
-                            "AMX, which crashes, else all (default: auto)")
+                       help="embedded engine: llama.cpp weight repacking: all (llama.cpp's default), no-amx "
+                            "(CPU_REPACK only), off (none, as llama-server --no-repack); auto = no-amx where "
+                            "llama.cpp would use AMX, which crashes, else all (default: auto)")
 
 
 def add_server_args(parser: argparse.ArgumentParser, port: int = 8000) -> None:

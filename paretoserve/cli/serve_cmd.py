@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from paretoserve.cli.common import bind_port
+from paretoserve.cli.common import add_repack_arg, bind_port
 from paretoserve.model import resolve_model
 from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, ReplicaPlan, RouterConfig, load_plan_file
 from paretoserve.serve.runner import serve
@@ -34,6 +34,7 @@ def add_parser(subparsers, help: str) -> None:
     e.add_argument("--engine-cmd", default=None,
                    help="command template of any other engine, with " + " ".join("{" + n + "}" for n in PLACEHOLDERS)
                         + "; default: the embedded engine")
+    add_repack_arg(e)
     e.add_argument("--mem-fraction", type=float, default=0.9,
                    help="device memory all replicas share; {mem_fraction} is this / replicas (default: 0.9)")
     e.add_argument("--mps", action="store_true", help="run the CUDA MPS daemon while the replicas run")
@@ -59,7 +60,7 @@ def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
     for name in PLAN_FIELDS:
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
-    plan = ReplicaPlan(**fields, model=args.model, engine_cmd=args.engine_cmd, pin=not args.no_pin,
+    plan = ReplicaPlan(**fields, model=args.model, engine_cmd=args.engine_cmd, repack=args.repack, pin=not args.no_pin,
                        mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
                        metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)
     if args.engine_cmd is None:  # the bundled model is built once, after the plan's checks, before any replica starts

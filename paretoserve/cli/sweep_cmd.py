@@ -11,7 +11,7 @@ from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
-from paretoserve.cli.common import UsageError, stop_on_sigterm
+from paretoserve.cli.common import UsageError, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import search_args, search_args_record, search_configs, search_sweep
 from paretoserve.engine.config import ctx_for
 from paretoserve.limits import parse_int_list
@@ -40,6 +40,7 @@ def add_parser(subparsers, help: str) -> None:
     e.add_argument("--engine-cmd", default=None,
                    help="command template of any other engine, with {model} {port} {max_batch} {kv_tokens} "
                         "{threads} {replica}; default: the embedded engine")
+    add_repack_arg(e)
     e.add_argument("--health-path", default="/health", help="readiness URL path (default: /health)")
     e.add_argument("--health-timeout", type=float, default=300.0, help="seconds to wait for health (default: 300)")
     add_workload_args(p)
@@ -62,7 +63,7 @@ def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
         kv_tokens=values("--kv-tokens", "kv_tokens", args.kv_tokens) if args.kv_tokens is not None else (None,),
         threads=values("--threads-per-replica", "threads_per_replica", args.threads_per_replica),
         replicas=values("--replicas", "replicas", args.replicas), ctx_per_seq=_ctx_per_seq(args, bench),
-        engine_cmd=args.engine_cmd, health_path=args.health_path, metrics_path=bench.metrics_path,
+        engine_cmd=args.engine_cmd, repack=args.repack, health_path=args.health_path, metrics_path=bench.metrics_path,
         health_timeout_s=args.health_timeout)
 
 

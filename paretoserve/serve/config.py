@@ -50,6 +50,7 @@ class ReplicaPlan:
     threads_per_replica: int = 0  # 0 = the usable cores divided evenly among the replicas
     model: str = "default"  # what the embedded engine loads, or {model} of the template
     engine_cmd: str | None = None  # template of any other engine; None = the embedded engine
+    repack: str = "auto"  # embedded engine: its --repack (llama.cpp's weight repacking, engine/repack.py)
     pin: bool = True  # give each replica its own cores with sched_setaffinity
     mem_fraction: float = 0.9  # device memory all replicas share; each gets mem_fraction / replicas
     mps: bool = False  # run the CUDA MPS daemon while the replicas run
@@ -73,6 +74,9 @@ class ReplicaPlan:
                 raise PlanError(f"{flag} must start with '/'; got {path!r}")
         if self.health_timeout_s <= 0:
             raise PlanError(f"--health-timeout must be > 0 seconds; got {self.health_timeout_s!r}")
+        if self.engine_cmd is not None and self.repack != "auto":
+            raise PlanError(f"--repack {self.repack} applies to the embedded engine only; with --engine-cmd put the "
+                            "engine's own flag (llama-server: --no-repack) in the template")
         if self.engine_cmd is None:
             self._check_engine()  # what only the whole engine config tells: the KV room, the context
         else:
@@ -82,7 +86,7 @@ class ReplicaPlan:
         """Refuse now what each replica's embedded engine would refuse at its start (and be restarted for)."""
         try:
             EngineConfig(model_path=Path(self.model), model_name=self.model, max_batch=self.max_batch,
-                         kv_tokens=self.kv_tokens, ctx_per_seq=self.ctx_per_seq)
+                         kv_tokens=self.kv_tokens, ctx_per_seq=self.ctx_per_seq, repack=self.repack)
         except ConfigError as exc:
             raise PlanError(str(exc)) from exc
 
@@ -114,6 +118,8 @@ class ReplicaPlan:
             args += ["--kv-tokens", str(self.kv_tokens)]
         if self.ctx_per_seq is not None:
             args += ["--ctx-per-seq", str(self.ctx_per_seq)]
+        if self.repack != "auto":
+            args += ["--repack", self.repack]
         return embedded_engine_cmd(port, "127.0.0.1", *args)
 
 

@@ -25,6 +25,7 @@ class TuneConfig:
     out: Path = Path("tune")
     max_batch: int = 64  # largest batch cap the search may run
     threads: int = 0  # threads of the single engine; 0 = every core
+    repack: str = "auto"  # the engine's --repack: llama.cpp's weight repacking (engine/repack.py)
     input_tokens: int = 32
     output_tokens: int = 32
     duration_s: float = 15.0  # seconds of closed-loop load per point (then in-flight requests drain)
