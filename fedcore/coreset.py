@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_CLASS = 2048  # 16 MiB of float32 distances per matrix; FasterPAM's time grows with its square too
+MAX_CLASS = 1024  # 4 MiB of float32 distances per matrix; FasterPAM's time grows with its square too
 
 
 @dataclass(frozen=True)
