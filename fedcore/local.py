@@ -2,7 +2,8 @@
 
 The clock counts samples processed divided by the client's speed. The coreset selection's real CPU time is
 measured; with `charge_selection` it is added to the clock too, converted to training samples at the rate
-this client's own first epoch ran (CPU seconds per sample), so a slow device also selects slowly."""
+this client's own first epoch ran (CPU seconds per sample), so a slow device also selects slowly, and the
+coreset epochs then get that much less of the round's budget."""
 
 from __future__ import annotations
 
@@ -55,9 +56,11 @@ def local_update(model: Model, params: Params, data: ClientData, plan: Plan, spe
         coreset_size = coreset.size
         if charge_selection and train_cpu_s > 0:
             charged_samples = selection_cpu_s * samples / train_cpu_s
+        budget = None if plan.sample_budget is None else int(plan.sample_budget - samples - charged_samples)
         started = time.process_time()
         params, more = train_epochs(model, params, data.x[coreset.indices], data.y[coreset.indices],
-                                    plan.coreset_epochs, sgd, rng, weights=coreset.weights, anchor=anchor)
+                                    plan.coreset_epochs, sgd, rng, weights=coreset.weights, anchor=anchor,
+                                    max_samples=budget)
         train_cpu_s += time.process_time() - started
         samples += more
     return LocalResult(params, samples, (samples + charged_samples) / speed, coreset_size, selection_cpu_s,

@@ -39,12 +39,15 @@ def sample_clients(server_round: int, num_clients: int, per_round: int) -> list[
 @dataclass(frozen=True)
 class Plan:
     """What one client does in one round: `full_epochs` over its data, then `coreset_epochs` over a coreset of
-    `coreset_size` samples; `dropped` clients do nothing and send nothing to aggregate."""
+    `coreset_size` samples, stopping when `sample_budget` samples are done; `dropped` clients do nothing and
+    send nothing to aggregate. (The per-class ceil can make the coreset a few samples larger than k; the
+    budget makes the last coreset epoch give them back, so a FedCore client ends by the deadline.)"""
 
     full_epochs: int = 0
     coreset_size: int = 0
     coreset_epochs: int = 0
     proximal: bool = False
+    sample_budget: int | None = None  # FedCore: samples that fit in the round deadline, floor(cp E D)
 
     @property
     def dropped(self) -> bool:
@@ -70,7 +73,8 @@ def plan_round(method: str, n: int, speed: float, deadline: float, epochs: int) 
         if math.ceil(speed * deadline) >= n or epochs == 1:
             return Plan(full_epochs=epochs)
         k = coreset_budget(n, speed, deadline, epochs)
-        return Plan(full_epochs=1, coreset_size=k, coreset_epochs=epochs - 1 if k > 0 else 0)
+        return Plan(full_epochs=1, coreset_size=k, coreset_epochs=epochs - 1 if k > 0 else 0,
+                    sample_budget=math.floor(speed * deadline * epochs))
     raise ValueError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
 
 

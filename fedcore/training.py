@@ -18,17 +18,25 @@ class SGD:
 
 def train_epochs(model: Model, params: Params, x: np.ndarray, y: np.ndarray, epochs: int, sgd: SGD,
                  rng: np.random.RandomState, weights: np.ndarray | None = None,
-                 anchor: Params | None = None) -> tuple[Params, int]:
+                 anchor: Params | None = None, max_samples: int | None = None) -> tuple[Params, int]:
     """`epochs` shuffled passes of plain SGD over (x, y[, weights]); each batch's loss is
-    `sum(w * l) / sum(w)`. Returns the new parameters and the number of samples processed."""
+    `sum(w * l) / sum(w)`. Stops once `max_samples` samples are processed (the last batch cut to fit).
+    Returns the new parameters and the number of samples processed."""
     params = {k: v.copy() for k, v in params.items()}
     n = len(y)
+    budget = epochs * n if max_samples is None else min(epochs * n, max(0, max_samples))
+    done = 0
     for _ in range(epochs):
+        if done >= budget:
+            break
         order = rng.permutation(n)
         xs, ys = x[order], y[order]
         ws = None if weights is None else weights[order]
         for start in range(0, n, sgd.batch_size):
-            stop = start + sgd.batch_size
+            stop = min(start + sgd.batch_size, start + budget - done)
+            if stop <= start:
+                break
+            done += len(ys[start:stop])
             if ws is None:
                 scale = 1.0 / len(ys[start:stop])
             else:
@@ -39,4 +47,4 @@ def train_epochs(model: Model, params: Params, x: np.ndarray, y: np.ndarray, epo
                     grad += sgd.mu * (params[key] - anchor[key])
                 grad *= sgd.lr
                 params[key] -= grad
-    return params, epochs * n
+    return params, done
