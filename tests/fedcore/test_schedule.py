@@ -61,3 +61,18 @@ def test_same_clients_for_every_method_and_seeded_by_round():
     expected = np.random.choice(30, 10, replace=False).tolist()
     assert sample_clients(7, 30, 10) == expected
     assert sample_clients(1, 5, 5) == [0, 1, 2, 3, 4]
+
+
+def test_training_stops_at_the_sample_budget():
+    from fedcore.models import Model
+    from fedcore.training import SGD, train_epochs
+
+    rng = np.random.RandomState(0)
+    model = Model(3, 2)
+    x, y = rng.normal(size=(20, 3)), rng.randint(0, 2, 20)
+    _, done = train_epochs(model, model.init(0), x, y, 5, SGD(0.1, 8), rng)
+    assert done == 100
+    _, done = train_epochs(model, model.init(0), x, y, 5, SGD(0.1, 8), rng, max_samples=47)
+    assert done == 47
+    _, done = train_epochs(model, model.init(0), x, y, 5, SGD(0.1, 8), rng, max_samples=-3)
+    assert done == 0
