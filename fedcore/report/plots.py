@@ -28,6 +28,7 @@ def accuracy_over_time(results: dict) -> bytes:
     for key in results["targets"]:
         ax.axhline(float(key), color="#999", linestyle=":", linewidth=0.8)
     ax.set_xscale("symlog", linthresh=max(results["deadline"], 1.0))
+    ax.set_xlim(left=0)
     ax.set_xlabel("simulated time (log scale past one round deadline)")
     ax.set_ylabel("held-out accuracy")
     ax.grid(True, alpha=0.3)
