@@ -130,5 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"fedcore: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        print(f"fedcore: error: {exc.name} is missing: install the fedcore extra (pip install -e '.[fedcore]')",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -4,7 +4,10 @@ import sys
 
 import pytest
 
-from fedcore.cli import main
+pytest.importorskip("flwr")
+pytest.importorskip("kmedoids")
+
+from fedcore.cli import main  # noqa: E402
 
 
 @pytest.mark.parametrize("argv,fragment", [
@@ -24,8 +27,6 @@ def test_bad_flags_get_one_line_and_exit_2(capsys, argv, fragment):
 
 
 def test_a_small_run_writes_results_and_a_self_contained_report(tmp_path):
-    pytest.importorskip("flwr")
-    pytest.importorskip("kmedoids")
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "fedcore", "run", "--dataset", "synthetic:0.5,0.5", "--clients", "12",
                            "--per-round", "4", "--rounds", "3", "--epochs", "3", "--out", str(out), "--json"],
