@@ -45,7 +45,8 @@ def local_update(model: Model, params: Params, data: ClientData, plan: Plan, spe
         return DROPPED
     anchor = params if plan.proximal else None
     started = time.process_time()
-    params, samples = train_epochs(model, params, data.x, data.y, plan.full_epochs, sgd, rng, anchor=anchor)
+    params, samples = train_epochs(model, params, data.x, data.y, plan.full_epochs, sgd, rng, anchor=anchor,
+                                   max_samples=plan.sample_budget)
     train_cpu_s = time.process_time() - started
     selection_cpu_s, coreset_size, charged_samples = 0.0, 0, 0.0
     if plan.coreset_epochs:

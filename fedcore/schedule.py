@@ -70,11 +70,11 @@ def plan_round(method: str, n: int, speed: float, deadline: float, epochs: int) 
     if method == "fedcore":
         if epochs * deadline * speed < n:
             return DROPPED  # cannot finish even the first full epoch by the round's deadline
-        if math.ceil(speed * deadline) >= n or epochs == 1:
-            return Plan(full_epochs=epochs)
+        budget = math.floor(speed * deadline * epochs)
+        if math.ceil(speed * deadline) >= n or epochs == 1:  # (up to one sample per epoch over: the budget cuts it)
+            return Plan(full_epochs=epochs, sample_budget=budget)
         k = coreset_budget(n, speed, deadline, epochs)
-        return Plan(full_epochs=1, coreset_size=k, coreset_epochs=epochs - 1 if k > 0 else 0,
-                    sample_budget=math.floor(speed * deadline * epochs))
+        return Plan(full_epochs=1, coreset_size=k, coreset_epochs=epochs - 1 if k > 0 else 0, sample_budget=budget)
     raise ValueError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
 
 

@@ -19,7 +19,7 @@ ROUNDS = 25  # FedAvg passes 0.8 around round 17 on this set; FedCore earlier
 @pytest.fixture(scope="module")
 def results():
     config = RunConfig(dataset=DatasetSpec("synthetic", 1.0, 1.0), clients=30, per_round=10, rounds=ROUNDS,
-                       epochs=10, batch_size=8, lr=0.01, stragglers=0.3, seed=0)
+                       epochs=10, batch_size=8, lr=0.01, stragglers=0.3, seed=0, max_class=256)
     started = time.monotonic()
     histories = run_methods(config, "inprocess")
     elapsed = time.monotonic() - started

@@ -45,7 +45,8 @@ def test_plans_per_method():
     assert plan_round("fedavg-ds", *slow, deadline, epochs) is DROPPED
     assert plan_round("fedprox", *slow, deadline, epochs) == Plan(full_epochs=5, proximal=True)
     assert plan_round("fedprox", 5000, 1.0, deadline, epochs).dropped  # int(150 / 5000 * 10) = 0 epochs
-    assert plan_round("fedcore", *fast, deadline, epochs) == Plan(full_epochs=10)
+    assert plan_round("fedcore", *fast, deadline, epochs) == Plan(full_epochs=10, sample_budget=1500)
+    assert plan_round("fedcore", 151, 1.0, 150.9, epochs).sample_budget == 1509  # not 1510: cut to the deadline
     assert plan_round("fedcore", *hopeless, deadline, epochs).dropped  # 10 * 150 < 2000: not even one epoch
     core = plan_round("fedcore", *slow, deadline, epochs)
     assert (core.full_epochs, core.coreset_epochs) == (1, 9)
