@@ -10,14 +10,14 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from threadpoolctl import ThreadpoolController
 
 from fedcore import data as datasets
 from fedcore.config import RunConfig
 from fedcore.local import local_update
-from fedcore.models import Params
+from fedcore.records import from_record, to_record
 from fedcore.schedule import plan_round
 
 
@@ -30,14 +30,6 @@ def _threadpools() -> ThreadpoolController:
 def one_blas_thread():
     """Batch-8 SGD and small evaluations: BLAS threads only add overhead (2-3x slower with two threads here)."""
     return _threadpools().limit(limits=1, user_api="blas")
-
-
-def to_record(params: Params) -> ArrayRecord:
-    return ArrayRecord({key: Array(np.ascontiguousarray(value)) for key, value in params.items()})
-
-
-def from_record(record: ArrayRecord) -> Params:
-    return {key: array.numpy() for key, array in record.items()}
 
 
 def make_client_app(config: RunConfig) -> ClientApp:

@@ -10,9 +10,9 @@ from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from fedcore import data as datasets
-from fedcore.client_app import to_record
 from fedcore.config import RunConfig
 from fedcore.history import History
+from fedcore.records import to_record
 from fedcore.schedule import compute_power, epoch_deadline
 from fedcore.strategy import FedCoreStrategy
 
