@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from contextlib import aclosing
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -19,8 +20,9 @@ from starlette.routing import Route
 from paretoserve.engine.core import Engine
 from paretoserve.engine.sampling import SamplingParams
 from paretoserve.server.chat import render_chat
-from paretoserve.server.protocol import (ApiError, ChatRequest, CompletionRequest, api_error_handler, parse, read_json,
-                                         wait_disconnect)
+from paretoserve.server.errors import error_handling, log_unexpected, new_request_id
+from paretoserve.server.openapi import openapi_document
+from paretoserve.server.protocol import ApiError, ChatRequest, CompletionRequest, parse, read_json, wait_disconnect
 from paretoserve.server.text import TextStream
 
 
@@ -39,8 +41,8 @@ class Delta:
     """Text produced since the last delta; the last one has `finish_reason` and the token counts."""
 
     text: str
+    completion_tokens: int  # generated so far
     finish_reason: str | None = None
-    completion_tokens: int = 0
 
 
 class Api:
@@ -64,9 +66,21 @@ class Api:
         return Response(generate_latest(self.engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{
-            "id": self.model_name, "object": "model", "created": 0, "owned_by": "paretoserve",
-            "max_model_len": self.engine.config.ctx_per_seq}]})
+        return JSONResponse({"object": "list", "data": [self._model_card()]})
+
+    async def model(self, request: Request) -> Response:
+        """One model (the SDK's models.retrieve): the served name or its alias `default`."""
+        model_id = request.path_params["model_id"]
+        if model_id not in ("default", self.model_name):
+            raise model_not_found(model_id, self.model_name)
+        return JSONResponse(self._model_card())
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(_engine_openapi())
+
+    def _model_card(self) -> dict:
+        return {"id": self.model_name, "object": "model", "created": 0, "owned_by": "paretoserve",
+                "max_model_len": self.engine.config.ctx_per_seq}
 
     # -- generation -----------------------------------------------------------------------
 
@@ -107,10 +121,8 @@ class Api:
         return ids
 
     async def _respond(self, request: Request, req, ids: list[int], max_tokens: int | None, chat: bool) -> Response:
-        model = req.model
-        if model not in (None, "default", self.model_name):
-            raise ApiError(404, f"model '{model}' is not served here; use '{self.model_name}' or 'default'",
-                           param="model", code="model_not_found")
+        if req.model not in (None, "default", self.model_name):
+            raise model_not_found(req.model, self.model_name)
         room = self.engine.config.ctx_per_seq - len(ids)
         if room < 1:  # else an omitted max_tokens would become room <= 0 and the prompt overflow its KV stream
             raise ApiError(400, f"prompt ({len(ids)} tokens) leaves no room to generate in the context of "
@@ -121,18 +133,35 @@ class Api:
         if max_tokens > room:
             raise ApiError(400, f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
                                 f"of {self.engine.config.ctx_per_seq} tokens per sequence", param="max_tokens")
+        if req.min_tokens > max_tokens:
+            raise ApiError(400, f"min_tokens ({req.min_tokens}) exceeds max_tokens ({max_tokens})",
+                           param="min_tokens")
         if self.engine.waiting_count() >= self.engine.config.max_queue + self.engine.free_slots():
             raise ApiError(429, f"the queue is full ({self.engine.config.max_queue} requests waiting)",
                            type_="rate_limit_error", headers={"Retry-After": str(self.config.retry_after_s)})
         params = SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
                                 top_k=max(req.top_k, 0), seed=req.seed, stop=req.stop_strings(),
-                                ignore_eos=req.ignore_eos, min_tokens=min(req.min_tokens, max_tokens))
+                                ignore_eos=req.ignore_eos, min_tokens=req.min_tokens,
+                                presence_penalty=req.presence_penalty, frequency_penalty=req.frequency_penalty,
+                                logit_bias=self._logit_bias(req.logit_bias))
         shape = _ChatShape(self.model_name) if chat else _CompletionShape(self.model_name)
         deltas = self._generate(ids, params)
         if req.stream:
-            usage = req.stream_options is not None and req.stream_options.include_usage
+            options = req.stream_options
+            usage = "continuous" if options and options.include_usage and options.continuous_usage_stats \
+                else "final" if options and options.include_usage else None
             return StreamingResponse(_sse(shape, deltas, len(ids), usage), media_type="text/event-stream")
         return await _until_disconnect(request, _collect(shape, deltas, len(ids)))
+
+    def _logit_bias(self, bias: dict[str, float]) -> dict[int, float]:
+        """logit_bias with int keys, each inside the vocabulary."""
+        n_vocab = self.engine.runner.n_vocab
+        out = {int(key): value for key, value in bias.items()}
+        bad = next((t for t in out if t >= n_vocab), None)
+        if bad is not None:
+            raise ApiError(400, f"logit_bias: token id {bad} is outside the vocabulary [0, {n_vocab})",
+                           param="logit_bias")
+        return out
 
     async def _generate(self, ids: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
         text = TextStream(self.engine.runner.piece, params.stop, params.min_tokens)
@@ -142,13 +171,23 @@ class Api:
                     raise ApiError(500, event.error, type_="server_error")
                 chunk = text.push(event.tokens)
                 if text.stopped:
-                    yield Delta(chunk, "stop", text.n_tokens)
+                    yield Delta(chunk, text.n_tokens, "stop")
                     return  # closing the engine's iterator ends the request there
                 if event.finish_reason:
-                    yield Delta(chunk + text.flush(), event.finish_reason, text.n_tokens)
+                    yield Delta(chunk + text.flush(), text.n_tokens, event.finish_reason)
                     return
                 if chunk:
-                    yield Delta(chunk)
+                    yield Delta(chunk, text.n_tokens)
+
+
+def model_not_found(model: str, served: str) -> ApiError:
+    return ApiError(404, f"model '{model}' is not served here; use '{served}' or 'default'", param="model",
+                    code="model_not_found")
+
+
+@lru_cache(maxsize=1)
+def _engine_openapi() -> dict:
+    return openapi_document("paretoserve engine", router=False)
 
 
 class _CompletionShape:
@@ -190,7 +229,7 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
 
 
 async def _collect(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prompt: int) -> Response:
-    parts, last = [], Delta("")
+    parts, last = [], Delta("", 0)
     async for last in deltas:
         parts.append(last.text)
     body = shape.envelope([shape.choice("".join(parts), last.finish_reason, chunk=False, first=True)], chunk=False)
@@ -199,21 +238,28 @@ async def _collect(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prom
 
 
 async def _sse(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prompt: int,
-               include_usage: bool) -> AsyncIterator[str]:
+               usage: str | None) -> AsyncIterator[str]:
+    """SSE events; `usage` is None, "final" (one usage chunk at the end) or "continuous" (also on every chunk)."""
     first = True
     try:
         async for delta in deltas:
             body = shape.envelope([shape.choice(delta.text, delta.finish_reason, chunk=True, first=first)], chunk=True)
             first = False
-            if include_usage:
-                body["usage"] = None
+            if usage:
+                body["usage"] = _usage(n_prompt, delta.completion_tokens) if usage == "continuous" else None
             yield f"data: {json.dumps(body)}\n\n"
-            if delta.finish_reason and include_usage:
+            if delta.finish_reason and usage:
                 tail = shape.envelope([], chunk=True)
                 tail["usage"] = _usage(n_prompt, delta.completion_tokens)
                 yield f"data: {json.dumps(tail)}\n\n"
     except ApiError as exc:  # the status line is already sent: report in-band, as vLLM does
         yield f"data: {json.dumps(exc.body())}\n\n"
+    except Exception as exc:  # noqa: BLE001 - a bug: logged once, and the client still gets an error and [DONE]
+        request_id = new_request_id()
+        log_unexpected(request_id, "POST", "stream", exc)
+        error = ApiError(500, f"internal server error (request id {request_id})", type_="server_error",
+                         code="internal_error")
+        yield f"data: {json.dumps(error.body())}\n\n"
     yield "data: [DONE]\n\n"
 
 
@@ -227,6 +273,8 @@ async def _until_disconnect(request: Request, work) -> Response:
         watcher.cancel()
         if not task.done():
             task.cancel()
+    if not task.done():
+        await asyncio.wait({task})  # cancel() only asks: its result is not set until the task has unwound
     if task.cancelled():
         return Response(status_code=499)
     return task.result()
@@ -239,7 +287,9 @@ def build_app(engine: Engine, config: ServerConfig) -> Starlette:
         Route("/v1/completions", api.completions, methods=["POST"]),
         Route("/v1/chat/completions", api.chat, methods=["POST"]),
         Route("/v1/models", api.models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", api.model, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={ApiError: api_error_handler})
+    return Starlette(routes=routes, **error_handling())
