@@ -60,8 +60,9 @@ class LogitAdjust:
         self.presence = np.float32(params.presence_penalty)
         self.frequency = np.float32(params.frequency_penalty)
         self.penalised = bool(params.presence_penalty or params.frequency_penalty)
-        self.ids = np.empty(params.max_tokens, dtype=np.int64)  # distinct generated tokens, first seen first
-        self.counts = np.zeros(params.max_tokens, dtype=np.float32)
+        size = min(params.max_tokens, 256)  # grown by doubling: a long request may repeat few tokens
+        self.ids = np.empty(size, dtype=np.int64)  # distinct generated tokens, first seen first
+        self.counts = np.zeros(size, dtype=np.float32)
         self._index: dict[int, int] = {}
 
     def apply(self, logits: np.ndarray) -> None:
@@ -78,6 +79,9 @@ class LogitAdjust:
         i = self._index.get(token)
         if i is None:
             i = self._index[token] = len(self._index)
+            if i == self.ids.size:
+                self.ids = np.concatenate([self.ids, np.empty_like(self.ids)])
+                self.counts = np.concatenate([self.counts, np.zeros_like(self.counts)])
             self.ids[i] = token
         self.counts[i] += 1
 

@@ -194,3 +194,13 @@ def test_penalties_work_with_sampling_too(sampler: Sampler) -> None:
     row = logits_with_peak(17, second=9)
     picks = [sampler.sample(row.copy(), params, rng, i, adjust) for i in range(30)]
     assert len(set(picks)) > 5  # without the penalties nearly every pick is 17
+
+
+def test_penalty_counts_grow_past_their_first_size() -> None:
+    params = SamplingParams(frequency_penalty=1.0, max_tokens=1000)
+    adjust = params.make_adjust()
+    for token in list(range(600)) + [5, 5]:
+        adjust.record(token)
+    logits = np.zeros(VOCAB * 20, dtype=np.float32)
+    adjust.apply(logits)
+    assert logits[5] == -3.0 and logits[599] == -1.0 and logits[600] == 0.0

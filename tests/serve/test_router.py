@@ -233,3 +233,16 @@ def test_a_client_that_gives_up_on_a_plain_answer_frees_the_replica():
         health = httpx.get(url + "/health").json()
     assert fake.state.bodies and fake.state.running == 0  # dropped well before its 5 s answer
     assert health["replicas"][0]["outstanding"] == 0
+
+
+def test_an_unexpected_error_in_the_router_is_a_json_500_with_a_request_id(single, monkeypatch):
+    fake, url = single
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the relay")
+
+    monkeypatch.setattr("paretoserve.serve.relay.Relay.open", broken)
+    response = httpx.post(url + "/v1/completions", json=BODY)
+    error = response.json()["error"]
+    assert response.status_code == 500 and error["code"] == "internal_error"
+    assert response.headers["x-request-id"] in error["message"]
