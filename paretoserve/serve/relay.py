@@ -26,7 +26,7 @@ from paretoserve.server.protocol import ApiError, wait_disconnect
 # would wait as long again, as a router read timeout would).
 RETRY_STATUSES = frozenset({429, 502, 503})
 JSON_HEADERS = {"content-type": "application/json"}
-FORWARDED_RESPONSE_HEADERS = frozenset((b"content-type", b"content-encoding", b"retry-after"))
+FORWARDED_RESPONSE_HEADERS = frozenset((b"content-type", b"content-encoding", b"retry-after", b"x-request-id"))
 
 
 class Upstream:

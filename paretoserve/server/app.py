@@ -7,8 +7,8 @@ import json
 import time
 import uuid
 from contextlib import aclosing
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,7 +22,8 @@ from paretoserve.engine.sampling import SamplingParams
 from paretoserve.server.chat import render_chat
 from paretoserve.server.errors import error_handling, log_unexpected, new_request_id
 from paretoserve.server.openapi import openapi_document
-from paretoserve.server.protocol import ApiError, ChatRequest, CompletionRequest, parse, read_json, wait_disconnect
+from paretoserve.server.protocol import (ApiError, ChatRequest, CompletionRequest, StreamOptions, parse, read_json,
+                                         wait_disconnect)
 from paretoserve.server.text import TextStream
 
 
@@ -38,7 +39,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class Delta:
-    """Text produced since the last delta; the last one has `finish_reason` and the token counts."""
+    """Text produced since the last delta, the tokens generated so far; the last one has `finish_reason`."""
 
     text: str
     completion_tokens: int  # generated so far
@@ -147,10 +148,8 @@ class Api:
         shape = _ChatShape(self.model_name) if chat else _CompletionShape(self.model_name)
         deltas = self._generate(ids, params)
         if req.stream:
-            options = req.stream_options
-            usage = "continuous" if options and options.include_usage and options.continuous_usage_stats \
-                else "final" if options and options.include_usage else None
-            return StreamingResponse(_sse(shape, deltas, len(ids), usage), media_type="text/event-stream")
+            return StreamingResponse(_sse(shape, deltas, len(ids), _usage_mode(req.stream_options)),
+                                     media_type="text/event-stream")
         return await _until_disconnect(request, _collect(shape, deltas, len(ids)))
 
     def _logit_bias(self, bias: dict[str, float]) -> dict[int, float]:
@@ -223,6 +222,13 @@ class _ChatShape(_CompletionShape):
                 "finish_reason": finish_reason}
 
 
+def _usage_mode(options: StreamOptions | None) -> str | None:
+    """Where a stream reports usage: None, "final" (one chunk at the end) or "continuous" (every chunk too)."""
+    if options is None or not options.include_usage:
+        return None
+    return "continuous" if options.continuous_usage_stats else "final"
+
+
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens}
@@ -239,7 +245,7 @@ async def _collect(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prom
 
 async def _sse(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prompt: int,
                usage: str | None) -> AsyncIterator[str]:
-    """SSE events; `usage` is None, "final" (one usage chunk at the end) or "continuous" (also on every chunk)."""
+    """The SSE events of one answer; `usage` as _usage_mode says."""
     first = True
     try:
         async for delta in deltas:

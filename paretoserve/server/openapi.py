@@ -56,7 +56,8 @@ def openapi_document(title: str, router: bool) -> dict:
 def _generation(schema: str, kind: str, errors: list[str]) -> dict:
     return {"post": {
         "summary": f"OpenAI-compatible {kind}",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=schema)}}}},
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": {"$ref": REF.format(model=schema)}}}},
         "responses": {"200": {"description": f"the {kind}, or an SSE stream of chunks when `stream` is true",
                               "content": {"application/json": {"schema": {"type": "object"}},
                                           "text/event-stream": {"schema": {"type": "string"}}}},

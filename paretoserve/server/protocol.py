@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # int64, as vLLM; -1 = random
+OWN_ERRORS = ("lone_surrogate", "unsupported")  # the error types raised by the validators below
 # Accepted only with the value that means "not used": each would change the answer, and this engine
 # cannot do what it asks, so any other value is refused rather than silently ignored.
-OWN_ERRORS = ("lone_surrogate", "unsupported")  # the error types raised by the validators below
 UNUSED_ONLY = {"best_of": 1, "suffix": "", "top_logprobs": 0, "tools": [], "response_format": {"type": "text"}}
 
 
@@ -51,8 +51,9 @@ def _valid_unicode(text: str) -> str:
     try:
         text.encode()
     except UnicodeEncodeError as exc:
-        raise PydanticCustomError("lone_surrogate", "contains a lone surrogate (\\u{code:04x}) at index {index}; "
-                                  "text must be valid Unicode", {"code": ord(text[exc.start]), "index": exc.start})
+        raise PydanticCustomError("lone_surrogate", "contains a lone surrogate ({code}) at index {index}; text "
+                                  "must be valid Unicode", {"code": f"\\u{ord(text[exc.start]):04x}",
+                                                            "index": exc.start})
     return text
 
 
