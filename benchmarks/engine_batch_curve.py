@@ -8,7 +8,9 @@ token to the last generated token, so both include prefill. Also printed: the en
 Python time per step outside llama_decode, read from its /metrics.
 
     python benchmarks/engine_batch_curve.py [--batches 1,2,4,8,16,32,64] [--input-tokens 32]
-                                            [--output-tokens 128] [--threads 2]
+                                            [--output-tokens 128] [--threads 2] [--repack auto]
+
+Both sides load the weights with the same `--repack` placement (see paretoserve/engine/repack.py).
 
 Targets (issue 2): HTTP/bare >= 0.9 at B=64 and >= 0.8 at B=1.
 """
@@ -24,7 +26,9 @@ import llama_cpp
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from paretoserve.engine.llama_load import load_model, resolve_repack
 from paretoserve.engine.llama_runner import quiet_llama_logs
+from paretoserve.engine.repack import REPACK_MODES
 from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
 from paretoserve.model import resolve_model
 
@@ -96,12 +100,13 @@ async def send_all(base_url: str, prompt_ids: list[list[int]], n_out: int) -> tu
         return time.perf_counter() - started, sum(counts)
 
 
-def http_engine(batch: int, prompt_ids: list[list[int]], n_out: int, threads: int) -> tuple[float, float]:
+def http_engine(batch: int, prompt_ids: list[list[int]], n_out: int, threads: int,
+                repack: str) -> tuple[float, float]:
     """Generated tok/s through HTTP, and the engine's Python ms per step outside llama_decode."""
     port = free_port()
     ctx = len(prompt_ids[0]) + n_out
     cmd = embedded_engine_cmd(port, "127.0.0.1", "--max-batch", str(batch), "--ctx-per-seq", str(ctx),
-                              "--threads", str(threads))
+                              "--threads", str(threads), "--repack", repack)
     with EngineProcess(cmd, f"http://127.0.0.1:{port}") as engine, \
             httpx.Client(base_url=engine.base_url) as client:
         engine.wait_healthy()
@@ -122,18 +127,19 @@ def main() -> None:
     parser.add_argument("--input-tokens", type=int, default=32)
     parser.add_argument("--output-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repack", choices=REPACK_MODES, default="auto")
     args = parser.parse_args()
     quiet_llama_logs()
-    llama_cpp.llama_backend_init()
-    model = llama_cpp.llama_model_load_from_file(str(resolve_model("default").path).encode(),
-                                                 llama_cpp.llama_model_default_params())
-    print(f"input {args.input_tokens} tokens, output {args.output_tokens} tokens, {args.threads} threads")
+    choice = resolve_repack(args.repack)
+    model = load_model(resolve_model("default").path, choice)
+    print(f"input {args.input_tokens} tokens, output {args.output_tokens} tokens, {args.threads} threads, "
+          f"repack {choice.mode} ({choice.reason})")
     print(f"{'batch':>5} {'bare tok/s':>11} {'http tok/s':>11} {'ratio':>6} {'py ms/step':>11}")
     for batch in [int(b) for b in args.batches.split(",")]:
         ids = prompts(batch, args.input_tokens)
         bare_loop(model, batch, ids, 4, args.threads)  # warm-up: first-touch of buffers
         bare = bare_loop(model, batch, ids, args.output_tokens, args.threads)
-        http, overhead_ms = http_engine(batch, ids, args.output_tokens, args.threads)
+        http, overhead_ms = http_engine(batch, ids, args.output_tokens, args.threads, choice.mode)
         print(f"{batch:>5} {bare:>11.1f} {http:>11.1f} {http / bare:>6.2f} {overhead_ms:>11.2f}", flush=True)
 
 

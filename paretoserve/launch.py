@@ -14,8 +14,36 @@ from pathlib import Path
 import httpx
 
 
+# Signals that mean the engine itself crashed, not that someone stopped it.
+CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")
+LOG_TAIL_LINES = 20
+
+
 class LaunchError(RuntimeError):
     """The engine exited or did not become healthy in time; the message carries its last output."""
+
+
+def describe_exit(status: int, cmd: list[str] | None = None) -> str:
+    """How a process ended, in words: "exited with status 3", or "killed by SIGSEGV: ..." with what to try.
+
+    A negative status is a signal (subprocess's convention); for a crash of the embedded engine or of
+    llama-server the text names the flag that turns llama.cpp's weight repacking off.
+    """
+    if status >= 0:
+        return f"exited with status {status}"
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        return f"killed by signal {-status}"
+    if name not in CRASH_SIGNALS:
+        return f"killed by {name}"
+    cmd = cmd or []
+    if "paretoserve engine" in " ".join(cmd):
+        return (f"killed by {name}: a crash inside llama.cpp; on a CPU with AMX try the engine's "
+                "`--repack off` (llama.cpp issue 20824)")
+    if any(Path(arg).name == "llama-server" for arg in cmd):
+        return f"killed by {name}: a crash inside llama.cpp; on a CPU with AMX try llama-server's --no-repack"
+    return f"killed by {name}: the engine crashed"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -46,10 +74,12 @@ class EngineProcess:
         self.env = env
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self._log_start = 0  # where this run's output begins in a log file that earlier runs appended to
         self._stopped = False  # a second stop must not signal a process group that may have been reused
 
     def start(self) -> "EngineProcess":
         self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()
+        self._log_start = self._log.seek(0, os.SEEK_END)
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env={**os.environ, **(self.env or {})})
         return self
@@ -60,8 +90,8 @@ class EngineProcess:
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise LaunchError(f"engine exited with status {self.proc.returncode} before it was healthy:\n"
-                                      f"{self.output_tail()}")
+                    raise LaunchError(f"engine {describe_exit(self.proc.returncode, self.cmd)} before it was "
+                                      f"healthy; the last lines of its log:\n{self.output_tail()}")
                 try:
                     if client.get(self.base_url + self.health_path).status_code == 200:
                         return
@@ -84,14 +114,16 @@ class EngineProcess:
         """The process's exit status once it has ended; None while it runs (or before it started)."""
         return self.proc.poll() if self.proc is not None else None
 
-    def output_tail(self, n_bytes: int = 4000) -> str:
+    def output_tail(self, n_bytes: int = 4000, n_lines: int = LOG_TAIL_LINES) -> str:
+        """The last `n_lines` lines (at most `n_bytes`) this run wrote (a restarted replica's old tracebacks are not
+        its own)."""
         if self._log is None:
             return ""
         self._log.flush()
         self._log.seek(0, os.SEEK_END)
         size = self._log.tell()
-        self._log.seek(max(0, size - n_bytes))
-        return self._log.read().decode("utf-8", "replace")
+        self._log.seek(max(self._log_start, size - n_bytes))
+        return "\n".join(self._log.read().decode("utf-8", "replace").splitlines()[-n_lines:])
 
     def stop(self, grace_s: float = 10.0) -> int | None:
         """SIGTERM the process group, then SIGKILL it after `grace_s`; returns the exit status."""

@@ -8,12 +8,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretoserve.limits import UserError
+
 GGUF_MAGIC = b"GGUF"
 CACHE_ENV = "PARETOSERVE_CACHE_DIR"
 DEFAULT_MODEL = "default"
 
 
-class ModelError(Exception):
+class ModelError(UserError):
     """A model file that is missing, unreadable or not a GGUF file."""
 
 

@@ -40,3 +40,9 @@ def start_engine() -> Iterator[Callable[..., str]]:
     """Factory for extra engines with their own flags; each is stopped when the test ends."""
     with contextlib.ExitStack() as stack:
         yield lambda *args: stack.enter_context(running_engine(*args))
+
+
+@pytest.fixture
+def cores(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Sets how many cores this process may use, as every flag check reads it (engine/config.available_cores)."""
+    return lambda n: monkeypatch.setattr("paretoserve.engine.config.available_cores", lambda: n)

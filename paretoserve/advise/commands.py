@@ -11,6 +11,7 @@ from paretoserve.advise.memory import MemoryAdvice
 from paretoserve.advise.replicas import ReplicaPlan
 from paretoserve.advise.table import SweepTable
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ
+from paretoserve.engine.repack import cpu_flags, has_amx
 
 VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default
 
@@ -47,8 +48,11 @@ def commands(table: SweepTable, b_opt: int, plan: ReplicaPlan, memory: MemoryAdv
     serve = _line("paretoserve", "serve", "--plan", advice_path, "--model", model, "--replicas", plan.replicas,
                   "--max-batch", plan.max_batch, "--kv-tokens", kv_tokens_for(plan.max_batch, ctx),
                   *(["--threads-per-replica", threads] if threads else []), "--port", 8000)
+    # llama-server built on a CPU with AMX crashes in its AMX buffer (llama.cpp issue 20824): no repacking there.
+    amx = has_amx(table.cpu_features if table.cpu_features is not None else cpu_flags())
     llama = _line("llama-server", "-m", model if model != "default" else "MODEL.gguf", "-np", b_opt, "-c",
-                  kv_tokens_for(b_opt, ctx), *(["-t", threads] if threads else []), "--port", 8080)
+                  kv_tokens_for(b_opt, ctx), *(["-t", threads] if threads else []), *(["--no-repack"] if amx else []),
+                  "--port", 8080)
     vllm_model = table.model if table.model and table.imported_from else "MODEL"
     utilisation = 0.9
     if memory.device_memory_bytes and memory.weights_bytes is not None and memory.kv_need_bytes is not None \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paretoserve.estimate.gguf_header import GgufError, read_header
+from paretoserve.gguf_header import GgufError, read_header
 
 KV_CACHE_ELEMENT_BYTES = 2  # llama.cpp's default KV cache type is f16
 

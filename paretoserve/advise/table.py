@@ -11,11 +11,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from paretoserve.advise.geometry import kv_bytes_per_token_gguf
+from paretoserve.limits import UserError
 
 LATENCY_FIELD = re.compile(r"^(mean|median|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")
 
 
-class AdviseError(ValueError):
+class AdviseError(UserError):
     """Bad input to advise: the message names the flag or the file and what is allowed."""
 
 
@@ -66,6 +67,7 @@ class SweepTable(BaseModel):
     device_name: str | None = None
     cores: int | None = None
     on_gpu: bool = False  # replicas share the accelerator, not the CPU cores
+    cpu_features: list[str] | None = None  # the measured machine's llama.cpp-relevant CPU flags; None = not recorded
 
     def singles(self) -> list[Point]:
         """The single-replica points, smallest batch first: the BCA's input."""
@@ -155,5 +157,6 @@ def load_table(directory: str | Path) -> SweepTable:
         kv_bytes_per_token=per_token, weights_bytes=weights, ctx_per_seq=spec.get("ctx_per_seq"),
         device_memory_bytes=device_bytes, device_name=device_name,
         cores=environment.get("cpu_cores_usable") or environment.get("cpu_cores"),
-        on_gpu=bool(environment.get("gpus")) or spec.get("imported_from") == "vllm")
+        on_gpu=bool(environment.get("gpus")) or spec.get("imported_from") == "vllm",
+        cpu_features=environment.get("cpu_features"))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from paretoserve.limits import IntRange, UserError
+
 MODES = ("concurrency", "rate", "burst")
 ARRIVALS = ("poisson", "constant")
 ENDPOINTS = ("completions", "chat")
@@ -13,7 +15,7 @@ ENERGY_SOURCES = ("auto", "nvml", "rapl", "estimated", "none")
 DEFAULT_REQUESTS = 100  # ~1 minute at concurrency 8 with 128 + 128 tokens on a 2-core CPU
 
 
-class BenchConfigError(ValueError):
+class BenchConfigError(UserError):
     """A bench knob outside its allowed range; the message names the flag and the range."""
 
 
@@ -82,27 +84,27 @@ class BenchConfig:
         if self.prompt_format == "ids" and self.endpoint == "chat":
             raise BenchConfigError("--prompt-format ids needs --endpoint completions (chat messages are text)")
         if self.requests is not None:
-            _int_range("--requests", self.requests, 1, 10_000_000)
+            IntRange(1, 10_000_000).check("--requests", self.requests, BenchConfigError)
         if self.duration_s is not None:
             _float_range("--duration", self.duration_s, 0.0, 7 * 86400.0, open_low=True)
         if self.mode == "burst" and self.requests is None and self.duration_s is not None:
             raise BenchConfigError("--mode burst sends everything at t=0: give --requests N, not --duration")
-        _int_range("--concurrency", self.concurrency, 1, 100_000)
+        IntRange(1, 100_000).check("--concurrency", self.concurrency, BenchConfigError)
         if self.mode == "rate" and self.rate is None:
             raise BenchConfigError("--mode rate needs --rate R (requests per second)")
         if self.rate is not None:
             if self.mode != "rate":
                 raise BenchConfigError(f"--rate applies to --mode rate only; got --mode {self.mode}")
             _float_range("--rate", self.rate, 0.0, 1e6, open_low=True)
-        _int_range("--seed", self.seed, 0, 2**63 - 1)
-        _int_range("--warmup", self.warmup, 0, 1_000_000)
+        IntRange(0, 2**63 - 1).check("--seed", self.seed, BenchConfigError)
+        IntRange(0, 1_000_000).check("--warmup", self.warmup, BenchConfigError)
         _float_range("--temperature", self.temperature, 0.0, 2.0)
         _float_range("--request-timeout", self.request_timeout_s, 0.0, 7 * 86400.0, open_low=True)
         if not self.metrics_path.startswith("/"):
             raise BenchConfigError(f"--metrics-path must start with '/'; got {self.metrics_path!r}")
         _float_range("--sample-interval", self.sample_interval_s, 0.05, 60.0)
         for pid in self.engine_pids:
-            _int_range("--engine-pid", pid, 1, 2**31 - 1)
+            IntRange(1, 2**31 - 1).check("--engine-pid", pid, BenchConfigError)
         if self.watts_per_core is not None:
             _float_range("--watts-per-core", self.watts_per_core, 0.0, 1000.0, open_low=True)
 
@@ -117,11 +119,6 @@ class BenchConfig:
 def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise BenchConfigError(f"{flag} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-def _int_range(flag: str, value: int, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BenchConfigError(f"{flag} must be an integer in [{low}, {high}]; got {value!r}")
 
 
 def _float_range(flag: str, value: float, low: float, high: float, open_low: bool = False) -> None:

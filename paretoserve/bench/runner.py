@@ -16,11 +16,12 @@ from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, Re
 from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.sampler import EngineProcesses, Sampler
 from paretoserve.bench.tokenizer import ApproxTokenizer, GgufTokenizer, Tokenizer
+from paretoserve.limits import UserError
 
 DURATION_POOL = 1000  # synthetic requests generated for a --duration run (cycled)
 
 
-class BenchError(Exception):
+class BenchError(UserError):
     """A run that cannot start as asked; the message names the flag."""
 
 

@@ -7,7 +7,8 @@ import importlib
 import sys
 
 from paretoserve import __version__
-from paretoserve.cli.common import UsageError
+from paretoserve.cli.common import interrupted_status
+from paretoserve.limits import UserError
 
 # name -> (module in this package, one-line help); only the module of the command being run is imported,
 # so an engine or replica start does not pay for the report's plotting imports.
@@ -40,16 +41,17 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; user mistakes print one line naming the flag and exit with status 2."""
+    """Run one subcommand; user mistakes (any UserError) print one line naming the flag and exit with status 2,
+    and a signal ends it with 128 + its number."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     try:
         return args.run(args) or 0
-    except UsageError as exc:
+    except UserError as exc:
         print(f"paretoserve {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return interrupted_status(exc)
     except BrokenPipeError:  # e.g. `paretoserve advise --json | head`: the reader left, nothing to report
         sys.stderr.close()
         return 1

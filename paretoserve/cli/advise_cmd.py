@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from paretoserve.advise import AdviseError, advise
+from paretoserve.advise import advise
 from paretoserve.advise.render import print_advice
 from paretoserve.cli.advice_args import add_advice_args, advise_config
-from paretoserve.cli.common import UsageError
 
 
 def add_parser(subparsers, help: str) -> None:
@@ -23,10 +22,7 @@ def add_parser(subparsers, help: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = advise_config(args)
-    try:
-        advice = advise(args.dir, config)
-    except AdviseError as exc:
-        raise UsageError(str(exc)) from exc
+    advice = advise(args.dir, config)  # an AdviseError names DIR or the flag
     if args.json:
         print(json.dumps(advice.model_dump(), indent=2))
     else:

@@ -12,7 +12,7 @@ from paretoserve.bench.config import (ARRIVALS, ENDPOINTS, ENERGY_SOURCES, MODES
                                       BenchConfigError, TokenRange)
 from paretoserve.bench.energy import DEFAULT_WATTS_PER_CORE
 from paretoserve.bench.report import RichProgress, render, to_json
-from paretoserve.bench.runner import BenchError, run_bench
+from paretoserve.bench.runner import run_bench
 from paretoserve.cli.common import UsageError
 
 
@@ -81,22 +81,19 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
-    """Check every flag; mistakes become one-line UsageErrors."""
-    try:
-        if args.concurrency is not None and args.mode != "concurrency":
-            raise BenchConfigError(f"--concurrency applies to --mode concurrency only; got --mode {args.mode}")
-        return BenchConfig(
-            url=args.url, endpoint=args.endpoint, served_model_name=args.served_model_name, dataset=args.dataset,
-            input_tokens=TokenRange.parse("--input-tokens", args.input_tokens),
-            output_tokens=TokenRange.parse("--output-tokens", args.output_tokens) if args.output_tokens else None,
-            prompt_format=args.prompt_format, tokenizer=args.tokenizer, requests=args.requests,
-            duration_s=args.duration, mode=args.mode, rate=args.rate, arrival=args.arrival,
-            concurrency=8 if args.concurrency is None else args.concurrency, seed=args.seed, warmup=args.warmup,
-            ignore_eos=args.ignore_eos, temperature=args.temperature, request_timeout_s=args.request_timeout,
-            slo=args.slo, metrics_path=args.metrics_path, sample_interval_s=args.sample_interval,
-            engine_pids=tuple(args.engine_pid or ()), energy=args.energy, watts_per_core=args.watts_per_core)
-    except BenchConfigError as exc:
-        raise UsageError(str(exc)) from exc
+    """Check every flag; a mistake is a BenchConfigError naming it."""
+    if args.concurrency is not None and args.mode != "concurrency":
+        raise BenchConfigError(f"--concurrency applies to --mode concurrency only; got --mode {args.mode}")
+    return BenchConfig(
+        url=args.url, endpoint=args.endpoint, served_model_name=args.served_model_name, dataset=args.dataset,
+        input_tokens=TokenRange.parse("--input-tokens", args.input_tokens),
+        output_tokens=TokenRange.parse("--output-tokens", args.output_tokens) if args.output_tokens else None,
+        prompt_format=args.prompt_format, tokenizer=args.tokenizer, requests=args.requests,
+        duration_s=args.duration, mode=args.mode, rate=args.rate, arrival=args.arrival,
+        concurrency=8 if args.concurrency is None else args.concurrency, seed=args.seed, warmup=args.warmup,
+        ignore_eos=args.ignore_eos, temperature=args.temperature, request_timeout_s=args.request_timeout,
+        slo=args.slo, metrics_path=args.metrics_path, sample_interval_s=args.sample_interval,
+        engine_pids=tuple(args.engine_pid or ()), energy=args.energy, watts_per_core=args.watts_per_core)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,14 +101,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and not args.out.parent.is_dir():
         raise UsageError(f"--out: the directory {args.out.parent} does not exist")
     err = Console(stderr=True)
-    try:
-        if args.no_progress or args.json or not err.is_terminal:
-            result = asyncio.run(run_bench(cfg, keep_requests=args.save_requests))
-        else:
-            with RichProgress(err) as progress:
-                result = asyncio.run(run_bench(cfg, progress, args.save_requests))
-    except BenchError as exc:
-        raise UsageError(str(exc)) from exc
+    if args.no_progress or args.json or not err.is_terminal:
+        result = asyncio.run(run_bench(cfg, keep_requests=args.save_requests))
+    else:
+        with RichProgress(err) as progress:
+            result = asyncio.run(run_bench(cfg, progress, args.save_requests))
     text = to_json(result)
     if args.out is not None:
         args.out.write_text(text + "\n")

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import socket
 
-from paretoserve.engine.config import KV_LAYOUTS, ConfigError, EngineConfig
-from paretoserve.model import ModelError, resolve_model
+from paretoserve.engine.config import KV_LAYOUTS, EngineConfig
+from paretoserve.engine.repack import REPACK_MODES
+from paretoserve.limits import UserError
+from paretoserve.model import resolve_model
 
 
-class UsageError(Exception):
-    """A user mistake: printed as one line naming the flag, exit status 2, no traceback."""
+class UsageError(UserError):
+    """A user mistake found by the CLI itself: printed as one line naming the flag, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, unwinding like Ctrl-C through every `finally` that stops an engine."""
 
 
 def stop_on_sigterm(signum, frame) -> None:
-    """A SIGTERM handler that unwinds like Ctrl-C, through every `finally` that stops an engine."""
-    raise KeyboardInterrupt
+    """A SIGTERM handler that unwinds like Ctrl-C; `paretoserve` then exits with 143 instead of 130."""
+    raise Terminated
+
+
+def interrupted_status(exc: KeyboardInterrupt) -> int:
+    """The shell's convention, 128 + the signal's number: 143 after SIGTERM, 130 after Ctrl-C."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +50,18 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
                        help="split: a KV stream per sequence (fast); unified: one shared pool (default: split)")
     group.add_argument("--threads", type=int, default=0, help="llama.cpp threads; 0 = all usable cores")
     group.add_argument("--max-queue", type=int, default=1024, help="waiting requests before 429 (default: 1024)")
-    group.add_argument("--max-step-tokens", type=int, default=512,
-                       help="tokens per llama_decode: decode tokens + prefill chunks (default: 512)")
+    group.add_argument("--max-step-tokens", type=int, default=None,
+                       help="tokens per llama_decode: decode tokens + prefill chunks (default: 512, or --max-batch "
+                            "when larger)")
+    add_repack_arg(group)
+
+
+def add_repack_arg(group) -> None:
+    """--repack, for every command that starts the embedded engine."""
+    group.add_argument("--repack", choices=REPACK_MODES, default="auto",
+                       help="embedded engine: llama.cpp weight repacking: all (llama.cpp's default), no-amx "
+                            "(CPU_REPACK only), off (none, as llama-server --no-repack); auto = no-amx where "
+                            "llama.cpp would use AMX, which crashes, else all (default: auto)")
 
 
 def add_server_args(parser: argparse.ArgumentParser, port: int = 8000) -> None:
@@ -47,16 +70,23 @@ def add_server_args(parser: argparse.ArgumentParser, port: int = 8000) -> None:
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
-    """Resolve the model and check every engine knob; mistakes become UsageError."""
-    try:
-        spec = resolve_model(args.model, args.cache_dir)
-        return EngineConfig(model_path=spec.path, model_name=spec.name, max_batch=args.max_batch,
-                            kv_tokens=args.kv_tokens, ctx_per_seq=args.ctx_per_seq, kv_layout=args.kv_layout,
-                            threads=args.threads, max_queue=args.max_queue, max_step_tokens=args.max_step_tokens)
-    except (ModelError, ConfigError) as exc:
-        raise UsageError(str(exc)) from exc
+    """Resolve the model and check every engine knob (ModelError or ConfigError name the flag)."""
+    spec = resolve_model(args.model, args.cache_dir)
+    return EngineConfig(model_path=spec.path, model_name=spec.name, max_batch=args.max_batch,
+                        kv_tokens=args.kv_tokens, ctx_per_seq=args.ctx_per_seq, kv_layout=args.kv_layout,
+                        threads=args.threads, max_queue=args.max_queue, max_step_tokens=args.max_step_tokens,
+                        repack=args.repack)
 
 
-def check_port(port: int) -> None:
+def bind_port(host: str, port: int) -> socket.socket:
+    """A socket bound to --host/--port, so a taken port is one line before any model loads or engine starts."""
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be in [0, 65535]; got {port}")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"--port {port} on {host} cannot be used: {exc.strerror or exc}") from exc
+    return sock

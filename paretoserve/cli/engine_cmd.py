@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import threading
+from dataclasses import replace
 
 import uvicorn
 
-from paretoserve.cli.common import add_engine_args, add_model_args, add_server_args, check_port, engine_config
+from paretoserve.cli.common import add_engine_args, add_model_args, add_server_args, bind_port, engine_config
 from paretoserve.engine.core import Engine
+from paretoserve.engine.llama_load import resolve_repack
 from paretoserve.server.app import ServerConfig, build_app
 
 
@@ -26,19 +29,29 @@ def add_parser(subparsers, help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_port(args.port)
-    config = engine_config(args)
+    sock = bind_port(args.host, args.port)  # a taken port is refused before the model loads; uvicorn serves on it
+    try:
+        return _serve(args, sock)
+    finally:
+        sock.close()
+
+
+def _serve(args: argparse.Namespace, sock: socket.socket) -> int:
+    choice = resolve_repack(args.repack)
+    config = replace(engine_config(args), repack=choice.mode)  # resolved once, so the banner says what loads
+    port = sock.getsockname()[1]  # the port bound, also when --port 0 asked for any free one
     engine = Engine(config, verbose=args.log_level == "debug")
     engine.start()
-    app = build_app(engine, ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes))
-    print(f"paretoserve engine: {config.model_name} on http://{args.host}:{args.port} "
+    app = build_app(engine, ServerConfig(host=args.host, port=port, max_body_bytes=args.max_body_bytes))
+    print(f"paretoserve engine: {config.model_name} on http://{args.host}:{port} "
           f"(max_batch={config.max_batch}, kv_tokens={config.kv_tokens}, ctx_per_seq={config.ctx_per_seq}, "
-          f"kv_layout={config.kv_layout}, threads={config.threads})", file=sys.stderr, flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+          f"kv_layout={config.kv_layout}, threads={config.threads}, repack={choice.mode}: {choice.reason})",
+          file=sys.stderr, flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_level=args.log_level,
                                            access_log=False))
     threading.Thread(target=_exit_on_load_failure, args=(engine, server), daemon=True).start()
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         engine.stop()
     if engine.load_error is not None:

@@ -17,13 +17,15 @@ from paretoserve.estimate.calibrate import CalibrationError, calibrate
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
 from paretoserve.estimate.explain import explain
 from paretoserve.estimate.geometry import GeometryError, dtype_bytes, load_geometry
-from paretoserve.estimate.hardware import HardwareError, hardware_names, load_hardware
+from paretoserve.estimate.hardware import hardware_names, load_hardware
 from paretoserve.estimate.output import (estimate_dict, hardware_dict, render_calibration, render_estimate,
                                          render_hardware_list)
 from paretoserve.estimate.roofline import ENGINES, Workload, default_efficiency, max_batch_fitting, predict
+from paretoserve.limits import IntRange, parse_int_list
 
 DEFAULT_BATCHES = "1,2,4,8,16,32,64,128,256,512,1024"
 DEFAULT_TOKENS = 128
+BATCHES = IntRange(1, 1 << 20)  # --max-batch of a prediction: any batch size, not only what an engine allows
 
 
 def add_parser(subparsers, help: str) -> None:
@@ -67,10 +69,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be >= 1; got {value}")
     if args.memory_fraction is not None and not 0 < args.memory_fraction <= 1:
         raise UsageError(f"--memory-fraction must be in (0, 1]; got {args.memory_fraction}")
-    try:
-        geometry = load_geometry(args.model, args.cache_dir)
-    except GeometryError as exc:
-        raise UsageError(str(exc)) from exc
+    geometry = load_geometry(args.model, args.cache_dir)
     try:
         geometry = geometry.with_dtype(args.dtype) if args.dtype else geometry
     except GeometryError as exc:
@@ -81,12 +80,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--kv-dtype: {exc}") from exc
     engine = ENGINES[args.engine or ("vllm" if args.model.endswith(".json") else "llama.cpp")]
     engine = replace(engine, kv_dtype_bytes=kv_bytes, memory_fraction=args.memory_fraction or engine.memory_fraction)
+    hardware = load_hardware(args.hardware, probe)
     try:
-        hardware = load_hardware(args.hardware, probe)
         calibrated = (calibrate(args.calibrate, geometry, hardware, engine, args.correct_cpu_share)
                       if args.calibrate else None)
-    except HardwareError as exc:
-        raise UsageError(str(exc)) from exc
     except CalibrationError as exc:
         raise UsageError(f"--calibrate {exc}") from exc
     workload = _workload(args, calibrated)
@@ -101,14 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_batches(text: str) -> list[int]:
-    """'1,2,4' -> [1, 2, 4]; the error names --max-batch."""
-    try:
-        batches = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise UsageError(f"--max-batch takes comma-separated integers such as 1,8,64; got {text!r}") from None
-    if not batches or batches[0] < 1:
-        raise UsageError(f"--max-batch needs batch sizes >= 1; got {text!r}")
-    return batches
+    """'1,2,4' -> [1, 2, 4], sorted; the error names --max-batch."""
+    return sorted(parse_int_list("--max-batch", text, BATCHES, UsageError))
 
 
 def _workload(args: argparse.Namespace, calibrated) -> Workload:

@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         config = load_model_config(args.model_config) if args.model_config else None
         per_token = args.kv_bytes_per_token or (kv_bytes_per_token(config) if config else None)
         records = import_runs(args.paths, args.kv_bytes_per_token, config)
-    except VllmImportError as exc:
-        raise UsageError(str(exc)) from exc
+    except VllmImportError:
+        raise  # a UserError that names the flag or file, before the broader ValueError below
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename or 'an input file'}: {exc.strerror or exc}") from exc
     except (ValueError, csv.Error) as exc:  # a metric CSV or cache_config that is not what vLLM writes

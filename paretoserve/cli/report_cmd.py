@@ -8,7 +8,7 @@ from pathlib import Path
 
 from paretoserve.cli.advice_args import add_advice_args, advise_config, given_advice_flags
 from paretoserve.cli.common import UsageError
-from paretoserve.report import ReportConfig, ReportError, compute_advice, load_advice_file, write_report
+from paretoserve.report import ReportConfig, compute_advice, load_advice_file, write_report
 
 
 def add_parser(subparsers, help: str) -> None:
@@ -26,19 +26,16 @@ def add_parser(subparsers, help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = ReportConfig(dpi=args.dpi)
-        if args.advice is not None:
-            given = given_advice_flags(args)
-            if given:
-                raise UsageError(f"--advice shows a saved advice as it is; {', '.join(given)} apply only when "
-                                 "the report advises itself: drop them or drop --advice")
-            advice, reason = load_advice_file(args.advice), None
-        else:
-            advice, reason = compute_advice(args.dir, advise_config(args))
-        files = write_report(args.dir, args.out, advice=advice, no_advice_reason=reason, config=config)
-    except ReportError as exc:
-        raise UsageError(str(exc)) from exc
+    config = ReportConfig(dpi=args.dpi)  # a ReportError names DIR or the flag
+    if args.advice is not None:
+        given = given_advice_flags(args)
+        if given:
+            raise UsageError(f"--advice shows a saved advice as it is; {', '.join(given)} apply only when "
+                             "the report advises itself: drop them or drop --advice")
+        advice, reason = load_advice_file(args.advice), None
+    else:
+        advice, reason = compute_advice(args.dir, advise_config(args))
+    files = write_report(args.dir, args.out, advice=advice, no_advice_reason=reason, config=config)
     verdict = f"B_opt = {files.b_opt}" if files.b_opt is not None else f"no recommendation: {reason}"
     print(f"report: {files.html} ({len(files.plots)} plots beside it); {verdict}")
     return 0

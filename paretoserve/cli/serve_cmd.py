@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-import socket
 import sys
 from pathlib import Path
 
-from paretoserve.cli.common import UsageError
-from paretoserve.model import ModelError, resolve_model
-from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, PlanError, ReplicaPlan, RouterConfig, load_plan_file
+from paretoserve.cli.common import add_repack_arg, bind_port
+from paretoserve.model import resolve_model
+from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, ReplicaPlan, RouterConfig, load_plan_file
 from paretoserve.serve.runner import serve
 
 
@@ -34,6 +34,7 @@ def add_parser(subparsers, help: str) -> None:
     e.add_argument("--engine-cmd", default=None,
                    help="command template of any other engine, with " + " ".join("{" + n + "}" for n in PLACEHOLDERS)
                         + "; default: the embedded engine")
+    add_repack_arg(e)
     e.add_argument("--mem-fraction", type=float, default=0.9,
                    help="device memory all replicas share; {mem_fraction} is this / replicas (default: 0.9)")
     e.add_argument("--mps", action="store_true", help="run the CUDA MPS daemon while the replicas run")
@@ -59,38 +60,19 @@ def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
     for name in PLAN_FIELDS:
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
-    model = args.model
-    if args.engine_cmd is None:
-        try:
-            model = str(resolve_model(args.model, args.cache_dir).path)  # built once, before any replica starts
-        except ModelError as exc:
-            raise UsageError(str(exc)) from exc
-    return ReplicaPlan(**fields, model=model, engine_cmd=args.engine_cmd, pin=not args.no_pin,
+    plan = ReplicaPlan(**fields, model=args.model, engine_cmd=args.engine_cmd, repack=args.repack, pin=not args.no_pin,
                        mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
                        metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)
+    if args.engine_cmd is None:  # the bundled model is built once, after the plan's checks, before any replica starts
+        plan = dataclasses.replace(plan, model=str(resolve_model(args.model, args.cache_dir).path))
+    return plan
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        plan = plan_from_args(args)
-        config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-                              drain_timeout_s=args.drain_timeout)
-    except PlanError as exc:
-        raise UsageError(str(exc)) from exc
-    _check_free(args.host, args.port)
+    plan = plan_from_args(args)  # a PlanError, like every UserError, is one line and exit status 2
+    config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
+                          drain_timeout_s=args.drain_timeout, resume_streams=plan.engine_cmd is None)
+    bind_port(args.host, args.port).close()  # refuse a taken --port before any replica starts
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="paretoserve serve: %(message)s")
     logging.getLogger("paretoserve").setLevel(getattr(logging, args.log_level.upper()))  # not every httpx request
-    try:
-        return serve(plan, config, args.log_dir)
-    except PlanError as exc:  # found only once the machine is looked at (cores, MPS)
-        raise UsageError(str(exc)) from exc
-
-
-def _check_free(host: str, port: int) -> None:
-    """Refuse a taken --port before any replica starts."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise UsageError(f"--port {port} on {host} cannot be used: {exc.strerror or exc}") from exc
+    return serve(plan, config, args.log_dir)  # a PlanError found once the machine is looked at (cores, MPS) too

@@ -11,14 +11,17 @@ from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
-from paretoserve.cli.common import UsageError, stop_on_sigterm
+from paretoserve.cli.common import UsageError, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import search_args, search_args_record, search_configs, search_sweep
-from paretoserve.model import ModelError, resolve_model
+from paretoserve.engine.config import ctx_for
+from paretoserve.limits import parse_int_list
+from paretoserve.model import resolve_model
+from paretoserve.serve.config import knob_ranges
 from paretoserve.sweep.environment import collect_environment
-from paretoserve.sweep.grid import SweepSpec, SweepSpecError, parse_int_list
+from paretoserve.sweep.grid import SweepSpec, SweepSpecError
 from paretoserve.sweep.measure import bench_measure
 from paretoserve.sweep.runner import run_points
-from paretoserve.sweep.store import StoreError, SweepStore
+from paretoserve.sweep.store import SweepStore
 
 
 def add_parser(subparsers, help: str) -> None:
@@ -37,6 +40,7 @@ def add_parser(subparsers, help: str) -> None:
     e.add_argument("--engine-cmd", default=None,
                    help="command template of any other engine, with {model} {port} {max_batch} {kv_tokens} "
                         "{threads} {replica}; default: the embedded engine")
+    add_repack_arg(e)
     e.add_argument("--health-path", default="/health", help="readiness URL path (default: /health)")
     e.add_argument("--health-timeout", type=float, default=300.0, help="seconds to wait for health (default: 300)")
     add_workload_args(p)
@@ -48,19 +52,32 @@ def add_parser(subparsers, help: str) -> None:
 
 
 def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
-    try:
-        ctx = args.ctx_per_seq
-        if ctx is None and args.engine_cmd is None and bench.dataset == "synthetic":
-            ctx = bench.input_tokens.high + 1 + (bench.output_tokens.high if bench.output_tokens else 128)
-        return SweepSpec(
-            model=args.model, max_batch=parse_int_list("--max-batch", args.max_batch, 1, 4096),
-            kv_tokens=parse_int_list("--kv-tokens", args.kv_tokens, 16, 1 << 26) if args.kv_tokens else (None,),
-            threads=parse_int_list("--threads-per-replica", args.threads_per_replica, 0, 1024),
-            replicas=parse_int_list("--replicas", args.replicas, 1, 64), ctx_per_seq=ctx,
-            engine_cmd=args.engine_cmd, health_path=args.health_path, metrics_path=bench.metrics_path,
-            health_timeout_s=args.health_timeout)
-    except SweepSpecError as exc:
-        raise UsageError(str(exc)) from exc
+    """The grid of the flags; each value is checked against the range of the engine that runs it."""
+    ranges = knob_ranges(args.engine_cmd)
+
+    def values(flag: str, field: str, text: str) -> tuple[int, ...]:
+        return parse_int_list(flag, text, ranges[field], SweepSpecError)
+
+    return SweepSpec(
+        model=args.model, max_batch=values("--max-batch", "max_batch", args.max_batch),
+        kv_tokens=values("--kv-tokens", "kv_tokens", args.kv_tokens) if args.kv_tokens is not None else (None,),
+        threads=values("--threads-per-replica", "threads_per_replica", args.threads_per_replica),
+        replicas=values("--replicas", "replicas", args.replicas), ctx_per_seq=_ctx_per_seq(args, bench),
+        engine_cmd=args.engine_cmd, repack=args.repack, health_path=args.health_path, metrics_path=bench.metrics_path,
+        health_timeout_s=args.health_timeout)
+
+
+def _ctx_per_seq(args: argparse.Namespace, bench: BenchConfig) -> int | None:
+    """--ctx-per-seq, or for synthetic requests the context the longest one needs; refused when it is shorter
+    than that, since then every request of every point would fail."""
+    if args.engine_cmd is not None or bench.dataset != "synthetic":
+        return args.ctx_per_seq
+    prompt, output = bench.input_tokens.high, bench.output_tokens.high if bench.output_tokens else 128
+    if args.ctx_per_seq is not None and args.ctx_per_seq < prompt + 1 + output:
+        raise UsageError(f"--ctx-per-seq {args.ctx_per_seq} is too short for the workload: --input-tokens "
+                         f"{prompt} + 1 (BOS) + --output-tokens {output} need {prompt + 1 + output}; raise "
+                         "--ctx-per-seq or leave it out")
+    return args.ctx_per_seq or ctx_for(prompt, output)  # the engine's range checks an explicit one
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,17 +86,11 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args, bench)
     search = search_configs(args, spec)
     if spec.engine_cmd is None:
-        try:
-            resolve_model(spec.model)  # build the bundled model once, before the first engine starts
-        except ModelError as exc:
-            raise UsageError(str(exc)) from exc
+        resolve_model(spec.model)  # build the bundled model once, before the first engine starts
     store = SweepStore(args.out)
     spec_record = {**spec.as_dict(), "workload": {k: str(v) for k, v in dataclasses.asdict(bench).items()
                                                   if k not in ("url", "engine_pids")}, **search_args_record(args)}
-    try:
-        finished = store.open(spec_record, collect_environment(), args.resume)
-    except StoreError as exc:
-        raise UsageError(str(exc)) from exc
+    finished = store.open(spec_record, collect_environment(), args.resume)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     measure = bench_measure(bench, saturate=args.concurrency is None)
     try:
@@ -90,10 +101,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, results in {args.out}",
               file=sys.stderr)
         records = run_points(spec, todo, measure, store, total=len(points), done=len(points) - len(todo))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # main exits with 128 + the signal's number
         print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",
               file=sys.stderr)
-        return 130
+        raise
     csv_path = store.export_csv(store.dir / "points.csv")
     failed = [r for r in records if r["status"] != "ok"]
     for r in failed:

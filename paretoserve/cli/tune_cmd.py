@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from paretoserve.cli.advice_args import add_advice_args, advise_config
-from paretoserve.cli.common import UsageError, stop_on_sigterm
-from paretoserve.tune import TuneConfig, TuneError, run_tune
+from paretoserve.cli.common import add_repack_arg, stop_on_sigterm
+from paretoserve.tune import TuneConfig, run_tune
 
 DEFAULTS = TuneConfig()
 
@@ -26,6 +26,7 @@ def add_parser(subparsers, help: str) -> None:
                    help="largest batch cap the search may run (default: %(default)s)")
     g.add_argument("--threads", type=int, default=DEFAULTS.threads,
                    help="threads of the single engine; 0 = every core (default: %(default)s)")
+    add_repack_arg(g)
     g.add_argument("--min-gain", type=float, default=DEFAULTS.min_gain,
                    help="stop doubling the cap when it adds less than this share of throughput (default: %(default)s)")
     g.add_argument("--no-verify", dest="verify", action="store_false",
@@ -40,21 +41,16 @@ def add_parser(subparsers, help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = TuneConfig(model=args.model, out=args.out, max_batch=args.max_batch, threads=args.threads,
-                         input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
-                         min_gain=args.min_gain, verify=args.verify, resume=args.resume, advice=advise_config(args))
-    except TuneError as exc:
-        raise UsageError(str(exc)) from exc
+    cfg = TuneConfig(model=args.model, out=args.out, max_batch=args.max_batch, threads=args.threads, repack=args.repack,
+                     input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
+                     min_gain=args.min_gain, verify=args.verify, resume=args.resume, advice=advise_config(args))
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         result = run_tune(cfg, say=lambda line: print(line, file=sys.stderr))
-    except TuneError as exc:
-        raise UsageError(str(exc)) from exc
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # main exits with 128 + the signal's number
         print(f"tune interrupted; finished points are in {cfg.out / 'sweep'}; continue with "
               f"`paretoserve tune --resume --out {cfg.out}` and the same flags", file=sys.stderr)
-        return 130
+        raise
     print(summary(result))
     return 0
 

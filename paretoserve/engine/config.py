@@ -6,18 +6,38 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretoserve.engine.repack import REPACK_MODES
+from paretoserve.limits import IntRange, UserError
 
 DEFAULT_CTX_PER_SEQ = 2048  # the ShareGPT filter of the papers: prompt + output <= 2048
+DEFAULT_STEP_TOKENS = 512  # tokens per llama_decode unless --max-batch needs more
 KV_LAYOUTS = ("split", "unified")
 
+# The engine's ranges, stated here only: serve, sweep and tune check their flags for this engine against them.
+MAX_BATCH = IntRange(1, 4096)
+KV_TOKENS = IntRange(16, 1 << 26)
+CTX_PER_SEQ = IntRange(16, 1 << 20)  # 16: the smallest context llama.cpp is given
+MAX_QUEUE = IntRange(0, 1 << 20)
+MAX_STEP_TOKENS_HIGH = 1 << 16
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A knob outside its allowed range; the message names the flag and the range."""
 
 
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity), not the machine's total."""
     return len(os.sched_getaffinity(0))
+
+
+def threads_range() -> IntRange:
+    """0 (every core) up to the cores this process may use: more llama.cpp threads than cores wait on each other."""
+    return IntRange(0, available_cores(), "0 = every core; at most the cores this process may use")
+
+
+def ctx_for(input_tokens: int, output_tokens: int) -> int:
+    """The context one request needs: its prompt, a BOS token and its output, at least the engine's smallest."""
+    return max(CTX_PER_SEQ.low, input_tokens + 1 + output_tokens)
 
 
 @dataclass(frozen=True)
@@ -32,41 +52,42 @@ class EngineConfig:
     kv_layout: str = "split"  # split: one KV stream per sequence; unified: one pool any sequence may fill
     threads: int = 0  # 0 = every core this process may use
     max_queue: int = 1024  # requests waiting for a slot before new ones get 429
-    max_step_tokens: int = 512  # tokens per llama_decode (decode tokens + prefill chunks)
+    max_step_tokens: int | None = None  # tokens per llama_decode (decode tokens + prefill chunks); None = 512,
+    # or --max-batch when larger, so every batch cap the engine allows runs with the default
+    repack: str = "auto"  # llama.cpp's weight repacking: auto | all | no-amx | off (see engine/repack.py)
 
     def __post_init__(self) -> None:
-        _check_range("--max-batch", self.max_batch, 1, 4096)
+        MAX_BATCH.check("--max-batch", self.max_batch, ConfigError)
         if self.kv_layout not in KV_LAYOUTS:
             raise ConfigError(f"--kv-layout must be one of {', '.join(KV_LAYOUTS)}; got {self.kv_layout!r}")
         if self.ctx_per_seq is not None:
-            _check_range("--ctx-per-seq", self.ctx_per_seq, 16, 1 << 20)
+            CTX_PER_SEQ.check("--ctx-per-seq", self.ctx_per_seq, ConfigError)
         if self.kv_tokens is None:
             self._set("kv_tokens", self.max_batch * (self.ctx_per_seq or DEFAULT_CTX_PER_SEQ))
-        _check_range("--kv-tokens", self.kv_tokens, 16, 1 << 26)
+        KV_TOKENS.check("--kv-tokens", self.kv_tokens, ConfigError)
         room = self.kv_tokens // self.max_batch if self.kv_layout == "split" else self.kv_tokens
         if self.ctx_per_seq is None:
             self._set("ctx_per_seq", room)
-        if room < 16:
+        if room < CTX_PER_SEQ.low:
             raise ConfigError(f"--kv-tokens {self.kv_tokens} leaves each sequence {room} tokens with --kv-layout "
-                              f"{self.kv_layout} and --max-batch {self.max_batch}; at least 16 are needed: raise "
-                              "--kv-tokens or lower --max-batch")
+                              f"{self.kv_layout} and --max-batch {self.max_batch}; at least {CTX_PER_SEQ.low} are "
+                              "needed: raise --kv-tokens or lower --max-batch")
         if self.ctx_per_seq > room:
             raise ConfigError(
                 f"--ctx-per-seq {self.ctx_per_seq} does not fit: --kv-tokens {self.kv_tokens} leaves each sequence "
                 f"{room} tokens with --kv-layout {self.kv_layout} and --max-batch {self.max_batch}; raise "
                 "--kv-tokens, lower --ctx-per-seq or --max-batch, or use --kv-layout unified")
-        _check_range("--threads", self.threads, 0, 1024)
-        _check_range("--max-queue", self.max_queue, 0, 1 << 20)
-        _check_range("--max-step-tokens", self.max_step_tokens, self.max_batch, 1 << 16,
-                     why="at least --max-batch, so every running sequence decodes each step")
+        threads_range().check("--threads", self.threads, ConfigError)
+        MAX_QUEUE.check("--max-queue", self.max_queue, ConfigError)
+        if self.max_step_tokens is None:
+            self._set("max_step_tokens", max(DEFAULT_STEP_TOKENS, self.max_batch))
+        IntRange(self.max_batch, MAX_STEP_TOKENS_HIGH, "at least --max-batch, so every running sequence decodes "
+                 "each step").check("--max-step-tokens", self.max_step_tokens, ConfigError)
+        if self.repack not in REPACK_MODES:
+            raise ConfigError(f"--repack must be one of {', '.join(REPACK_MODES)}; got {self.repack!r}")
         if self.threads == 0:
             self._set("threads", available_cores())
 
     def _set(self, name: str, value: int) -> None:
         object.__setattr__(self, name, value)
 
-
-def _check_range(flag: str, value: int, low: int, high: int, why: str = "") -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        reason = f" ({why})" if why else ""
-        raise ConfigError(f"{flag} must be an integer in [{low}, {high}]{reason}; got {value!r}")

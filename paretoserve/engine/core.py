@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import AsyncIterator
 
 from paretoserve.engine.config import EngineConfig
-from paretoserve.engine.llama_runner import LlamaError, LlamaRunner
+from paretoserve.engine.llama_load import LlamaError
+from paretoserve.engine.llama_runner import LlamaRunner
 from paretoserve.engine.metrics import EngineMetrics
 from paretoserve.engine.sampling import Sampler, SamplingParams
 from paretoserve.engine.scheduler import Scheduler, Sequence, StepItem

@@ -9,12 +9,8 @@ import llama_cpp
 import numpy as np
 
 from paretoserve.engine.config import EngineConfig
+from paretoserve.engine.llama_load import LlamaError, load_model, resolve_repack
 from paretoserve.engine.scheduler import StepItem
-
-
-class LlamaError(RuntimeError):
-    """llama.cpp refused to load a model or to decode a batch."""
-
 
 @ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
@@ -33,17 +29,14 @@ class LlamaRunner:
     attention reads only that sequence's cache (as paged attention does); the unified layout is one
     pool of kv_tokens cells, but every token's attention then spans all sequences' cells, which
     costs ~40 % of throughput at batch 64 here. llama.cpp rounds each stream up to 256 cells:
-    `kv_cells` is what it really allocated.
+    `kv_cells` is what it really allocated. `repack` is the weight placement `--repack` resolved to.
     """
 
     def __init__(self, config: EngineConfig, verbose: bool = False) -> None:
         if not verbose:
             quiet_llama_logs()
-        llama_cpp.llama_backend_init()
-        mparams = llama_cpp.llama_model_default_params()
-        self.model = llama_cpp.llama_model_load_from_file(str(config.model_path).encode(), mparams)
-        if not self.model:
-            raise LlamaError(f"llama.cpp could not load the model {config.model_path}")
+        self.repack = resolve_repack(config.repack)
+        self.model = load_model(config.model_path, self.repack)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = config.kv_tokens
         cparams.n_batch = cparams.n_ubatch = config.max_step_tokens

@@ -27,6 +27,7 @@ class SamplingParams:
     presence_penalty: float = 0.0  # subtracted from the logit of every token generated so far
     frequency_penalty: float = 0.0  # subtracted once per time a token was generated so far
     logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> added to its logit
+    generated: tuple[int, ...] = ()  # tokens generated before (a resumed stream's): the penalties count them
 
     @property
     def greedy(self) -> bool:
@@ -60,10 +61,12 @@ class LogitAdjust:
         self.presence = np.float32(params.presence_penalty)
         self.frequency = np.float32(params.frequency_penalty)
         self.penalised = bool(params.presence_penalty or params.frequency_penalty)
-        size = min(params.max_tokens, 256)  # grown by doubling: a long request may repeat few tokens
+        size = max(min(params.max_tokens + len(params.generated), 256), 1)  # grown by doubling: a long request may repeat few tokens
         self.ids = np.empty(size, dtype=np.int64)  # distinct generated tokens, first seen first
         self.counts = np.zeros(size, dtype=np.float32)
         self._index: dict[int, int] = {}
+        for token in params.generated if self.penalised else ():
+            self.record(token)
 
     def apply(self, logits: np.ndarray) -> None:
         """Adjust one logits row in place."""

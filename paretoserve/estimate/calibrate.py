@@ -17,6 +17,7 @@ from paretoserve.estimate.geometry import ModelGeometry
 from paretoserve.estimate.hardware import HardwareSpec
 from paretoserve.estimate.roofline import (COMPONENTS, Efficiency, EngineAssumptions, StepPrediction, Workload,
                                            component_traffic, default_efficiency, predict, prefill_flops_per_request)
+from paretoserve.limits import UserError
 from paretoserve.sweep.store import StoreError, SweepStore
 
 SPEC_BANDWIDTH_LIMITS = (0.01, 1.0)  # a spec-sheet bandwidth is a ceiling no kernel beats
@@ -27,7 +28,7 @@ REFINE_ROUNDS = 3
 PRIOR_WEIGHT = 1e-3  # a factor 2.7 away from the default costs as much as a 3 % error on one point
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError):
     """The sweep cannot be used for a fit; the message starts with the directory and says why (the caller
     names its flag)."""
 

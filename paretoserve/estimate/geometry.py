@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from paretoserve.estimate.gguf_header import GgufError, read_header
+from paretoserve.gguf_header import GgufError, read_header
+from paretoserve.limits import UserError
 from paretoserve.model import ModelError, resolve_model
 
 COMPONENT_PARAMS = ("attention", "mlp", "lm_head", "embeddings")
@@ -19,7 +20,7 @@ GGUF_SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
 PLAIN_MLP_MODEL_TYPES = {"opt", "gpt2", "gpt_neox", "gptj", "bloom", "falcon", "phi", "starcoder2", "gpt_bigcode"}
 
 
-class GeometryError(ValueError):
+class GeometryError(UserError):
     """The model file or config cannot give the geometry; the message names what is missing."""
 
 

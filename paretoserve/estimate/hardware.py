@@ -8,9 +8,10 @@ from pathlib import Path
 import yaml
 
 from paretoserve.estimate.cpu_probe import CpuProbeConfig, probe_cpu
+from paretoserve.limits import UserError
 
 
-class HardwareError(ValueError):
+class HardwareError(UserError):
     """An unknown hardware name or a malformed spec file; the message names the field and what is allowed."""
 
 

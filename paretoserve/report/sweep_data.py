@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretoserve.advise.table import record_energy
+from paretoserve.limits import UserError
 from paretoserve.sweep.store import StoreError, SweepStore
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """The report cannot be made from what it was given; the message names the input and what is allowed."""
 
 

@@ -11,15 +11,32 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretoserve.engine.config import KV_TOKENS, MAX_BATCH, ConfigError, EngineConfig, threads_range
 from paretoserve.launch import embedded_engine_cmd
+from paretoserve.limits import IntRange, UserError
 
 # Placeholders an --engine-cmd template may use (the sweep's, plus each replica's device memory share).
 PLACEHOLDERS = ("model", "port", "max_batch", "kv_tokens", "threads", "replica", "mem_fraction")
 PLAN_FIELDS = ("replicas", "max_batch", "kv_tokens", "threads_per_replica", "ctx_per_seq")
 
+# serve's own ranges; the embedded engine's come from its config (engine/config.py), an --engine-cmd's are these.
+REPLICAS = IntRange(1, 256)
+TEMPLATE_MAX_BATCH = IntRange(1, 65536)
+TEMPLATE_KV_TOKENS = IntRange(16, 1 << 30)
+MAX_BODY_BYTES = IntRange(1024, 1 << 30)
+PORT = IntRange(0, 65535)
 
-class PlanError(ValueError):
+
+class PlanError(UserError):
     """A replica plan that cannot run; the message names the flag (or plan field) and the allowed range."""
+
+
+def knob_ranges(engine_cmd: str | None) -> dict[str, IntRange]:
+    """What each replica knob allows, by plan field: the embedded engine's own ranges, or serve's for an
+    --engine-cmd; threads never exceed the cores this process may use."""
+    embedded = engine_cmd is None
+    return {"replicas": REPLICAS, "max_batch": MAX_BATCH if embedded else TEMPLATE_MAX_BATCH,
+            "kv_tokens": KV_TOKENS if embedded else TEMPLATE_KV_TOKENS, "threads_per_replica": threads_range()}
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,7 @@ class ReplicaPlan:
     threads_per_replica: int = 0  # 0 = the usable cores divided evenly among the replicas
     model: str = "default"  # what the embedded engine loads, or {model} of the template
     engine_cmd: str | None = None  # template of any other engine; None = the embedded engine
+    repack: str = "auto"  # embedded engine: its --repack (llama.cpp's weight repacking, engine/repack.py)
     pin: bool = True  # give each replica its own cores with sched_setaffinity
     mem_fraction: float = 0.9  # device memory all replicas share; each gets mem_fraction / replicas
     mps: bool = False  # run the CUDA MPS daemon while the replicas run
@@ -46,13 +64,9 @@ class ReplicaPlan:
     stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL
 
     def __post_init__(self) -> None:
-        _int_range("--replicas", self.replicas, 1, 256)
-        _int_range("--max-batch", self.max_batch, 1, 65536)
-        if self.kv_tokens is not None:
-            _int_range("--kv-tokens", self.kv_tokens, 16, 1 << 30)
-        if self.ctx_per_seq is not None:
-            _int_range("--ctx-per-seq", self.ctx_per_seq, 1, 1 << 24)
-        _int_range("--threads-per-replica", self.threads_per_replica, 0, 4096)
+        for name, allowed in knob_ranges(self.engine_cmd).items():
+            if getattr(self, name) is not None:
+                allowed.check("--" + name.replace("_", "-"), getattr(self, name), PlanError)
         if not 0.0 < self.mem_fraction <= 1.0:
             raise PlanError(f"--mem-fraction must be in (0, 1]; got {self.mem_fraction!r}")
         for flag, path in (("--health-path", self.health_path), ("--metrics-path", self.metrics_path)):
@@ -60,8 +74,21 @@ class ReplicaPlan:
                 raise PlanError(f"{flag} must start with '/'; got {path!r}")
         if self.health_timeout_s <= 0:
             raise PlanError(f"--health-timeout must be > 0 seconds; got {self.health_timeout_s!r}")
-        if self.engine_cmd is not None:
+        if self.engine_cmd is not None and self.repack != "auto":
+            raise PlanError(f"--repack {self.repack} applies to the embedded engine only; with --engine-cmd put the "
+                            "engine's own flag (llama-server: --no-repack) in the template")
+        if self.engine_cmd is None:
+            self._check_engine()  # what only the whole engine config tells: the KV room, the context
+        else:
             self._check_template()
+
+    def _check_engine(self) -> None:
+        """Refuse now what each replica's embedded engine would refuse at its start (and be restarted for)."""
+        try:
+            EngineConfig(model_path=Path(self.model), model_name=self.model, max_batch=self.max_batch,
+                         kv_tokens=self.kv_tokens, ctx_per_seq=self.ctx_per_seq, repack=self.repack)
+        except ConfigError as exc:
+            raise PlanError(str(exc)) from exc
 
     def _check_template(self) -> None:
         try:
@@ -91,6 +118,8 @@ class ReplicaPlan:
             args += ["--kv-tokens", str(self.kv_tokens)]
         if self.ctx_per_seq is not None:
             args += ["--ctx-per-seq", str(self.ctx_per_seq)]
+        if self.repack != "auto":
+            args += ["--repack", self.repack]
         return embedded_engine_cmd(port, "127.0.0.1", *args)
 
 
@@ -106,11 +135,11 @@ class RouterConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 600.0  # longest silence from a replica; non-streamed answers come whole at the end
     eject_s: float = 2.0  # a replica that refused a connection gets no requests for this long
+    resume_streams: bool = True  # resume greedy streams elsewhere: the replicas are paretoserve engines
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise PlanError(f"--port must be in [0, 65535]; got {self.port}")
-        _int_range("--max-body-bytes", self.max_body_bytes, 1024, 1 << 30)
+        PORT.check("--port", self.port, PlanError)
+        MAX_BODY_BYTES.check("--max-body-bytes", self.max_body_bytes, PlanError)
         if self.drain_timeout_s < 0:
             raise PlanError(f"--drain-timeout must be >= 0 seconds; got {self.drain_timeout_s!r}")
 
@@ -144,7 +173,3 @@ def load_plan_file(path: str | Path) -> dict:
         fields[name] = value
     return fields
 
-
-def _int_range(flag: str, value: int, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise PlanError(f"{flag} must be an integer in [{low}, {high}]; got {value!r}")

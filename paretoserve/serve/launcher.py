@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from paretoserve.launch import EngineProcess, LaunchError, free_port
+from paretoserve.launch import EngineProcess, LaunchError, describe_exit, free_port
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.serve.pinning import pinned_cmd
 
@@ -32,6 +32,8 @@ def serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None) -> lis
                         ("--engine-cmd", plan.engine_cmd), ("--log-dir", log_dir)):
         if value is not None:
             argv += [flag, str(value)]
+    if plan.repack != "auto":
+        argv += ["--repack", plan.repack]
     if not plan.pin:
         argv.append("--no-pin")
     if plan.mps:
@@ -73,7 +75,7 @@ class ReplicaServer:
         with httpx.Client(timeout=5.0, trust_env=False) as client:
             while time.monotonic() < deadline:
                 if self.process.proc.poll() is not None:
-                    raise LaunchError(f"serve exited with status {self.process.proc.returncode} before its "
+                    raise LaunchError(f"serve {describe_exit(self.process.proc.returncode)} before its "
                                       f"replicas were healthy:\n{self.process.output_tail()}")
                 last = self._health(client) or last
                 if last is not None and last.get("healthy_replicas") == self.plan.replicas:

@@ -35,6 +35,8 @@ class RouterMetrics:
         self.stream_errors = Counter("paretoserve_router_stream_errors",
                                      "streams cut off by a replica failing after their first bytes", ["replica"],
                                      registry=self.registry)
+        self.resumes = Counter("paretoserve_router_resumes", "greedy streams continued on another replica after "
+                               "theirs failed", registry=self.registry)
         self.latency = Histogram("paretoserve_router_request_seconds",
                                  "generation requests, from arrival at the router to the last byte sent",
                                  ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)

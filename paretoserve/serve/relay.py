@@ -2,9 +2,10 @@
 
 A request that fails before any byte reached the client (connection refused or dropped, or a
 429/502/503 answer) is sent once more to another replica; a 500 is relayed as it is, since the
-request itself most likely caused it and would crash the next replica too. A streamed answer is held back until its
-first chunk arrives, so a replica that dies before its first token costs a retry, not an error;
-one that dies later ends the stream with an in-band error event. When the client goes away, the
+request itself most likely caused it and would crash the next replica too. A streamed answer is
+held back until its first chunk arrives, so a replica that dies before its first token costs a
+retry, not an error. A greedy stream whose replica dies later is resumed once on another
+(serve/resume.py); any other ends with an in-band error event. When the client goes away, the
 replica's connection is closed, which makes the engine drop the request.
 """
 
@@ -19,6 +20,7 @@ import aiohttp
 from paretoserve.serve.backends import Backend, Balancer
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics
+from paretoserve.serve.resume import Relayed, with_resume
 from paretoserve.server.protocol import ApiError, wait_disconnect
 
 # The replica did no work the client can see and another one may do it: busy, not ready, or a proxy
@@ -107,9 +109,12 @@ class RelayCall:
     """The ASGI response of one generation request: forward, relay, and stop the replica if the client leaves."""
 
     def __init__(self, relay: Relay, endpoint: str, path: str, body: bytes, headers: dict[str, str],
-                 stream: bool) -> None:
+                 stream: bool, resumable: bool = False) -> None:
         self.relay, self.endpoint, self.path, self.body, self.headers, self.stream = \
             relay, endpoint, path, body, headers, stream
+        asked = with_resume(body, {}) if resumable else None  # the replica then sends each event's token ids
+        self.relayed = Relayed() if asked is not None else None
+        self.first_body = asked or body
         self.started = time.perf_counter()
         self.finished = False
 
@@ -129,13 +134,12 @@ class RelayCall:
     async def _serve(self, scope, send) -> None:
         metrics = self.relay.metrics
         try:
-            upstream = await self.relay.open(self.path, self.body, self.headers, self.stream)
+            upstream = await self.relay.open(self.path, self.first_body, self.headers, self.stream)
         except ApiError as exc:
             self.finished = True
             await exc.response()(scope, None, send)
             metrics.observe(self.endpoint, self.started)
             return
-        backend = upstream.backend
         if upstream.stream is None:
             self.finished = True
             await send({"type": "http.response.start", "status": upstream.status,
@@ -143,27 +147,66 @@ class RelayCall:
             await send({"type": "http.response.body", "body": upstream.body})
             metrics.observe(self.endpoint, self.started)
             return
+        start = {"type": "http.response.start", "status": 200, "headers": upstream.headers}
+        resumed = False
+        while (failure := await self._relay_stream(upstream, send, start)) is not None:
+            start = None
+            backend = upstream.backend
+            backend.eject(self.relay.config.eject_s)
+            metrics.stream_errors.labels(backend.label).inc()
+            upstream = None if resumed else await self._resume()
+            if upstream is None:
+                await _send_body(send, _error_event(backend, failure))
+                break
+            resumed = True  # once: a request that kills its replica must not take down every other one
+        self.finished = True
+        await send({"type": "http.response.body", "body": b""})
+        metrics.observe(self.endpoint, self.started)
+
+    async def _relay_stream(self, upstream: Upstream, send, start: dict | None) -> Exception | None:
+        """Relay one replica's stream (after the response's `start`, unless it went out already) to its end.
+
+        Returns the error that cut it off, or None.
+        """
+        relayed = self.relayed
         complete = False
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": upstream.headers})
-            await send({"type": "http.response.body", "body": upstream.body, "more_body": True})
-            try:
-                async for chunk in upstream.stream.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                complete = True
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                backend.eject(self.relay.config.eject_s)
-                metrics.stream_errors.labels(backend.label).inc()
-                await send({"type": "http.response.body", "body": _error_event(backend, exc), "more_body": True})
-            self.finished = True
-            await send({"type": "http.response.body", "body": b""})
-            metrics.observe(self.endpoint, self.started)
+            if start is not None:
+                await send(start)
+            await _send_body(send, upstream.body if relayed is None else relayed.feed(upstream.body))
+            async for chunk in upstream.stream.content.iter_any():
+                await _send_body(send, chunk if relayed is None else relayed.feed(chunk))
+            if relayed is not None:
+                await _send_body(send, relayed.rest())
+            complete = True
+            return None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return exc
         finally:
             if complete:
                 upstream.stream.release()  # the connection goes back to the pool
             else:
                 upstream.stream.close()  # closing it tells the engine to drop the request
-            backend.outstanding -= 1
+            upstream.backend.outstanding -= 1
+
+    async def _resume(self) -> Upstream | None:
+        """The stream continued on another replica after the tokens relayed so far; None where it cannot be."""
+        relayed = self.relayed
+        if relayed is None or not relayed.resumable:
+            return None
+        try:
+            upstream = await self.relay.open(self.path, with_resume(self.body, relayed.resume()), self.headers, True)
+        except ApiError:
+            return None
+        if upstream.stream is None:  # refused: every replica busy, or the engine found the resume malformed
+            return None
+        self.relay.metrics.resumes.inc()
+        return upstream
+
+
+async def _send_body(send, data: bytes) -> None:
+    if data:  # an empty chunk would say nothing
+        await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
 def _error_event(backend: Backend, exc: Exception) -> bytes:

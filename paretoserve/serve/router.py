@@ -24,6 +24,7 @@ from paretoserve.serve.backends import Backend, Balancer, ReplicaView
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
 from paretoserve.serve.relay import Relay, RelayCall
+from paretoserve.serve.resume import is_greedy
 from paretoserve.server.errors import error_handling
 from paretoserve.server.openapi import openapi_document
 from paretoserve.server.protocol import ApiError, describe, parse_json, read_body
@@ -109,11 +110,13 @@ class Router:
     async def _generation(self, request: Request, endpoint: str, path: str, chat: bool) -> RelayCall:
         try:
             body = await read_body(request, self.config.max_body_bytes)
-            stream = check_body(parse_json(body), chat)
+            data = parse_json(body)
+            stream = check_body(data, chat)
         except ApiError as exc:
             self.metrics.refused.labels("body_too_large" if exc.status == 413 else "malformed").inc()
             raise
-        return RelayCall(self.relay, endpoint, path, body, request.headers, stream)
+        resumable = stream and self.config.resume_streams and is_greedy(data)
+        return RelayCall(self.relay, endpoint, path, body, request.headers, stream, resumable)
 
     async def models(self, request: Request) -> Response:
         status, body, media_type = await self._replica_models()

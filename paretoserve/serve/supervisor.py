@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from paretoserve.launch import EngineProcess, LaunchError, free_port
+from paretoserve.launch import EngineProcess, LaunchError, describe_exit, free_port
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.serve.mps import MpsDaemon
 from paretoserve.serve.pinning import assign_cores, pinned_cmd, threads_for, usable_cores
@@ -92,7 +92,7 @@ class Replica:
             while not stop.wait(plan.health_interval_s):
                 proc = self.process.proc
                 if proc.poll() is not None:
-                    return (f"exited with status {proc.returncode}: {self.process.output_tail(600).strip()[-600:]}",
+                    return (f"{describe_exit(proc.returncode, self.cmd)}: {self.process.output_tail(600).strip()[-600:]}",
                             _since(healthy_since))
                 if self._probe(client):
                     failures = 0

@@ -84,6 +84,15 @@ class ResponseFormat(_Body):
     type: Literal["text"]
 
 
+class Resume(_Body):
+    """`paretoserve_resume`, the router's extension of a stream (server/resume.py): send token ids, continue."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    tokens: list[int] = Field(default_factory=list)  # generated on a replica that died; the client has their text
+    id: str | None = None  # of the response those tokens went out in
+    created: int | None = None
+
+
 class _Sampling(_Body):
     """Fields both endpoints share; unknown OpenAI fields are accepted and ignored, as vLLM does."""
 
@@ -101,6 +110,7 @@ class _Sampling(_Body):
     logit_bias: dict[TokenIdKey, Bias] = Field(default_factory=dict)
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0)
+    paretoserve_resume: Resume | None = None  # the router's, to resume a stream
     best_of: Literal[1] = 1
     suffix: Literal[""] = ""
     top_logprobs: Literal[0] = 0

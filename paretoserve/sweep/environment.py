@@ -10,6 +10,7 @@ from importlib import metadata
 import psutil
 
 from paretoserve.engine.config import available_cores
+from paretoserve.engine.repack import KERNEL_FLAGS, cpu_flags
 
 
 def _version(package: str) -> str | None:
@@ -56,6 +57,7 @@ def collect_environment() -> dict:
         "platform": platform.platform(),
         "hostname": platform.node(),
         "cpu_model": _cpu_model(),
+        "cpu_features": sorted(cpu_flags() & KERNEL_FLAGS),  # what llama.cpp's kernels (and its AMX crash) depend on
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": available_cores(),
         "memory_total_bytes": psutil.virtual_memory().total,

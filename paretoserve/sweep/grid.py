@@ -5,23 +5,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
+from paretoserve.limits import UserError
 from paretoserve.serve.config import PlanError, ReplicaPlan
 from paretoserve.serve.pinning import assign_cores, threads_for, usable_cores
 
 
-class SweepSpecError(ValueError):
+class SweepSpecError(UserError):
     """A sweep flag outside its allowed range; the message names the flag."""
-
-
-def parse_int_list(flag: str, text: str, low: int, high: int) -> tuple[int, ...]:
-    """'1,2,4' -> (1, 2, 4); every value must lie in [low, high]."""
-    try:
-        values = tuple(int(part) for part in str(text).split(",") if part.strip())
-    except ValueError:
-        values = ()
-    if not values or any(not low <= v <= high for v in values):
-        raise SweepSpecError(f"{flag} must be a comma-separated list of integers in [{low}, {high}]; got {text!r}")
-    return tuple(dict.fromkeys(values))
 
 
 @dataclass(frozen=True)
@@ -52,6 +42,7 @@ class SweepSpec:
     replicas: tuple[int, ...] = (1,)
     ctx_per_seq: int | None = None  # embedded engine: longest prompt + output of the workload
     engine_cmd: str | None = None  # template for any other engine; None = the embedded engine
+    repack: str = "auto"  # embedded engine: llama.cpp's weight repacking (engine/repack.py)
     health_path: str = "/health"
     metrics_path: str = "/metrics"
     health_timeout_s: float = 300.0
@@ -70,7 +61,7 @@ class SweepSpec:
         try:
             plan = ReplicaPlan(replicas=point.replicas, max_batch=point.max_batch, kv_tokens=point.kv_tokens,
                                ctx_per_seq=self.ctx_per_seq if self.engine_cmd is None else None,
-                               threads_per_replica=point.threads, model=self.model, engine_cmd=self.engine_cmd,
+                               threads_per_replica=point.threads, model=self.model, engine_cmd=self.engine_cmd, repack=self.repack,
                                health_path=self.health_path, metrics_path=self.metrics_path,
                                health_timeout_s=self.health_timeout_s)
             if plan.replicas > 1:  # each replica gets its own cores: refuse a plan that needs more than exist

@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from paretoserve.limits import UserError
 from paretoserve.sweep.grid import PointConfig
 
 SUMMARY_FIELDS = ("date", "backend", "model_id", "num_prompts", "request_rate", "max_concurrency", "duration",
@@ -21,7 +22,7 @@ LATENCY_RE = re.compile(r"^(mean|median|std|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_m
 DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "fp8": 1, "float8": 1}
 
 
-class VllmImportError(ValueError):
+class VllmImportError(UserError):
     """Bad input: the message names the file or the flag."""
 
 

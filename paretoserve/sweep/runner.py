@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from paretoserve.advise import AdviseConfig
 from paretoserve.advise.table import Point, to_point
-from paretoserve.launch import EngineProcess, LaunchError, free_port
+from paretoserve.launch import EngineProcess, LaunchError, describe_exit, free_port
 from paretoserve.serve.launcher import ReplicaServer
 from paretoserve.sweep.grid import PointConfig, SweepSpec
 from paretoserve.sweep.search import Guess, SearchConfig, SearchResult, bca_search, drive
@@ -38,7 +38,7 @@ def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: Swee
             engines.wait_healthy(spec.health_timeout_s)
             summary = measure(point, engines.base_url, engines.pids)
             if (status := engines.exit_status()) is not None:
-                raise LaunchError(f"the engine exited with status {status} during the run:\n"
+                raise LaunchError(f"the engine {describe_exit(status)} during the run:\n"
                                   f"{engines.output_tail(1500)}")
             if engines.restarts():
                 raise LaunchError(f"a replica failed and was restarted during the run, so the figures mix "

@@ -5,10 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
+from paretoserve.limits import UserError
 
-class StoreError(ValueError):
+# The flag of a sweep.json setting is its key with dashes (`duration_s` -> --duration), except these.
+FLAG_NAMES = {"threads": "--threads-per-replica"}
+TOKEN_RANGE = re.compile(r"\{'low': (\d+), 'high': (\d+)\}")
+
+
+class StoreError(UserError):
     """The directory holds another sweep, or a file in it cannot be read."""
 
 
@@ -21,18 +28,20 @@ class SweepStore:
         self.points_path = self.dir / "points.jsonl"
         self.logs_dir = self.dir / "logs"
 
-    def open(self, spec: dict, environment: dict, resume: bool) -> set[str]:
-        """Create the directory or take up an existing one; returns the keys of finished points."""
+    def open(self, spec: dict, environment: dict, resume: bool,
+             flag_names: dict[str, str] | None = None) -> set[str]:
+        """Create the directory or take up an existing one; returns the keys of finished points.
+
+        `flag_names` names the flag of a setting whose key does not say it, for the resume-mismatch error."""
         spec = json.loads(json.dumps(spec))  # compare as stored: tuples come back as lists
         if self.spec_path.exists():
             if not resume:
                 raise StoreError(f"{self.dir} already holds a sweep; pass --resume to continue it, "
                                  "or choose another --out")
-            old = self.read_spec()["spec"]
-            changed = sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k))
+            changed = _differences(self.read_spec()["spec"], spec, {**FLAG_NAMES, **(flag_names or {})})
             if changed:
-                raise StoreError(f"--resume: the sweep in {self.dir} was started with other settings "
-                                 f"({', '.join(changed)} differ); rerun with the same flags or another --out")
+                raise StoreError(f"--resume: the sweep in {self.dir} was started with other settings: "
+                                 f"{'; '.join(changed)}; rerun with the same flags or another --out")
             self._drop_partial_line()
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -115,3 +124,29 @@ class SweepStore:
         if data and not data.endswith(b"\n"):
             with self.points_path.open("r+b") as f:
                 f.truncate(data.rfind(b"\n") + 1)
+
+
+def _differences(old: dict, new: dict, flag_names: dict[str, str]) -> list[str]:
+    """'--flag was X, now Y' for each setting that differs, nested settings (workload, search) included."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            lines += _differences(before, after, flag_names)
+        elif before != after:
+            flag = flag_names.get(key, "--" + key.removesuffix("_s").replace("_", "-"))
+            lines.append(f"{flag} was {_shown(before)}, now {_shown(after)}")
+    return lines
+
+
+def _shown(value: object) -> str:
+    """A setting as it is typed on the command line: lists comma-separated, token ranges as N or LO:HI."""
+    if value in (None, "None"):  # the workload keeps its values as str()
+        return "unset"
+    if isinstance(value, list):
+        return ",".join(map(_shown, value))
+    tokens = TOKEN_RANGE.fullmatch(str(value))  # a token range is kept as the str() of its dict
+    if tokens:
+        low, high = tokens.groups()
+        return low if low == high else f"{low}:{high}"
+    return str(value)

@@ -7,10 +7,13 @@ from pathlib import Path
 
 from paretoserve.advise import AdviseConfig
 from paretoserve.bench.config import BenchConfig, TokenRange
-from paretoserve.engine.config import available_cores
+from paretoserve.engine.config import MAX_BATCH, available_cores, ctx_for, threads_range
+from paretoserve.limits import IntRange, UserError
+
+TOKENS = IntRange(1, 8192)  # --input-tokens and --output-tokens of every point
 
 
-class TuneError(ValueError):
+class TuneError(UserError):
     """A tune setting out of range, or a step that cannot go on; the message names the flag."""
 
 
@@ -22,6 +25,7 @@ class TuneConfig:
     out: Path = Path("tune")
     max_batch: int = 64  # largest batch cap the search may run
     threads: int = 0  # threads of the single engine; 0 = every core
+    repack: str = "auto"  # the engine's --repack: llama.cpp's weight repacking (engine/repack.py)
     input_tokens: int = 32
     output_tokens: int = 32
     duration_s: float = 15.0  # seconds of closed-loop load per point (then in-flight requests drain)
@@ -31,10 +35,10 @@ class TuneConfig:
     advice: AdviseConfig = field(default_factory=AdviseConfig)
 
     def __post_init__(self) -> None:
-        _check("--max-batch", self.max_batch, 1, 4096)
-        _check("--threads", self.threads, 0, 1024)
-        _check("--input-tokens", self.input_tokens, 1, 8192)
-        _check("--output-tokens", self.output_tokens, 1, 8192)
+        MAX_BATCH.check("--max-batch", self.max_batch, TuneError)  # the embedded engine's own ranges
+        threads_range().check("--threads", self.threads, TuneError)
+        TOKENS.check("--input-tokens", self.input_tokens, TuneError)
+        TOKENS.check("--output-tokens", self.output_tokens, TuneError)
         if not 1.0 <= self.duration_s <= 3600.0:
             raise TuneError(f"--duration must be in [1, 3600] seconds; got {self.duration_s:g}")
         if not 0.0 <= self.min_gain <= 10.0:
@@ -47,7 +51,7 @@ class TuneConfig:
     @property
     def ctx_per_seq(self) -> int:
         """KV cells one sequence needs: its prompt (plus a BOS token) and its output."""
-        return max(16, self.input_tokens + 1 + self.output_tokens)  # the engine's smallest --ctx-per-seq
+        return ctx_for(self.input_tokens, self.output_tokens)
 
     def bench(self) -> BenchConfig:
         """The workload every point runs: fixed lengths, ignore_eos, closed loop at the point's cap."""
@@ -55,7 +59,3 @@ class TuneConfig:
                            output_tokens=TokenRange(self.output_tokens, self.output_tokens),
                            duration_s=self.duration_s, mode="concurrency", warmup=1)
 
-
-def _check(flag: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise TuneError(f"{flag} must be an integer in [{low}, {high}]; got {value}")

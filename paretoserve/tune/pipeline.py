@@ -49,7 +49,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
     try:
         resolve_model(cfg.model)  # build the bundled model once, before the first engine starts
         spec = SweepSpec(model=cfg.model, max_batch=(cfg.max_batch,), threads=(cfg.threads,),
-                         ctx_per_seq=cfg.ctx_per_seq)
+                         ctx_per_seq=cfg.ctx_per_seq, repack=cfg.repack)
     except (ModelError, SweepSpecError) as exc:
         raise TuneError(str(exc)) from exc
     store = SweepStore(cfg.out / "sweep")
@@ -58,7 +58,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
                                              if k not in ("url", "engine_pids")},
               "tune": {"min_gain": cfg.min_gain, "advice": cfg.advice.model_dump(exclude={"advice_path"})}}
     try:
-        store.open(record, collect_environment(), cfg.resume)
+        store.open(record, collect_environment(), cfg.resume, flag_names={"threads": "--threads"})
     except StoreError as exc:
         raise TuneError(str(exc).replace("--out", "--out of tune")) from exc
     measure = bench_measure(bench, saturate=True)

@@ -1,6 +1,8 @@
 """The advisor on a real sweep of the embedded engine (tests/data/embedded-sweep: Gemma 3 270M on 2 CPU cores,
 `paretoserve sweep --max-batch 1,2,4,8 --threads-per-replica 1 --input-tokens 16 --output-tokens 16 --requests 8`)."""
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,14 @@ def test_embedded_sweep_advice_by_hand():
     assert advice.commands.engine.startswith("paretoserve engine --model default --max-batch 4 --kv-tokens 132")
     energy = next(f for f in advice.pareto if f.name == "energy_per_output_token_vs_throughput")
     assert energy.points and "estimated" in energy.note
+
+
+@pytest.mark.parametrize("features, no_repack", [(["avx2", "avx512f", "amx_int8", "amx_tile"], True),
+                                                 (["avx2", "avx512f"], False), (["avx2"], False)])
+def test_llama_server_line_turns_repacking_off_where_the_sweep_ran_on_amx(tmp_path, features, no_repack):
+    shutil.copytree(SWEEP, tmp_path / "sweep")
+    stored = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    stored["environment"]["cpu_features"] = features
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(stored))
+    line = advise(tmp_path / "sweep", AdviseConfig(slo="tpot_ms<=150")).commands.llama_server
+    assert line.startswith("llama-server -m MODEL.gguf -np 4") and ("--no-repack" in line) is no_repack

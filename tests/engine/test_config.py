@@ -33,7 +33,8 @@ def test_ctx_per_seq_defaults_to_what_kv_tokens_leaves_each_sequence() -> None:
     assert config(max_batch=8, kv_tokens=4096, kv_layout="unified").ctx_per_seq == 4096
 
 
-def test_explicit_values_are_kept() -> None:
+def test_explicit_values_are_kept(cores) -> None:
+    cores(4)
     cfg = config(max_batch=4, kv_tokens=4096, ctx_per_seq=512, threads=3, max_queue=0, max_step_tokens=4)
     assert (cfg.max_batch, cfg.kv_tokens, cfg.ctx_per_seq, cfg.threads, cfg.max_queue, cfg.max_step_tokens) == \
         (4, 4096, 512, 3, 0, 4)

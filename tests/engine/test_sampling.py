@@ -204,3 +204,9 @@ def test_penalty_counts_grow_past_their_first_size() -> None:
     logits = np.zeros(VOCAB * 20, dtype=np.float32)
     adjust.apply(logits)
     assert logits[5] == -3.0 and logits[599] == -1.0 and logits[600] == 0.0
+
+
+def test_a_resumed_request_counts_the_tokens_generated_before_it(sampler: Sampler) -> None:
+    fresh = greedy_run(sampler, SamplingParams(temperature=0, frequency_penalty=0.4), 4)
+    resumed = SamplingParams(temperature=0, frequency_penalty=0.4, generated=tuple(fresh[:2]), max_tokens=2)
+    assert greedy_run(sampler, resumed, 2) == fresh[2:]

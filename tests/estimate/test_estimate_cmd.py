@@ -23,8 +23,8 @@ def no_bandwidth_measurement(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--hardware", "tpu-v9"], "--hardware: unknown hardware 'tpu-v9'; known: cpu, h100, h100-64gb, h200"),
-    (["--max-batch", "1,x"], "--max-batch takes comma-separated integers"),
-    (["--max-batch", "0,4"], "--max-batch needs batch sizes >= 1"),
+    (["--max-batch", "1,x"], "--max-batch must be a comma-separated list of integers"),
+    (["--max-batch", "0,4"], "--max-batch must be a comma-separated list of integers in [1, "),
     (["--input-tokens", "0"], "--input-tokens must be >= 1"),
     (["--dtype", "fp7"], "--dtype: unknown dtype 'fp7'; known: "),
     (["--kv-dtype", "q9"], "--kv-dtype: unknown dtype 'q9'"),

@@ -3,6 +3,8 @@ import json
 import pytest
 
 from paretoserve.serve.config import PlanError, ReplicaPlan, RouterConfig, load_plan_file
+from paretoserve.serve.launcher import serve_argv
+from paretoserve.sweep.grid import PointConfig, SweepSpec
 
 
 def test_embedded_command_carries_the_engine_knobs():
@@ -12,6 +14,16 @@ def test_embedded_command_carries_the_engine_knobs():
     for part in ("--port 9001", "--model /m.gguf", "--max-batch 8", "--threads 1", "--kv-tokens 4096",
                  "--ctx-per-seq 256"):
         assert part in text
+
+
+def test_repack_reaches_every_replica_and_the_serve_child():
+    plan = ReplicaPlan(replicas=2, max_batch=8, model="/m.gguf", repack="off")
+    assert " --repack off" in " ".join(plan.command(0, 9001, 1))
+    assert " --repack off" in " ".join(serve_argv(plan, 9000))
+    assert "--repack" not in " ".join(ReplicaPlan(model="/m.gguf").command(0, 9001, 1))  # auto: the engine decides
+    assert SweepSpec(model="/m.gguf", max_batch=(4,), repack="no-amx").plan(PointConfig(4, None, 1)).repack == "no-amx"
+    with pytest.raises(PlanError, match="--repack off applies to the embedded engine only"):
+        ReplicaPlan(engine_cmd="llama-server --port {port}", repack="off")
 
 
 def test_template_gets_each_replica_its_share_of_memory():

@@ -45,6 +45,16 @@ def test_a_replica_that_exits_is_restarted():
     assert wait_gone([first]) == []
 
 
+def test_an_exit_quotes_only_what_this_run_of_the_replica_wrote(tmp_path):
+    (tmp_path / "replica-0.log").write_text("Traceback (most recent call last):\nOldError: an earlier serve\n")
+    plan = ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--crash-after", "0.5"), **FAST)
+    with Supervisor(plan, log_dir=tmp_path) as supervisor:
+        replica = supervisor.replicas[0]
+        _wait(lambda: replica.restarts >= 1, 20)
+        assert replica.last_error.startswith("exited with status 3") and "OldError" not in replica.last_error
+    assert "OldError" in (tmp_path / "replica-0.log").read_text()  # the log itself keeps every run
+
+
 def test_a_replica_that_never_becomes_healthy_is_reported_and_restarted():
     plan = ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--never-healthy"), health_timeout_s=0.5, **FAST)
     with Supervisor(plan) as supervisor:

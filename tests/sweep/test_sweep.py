@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError, parse_int_list
+from paretoserve.limits import IntRange, parse_int_list
+from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError
 from paretoserve.sweep.runner import run_point, run_points
 from paretoserve.sweep.store import StoreError, SweepStore
 
@@ -26,10 +27,10 @@ def measure_fake(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> di
 
 
 def test_parse_int_list_names_the_flag():
-    assert parse_int_list("--max-batch", "1,2,4,2", 1, 64) == (1, 2, 4)
-    for bad in ("", "0,1", "a,b", "65"):
+    assert parse_int_list("--max-batch", "1,2,4,2", IntRange(1, 64), SweepSpecError) == (1, 2, 4)
+    for bad in ("", "0,1", "a,b", "65", "1,,2", "1,2,"):
         with pytest.raises(SweepSpecError, match="--max-batch"):
-            parse_int_list("--max-batch", bad, 1, 64)
+            parse_int_list("--max-batch", bad, IntRange(1, 64), SweepSpecError)
 
 
 def test_grid_and_embedded_command():
@@ -62,7 +63,7 @@ def test_store_refuses_other_sweep_and_resumes(tmp_path):
         f.write('{"key": "p3", "sta')  # a crash in the middle of a write
     with pytest.raises(StoreError, match="--resume"):
         SweepStore(tmp_path / "s").open({"a": 1}, {}, resume=False)
-    with pytest.raises(StoreError, match="a differ"):
+    with pytest.raises(StoreError, match="--a was 1, now 2"):
         SweepStore(tmp_path / "s").open({"a": 2}, {}, resume=True)
     again = SweepStore(tmp_path / "s")
     assert again.open({"a": 1}, {}, resume=True) == {"p1"}  # failed points run again

@@ -27,12 +27,13 @@ class GgufError(ValueError):
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One tensor of the file: its name, element count, ggml type name and size in bytes."""
+    """One tensor of the file: its name, element count, ggml type name, size in bytes and shape (ggml order)."""
 
     name: str
     n_elements: int
     type_name: str
     n_bytes: int
+    dims: tuple[int, ...] = ()  # ne[0] first: the row length, then the row count of a 2-D weight
 
 
 @dataclass(frozen=True)
@@ -113,4 +114,4 @@ def _tensor_info(f: BinaryIO) -> TensorInfo:
     for dim in dims:
         n_elements *= dim
     return TensorInfo(name=name, n_elements=n_elements, type_name=quant.name,
-                      n_bytes=n_elements // block_elements * block_bytes)
+                      n_bytes=n_elements // block_elements * block_bytes, dims=tuple(dims))

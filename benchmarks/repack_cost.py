@@ -1,0 +1,64 @@
+"""What each `--repack` placement of the weights costs: bare batched-decode tok/s at B = 1 and B = 64.
+
+For every mode (`all` = llama.cpp's default, `no-amx` = CPU_REPACK only, `off` = no repacking, as
+llama-server's --no-repack) the model is loaded once; then the modes take turns, round after round
+(A B C A B C ...), so drift on the machine hits every mode alike. Printed: the median tok/s of each
+mode per batch and its ratio to `all`. `all` is skipped where this llama.cpp build would use AMX,
+which crashes (llama.cpp issue 20824).
+
+    python benchmarks/repack_cost.py [--batches 1,64] [--rounds 3] [--input-tokens 32]
+                                     [--output-tokens 64] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import llama_cpp
+
+from engine_batch_curve import bare_loop, prompts
+from paretoserve.engine.llama_load import load_model, resolve_repack
+from paretoserve.engine.llama_runner import quiet_llama_logs
+from paretoserve.model import resolve_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", default="1,64")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--input-tokens", type=int, default=32)
+    parser.add_argument("--output-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    quiet_llama_logs()
+    path = resolve_model("default").path
+    modes = ["all", "no-amx", "off"]
+    if resolve_repack("auto").mode != "all":
+        modes.remove("all")
+        print("this llama.cpp build would repack into AMX, which crashes: `all` is not measured")
+    models = {mode: load_model(path, resolve_repack(mode)) for mode in modes}
+    batches = [int(b) for b in args.batches.split(",")]
+    print(f"input {args.input_tokens} tokens, output {args.output_tokens} tokens, {args.threads} threads, "
+          f"{args.rounds} rounds; tok/s is the median over rounds")
+    rates: dict[tuple[str, int], list[float]] = {(m, b): [] for m in modes for b in batches}
+    for batch in batches:
+        ids = prompts(batch, args.input_tokens)
+        for mode in modes:
+            bare_loop(models[mode], batch, ids, 4, args.threads)  # warm-up: first touch of the buffers
+        for _ in range(args.rounds):
+            for mode in modes:
+                rates[mode, batch].append(bare_loop(models[mode], batch, ids, args.output_tokens, args.threads))
+    base = modes[0]
+    print(f"{'batch':>5} " + " ".join(f"{m + ' tok/s':>13}" for m in modes)
+          + " " + " ".join(f"{m + '/' + base:>12}" for m in modes[1:]))
+    for batch in batches:
+        med = {m: statistics.median(rates[m, batch]) for m in modes}
+        print(f"{batch:>5} " + " ".join(f"{med[m]:>13.1f}" for m in modes)
+              + " " + " ".join(f"{med[m] / med[base]:>12.2f}" for m in modes[1:]), flush=True)
+    for model in models.values():
+        llama_cpp.llama_model_free(model)
+
+
+if __name__ == "__main__":
+    main()
