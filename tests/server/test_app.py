@@ -174,3 +174,10 @@ def test_openapi_document_lists_every_route(client) -> None:
     assert completion["required"] == ["prompt"]
     assert {"type": "null"} in completion["properties"]["max_tokens"]["anyOf"]
     assert completion["properties"]["logit_bias"]["anyOf"][0]["additionalProperties"] is False
+
+
+def test_a_resumed_request_hands_its_tokens_to_the_penalties(client) -> None:
+    c, engine = client
+    body = {"prompt": "hi", "max_tokens": 5, "frequency_penalty": 1.0, "paretoserve_resume": {"tokens": [7, 8]}}
+    assert c.post("/v1/completions", json=body).json()["usage"]["completion_tokens"] == 5
+    assert engine.requests[-1].generated == (7, 8) and engine.requests[-1].max_tokens == 3
