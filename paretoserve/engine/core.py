@@ -95,7 +95,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[TokenEvent] = asyncio.Queue()
         seq = Sequence(rid=next(self._ids), prompt=list(prompt), params=params, sink=(loop, events),
-                       rng=params.make_rng())
+                       rng=params.make_rng(), adjust=params.make_adjust())
         self._inbox.put(("add", seq))
         finished = False
         try:
@@ -186,7 +186,7 @@ class Engine:
                 prompt_tokens += len(item.tokens)
             if not item.wants_logits:
                 continue
-            token = self._sampler.sample(logits[row], seq.params, seq.rng, len(seq.output))
+            token = self._sampler.sample(logits[row], seq.params, seq.rng, len(seq.output), seq.adjust)
             row += 1
             seq.output.append(token)
             generated += 1

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from paretoserve.engine.sampling import SamplingParams
+from paretoserve.engine.sampling import LogitAdjust, SamplingParams
 
 
 @dataclass(eq=False)
@@ -28,6 +28,7 @@ class Sequence:
     params: SamplingParams
     sink: Any  # where its token events go (opaque to the scheduler)
     rng: np.random.Generator | None = None
+    adjust: LogitAdjust | None = None  # logit_bias and penalties, for the requests that use them
     slot: int = -1
     n_cached: int = 0  # tokens of this sequence already in the KV cache
     output: list[int] = field(default_factory=list)

@@ -1,11 +1,12 @@
 """Send one generation request to a replica and relay its answer as it arrives.
 
 A request that fails before any byte reached the client (connection refused or dropped, or a
-429/5xx answer) is sent once more to another replica. A streamed answer is held back until its
-first chunk arrives, so a replica that dies before its first token costs a retry, not an error.
-A greedy stream whose replica dies later is resumed once on another (serve/resume.py); any other
-ends with an in-band error event. When the client goes away, the replica's connection is closed,
-which makes the engine drop the request.
+429/502/503 answer) is sent once more to another replica; a 500 is relayed as it is, since the
+request itself most likely caused it and would crash the next replica too. A streamed answer is
+held back until its first chunk arrives, so a replica that dies before its first token costs a
+retry, not an error. A greedy stream whose replica dies later is resumed once on another
+(serve/resume.py); any other ends with an in-band error event. When the client goes away, the
+replica's connection is closed, which makes the engine drop the request.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from paretoserve.serve.metrics import RouterMetrics
 from paretoserve.serve.resume import Relayed, with_resume
 from paretoserve.server.protocol import ApiError, wait_disconnect
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # the replica did no work the client can see
+# The replica did no work the client can see and another one may do it: busy, not ready, or a proxy
+# in front of it failed. Not 500 (a poison request would crash every replica in turn) nor 504 (it
+# would wait as long again, as a router read timeout would).
+RETRY_STATUSES = frozenset({429, 502, 503})
 JSON_HEADERS = {"content-type": "application/json"}
-FORWARDED_RESPONSE_HEADERS = frozenset((b"content-type", b"content-encoding", b"retry-after"))
+FORWARDED_RESPONSE_HEADERS = frozenset((b"content-type", b"content-encoding", b"retry-after", b"x-request-id"))
 
 
 class Upstream:

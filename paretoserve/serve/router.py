@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+from functools import lru_cache
 
 import aiohttp
 from starlette.applications import Starlette
@@ -23,7 +25,9 @@ from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
 from paretoserve.serve.relay import Relay, RelayCall
 from paretoserve.serve.resume import is_greedy
-from paretoserve.server.protocol import ApiError, api_error_handler, parse_json, read_body
+from paretoserve.server.errors import error_handling
+from paretoserve.server.openapi import openapi_document
+from paretoserve.server.protocol import ApiError, describe, parse_json, read_body
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -46,13 +50,13 @@ def check_body(data: object, chat: bool) -> bool:
     for name in ("max_tokens", "max_completion_tokens"):
         value = data.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ApiError(400, f"{name} must be an integer >= 1; got {value!r}", param=name)
+            raise ApiError(400, f"{name} must be an integer >= 1; got {describe(value)}", param=name)
     model = data.get("model")
     if model is not None and not isinstance(model, str):
-        raise ApiError(400, f"model must be a string; got {model!r}", param="model")
+        raise ApiError(400, f"model must be a string; got {describe(model)}", param="model")
     stream = data.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
-        raise ApiError(400, f"stream must be true or false; got {stream!r}", param="stream")
+        raise ApiError(400, f"stream must be true or false; got {describe(stream)}", param="stream")
     return bool(stream)
 
 
@@ -115,16 +119,44 @@ class Router:
         return RelayCall(self.relay, endpoint, path, body, request.headers, stream, resumable)
 
     async def models(self, request: Request) -> Response:
+        status, body, media_type = await self._replica_models()
+        return Response(body, status_code=status, media_type=media_type)
+
+    async def model(self, request: Request) -> Response:
+        """One model (models.retrieve), looked up in a replica's list: not every engine serves this route."""
+        model_id = request.path_params["model_id"]
+        status, body, _ = await self._replica_models()
+        try:
+            models = json.loads(body)["data"] if status == 200 else None
+        except (ValueError, KeyError, TypeError):
+            models = None
+        if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+            raise ApiError(502, f"a replica answered /v1/models with status {status} and no model list",
+                           type_="server_error", code="replica_failed")
+        found = next((m for m in models if m.get("id") == model_id), None)
+        if found is None and model_id == "default" and models:
+            found = models[0]  # the embedded engine's alias of its one model
+        if found is None:
+            served = ", ".join(repr(m.get("id")) for m in models) or "none"
+            raise ApiError(404, f"model '{model_id}' is not served here (served: {served})", param="model",
+                           code="model_not_found")
+        return JSONResponse(found)
+
+    async def _replica_models(self) -> tuple[int, bytes, str]:
+        """A healthy replica's answer to GET /v1/models: status, body and content type."""
         backend = self.balancer.pick()
         if backend is None:
             raise self.relay.unavailable()
         try:
             async with backend.session.get("/v1/models") as response:
-                return Response(await response.read(), status_code=response.status,
-                                media_type=response.headers.get("content-type", "application/json"))
+                return (response.status, await response.read(),
+                        response.headers.get("content-type", "application/json"))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise ApiError(502, f"replica {backend.index} failed to list its models ({type(exc).__name__}: {exc})",
                            type_="server_error") from exc
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(_router_openapi())
 
     async def health(self, request: Request) -> Response:
         """200 while at least one replica serves; the body lists every replica's state."""
@@ -143,6 +175,11 @@ class Router:
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
 
+@lru_cache(maxsize=1)
+def _router_openapi() -> dict:
+    return openapi_document("paretoserve router", router=True)
+
+
 def build_router(replicas: list[ReplicaView], config: RouterConfig, metrics_path: str = "/metrics") -> Starlette:
     """The router's ASGI app over `replicas` (whose `healthy` flags someone else keeps current)."""
     router = Router(replicas, config, metrics_path)
@@ -150,9 +187,11 @@ def build_router(replicas: list[ReplicaView], config: RouterConfig, metrics_path
         Route("/v1/completions", router.completions, methods=["POST"]),
         Route("/v1/chat/completions", router.chat, methods=["POST"]),
         Route("/v1/models", router.models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", router.model, methods=["GET"]),
         Route("/health", router.health, methods=["GET"]),
         Route("/metrics", router.prometheus, methods=["GET"]),
+        Route("/openapi.json", router.openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: api_error_handler}, lifespan=router.lifespan)
+    app = Starlette(routes=routes, lifespan=router.lifespan, **error_handling())
     app.state.router = router
     return app

@@ -1,13 +1,32 @@
-"""OpenAI request bodies (validated with pydantic) and OpenAI-shaped errors."""
+"""OpenAI request bodies (validated with pydantic) and OpenAI-shaped errors.
+
+`null` means the same as leaving a field out, in every request object: OpenAI's optional fields
+are nullable, and clients (and SDKs) send `"max_tokens": null` to mean "the default".
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # int64, as vLLM; -1 = random
+OWN_ERRORS = ("lone_surrogate", "unsupported")  # the error types raised by the validators below
+# Accepted only with the value that means "not used": each would change the answer, and this engine
+# cannot do what it asks, so any other value is refused rather than silently ignored.
+UNUSED_ONLY = {"best_of": 1, "suffix": "", "top_logprobs": 0, "tools": [], "response_format": {"type": "text"}}
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped, so any text a client sent (even a lone surrogate) renders."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 class ApiError(Exception):
@@ -24,15 +43,48 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+        return AsciiJSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
-class StreamOptions(BaseModel):
+def _valid_unicode(text: str) -> str:
+    """Refuse a lone surrogate (JSON "\\udc80"): no UTF-8 tokenizer can take it, and guessing would alter the text."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError("lone_surrogate", "contains a lone surrogate ({code}) at index {index}; text "
+                                  "must be valid Unicode", {"code": f"\\u{ord(text[exc.start]):04x}",
+                                                            "index": exc.start})
+    return text
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+TokenIdKey = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")]  # logit_bias keys: token ids as strings
+Bias = Annotated[float, Field(ge=-100.0, le=100.0)]
+
+
+class _Body(BaseModel):
+    """A request object whose null fields count as absent."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+
+
+class StreamOptions(_Body):
     model_config = ConfigDict(strict=True, extra="forbid")
     include_usage: bool = False
+    continuous_usage_stats: bool = False  # vLLM's: a running `usage` on every chunk (with include_usage)
 
 
-class Resume(BaseModel):
+class ResponseFormat(_Body):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    type: Literal["text"]
+
+
+class Resume(_Body):
     """`paretoserve_resume`, the router's extension of a stream (server/resume.py): send token ids, continue."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
@@ -41,23 +93,38 @@ class Resume(BaseModel):
     created: int | None = None
 
 
-class _Sampling(BaseModel):
+class _Sampling(_Body):
     """Fields both endpoints share; unknown OpenAI fields are accepted and ignored, as vLLM does."""
-
-    model_config = ConfigDict(strict=True, extra="allow")
 
     model: str | None = None
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=-1)  # -1 or 0 = off (vLLM uses -1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
+    stop: Text | list[Text] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    logit_bias: dict[TokenIdKey, Bias] = Field(default_factory=dict)
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0)
-    paretoserve_resume: Resume | None = None
+    paretoserve_resume: Resume | None = None  # the router's, to resume a stream
+    best_of: Literal[1] = 1
+    suffix: Literal[""] = ""
+    top_logprobs: Literal[0] = 0
+    tools: list[dict] = Field(default_factory=list, max_length=0)
+    response_format: ResponseFormat | None = None
+
+    @field_validator(*UNUSED_ONLY, mode="before")
+    @classmethod
+    def _unused_only(cls, value: Any, info: ValidationInfo) -> Any:
+        unused = UNUSED_ONLY[info.field_name]
+        if value != unused or type(value) is not type(unused):
+            raise PydanticCustomError("unsupported", "is not supported by this engine; leave it out or send "
+                                                     "{unused}", {"unused": json.dumps(unused)})
+        return value
 
     def stop_strings(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
@@ -65,24 +132,22 @@ class _Sampling(BaseModel):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[int] | list[str]
-    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for /v1/completions
+    prompt: Text | list[int] | list[Text]
+    max_tokens: int = Field(16, ge=1)  # OpenAI's default for /v1/completions
     echo: Literal[False] = False
     logprobs: None = None
 
 
-class ContentPart(BaseModel):
+class ContentPart(_Body):
     """One part of a message's content list; only text parts reach the prompt."""
 
-    model_config = ConfigDict(strict=True, extra="allow")
     type: str | None = None
-    text: str | None = None
+    text: Text | None = None
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart]
+    content: Text | list[ContentPart]
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -94,7 +159,7 @@ class ChatRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)  # None = whatever room the context leaves
     max_completion_tokens: int | None = Field(None, ge=1)
-    logprobs: Literal[False] | None = None
+    logprobs: Literal[False] = False
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -111,12 +176,18 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json(body: bytes) -> object:
-    """A body as JSON; malformed JSON is a 400 naming the body."""
+    """A body as strict JSON (no NaN or Infinity); malformed or absurdly nested JSON is a 400 naming the body."""
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}", param="body") from exc
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply", param="body") from None
 
 
 async def read_json(request: Request, max_bytes: int) -> object:
@@ -131,14 +202,25 @@ def parse(model: type[BaseModel], data: object) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"] if not _is_union_tag(part)) or "body"
+        errors = exc.errors(include_url=False, include_input=False)
+        # Of a union's errors the first is about its first member (a type mismatch); ours say more.
+        first = next((e for e in errors if e["type"] in OWN_ERRORS), errors[0])
+        loc = first["loc"][:1] if first["loc"][:1] == ("logit_bias",) else first["loc"]  # not the client's keys
+        field = ".".join(str(part) for part in loc if not _is_union_tag(part)) or "body"
         raise ApiError(400, f"{field}: {first['msg']}", param=field) from exc
 
 
 def _is_union_tag(part: object) -> bool:
     """pydantic puts the tried union member ('str', 'list[int]') into an error's location; drop it."""
     return isinstance(part, str) and (part in {"str", "int", "float", "bool", "dict", "list"} or "[" in part)
+
+
+def describe(value: object) -> str:
+    """A client's value for an error message: short, and never a deep repr of nested JSON."""
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 async def api_error_handler(request: Request, exc: ApiError) -> Response:

@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible server with scripted token timings, run in-process on a free port.
 
 Each streamed request waits `ttft_s`, sends its first token, then one token every `itl_s`, for
-max_tokens tokens (ignore_eos or not). Every `fail_every`-th request (in arrival order) gets a 500.
+max_tokens tokens (ignore_eos or not). Every `fail_every`-th request (in arrival order) gets a 500
+(or `fail_status`).
 /metrics shows paretoserve's or vLLM's metric names with the live running count.
 """
 
@@ -30,6 +31,7 @@ class FakeConfig:
     metrics: str | None = "paretoserve"  # paretoserve | vllm | None (404)
     max_batch: int = 8
     fail_every: int = 0  # 0 = never
+    fail_status: int = 500
     usage: bool = True  # honour stream_options.include_usage
     max_model_len: int = 4096
 
@@ -120,7 +122,7 @@ class FakeServer:
         number = len(s.arrivals)
         if c.fail_every and number % c.fail_every == 0:
             return JSONResponse({"error": {"message": "scripted failure", "type": "server_error", "param": None,
-                                           "code": None}}, status_code=500)
+                                           "code": None}}, status_code=c.fail_status)
         prompt = body.get("prompt")
         if prompt is None:
             prompt = body["messages"][-1]["content"]

@@ -127,3 +127,86 @@ def test_temperature_sharpens_the_distribution(sampler: Sampler) -> None:
     cold_picks = [sampler.sample(row.copy(), cold, cold_rng, 0) for _ in range(200)]
     assert cold_picks.count(0) == 200
     assert hot_picks.count(0) < 50
+
+
+# -- tiny temperatures and seeds ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [1e-308, 1e-12, 5e-6])
+def test_a_tiny_temperature_decodes_greedily_without_nan(sampler: Sampler, temperature: float) -> None:
+    params = SamplingParams(temperature=temperature, seed=0)
+    row = logits_with_peak(17, second=9)
+    assert sampler.sample(row.copy(), params, params.make_rng(), 0) == 17
+    assert sampler.sample(row.copy(), params, np.random.default_rng(0), 0) == 17  # even when handed a stream
+
+
+@pytest.mark.parametrize("seed", [-1, -(1 << 63), -2, (1 << 63) - 1, 0])
+def test_every_int64_seed_makes_a_random_stream(seed: int) -> None:
+    assert SamplingParams(seed=seed).make_rng() is not None
+
+
+def test_seed_minus_one_means_random_and_other_seeds_repeat() -> None:
+    draws = lambda seed: SamplingParams(seed=seed).make_rng().random(4).tolist()  # noqa: E731
+    assert draws(-1) != draws(-1)
+    assert draws(-5) == draws(-5) and draws(7) == draws(7) and draws(-5) != draws(7)
+
+
+# -- logit_bias and penalties -----------------------------------------------------------------------
+
+
+def test_no_bias_and_no_penalty_costs_no_per_request_state() -> None:
+    assert SamplingParams().make_adjust() is None
+    assert SamplingParams(presence_penalty=0.0, frequency_penalty=0.0, logit_bias={}).make_adjust() is None
+
+
+def test_logit_bias_forces_or_bans_a_token(sampler: Sampler) -> None:
+    row = logits_with_peak(17, second=9)
+    forced = SamplingParams(temperature=0, logit_bias={30: 100.0})
+    banned = SamplingParams(temperature=0, logit_bias={17: -100.0})
+    assert sampler.sample(row.copy(), forced, None, 0, forced.make_adjust()) == 30
+    assert sampler.sample(row.copy(), banned, None, 0, banned.make_adjust()) == 9
+
+
+def greedy_run(sampler: Sampler, params: SamplingParams, n: int) -> list[int]:
+    row = logits_with_peak(17, second=9)  # 17 at 5.0, 9 at 4.0
+    adjust = params.make_adjust()
+    return [sampler.sample(row.copy(), params, None, i, adjust) for i in range(n)]
+
+
+def test_frequency_penalty_grows_with_each_repeat(sampler: Sampler) -> None:
+    # 17 stays ahead while 5.0 - 0.4 k > 4.0, i.e. for k = 0, 1, 2; then both alternate by their counts.
+    assert greedy_run(sampler, SamplingParams(temperature=0, frequency_penalty=0.4), 4) == [17, 17, 17, 9]
+
+
+def test_presence_penalty_counts_a_token_once(sampler: Sampler) -> None:
+    # After one 17: 17 at 3.5 < 9 at 4.0; after one 9 too: 3.5 against 2.5, and it stays so.
+    assert greedy_run(sampler, SamplingParams(temperature=0, presence_penalty=1.5), 4) == [17, 9, 17, 17]
+
+
+def test_a_negative_penalty_encourages_repeats(sampler: Sampler) -> None:
+    params = SamplingParams(temperature=0, presence_penalty=-2.0, logit_bias={9: 1.5})  # 9 starts ahead: 5.5
+    assert greedy_run(sampler, params, 3) == [9, 9, 9]
+
+
+def test_penalties_work_with_sampling_too(sampler: Sampler) -> None:
+    params = SamplingParams(temperature=0.5, presence_penalty=2.0, frequency_penalty=2.0, seed=3, max_tokens=30)
+    adjust, rng = params.make_adjust(), params.make_rng()
+    row = logits_with_peak(17, second=9)
+    picks = [sampler.sample(row.copy(), params, rng, i, adjust) for i in range(30)]
+    assert len(set(picks)) > 5  # without the penalties nearly every pick is 17
+
+
+def test_penalty_counts_grow_past_their_first_size() -> None:
+    params = SamplingParams(frequency_penalty=1.0, max_tokens=1000)
+    adjust = params.make_adjust()
+    for token in list(range(600)) + [5, 5]:
+        adjust.record(token)
+    logits = np.zeros(VOCAB * 20, dtype=np.float32)
+    adjust.apply(logits)
+    assert logits[5] == -3.0 and logits[599] == -1.0 and logits[600] == 0.0
+
+
+def test_a_resumed_request_counts_the_tokens_generated_before_it(sampler: Sampler) -> None:
+    fresh = greedy_run(sampler, SamplingParams(temperature=0, frequency_penalty=0.4), 4)
+    resumed = SamplingParams(temperature=0, frequency_penalty=0.4, generated=tuple(fresh[:2]), max_tokens=2)
+    assert greedy_run(sampler, resumed, 2) == fresh[2:]

@@ -28,13 +28,20 @@ def fake_cmd(*flags: str) -> str:
 def running_router(replicas: list, **config) -> Iterator[str]:
     """The router over `replicas`, served by uvicorn in a thread of this process; yields its base URL."""
     port = free_port()
-    app = build_router(replicas, RouterConfig(port=port, **config))
+    with running_app(build_router(replicas, RouterConfig(port=port, **config)), port) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_app(app, port: int | None = None) -> Iterator[str]:
+    """Any ASGI app, served by uvicorn in a thread of this process; yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
-        assert time.monotonic() < deadline, "the router did not start"
+        assert time.monotonic() < deadline, "the app did not start"
         time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"

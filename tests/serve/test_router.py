@@ -66,6 +66,8 @@ def test_stream_chunks_reach_the_client_as_they_are_made():
     (b'{"prompt": "x", "max_tokens": 0}', "max_tokens"),
     (b'{"prompt": "x", "stream": "yes"}', "stream"),
     (b'{"prompt": "x", "model": 3}', "model"),
+    (b"[" * 2000 + b"]" * 2000, "body"),  # json.loads raised RecursionError: a 500
+    (b'{"prompt": "x", "max_tokens": ' + b"[" * 500 + b"]" * 500 + b"}", "max_tokens"),
 ])
 def test_malformed_bodies_never_reach_a_replica(single, content, param):
     fake, url = single
@@ -101,8 +103,8 @@ def test_too_large_bodies_are_refused_declared_or_chunked(single):
     assert fake.state.bodies == []
 
 
-def test_a_failing_replica_is_retried_once_on_another():
-    with FakeServer(fail_every=1) as bad, FakeServer() as good, \
+def test_a_busy_replica_is_retried_once_on_another():
+    with FakeServer(fail_every=1, fail_status=503) as bad, FakeServer() as good, \
             running_router([StaticReplica(0, bad.url), StaticReplica(1, good.url)]) as url:
         answers = [httpx.post(url + "/v1/completions", json=BODY) for _ in range(6)]
         metrics = httpx.get(url + "/metrics").text
@@ -111,12 +113,24 @@ def test_a_failing_replica_is_retried_once_on_another():
     assert "paretoserve_router_retries_total" in metrics
 
 
-def test_when_every_replica_fails_the_last_answer_is_relayed():
-    with FakeServer(fail_every=1) as a, FakeServer(fail_every=1) as b, \
+def test_when_every_replica_is_busy_the_last_answer_is_relayed():
+    with FakeServer(fail_every=1, fail_status=503) as a, FakeServer(fail_every=1, fail_status=503) as b, \
             running_router([StaticReplica(0, a.url), StaticReplica(1, b.url)]) as url:
         response = httpx.post(url + "/v1/completions", json=BODY)
-    assert response.status_code == 500 and "scripted failure" in response.text
+    assert response.status_code == 503 and "scripted failure" in response.text
     assert len(a.state.bodies) + len(b.state.bodies) == 2  # one try and one retry, no more
+
+
+@pytest.mark.parametrize("status", [500, 504])
+def test_a_500_or_504_is_relayed_without_a_retry(status):
+    """A request that crashes its replica (500) would crash the next one too; a 504 would wait as long again."""
+    with FakeServer(fail_every=1, fail_status=status) as a, FakeServer(fail_every=1, fail_status=status) as b, \
+            running_router([StaticReplica(0, a.url), StaticReplica(1, b.url)]) as url:
+        response = httpx.post(url + "/v1/completions", json=BODY)
+        metrics = httpx.get(url + "/metrics").text
+    assert response.status_code == status and "scripted failure" in response.text
+    assert len(a.state.bodies) + len(b.state.bodies) == 1
+    assert "paretoserve_router_retries_total 0.0" in metrics
 
 
 def test_a_refused_connection_ejects_the_replica_and_retries():
@@ -162,6 +176,25 @@ def test_least_outstanding_spreads_concurrent_requests():
     assert len(a.state.bodies) == len(b.state.bodies) == 3
 
 
+@pytest.mark.parametrize("model_id", ["fake-model", "default"])
+def test_models_retrieve_looks_in_a_replica_list(single, model_id):
+    r = httpx.get(single[1] + f"/v1/models/{model_id}")
+    assert r.status_code == 200 and r.json()["id"] == "fake-model"
+
+
+def test_models_retrieve_of_another_model_is_an_openai_404(single):
+    r = httpx.get(single[1] + "/v1/models/org/other-model")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+
+def test_unknown_routes_and_the_openapi_document(single):
+    r = httpx.get(single[1] + "/v1/embeddings")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    doc = httpx.get(single[1] + "/openapi.json").json()
+    assert "/v1/models/{model_id}" in doc["paths"]
+    assert "502" in doc["paths"]["/v1/completions"]["post"]["responses"]
+
+
 def test_models_are_listed_by_a_replica(single):
     models = httpx.get(single[1] + "/v1/models").json()
     assert models["data"][0]["owned_by"] == "paretoserve"
@@ -200,3 +233,16 @@ def test_a_client_that_gives_up_on_a_plain_answer_frees_the_replica():
         health = httpx.get(url + "/health").json()
     assert fake.state.bodies and fake.state.running == 0  # dropped well before its 5 s answer
     assert health["replicas"][0]["outstanding"] == 0
+
+
+def test_an_unexpected_error_in_the_router_is_a_json_500_with_a_request_id(single, monkeypatch):
+    fake, url = single
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the relay")
+
+    monkeypatch.setattr("paretoserve.serve.relay.Relay.open", broken)
+    response = httpx.post(url + "/v1/completions", json=BODY)
+    error = response.json()["error"]
+    assert response.status_code == 500 and error["code"] == "internal_error"
+    assert response.headers["x-request-id"] in error["message"]

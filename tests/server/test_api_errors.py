@@ -58,6 +58,25 @@ BAD_REQUESTS = [
     ("chat-long-prompt-no-max-tokens", "/v1/chat/completions",
      {"messages": [{"role": "user", "content": LONG_TEXT}]}, 400, "messages"),
     ("chat-unknown-model", "/v1/chat/completions", {"messages": USER, "model": "nope"}, 404, "model"),
+    # the 500s of issue 11
+    ("json-nested-30000-deep", "/v1/completions", b"[" * 30_000 + b"]" * 30_000, 400, "body"),  # in 64 KiB
+    ("seed-beyond-int64", "/v1/completions", {"prompt": "hi", "seed": 1 << 64}, 400, "seed"),
+    ("lone-surrogate-in-prompt", "/v1/completions", b'{"prompt": "a\\udc80b"}', 400, "prompt"),
+    ("lone-surrogate-in-chat", "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "\\udc80"}]}',
+     400, "messages.0.content"),
+    ("lone-surrogate-in-model", "/v1/completions", b'{"prompt": "hi", "model": "\\udc80"}', 404, "model"),
+    ("min-tokens-over-max-tokens", "/v1/completions", {"prompt": "hi", "max_tokens": 2, "min_tokens": 3}, 400,
+     "min_tokens"),
+    ("logit-bias-outside-vocab", "/v1/completions", {"prompt": "hi", "logit_bias": {"999999999": 1}}, 400,
+     "logit_bias"),
+    ("best-of-2", "/v1/completions", {"prompt": "hi", "best_of": 2}, 400, "best_of"),
+    ("suffix", "/v1/completions", {"prompt": "hi", "suffix": "end"}, 400, "suffix"),
+    ("tools", "/v1/chat/completions", {"messages": USER, "tools": [{"type": "function"}]}, 400, "tools"),
+    ("response-format-json", "/v1/chat/completions", {"messages": USER, "response_format": {"type": "json_object"}},
+     400, "response_format"),
+    ("top-logprobs", "/v1/chat/completions", {"messages": USER, "top_logprobs": 2}, 400, "top_logprobs"),
+    ("presence-penalty-out-of-range", "/v1/completions", {"prompt": "hi", "presence_penalty": 3}, 400,
+     "presence_penalty"),
 ]
 
 

@@ -27,6 +27,12 @@ def test_models_lists_the_served_model(engine_url: str) -> None:
     assert body["data"][0]["max_model_len"] == CTX_PER_SEQ
 
 
+@pytest.mark.parametrize("model_id", [MODEL_NAME, "default"])
+def test_models_retrieve(engine_url: str, model_id: str) -> None:
+    r = httpx.get(engine_url + f"/v1/models/{model_id}", timeout=TIMEOUT)
+    assert r.status_code == 200 and r.json()["id"] == MODEL_NAME
+
+
 def test_metrics_report_the_engine_knobs(engine_url: str) -> None:
     samples = scrape(engine_url)
     assert samples[("paretoserve_max_batch",)] == 16
@@ -224,6 +230,41 @@ def test_seed_makes_sampling_reproducible(engine_url: str) -> None:
     first = sample(1234)
     assert sample(1234) == first
     assert any(sample(seed) != first for seed in (1, 2, 3))
+
+
+def test_seed_minus_one_samples_at_random(engine_url: str) -> None:
+    texts = {completion(engine_url, max_tokens=8, temperature=1.0, seed=-1, ignore_eos=True)["choices"][0]["text"]
+             for _ in range(3)}
+    assert len(texts) > 1
+
+
+def test_a_tiny_temperature_is_greedy(engine_url: str) -> None:
+    greedy = completion(engine_url, max_tokens=8, temperature=0, ignore_eos=True)["choices"][0]["text"]
+    tiny = completion(engine_url, max_tokens=8, temperature=1e-308, ignore_eos=True)["choices"][0]["text"]
+    assert tiny == greedy and tiny
+
+
+def test_null_max_tokens_is_16_on_completions(engine_url: str) -> None:
+    out = completion(engine_url, max_tokens=None, temperature=None, top_p=None, n=None, stream=None, echo=None,
+                     ignore_eos=True)
+    assert out["usage"]["completion_tokens"] == 16
+
+
+def test_logit_bias_forces_a_token(engine_url: str, tokenize) -> None:
+    token = tokenize(" banana", add_special=False)[0]
+    one = completion(engine_url, max_tokens=1, temperature=0, logit_bias={str(token): 100})["choices"][0]["text"]
+    four = completion(engine_url, max_tokens=4, temperature=0, logit_bias={str(token): 100})["choices"][0]["text"]
+    assert one == " banana" and four == one * 4
+
+
+def test_penalties_stop_a_nudged_repeat(engine_url: str, tokenize) -> None:
+    # +10 makes " banana" win once the context is "the capital of the" and then again and again
+    # (measured: " the capital of the banana banana banana banana"); the penalties end that.
+    token = tokenize(" banana", add_special=False)[0]
+    body = {"max_tokens": 8, "temperature": 0, "ignore_eos": True, "logit_bias": {str(token): 10}}
+    plain = completion(engine_url, **body)["choices"][0]["text"]
+    penalised = completion(engine_url, **body, frequency_penalty=2.0, presence_penalty=2.0)["choices"][0]["text"]
+    assert plain.count("banana") >= 2 and penalised.count("banana") < plain.count("banana")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import pytest
 from starlette.requests import Request
 
-from paretoserve.server.protocol import ApiError, ChatRequest, CompletionRequest, parse, read_json
+from paretoserve.server.protocol import ApiError, ChatRequest, CompletionRequest, parse, parse_json, read_json
 
 
 def refusal(model, body) -> ApiError:
@@ -34,7 +34,7 @@ def test_prompt_may_be_token_ids_or_a_list_of_strings() -> None:
 
 
 def test_unknown_fields_are_ignored() -> None:
-    req = parse(CompletionRequest, {"prompt": "hi", "user": "me", "presence_penalty": 0.5})
+    req = parse(CompletionRequest, {"prompt": "hi", "user": "me", "metadata": {"a": 1}})
     assert req.prompt == "hi"
 
 
@@ -181,3 +181,142 @@ def test_read_json_refuses_malformed_json(raw: bytes) -> None:
         read([raw], len(raw), 100)
     assert (info.value.status, info.value.param) == (400, "body")
     assert info.value.message.startswith("request body is not valid JSON")
+
+
+# -- null means absent ------------------------------------------------------------------------
+
+NULLABLE = ["model", "temperature", "top_p", "top_k", "seed", "stop", "stream", "stream_options", "n", "echo",
+            "logprobs", "max_tokens", "ignore_eos", "min_tokens", "presence_penalty", "frequency_penalty",
+            "logit_bias", "best_of", "suffix", "user"]
+
+
+@pytest.mark.parametrize("name", NULLABLE)
+def test_null_is_the_same_as_absent_in_completions(name: str) -> None:
+    assert parse(CompletionRequest, {"prompt": "p", name: None}) == parse(CompletionRequest, {"prompt": "p"})
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens", "temperature", "n", "stream", "logprobs",
+                                  "top_logprobs", "tools", "response_format", "seed"])
+def test_null_is_the_same_as_absent_in_chat(name: str) -> None:
+    messages = [{"role": "user", "content": "x", "name": None}]
+    assert parse(ChatRequest, {"messages": messages, name: None}) == parse(ChatRequest, {"messages": messages})
+
+
+def test_null_max_tokens_is_the_default_16_not_the_whole_context() -> None:
+    assert parse(CompletionRequest, {"prompt": "p", "max_tokens": None}).max_tokens == 16
+    assert parse(ChatRequest, {"messages": [{"role": "user", "content": "x"}], "max_tokens": None}).max_tokens is None
+
+
+def test_null_inside_stream_options_and_content_parts() -> None:
+    req = parse(CompletionRequest, {"prompt": "p", "stream_options": {"include_usage": None}})
+    assert req.stream_options.include_usage is False
+    chat = parse(ChatRequest, {"messages": [{"role": "user", "content": [{"type": "text", "text": None}]}]})
+    assert chat.messages[0].text() == ""
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"prompt": None}, "prompt"),
+    ({"prompt": "p", "messages": None, "max_tokens": 0}, "max_tokens"),
+])
+def test_null_for_a_required_field_is_missing(body: dict, param: str) -> None:
+    assert refusal(CompletionRequest, body).param == param
+    assert refusal(ChatRequest, {"messages": None}).param == "messages"
+
+
+# -- seeds, penalties, logit_bias, stream options ------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [-1, 0, -(1 << 63), (1 << 63) - 1])
+def test_int64_seeds_are_accepted(seed: int) -> None:
+    assert parse(CompletionRequest, {"prompt": "p", "seed": seed}).seed == seed
+
+
+def test_penalties_logit_bias_and_continuous_usage_are_accepted() -> None:
+    req = parse(CompletionRequest, {"prompt": "p", "presence_penalty": -2, "frequency_penalty": 1.5,
+                                    "logit_bias": {"5": 100, "17": -3.5},
+                                    "stream_options": {"include_usage": True, "continuous_usage_stats": True}})
+    assert (req.presence_penalty, req.frequency_penalty, req.logit_bias) == (-2, 1.5, {"5": 100, "17": -3.5})
+    assert req.stream_options.continuous_usage_stats is True
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"seed": 1 << 63}, "seed"),
+    ({"seed": -(1 << 63) - 1}, "seed"),
+    ({"presence_penalty": 2.5}, "presence_penalty"),
+    ({"frequency_penalty": -2.01}, "frequency_penalty"),
+    ({"frequency_penalty": "1"}, "frequency_penalty"),
+    ({"logit_bias": {"abc": 1}}, "logit_bias"),
+    ({"logit_bias": {"-1": 1}}, "logit_bias"),
+    ({"logit_bias": {"5": 101}}, "logit_bias"),
+    ({"logit_bias": {"5": "1"}}, "logit_bias"),
+    ({"logit_bias": [5]}, "logit_bias"),
+    ({"stream_options": {"continuous_usage_stats": 1}}, "stream_options.continuous_usage_stats"),
+])
+def test_out_of_range_values_name_the_field(body: dict, param: str) -> None:
+    assert refusal(CompletionRequest, {"prompt": "p", **body}).param == param
+
+
+# -- parameters this engine cannot honour are refused, not ignored ------------------------------
+
+
+@pytest.mark.parametrize("name, value", [("best_of", 2), ("suffix", " and so on"), ("top_logprobs", 3),
+                                         ("tools", [{"type": "function", "function": {"name": "f"}}]),
+                                         ("response_format", {"type": "json_object"}), ("best_of", True),
+                                         ("response_format", "text")])
+def test_unsupported_parameters_are_refused_by_name(name: str, value) -> None:
+    for model, base in ((CompletionRequest, {"prompt": "p"}), (ChatRequest, {"messages": [{"role": "user",
+                                                                                           "content": "x"}]})):
+        err = refusal(model, {**base, name: value})
+        assert err.param == name
+        assert "not supported" in err.message
+
+
+@pytest.mark.parametrize("name, value", [("best_of", 1), ("suffix", ""), ("top_logprobs", 0), ("tools", []),
+                                         ("response_format", {"type": "text"})])
+def test_unsupported_parameters_at_their_unused_value_are_fine(name: str, value) -> None:
+    parse(CompletionRequest, {"prompt": "p", name: value})
+    parse(ChatRequest, {"messages": [{"role": "user", "content": "x"}], name: value})
+
+
+# -- text that is not valid Unicode ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model, body, param", [
+    (CompletionRequest, {"prompt": "a\udc80b"}, "prompt"),
+    (CompletionRequest, {"prompt": ["a\ud800"]}, "prompt.0"),
+    (CompletionRequest, {"prompt": "p", "stop": "\udfff"}, "stop"),
+    (CompletionRequest, {"prompt": "p", "stop": ["a", "\udfff"]}, "stop.1"),
+    (ChatRequest, {"messages": [{"role": "user", "content": "a\udc80b"}]}, "messages.0.content"),
+    (ChatRequest, {"messages": [{"role": "user", "content": [{"type": "text", "text": "\udc80"}]}]},
+     "messages.0.content.0.text"),
+])
+def test_a_lone_surrogate_is_refused_naming_the_field(model, body: dict, param: str) -> None:
+    err = refusal(model, body)
+    assert err.param == param and "lone surrogate" in err.message
+
+
+def test_a_surrogate_pair_is_ordinary_text() -> None:
+    assert parse_json('{"prompt": "\\ud83d\\ude00"}'.encode())["prompt"] == "\U0001f600"
+    assert parse(CompletionRequest, {"prompt": "\U0001f600"}).prompt == "\U0001f600"
+
+
+def test_an_error_echoing_a_surrogate_still_renders() -> None:
+    err = ApiError(404, "model '\udc80' is not served here", param="model")
+    assert json.loads(err.response().body) == err.body()
+
+
+# -- JSON that json.loads cannot take -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [b"[" * 50_000 + b"]" * 50_000, b'{"prompt": ' + b"[" * 100_000])
+def test_deeply_nested_json_is_a_400(raw: bytes) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_json(raw)
+    assert (info.value.status, info.value.param) == (400, "body")
+
+
+@pytest.mark.parametrize("raw", [b'{"temperature": NaN}', b'{"temperature": Infinity}', b'{"t": -Infinity}'])
+def test_nan_and_infinity_are_not_json(raw: bytes) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_json(raw)
+    assert (info.value.status, info.value.param) == (400, "body")
