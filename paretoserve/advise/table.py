@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from paretoserve.advise.geometry import kv_bytes_per_token_gguf
+from paretoserve.geometry import kv_bytes_per_token_gguf
 from paretoserve.limits import UserError
 
 LATENCY_FIELD = re.compile(r"^(mean|median|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")

@@ -16,7 +16,7 @@ from paretoserve.cli.common import UsageError
 from paretoserve.estimate.calibrate import CalibrationError, calibrate
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
 from paretoserve.estimate.explain import explain
-from paretoserve.estimate.geometry import GeometryError, dtype_bytes, load_geometry
+from paretoserve.geometry import GeometryError, dtype_bytes, load_geometry
 from paretoserve.estimate.hardware import hardware_names, load_hardware
 from paretoserve.estimate.output import (estimate_dict, hardware_dict, render_calibration, render_estimate,
                                          render_hardware_list)

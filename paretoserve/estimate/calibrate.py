@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paretoserve.estimate.geometry import ModelGeometry
+from paretoserve.geometry import ModelGeometry
 from paretoserve.estimate.hardware import HardwareSpec
 from paretoserve.estimate.roofline import (COMPONENTS, Efficiency, EngineAssumptions, StepPrediction, Workload,
                                            component_traffic, default_efficiency, predict, prefill_flops_per_request)

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from paretoserve.estimate.calibrate import CalibratedModel
-from paretoserve.estimate.geometry import ModelGeometry
+from paretoserve.geometry import ModelGeometry
 from paretoserve.estimate.hardware import HardwareSpec
 from paretoserve.estimate.roofline import Efficiency, EngineAssumptions, StepPrediction, Workload
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from paretoserve.estimate.calibrate import CalibratedModel, calibrate, load_points
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
-from paretoserve.estimate.geometry import GeometryError, ModelGeometry, load_geometry
+from paretoserve.geometry import GeometryError, ModelGeometry, load_geometry
 from paretoserve.estimate.hardware import HardwareSpec, load_hardware
 from paretoserve.estimate.roofline import ENGINES, EngineAssumptions, Workload, predict
 from paretoserve.sweep.store import StoreError, SweepStore

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paretoserve.estimate.calibrate import CalibratedModel
-from paretoserve.estimate.geometry import GeometryError, geometry_from_hf_config
+from paretoserve.geometry import GeometryError, geometry_from_hf_config
 from paretoserve.estimate.hardware import load_hardware
 from paretoserve.estimate.plans import RooflineConfig, calibrate_sweep, predict_replicas, sweep_geometry
 from paretoserve.estimate.roofline import ENGINES, Efficiency, Workload

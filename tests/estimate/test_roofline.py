@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from paretoserve.estimate.geometry import geometry_from_hf_config, load_geometry
+from paretoserve.geometry import geometry_from_hf_config, load_geometry
 from paretoserve.estimate.hardware import HardwareSpec, load_hardware
 from paretoserve.estimate.roofline import (ENGINES, Efficiency, Workload, default_efficiency, kv_bytes_per_batch,
                                            max_batch_fitting, predict)
