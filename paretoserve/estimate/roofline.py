@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from paretoserve.geometry import ModelGeometry
 from paretoserve.estimate.hardware import HardwareSpec
+from paretoserve.geometry import ModelGeometry
 
 COMPONENTS = ("qkv_out", "mlp", "attention", "lm_head", "embeddings")
 COMPONENT_LABELS = {"qkv_out": "QKV/out projections", "mlp": "MLP", "attention": "attention over KV",
