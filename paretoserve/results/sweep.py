@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretoserve.geometry import kv_bytes_per_token_gguf
+from paretoserve.model import ModelError, resolve_model
 from paretoserve.results.point import Point, to_point, with_derived_energy
 from paretoserve.results.store import SweepStore
 
@@ -64,9 +65,8 @@ def model_file(spec: dict) -> Path | None:
     """The GGUF file an embedded-engine sweep ran, when it is still on this machine."""
     model = embedded_model(spec)
     if model == "default":
-        from paretoserve.model import ModelError, resolve_model  # builds the bundled model on first use
         try:
-            return resolve_model("default").path
+            return resolve_model("default").path  # builds the bundled model on first use
         except (ModelError, ImportError, OSError):
             return None
     return Path(model) if model and Path(model).is_file() else None
