@@ -12,12 +12,12 @@ from paretoserve.advise import AdviseConfig, AdviseError
 from paretoserve.cli.advice_args import DEFAULTS, flag_error
 from paretoserve.cli.common import UsageError
 from paretoserve.launch import LaunchError
+from paretoserve.results.store import SweepStore
 from paretoserve.sweep.grid import SweepSpec
 from paretoserve.sweep.runner import Measure, run_search
 from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.search import Guess, SearchConfig
-from paretoserve.sweep.store import SweepStore
 
 
 def search_args(parser: argparse.ArgumentParser) -> None:
