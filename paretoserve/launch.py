@@ -39,7 +39,7 @@ def describe_exit(status: int, cmd: list[str] | None = None) -> str:
         return f"killed by {name}"
     cmd = cmd or []
     if "paretoserve engine" in " ".join(cmd):
-        return (f"killed by {name}: a crash inside llama.cpp; on a CPU with AMX try the engine's "
+        return (f"killed by {name}: a crash inside llama.cpp; on a CPU with AMX try "
                 "`--repack off` (llama.cpp issue 20824)")
     if any(Path(arg).name == "llama-server" for arg in cmd):
         return f"killed by {name}: a crash inside llama.cpp; on a CPU with AMX try llama-server's --no-repack"
