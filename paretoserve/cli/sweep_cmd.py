@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     args.url = "http://127.0.0.1:1"  # checked now, replaced by each point's engine address
     bench = config_from_args(args)
     spec = spec_from_args(args, bench)
-    search = search_configs(args, spec)
+    search = search_configs(args, spec, bench.slo)
     if spec.engine_cmd is None:
         resolve_model(spec.model)  # build the bundled model once, before the first engine starts
     store = SweepStore(args.out)

@@ -9,6 +9,7 @@ import time
 from pydantic import ValidationError
 
 from paretoserve.advise import AdviseConfig, AdviseError
+from paretoserve.bench.slo import Slo
 from paretoserve.cli.advice_args import DEFAULTS, flag_error
 from paretoserve.cli.common import UsageError
 from paretoserve.launch import LaunchError
@@ -54,10 +55,11 @@ def search_args_record(args: argparse.Namespace) -> dict:
                                                      "model_geometry")}}
 
 
-def search_configs(args: argparse.Namespace, spec: SweepSpec
+def search_configs(args: argparse.Namespace, spec: SweepSpec, slo: Slo | None
                    ) -> tuple[SearchConfig, AdviseConfig, Guess | None] | None:
     """The search's settings and its roofline guess (None for a grid sweep), checked before anything is
-    created or started."""
+    created or started. `slo` is the workload's parsed --slo: each point's bench counts goodput by it per
+    request, and the search judges each point's run summary by it (a bare metric is the run's mean)."""
     given = [flag for flag, value in (("--hardware", args.hardware), ("--calibrate", args.calibrate),
                                       ("--model-geometry", args.model_geometry)) if value is not None]
     if args.search != "bca":
@@ -68,7 +70,7 @@ def search_configs(args: argparse.Namespace, spec: SweepSpec
         raise UsageError("--search bca searches the batch cap only: give one --kv-tokens, --threads-per-replica "
                          "and --replicas value")
     try:
-        slo = AdviseConfig(slo=args.slo, slo_multiple=args.slo_multiple, slo_ref_batch=args.slo_ref_batch,
+        advice = AdviseConfig(slo=slo, slo_multiple=args.slo_multiple, slo_ref_batch=args.slo_ref_batch,
                            slo_metric=args.slo_metric, min_efficiency=args.min_efficiency)
     except ValidationError as exc:
         raise flag_error(exc) from exc
@@ -79,21 +81,21 @@ def search_configs(args: argparse.Namespace, spec: SweepSpec
     if args.hardware is None:
         if given:
             raise UsageError(f"{given[0]} needs --hardware (the roofline it applies to)")
-        return search, slo, None
+        return search, advice, None
     try:
         guess = sweep_guess(spec.as_dict(), search.candidates, search.min_gain,
                             RooflineConfig(args.hardware, args.model_geometry), args.calibrate)
     except ValueError as exc:  # the message names --hardware, --model-geometry or --calibrate
         raise UsageError(str(exc)) from exc
-    return search, slo, guess
+    return search, advice, guess
 
 
 def search_sweep(configs: tuple[SearchConfig, AdviseConfig, Guess | None], spec: SweepSpec, measure: Measure,
                  store: SweepStore, started: float) -> int:
     """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
-    search, slo, guess = configs
+    search, advice, guess = configs
     try:
-        result, ran = run_search(spec, search, slo, measure, store, guess)
+        result, ran = run_search(spec, search, advice, measure, store, guess)
     except (AdviseError, LaunchError) as exc:
         raise UsageError(f"--search bca: {exc}") from exc
     store.export_csv(store.dir / "points.csv")
