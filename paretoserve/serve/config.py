@@ -44,7 +44,7 @@ class ReplicaPlan:
     """N copies of one engine on this machine, and how the supervisor keeps them alive."""
 
     replicas: int = 1
-    max_batch: int = 64
+    max_batch: int = EngineConfig.max_batch  # each replica's cap: the embedded engine's default
     kv_tokens: int | None = None  # KV cells of each replica; None = the engine's default
     ctx_per_seq: int | None = None  # embedded engine only
     threads_per_replica: int = 0  # 0 = the usable cores divided evenly among the replicas
