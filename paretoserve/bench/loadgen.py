@@ -213,11 +213,7 @@ class LoadGenerator:
         body = self._bodies[record.index % len(self._bodies)]
         record.sent_s = perf() - t0
         try:
-            async with self.pool.session.post(self.url, data=body, headers=JSON_HEADERS) as response:
-                if response.status != 200:
-                    record.error = await _http_error(response)
-                else:
-                    await self._read_stream(record, response)
+            await self._post(record, body)
         except aiohttp.ClientError as exc:
             record.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except asyncio.TimeoutError:
@@ -227,6 +223,25 @@ class LoadGenerator:
         record.end_s = perf() - t0
         if self.on_done is not None:
             self.on_done(record)
+
+    async def _post(self, record: RequestRecord, body: bytes) -> None:
+        """POST one request and read its answer. A pooled connection that the server dropped before answering
+        is retried once on a new one: llama-server closes each streamed response's connection without a
+        `Connection: close`, and a reused one failed a third of the requests at concurrency 8."""
+        while True:
+            answered = False
+            try:
+                async with self.pool.session.post(self.url, data=body, headers=JSON_HEADERS) as response:
+                    answered = True
+                    if response.status != 200:
+                        record.error = await _http_error(response)
+                    else:
+                        await self._read_stream(record, response)
+                return
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if answered or record.connection_retries or isinstance(exc, aiohttp.ClientConnectorError):
+                    raise
+                record.connection_retries += 1
 
     async def _read_stream(self, record: RequestRecord, response: aiohttp.ClientResponse) -> None:
         """Parse SSE events as they arrive; every event of one network read gets that read's arrival time."""

@@ -23,6 +23,7 @@ class RequestRecord:
     usage_reported: bool = False  # the counts above came from the server's usage
     error: str | None = None  # None = completed
     client_s: float = 0.0  # time this request spent in the client's own code (reading the answer)
+    connection_retries: int = 0  # sent again because the server had dropped the pooled connection unanswered
 
     @property
     def ok(self) -> bool:

@@ -133,7 +133,8 @@ def client_fields(load: LoadResult) -> dict:
     loop = np.asarray(load.loop_lag_s, dtype=float) * 1e3
     return {"client_overhead_p50_ms": _stat(overhead, 50.0), "client_overhead_per_chunk_p50_ms": _stat(per_chunk, 50.0),
             "schedule_lag_p99_ms": _stat(lag, 99.0), "event_loop_lag_p99_ms": _stat(loop, 99.0),
-            "client_cpu_fraction": load.client_cpu_s / load.wall_s if load.wall_s > 0 else None}
+            "client_cpu_fraction": load.client_cpu_s / load.wall_s if load.wall_s > 0 else None,
+            "connection_retries": sum(r.connection_retries for r in load.records)}
 
 
 def client_warnings(fields: dict, median_itl_ms: float | None, engine_cpu_cores: float | None = None,

@@ -7,9 +7,9 @@ import csv
 from pathlib import Path
 
 from paretoserve.cli.common import UsageError
+from paretoserve.results.store import StoreError, SweepStore
 from paretoserve.sweep.import_vllm import (VllmImportError, environment, import_runs, kv_bytes_per_token,
                                            load_model_config)
-from paretoserve.sweep.store import StoreError, SweepStore
 
 
 def add_parser(subparsers, help: str) -> None:

@@ -16,12 +16,12 @@ from paretoserve.cli.sweep_search import search_args, search_args_record, search
 from paretoserve.engine.config import ctx_for
 from paretoserve.limits import parse_int_list
 from paretoserve.model import resolve_model
+from paretoserve.results.store import SweepStore
 from paretoserve.serve.config import knob_ranges
 from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import SweepSpec, SweepSpecError
 from paretoserve.sweep.measure import bench_measure
 from paretoserve.sweep.runner import run_points
-from paretoserve.sweep.store import SweepStore
 
 
 def add_parser(subparsers, help: str) -> None:

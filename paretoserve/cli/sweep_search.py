@@ -11,12 +11,12 @@ from paretoserve.bench.slo import Slo
 from paretoserve.cli.advice_args import add_advice_flags, advise_config
 from paretoserve.cli.common import UsageError
 from paretoserve.launch import LaunchError
+from paretoserve.results.store import SweepStore
 from paretoserve.sweep.grid import SweepSpec
 from paretoserve.sweep.runner import Measure, run_search
 from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.search import Guess, SearchConfig
-from paretoserve.sweep.store import SweepStore
 
 
 # The advice flags the search reads (the SLO's own --slo is the workload's), with what they mean here.

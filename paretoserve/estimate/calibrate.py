@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from paretoserve.estimate.geometry import ModelGeometry
 from paretoserve.estimate.hardware import HardwareSpec
 from paretoserve.estimate.roofline import (COMPONENTS, Efficiency, EngineAssumptions, StepPrediction, Workload,
                                            component_traffic, default_efficiency, predict, prefill_flops_per_request)
+from paretoserve.geometry import ModelGeometry
 from paretoserve.limits import UserError
-from paretoserve.sweep.store import StoreError, SweepStore
+from paretoserve.results.point import Point, to_point
+from paretoserve.results.store import StoreError, SweepStore, is_finished
+from paretoserve.results.sweep import usable_cores
 
 SPEC_BANDWIDTH_LIMITS = (0.01, 1.0)  # a spec-sheet bandwidth is a ceiling no kernel beats
 MEASURED_BANDWIDTH_LIMITS = (0.01, 2.0)  # a bandwidth measured on a busy machine can come out low
@@ -39,7 +41,7 @@ class MeasuredPoint:
 
     key: str
     max_batch: int
-    batch: float  # mean running sequences while busy (the batch cap when the sweep did not record it)
+    batch: float  # the point's mean_batch: mean running sequences while busy (the cap where not sampled)
     workload: Workload
     output_throughput: float  # the fit's target, output tok/s: as measured, or divided by cpu_share if corrected
     measured_output_throughput: float  # output tok/s as measured
@@ -91,7 +93,7 @@ class CalibratedModel:
 
 
 def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[MeasuredPoint]:
-    """The finished points of a sweep directory with the fields a fit needs, smallest batch first.
+    """The finished single-replica points of a sweep directory with the fields a fit needs, smallest batch first.
 
     With `correct_cpu_share`, a point whose engine got only part of its threads' cores (a CPU shared with
     other work) is fitted at measured throughput / that share: what the engine does with its cores to itself.
@@ -104,23 +106,20 @@ def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[
         records = store.records()
     except (OSError, StoreError) as exc:
         raise CalibrationError(f"{sweep_dir}: cannot read its points ({exc})") from exc
-    usable_cores = _usable_cores(store)
+    try:
+        cores = usable_cores(store.read_spec().get("environment") or {})
+    except StoreError:
+        cores = None
     points = []
-    for record in records:
-        config, completed = record.get("config") or {}, record.get("completed") or 0
-        if record.get("status", "ok") != "ok" or not completed or not record.get("output_throughput"):
-            continue
-        if (config.get("replicas") or 1) != 1:
+    for p in (to_point(r) for r in records if is_finished(r)):
+        if not p.completed or not p.output_throughput or p.replicas != 1:
             continue  # replicas share the device: not one engine's decode step
-        cap = int(config.get("max_batch") or 1)
-        batch = float(record.get("mean_running") or cap)
-        shape = Workload(input_tokens=max(round(record.get("total_input_tokens", 0) / completed), 1),
-                         output_tokens=max(round(record.get("total_output_tokens", 0) / completed), 1))
-        measured = float(record["output_throughput"])
-        share = _cpu_share(record, usable_cores)
-        target = measured / share if correct_cpu_share and share else measured
-        points.append(MeasuredPoint(key=str(record.get("key")), max_batch=cap, batch=max(min(batch, cap), 1.0),
-                                    workload=shape, output_throughput=target, measured_output_throughput=measured,
+        shape = Workload(input_tokens=max(round(p.input_tokens_per_request), 1),
+                         output_tokens=max(round(p.output_tokens_per_request), 1))
+        share = _cpu_share(p, cores)
+        target = p.output_throughput / share if correct_cpu_share and share else p.output_throughput
+        points.append(MeasuredPoint(key=p.key, max_batch=p.max_batch, batch=p.mean_batch, workload=shape,
+                                    output_throughput=target, measured_output_throughput=p.output_throughput,
                                     cpu_share=share))
     if len({p.max_batch for p in points}) < 3:
         raise CalibrationError(f"{sweep_dir}: needs finished single-replica points at 3 or more batch "
@@ -128,20 +127,10 @@ def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[
     return sorted(points, key=lambda p: (p.max_batch, p.key))
 
 
-def _usable_cores(store: SweepStore) -> int | None:
-    try:
-        environment = store.read_spec().get("environment") or {}
-    except StoreError:
-        return None
-    cores = environment.get("cpu_cores_usable") or environment.get("cpu_cores")
-    return int(cores) if isinstance(cores, (int, float)) and cores > 0 else None
-
-
-def _cpu_share(record: dict, usable_cores: int | None) -> float | None:
+def _cpu_share(point: Point, machine_cores: int | None) -> float | None:
     """Engine busy cores over the cores its threads could use (threads 0 = all usable), at most 1."""
-    busy, threads = record.get("engine_cpu_cores"), (record.get("config") or {}).get("threads")
-    cores = threads or usable_cores
-    if not isinstance(busy, (int, float)) or busy <= 0 or not cores:
+    busy, cores = point.engine_cpu_cores, point.threads or machine_cores
+    if busy is None or busy <= 0 or not cores:
         return None
     return min(busy / cores, 1.0)
 

@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from paretoserve.estimate.calibrate import CalibratedModel
-from paretoserve.estimate.geometry import ModelGeometry
 from paretoserve.estimate.hardware import HardwareSpec
 from paretoserve.estimate.roofline import Efficiency, EngineAssumptions, StepPrediction, Workload
+from paretoserve.geometry import ModelGeometry
 
 SHORT_LABELS = {"qkv_out": "QKV/out", "mlp": "MLP", "attention": "attn", "lm_head": "LM head",
                 "embeddings": "embed"}

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from paretoserve.estimate.calibrate import CalibratedModel, calibrate, load_points
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
-from paretoserve.estimate.geometry import GeometryError, ModelGeometry, load_geometry
 from paretoserve.estimate.hardware import HardwareSpec, load_hardware
 from paretoserve.estimate.roofline import ENGINES, EngineAssumptions, Workload, predict
-from paretoserve.sweep.store import StoreError, SweepStore
+from paretoserve.geometry import GeometryError, ModelGeometry, load_geometry
+from paretoserve.results.store import StoreError, SweepStore
+from paretoserve.results.sweep import geometry_source, runs_vllm
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,7 @@ def sweep_spec(sweep_dir: str | Path) -> dict:
 
 def sweep_geometry(spec: dict, config: RooflineConfig) -> ModelGeometry:
     """The geometry of the model a sweep ran: --model-geometry, else its config.json (imported) or GGUF (own)."""
-    source = config.model_geometry or spec.get("model_config")
-    if source is None and not spec.get("engine_cmd") and isinstance(spec.get("model"), str):
-        source = spec["model"]
+    source = config.model_geometry or geometry_source(spec)
     if source is None:
         raise GeometryError("--model-geometry: this sweep does not name a model file whose geometry can be read "
                             "(an --engine-cmd sweep or an import without --model-config); give the model's "
@@ -66,7 +65,7 @@ def sweep_geometry(spec: dict, config: RooflineConfig) -> ModelGeometry:
 
 def sweep_engine(spec: dict) -> EngineAssumptions:
     """vLLM's memory layout for imported or vLLM-command sweeps, llama.cpp's otherwise."""
-    if spec.get("imported_from") == "vllm" or "vllm" in str(spec.get("engine_cmd") or ""):
+    if runs_vllm(spec):
         return ENGINES["vllm"]
     return ENGINES["llama.cpp"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from paretoserve.estimate.geometry import ModelGeometry
 from paretoserve.estimate.hardware import HardwareSpec
+from paretoserve.geometry import ModelGeometry
 
 COMPONENTS = ("qkv_out", "mlp", "attention", "lm_head", "embeddings")
 COMPONENT_LABELS = {"qkv_out": "QKV/out projections", "mlp": "MLP", "attention": "attention over KV",
@@ -149,7 +149,7 @@ def component_traffic(geometry: ModelGeometry, name: str, batch: int, context: f
     """(bytes, FLOPs) of one component over one decode step of `batch` sequences at `context` tokens."""
     g, act = geometry, engine.activation_bytes
     if name == "attention":
-        kv_token_bytes = 2 * g.kv_heads * g.head_dim * engine.kv_dtype_bytes  # K and V of one layer
+        kv_token_bytes = g.kv_shape().layer_bytes_per_token(engine.kv_dtype_bytes)
         cells = attended_cells(g, context, engine)
         return batch * cells * kv_token_bytes, batch * cells * 4 * g.heads * g.head_dim
     if name == "embeddings":
@@ -189,7 +189,7 @@ def kv_bytes_per_batch(geometry: ModelGeometry, batch: int, workload: Workload, 
     if engine.swa_full or not geometry.sliding_window:
         per_sequence = tokens * geometry.kv_bytes_per_token(engine.kv_dtype_bytes)
     else:
-        per_layer = 2 * geometry.kv_heads * geometry.head_dim * engine.kv_dtype_bytes
+        per_layer = geometry.kv_shape().layer_bytes_per_token(engine.kv_dtype_bytes)
         per_sequence = per_layer * (geometry.local_layers * min(tokens, geometry.sliding_window)
                                     + (geometry.layers - geometry.local_layers) * tokens)
     return int(batch * per_sequence)

@@ -6,6 +6,7 @@ from matplotlib.figure import Figure
 
 from paretoserve.report.figure import BOptMark, batch_axis, colour, new_figure, pairs
 from paretoserve.report.sweep_data import Series
+from paretoserve.results.point import max_batch_of
 
 # (panel title, summary field prefix); each panel draws mean, median and p99 where measured.
 LATENCY_PANELS = (("TPOT (time per output token)", "tpot_ms"), ("ITL (inter-token latency)", "itl_ms"),
@@ -74,7 +75,7 @@ def energy_per_token(series: list[Series], b_opt: BOptMark | None) -> Figure | N
             if p.get("energy_per_output_token_j") is not None and p.get("energy_source") not in (None, "none"):
                 by_source.setdefault(p["energy_source"], []).append(p)
         for source, points in by_source.items():
-            xs = [p["config"]["max_batch"] for p in points]
+            xs = [max_batch_of(p) for p in points]
             ys = [p["energy_per_output_token_j"] for p in points]
             estimated = source == "estimated"
             ax.plot(xs, ys, marker="o", color=colour(i), linestyle="--" if estimated else "-",

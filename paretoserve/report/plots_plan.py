@@ -10,7 +10,8 @@ from paretoserve.advise import Advice
 from paretoserve.advise.memory import MemoryAdvice
 from paretoserve.advise.replicas import PlanOption
 from paretoserve.report.figure import B_OPT_COLOUR, new_figure
-from paretoserve.report.sweep_data import point_label, replicas_of
+from paretoserve.report.sweep_data import point_label
+from paretoserve.results.point import replicas_of
 
 MEMORY_PARTS = {"weights": ("weights", "#7f7f7f"), "kv_needed": ("KV needed at B_opt", "#1f77b4"),
                 "kv_freed": ("KV freed", "#2ca02c"), "rest": ("rest", "#dddddd")}

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise
 from paretoserve.advise.pareto import Frontier, frontiers
-from paretoserve.advise.table import to_point
 from paretoserve.report.sweep_data import ReportError
+from paretoserve.results.point import to_point
 
 MEASURED_MEMORY_NOTE = "measured peak: device memory, else engine RSS"
 
@@ -50,5 +50,5 @@ def sweep_frontiers(points: tuple[dict, ...], advice: Advice | None) -> list[Fro
     over measured memory only."""
     if advice is not None:
         return advice.pareto
-    return frontiers([to_point(r, None) for r in points], "output_throughput", lambda p: p.memory_bytes,
+    return frontiers([to_point(r) for r in points], "output_throughput", lambda p: p.memory_bytes,
                      MEASURED_MEMORY_NOTE)

@@ -9,7 +9,8 @@ from paretoserve.advise.pareto import Frontier
 from paretoserve.report.html_page import (Plot, fmt, gigabytes, image, paragraph, percent, preformatted, section,
                                           table)
 from paretoserve.report.plots_pareto import axis_label, frontier_label, frontier_title, shown
-from paretoserve.report.sweep_data import SweepData, point_label, replicas_of
+from paretoserve.report.sweep_data import SweepData, point_label
+from paretoserve.results.point import max_batch_of, replicas_of
 
 
 def overview(data: SweepData) -> str:
@@ -164,7 +165,7 @@ def measurements(data: SweepData) -> str:
     rows = [[point_label(p), p["config"].get("kv_tokens"), p["config"].get("threads"), p.get("output_throughput"),
              p.get("request_throughput"), p.get("mean_tpot_ms"), p.get("p99_tpot_ms"), p.get("mean_itl_ms"),
              p.get("p99_itl_ms"), p.get("mean_ttft_ms"), _energy_cell(p), percent(p.get("kv_peak_fraction"))]
-            for p in sorted(data.points, key=lambda p: (replicas_of(p), p["config"]["max_batch"]))]
+            for p in sorted(data.points, key=lambda p: (replicas_of(p), max_batch_of(p)))]
     parts = [table(headers, rows)]
     if data.failed:
         parts.append(paragraph(f"{len(data.failed)} failed points:"))

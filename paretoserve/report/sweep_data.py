@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paretoserve.advise.table import record_energy
 from paretoserve.limits import UserError
-from paretoserve.sweep.store import StoreError, SweepStore
+from paretoserve.results.point import max_batch_of, replicas_of
+from paretoserve.results.store import StoreError
+from paretoserve.results.sweep import read_sweep
 
 
 class ReportError(UserError):
@@ -22,7 +23,8 @@ class Series:
     points: tuple[dict, ...]
 
     def batches(self) -> list[int]:
-        return [p["config"]["max_batch"] for p in self.points]
+        """The nominal batch (the cap, `max_batch`) of each point: the x axis of every 'vs batch cap' plot."""
+        return [max_batch_of(p) for p in self.points]
 
     def values(self, name: str) -> list[float | None]:
         """One summary field per point (None where the point lacks it)."""
@@ -47,43 +49,26 @@ class SweepData:
         return {p.get("energy_source") or "none" for p in self.points}
 
 
-def replicas_of(point: dict) -> int:
-    return int(point["config"].get("replicas") or 1)
-
-
 def point_label(point: dict) -> str:
     """'B=64', or 'N x B=64' for a replica point."""
-    batch = point["config"]["max_batch"]
+    batch = max_batch_of(point)
     replicas = replicas_of(point)
     return f"B={batch}" if replicas == 1 else f"{replicas} x B={batch}"
 
 
 def load_sweep(directory: str | Path) -> SweepData:
     """Read sweep.json and points.jsonl; an absent directory or a sweep without a finished point is an error."""
-    directory = Path(directory)
     try:
-        stored, ok, failed = SweepStore(directory).read_finished()
+        sweep = read_sweep(directory)  # energy derived as the advisor derives it: the figures its frontiers use
     except StoreError as exc:
         raise ReportError(str(exc)) from exc
-    ok = _with_derived_energy(ok)
-    return SweepData(directory=directory, spec=stored.get("spec") or {}, environment=stored.get("environment") or {},
-                     points=tuple(sorted(ok, key=_order)), failed=tuple(failed))
-
-
-def _with_derived_energy(points: list[dict]) -> list[dict]:
-    """Fill energy the advisor derives where a point has none of its own (vLLM imports: mean GPU power x
-    duration), so the report's energy figures are the ones its frontiers and advice use."""
-    filled = []
-    for p in points:
-        energy, source = record_energy(p)
-        derived = p.get("energy_per_output_token_j") is None and energy is not None
-        filled.append({**p, "energy_per_output_token_j": energy, "energy_source": source} if derived else p)
-    return filled
+    return SweepData(directory=sweep.directory, spec=sweep.spec, environment=sweep.environment,
+                     points=tuple(sorted(sweep.records, key=_order)), failed=sweep.failed)
 
 
 def _order(point: dict) -> tuple:
     c = point["config"]
-    return replicas_of(point), c.get("threads") or 0, c.get("kv_tokens") or 0, c["max_batch"]
+    return replicas_of(point), c.get("threads") or 0, c.get("kv_tokens") or 0, max_batch_of(point)
 
 
 def batch_series(points: tuple[dict, ...] | list[dict]) -> list[Series]:
@@ -101,13 +86,13 @@ def batch_series(points: tuple[dict, ...] | list[dict]) -> list[Series]:
                 label.append(f"{threads} thread{'s' if threads > 1 else ''}")
             if kv_tokens is not None:
                 label.append(f"KV {kv_tokens} tokens")
-            series.append(Series(", ".join(label), tuple(sorted(members, key=lambda p: p["config"]["max_batch"]))))
+            series.append(Series(", ".join(label), tuple(sorted(members, key=max_batch_of))))
     return series
 
 
 def _by_kv(members: list[dict]) -> list[tuple[int | None, list[dict]]]:
     """One part when every batch cap appears once (KV budgets then follow the cap), else one part per budget."""
-    batches = [p["config"]["max_batch"] for p in members]
+    batches = [max_batch_of(p) for p in members]
     if len(batches) == len(set(batches)):
         return [(None, members)]
     parts: dict[int | None, list[dict]] = {}

@@ -11,14 +11,14 @@ from dataclasses import replace
 from typing import Callable
 
 from paretoserve.advise.bca import STEP_LATENCIES
-from paretoserve.advise.table import Point
 from paretoserve.bench.slo import RunLimit
 from paretoserve.estimate.calibrate import CalibrationError
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
-from paretoserve.estimate.geometry import GeometryError
 from paretoserve.estimate.hardware import load_hardware
 from paretoserve.estimate.plans import RooflineConfig, calibrate_sweep, sweep_engine, sweep_geometry
 from paretoserve.estimate.roofline import StepPrediction, Workload, default_efficiency, predict
+from paretoserve.geometry import GeometryError
+from paretoserve.results.point import Point
 from paretoserve.sweep.search import Guess, nearest_cap
 
 # (batch, request shape) -> the roofline's decode step at that batch.

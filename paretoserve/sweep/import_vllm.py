@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from paretoserve.geometry import GeometryError, hf_dtype_bytes, kv_shape_from_hf_config
 from paretoserve.limits import UserError
 from paretoserve.sweep.grid import PointConfig
 
@@ -19,26 +20,19 @@ SUMMARY_FIELDS = ("date", "backend", "model_id", "num_prompts", "request_rate", 
                   "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
                   "request_goodput", "output_throughput", "total_token_throughput")
 LATENCY_RE = re.compile(r"^(mean|median|std|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")
-DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "fp8": 1, "float8": 1}
 
 
 class VllmImportError(UserError):
     """Bad input: the message names the file or the flag."""
 
 
-def kv_bytes_per_token(config: dict, dtype_bytes: int | None = None) -> int:
-    """2 (K and V) x layers x KV heads x head dim x bytes per element, from a Hugging Face config.json."""
-    cfg = config.get("text_config", config) if "num_hidden_layers" not in config else config
+def kv_bytes_per_token(config: dict, dtype_bytes: float | None = None) -> int:
+    """KV bytes per token of a Hugging Face config.json (paretoserve.geometry), in the model's dtype or `dtype_bytes`."""
     try:
-        layers, hidden, heads = (int(cfg[k]) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise VllmImportError(f"--model-config lacks {exc} (needs num_hidden_layers, hidden_size, "
-                           "num_attention_heads)") from exc
-    kv_heads = int(cfg.get("num_key_value_heads") or heads)
-    head_dim = int(cfg.get("head_dim") or hidden // heads)
-    if dtype_bytes is None:
-        dtype_bytes = DTYPE_BYTES.get(str(cfg.get("torch_dtype") or config.get("torch_dtype") or "float16"), 2)
-    return 2 * layers * kv_heads * head_dim * dtype_bytes
+        shape = kv_shape_from_hf_config(config)
+    except GeometryError as exc:
+        raise VllmImportError(f"--model-config {exc}") from exc
+    return shape.bytes_per_token(hf_dtype_bytes(config) if dtype_bytes is None else dtype_bytes)
 
 
 def load_model_config(path: str | Path) -> dict:

@@ -13,12 +13,12 @@ from typing import Callable, Iterable
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from paretoserve.advise import AdviseConfig
-from paretoserve.advise.table import Point, to_point
 from paretoserve.launch import EngineProcess, LaunchError, describe_exit, free_port
+from paretoserve.results.point import Point, to_point
+from paretoserve.results.store import SweepStore
 from paretoserve.serve.launcher import ReplicaServer
 from paretoserve.sweep.grid import PointConfig, SweepSpec
 from paretoserve.sweep.search import Guess, SearchConfig, SearchResult, bca_search, drive
-from paretoserve.sweep.store import SweepStore
 
 # (point, base_url, engine pids) -> summary fields of one workload run against that endpoint.
 Measure = Callable[[PointConfig, str, tuple[int, ...]], dict]
@@ -98,6 +98,6 @@ def run_search(spec: SweepSpec, search: SearchConfig, advice: AdviseConfig, meas
             if record["status"] != "ok":
                 raise LaunchError(f"point {point.key()} failed, so the search cannot go on: "
                                   f"{record.get('reason', '')[:300]}")
-        return to_point(record, None)
+        return to_point(record)
 
     return drive(bca_search(search, advice, guess), measure_cap), ran

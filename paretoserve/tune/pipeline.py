@@ -20,13 +20,13 @@ from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.launch import LaunchError
 from paretoserve.model import ModelError, resolve_model
 from paretoserve.report import ReportError, ReportFiles, write_report
+from paretoserve.results.store import StoreError, SweepStore
 from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import SweepSpec, SweepSpecError
 from paretoserve.sweep.measure import bench_measure
 from paretoserve.sweep.runner import run_points, run_search
 from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.search import SearchConfig, SearchResult
-from paretoserve.sweep.store import StoreError, SweepStore
 from paretoserve.tune.config import TuneConfig, TuneError
 from paretoserve.tune.plan import replica_point
 

@@ -5,10 +5,11 @@ import struct
 import pytest
 
 from paretoserve.advise.bca import choose_batch, field_name, resolve_limits
-from paretoserve.advise.geometry import kv_bytes_per_token_gguf
 from paretoserve.advise.memory import breakdown, fits, parse_size
 from paretoserve.advise.pareto import non_dominated
-from paretoserve.advise.table import AdviseError, Point, to_point
+from paretoserve.advise.table import AdviseError
+from paretoserve.geometry import kv_bytes_per_token_gguf
+from paretoserve.results.point import Point, to_point
 
 
 def point(batch, throughput, tpot, replicas=1, **extra):

@@ -13,6 +13,7 @@ from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, Re
 from paretoserve.bench.summary import latency_fields
 from paretoserve.bench.workload import synthetic
 from .fake_server import FakeServer
+from .one_shot_server import OneShotServer
 
 
 def drive(server: FakeServer, pattern: LoadPattern, specs, endpoint: str = "completions"):
@@ -160,3 +161,12 @@ def test_touch_opens_a_connection_on_every_client_before_the_run():
     with FakeServer() as server:
         asyncio.run(go(server.url))
     assert server.state.arrivals == []  # GET /v1/models only: no generation request was sent
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_a_pooled_connection_the_server_dropped_is_retried_once_on_a_new_one(concurrency):
+    with OneShotServer() as server:
+        result = drive(server, LoadPattern("concurrency", concurrency=concurrency, requests=24), specs(n_out=4))
+    assert [r.error for r in result.records if r.error] == []  # llama-server lost a third of these
+    assert len(server.served) == 24 and all(r.output_tokens == 4 for r in result.records)
+    assert sum(r.connection_retries for r in result.records) >= 24 - 2 * concurrency  # each reuse was refused

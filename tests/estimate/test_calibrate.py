@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from paretoserve.estimate.calibrate import CalibrationError, calibrate, load_points
-from paretoserve.estimate.geometry import geometry_from_hf_config, load_geometry
 from paretoserve.estimate.hardware import load_hardware
 from paretoserve.estimate.roofline import ENGINES, Workload
+from paretoserve.geometry import geometry_from_hf_config, load_geometry
+from paretoserve.results.store import SweepStore
 from paretoserve.sweep.import_vllm import environment, import_runs
-from paretoserve.sweep.store import SweepStore
 
 DATA = Path(__file__).parents[1] / "data"
 PAPER = DATA / "mind-the-memory-gap" / "background"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from paretoserve.estimate.geometry import GeometryError, geometry_from_hf_config, load_geometry
+from paretoserve.geometry import GeometryError, geometry_from_hf_config, load_geometry
 from paretoserve.gguf_header import read_header
 from paretoserve.model import resolve_model
 from paretoserve.sweep.import_vllm import kv_bytes_per_token

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from paretoserve.estimate.calibrate import CalibratedModel
-from paretoserve.estimate.geometry import GeometryError, geometry_from_hf_config
 from paretoserve.estimate.hardware import load_hardware
 from paretoserve.estimate.plans import RooflineConfig, calibrate_sweep, predict_replicas, sweep_geometry
 from paretoserve.estimate.roofline import ENGINES, Efficiency, Workload
+from paretoserve.geometry import GeometryError, geometry_from_hf_config
 from paretoserve.sweep.import_vllm import import_runs
 from tests.estimate.test_calibrate import DATA, paper_config, paper_sweep
 

@@ -8,7 +8,7 @@ import pytest
 
 from paretoserve.advise import Advice, AdviseConfig, advise
 from paretoserve.report import ReportConfig, ReportFiles, write_report
-from paretoserve.sweep.store import SweepStore
+from paretoserve.results.store import SweepStore
 
 FAST = ReportConfig(dpi=40)  # low resolution keeps the tests fast; the content is the same
 SLO_100MS = AdviseConfig(slo="tpot_ms<=100")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from paretoserve.cli import main
-from paretoserve.sweep.store import SweepStore
+from paretoserve.results.store import SweepStore
 from tests.report.conftest import make_point, write_sweep
 
 

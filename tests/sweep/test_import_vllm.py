@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from paretoserve.cli import main
+from paretoserve.results.store import SweepStore
 from paretoserve.sweep.import_vllm import VllmImportError, import_runs, kv_bytes_per_token
-from paretoserve.sweep.store import SweepStore
 
 DATA = Path(__file__).parents[1] / "data"
 MMG = DATA / "mind-the-memory-gap"

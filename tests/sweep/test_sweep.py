@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from paretoserve.limits import IntRange, parse_int_list
+from paretoserve.results.store import StoreError, SweepStore
 from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError
 from paretoserve.sweep.runner import run_point, run_points
-from paretoserve.sweep.store import StoreError, SweepStore
 
 FAKE = Path(__file__).parents[1] / "fakes" / "fake_engine.py"
 

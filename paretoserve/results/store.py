@@ -19,6 +19,12 @@ class StoreError(UserError):
     """The directory holds another sweep, or a file in it cannot be read."""
 
 
+def is_finished(record: dict) -> bool:
+    """A point that ran to the end: status ok, with the batch cap it was started with."""
+    return record.get("status") == "ok" and isinstance(record.get("config"), dict) and bool(
+        record["config"].get("max_batch"))
+
+
 class SweepStore:
     """Reads and appends a sweep directory; a crash loses at most the point being written."""
 
@@ -69,8 +75,7 @@ class SweepStore:
             raise StoreError(f"DIR: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"DIR: cannot read {self.points_path}: {exc.strerror or exc}") from exc
-        ok = [r for r in records if r.get("status") == "ok" and isinstance(r.get("config"), dict)
-              and r["config"].get("max_batch")]
+        ok = [r for r in records if is_finished(r)]
         if not ok:
             raise StoreError(f"DIR: {self.dir} has no finished point yet ({len(records)} recorded, none ok); "
                              "run or resume the sweep first")
