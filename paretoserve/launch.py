@@ -1,4 +1,8 @@
-"""Start an engine as a child process, wait until it is healthy, and stop it without leaving orphans."""
+"""Start an engine as a child process, wait until it is healthy, and stop it without leaving orphans.
+
+`HealthProbe` and `wait_until` are the one health poller: EngineProcess, ReplicaServer (serve/launcher.py)
+and the supervisor's replicas (serve/supervisor.py) all probe through them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -17,6 +22,8 @@ import httpx
 # Signals that mean the engine itself crashed, not that someone stopped it.
 CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")
 LOG_TAIL_LINES = 20
+PROBE_TIMEOUT_S = 5.0  # one health probe; a busy CPU engine can answer slowly
+POLL_INTERVAL_S = 0.2  # between probes while waiting for an engine to become healthy
 
 
 class LaunchError(RuntimeError):
@@ -44,6 +51,55 @@ def describe_exit(status: int, cmd: list[str] | None = None) -> str:
     if any(Path(arg).name == "llama-server" for arg in cmd):
         return f"killed by {name}: a crash inside llama.cpp; on a CPU with AMX try llama-server's --no-repack"
     return f"killed by {name}: the engine crashed"
+
+
+class HealthProbe:
+    """GET one health URL over one pooled connection; a context manager.
+
+    The engines probed run on this machine, so proxy settings of the environment are ignored
+    (trust_env=False), as bench's own clients ignore them."""
+
+    def __init__(self, url: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=timeout_s, trust_env=False)
+
+    def ok(self) -> bool:
+        """Whether the URL answers 200 now."""
+        try:
+            return self._client.get(self.url).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def json(self) -> dict | None:
+        """The answer's JSON object now, whatever its status; None when there is none."""
+        try:
+            body = self._client.get(self.url).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "HealthProbe":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def wait_until(ready: Callable[[], bool], timeout_s: float, check: Callable[[], None] = lambda: None,
+               interval_s: float = POLL_INTERVAL_S) -> bool:
+    """Poll `ready` (at least once) until it is true or `timeout_s` has passed; returns whether it became true.
+    `check` runs before each poll and raises when waiting is pointless (the process exited)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        check()
+        if ready():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -86,20 +142,16 @@ class EngineProcess:
 
     def wait_healthy(self, timeout_s: float = 120.0) -> None:
         """Poll the health endpoint until it answers 200; raise LaunchError on exit or timeout."""
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise LaunchError(f"engine {describe_exit(self.proc.returncode, self.cmd)} before it was "
-                                      f"healthy; the last lines of its log:\n{self.output_tail()}")
-                try:
-                    if client.get(self.base_url + self.health_path).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
+        with HealthProbe(self.base_url + self.health_path) as probe:
+            if wait_until(probe.ok, timeout_s, self._raise_if_exited):
+                return
         raise LaunchError(f"engine not healthy at {self.base_url}{self.health_path} after {timeout_s:.0f} s:\n"
                           f"{self.output_tail()}")
+
+    def _raise_if_exited(self) -> None:
+        if self.proc.poll() is not None:
+            raise LaunchError(f"engine {describe_exit(self.proc.returncode, self.cmd)} before it was "
+                              f"healthy; the last lines of its log:\n{self.output_tail()}")
 
     @property
     def pids(self) -> tuple[int, ...]:

@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PlainSerializer, PlainValidator, field_validator
 
-from paretoserve.advise.bca import RELATIVE_METRIC, LatencyLimit, Verdict, choose_batch, resolve_limits
+from paretoserve.advise.bca import RELATIVE_METRIC, Verdict, choose_batch, resolve_limits
 from paretoserve.advise.commands import Commands, commands
 from paretoserve.advise.memory import MemoryAdvice, device_memory, memory_advice
 from paretoserve.advise.pareto import Frontier, frontiers
 from paretoserve.advise.replicas import ReplicaPlan, replica_plan
 from paretoserve.advise.roofline import RooflineSummary, calibrated_roofline
 from paretoserve.advise.table import AdviseError, Point, SweepTable, load_table
-from paretoserve.bench.slo import SloError, parse_slo
+from paretoserve.bench.slo import RunLimit, Slo, parse_slo
 
 PAPER_SLO_MULTIPLE = 3.0  # "Mind the Memory Gap": 3 x mean TPOT at B=32 when no SLO is given
+
+
+def _slo(value: object) -> Slo | None:
+    """--slo as text or already parsed; parsed here, once, so a typo fails before any engine runs."""
+    if value is None or isinstance(value, Slo):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be text such as 'tpot_ms<=30'; got {value!r}")
+    return parse_slo(value) if value else None  # an SloError is a ValueError: pydantic names the field
+
+
+# Held parsed; dumped as the text it was given (what sweep.json keeps of a tune, and compares on --resume).
+ParsedSlo = Annotated[Slo | None, PlainValidator(_slo), PlainSerializer(lambda slo: slo.text if slo else None)]
 
 
 class AdviseConfig(BaseModel):
     """What to advise for. With neither `slo` nor `slo_multiple`, the paper's 3 x mean TPOT at B=32 applies."""
 
-    slo: str | None = None  # absolute limits, e.g. 'tpot_ms<=30,p99_ttft_ms<=2000' (a bare metric = the mean)
+    # absolute limits, e.g. 'tpot_ms<=30,p99_ttft_ms<=2000', judged over the run: a bare metric is the run's mean
+    slo: ParsedSlo = None
     slo_multiple: float | None = None  # relative limit: multiple x slo_metric of the run nearest slo_ref_batch
     slo_ref_batch: int = Field(32, ge=1)
     slo_metric: str = "tpot"  # tpot | itl | ttft | e2el, optionally p99_ / median_ / p90_ prefixed
@@ -41,16 +55,9 @@ class AdviseConfig(BaseModel):
         """The relative limit's multiple: as given, the paper's 3 when no SLO is given at all, else none."""
         return self.slo_multiple if self.slo_multiple is not None or self.slo else PAPER_SLO_MULTIPLE
 
-    # Checked here, not when the first point is judged, so a typo fails before any engine runs.
-    @field_validator("slo")
-    @classmethod
-    def _slo_parses(cls, value: str | None) -> str | None:
-        if value:
-            try:
-                parse_slo(value)
-            except SloError as exc:
-                raise ValueError(str(exc)) from exc
-        return value
+    def limits(self, points: list[Point]) -> list[RunLimit]:
+        """The limits each of these single-replica points is judged by (the relative one taken from them)."""
+        return resolve_limits(points, self.slo, self.relative_multiple, self.slo_ref_batch, self.slo_metric)
 
     @field_validator("slo_multiple")
     @classmethod
@@ -77,7 +84,7 @@ class AdviseConfig(BaseModel):
 
 class SloSummary(BaseModel):
     text: str  # the limits as one line, e.g. 'mean_tpot_ms<=19.77 (3 x mean_tpot_ms at B=32 (6.59 ms))'
-    limits: list[LatencyLimit]
+    limits: list[RunLimit]
     min_efficiency: float
 
 
@@ -124,7 +131,7 @@ def advise_table(table: SweepTable, config: AdviseConfig) -> Advice:
     singles = table.singles()
     if not singles:
         raise AdviseError(f"DIR: {table.directory} has only replica points; the BCA needs single-engine points")
-    limits = resolve_limits(singles, config.slo, config.relative_multiple, config.slo_ref_batch, config.slo_metric)
+    limits = config.limits(singles)
     choice = choose_batch(singles, limits, config.min_efficiency, config.throughput_metric)
     point = next(p for p in singles if p.key == choice.point_key)
     device_bytes, device_source = device_memory(table, config.device_memory)

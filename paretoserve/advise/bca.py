@@ -13,27 +13,12 @@ import re
 from pydantic import BaseModel
 
 from paretoserve.advise.table import AdviseError, Point
-from paretoserve.bench.slo import METRICS, SloError, parse_slo
+from paretoserve.bench.slo import METRICS, RunLimit, Slo, SloError, field_name, parse_slo
 
 RELATIVE_METRIC = re.compile(r"^(?:(mean|median|p50|p90|p99)_)?(ttft|tpot|itl|e2el)(?:_ms)?$")
 
 
 STEP_LATENCIES = ("_tpot_ms", "_itl_ms")  # latency fields that scale with the time per decode step
-
-
-class LatencyLimit(BaseModel):
-    """One latency bound in ms on a summary field of a point (mean_tpot_ms, p99_ttft_ms, ...)."""
-
-    field: str
-    bound_ms: float
-    strict: bool = False
-    origin: str  # "--slo" or how a relative bound was derived
-
-    def holds(self, value: float) -> bool:
-        return value < self.bound_ms if self.strict else value <= self.bound_ms
-
-    def __str__(self) -> str:
-        return f"{self.field}{'<' if self.strict else '<='}{self.bound_ms:.4g}"
 
 
 class Verdict(BaseModel):
@@ -58,28 +43,22 @@ class BcaChoice(BaseModel):
     rejected: list[Verdict]  # every point with a larger batch than B_opt, with why
 
 
-def field_name(stat: str | None, metric: str) -> str:
-    """Summary field of a latency statistic: (None, 'tpot_ms') -> 'mean_tpot_ms', ('p50', ..) -> 'median_...'."""
-    stat = {None: "mean", "p50": "median"}.get(stat, stat)
-    return f"{stat}_{metric}"
-
-
 def nearest(points: list[Point], batch: int) -> Point:
     """The point whose measured batch is nearest `batch` (the smaller one on a tie)."""
     return min(points, key=lambda p: (abs(p.batch - batch), p.batch))
 
 
-def resolve_limits(points: list[Point], slo: str | None, multiple: float | None, ref_batch: int,
-                   metric: str) -> list[LatencyLimit]:
-    """Absolute limits from `slo` plus, when `multiple` is given, multiple x metric(run nearest ref_batch)."""
-    limits = []
-    if slo:
+def resolve_limits(points: list[Point], slo: Slo | str | None, multiple: float | None, ref_batch: int,
+                   metric: str) -> list[RunLimit]:
+    """The limits a point's summary is judged by: those of `slo` over the run (a bare metric is the run's
+    mean), plus, when `multiple` is given, multiple x metric(run nearest ref_batch). `slo` is parsed
+    already when it comes from an AdviseConfig; text is parsed here."""
+    if isinstance(slo, str):
         try:
-            terms = parse_slo(slo)
+            slo = parse_slo(slo) if slo else None
         except SloError as exc:
             raise AdviseError(str(exc)) from exc
-        limits += [LatencyLimit(field=field_name(t.stat, t.metric), bound_ms=t.bound, strict=t.strict, origin="--slo")
-                   for t in terms]
+    limits = list(slo.over_run()) if slo is not None else []
     if multiple is not None:
         if not multiple > 0:
             raise AdviseError(f"--slo-multiple must be > 0; got {multiple:g}")
@@ -93,8 +72,8 @@ def resolve_limits(points: list[Point], slo: str | None, multiple: float | None,
             raise AdviseError(f"--slo-metric: the sweep's points have no {name} (they have: "
                               f"{', '.join(sorted(ref.latency_ms))})")
         bound = multiple * ref.latency_ms[name]
-        limits.append(LatencyLimit(field=name, bound_ms=bound, origin=f"{multiple:g} x {name} at B={ref.batch} "
-                                                                   f"({ref.latency_ms[name]:.4g} ms)"))
+        limits.append(RunLimit(field=name, bound_ms=bound, origin=f"{multiple:g} x {name} at B={ref.batch} "
+                                                               f"({ref.latency_ms[name]:.4g} ms)"))
     for limit in limits:
         missing = [p.key for p in points if limit.field not in p.latency_ms]
         if missing:
@@ -104,7 +83,7 @@ def resolve_limits(points: list[Point], slo: str | None, multiple: float | None,
     return limits
 
 
-def judge(point: Point, limits: list[LatencyLimit], min_efficiency: float, t1: float | None,
+def judge(point: Point, limits: list[RunLimit], min_efficiency: float, t1: float | None,
           metric: str) -> Verdict:
     """Check one point against every limit and the efficiency floor."""
     throughput = point.throughput(metric)
@@ -118,7 +97,7 @@ def judge(point: Point, limits: list[LatencyLimit], min_efficiency: float, t1: f
                    efficiency=efficiency, meets=not reasons, reasons=reasons)
 
 
-def choose_batch(points: list[Point], limits: list[LatencyLimit], min_efficiency: float = 0.0,
+def choose_batch(points: list[Point], limits: list[RunLimit], min_efficiency: float = 0.0,
                  metric: str = "output_throughput") -> BcaChoice:
     """B_opt over single-replica `points`: the largest measured batch meeting every limit (ties: more throughput)."""
     if not 0 <= min_efficiency < 1:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from paretoserve.advise.bca import STEP_LATENCIES, LatencyLimit
+from paretoserve.advise.bca import STEP_LATENCIES
 from paretoserve.advise.memory import MemoryAdvice, fits
 from paretoserve.advise.roofline import ReplicaScale
 from paretoserve.advise.table import Point, SweepTable
+from paretoserve.bench.slo import RunLimit
 
 HEADROOM = 0.9  # share of device memory engines may fill, vLLM's default, where the sweep does not say
 
@@ -54,7 +55,7 @@ class ReplicaPlan(BaseModel):
     note: str
 
 
-def option(point: Point, limits: list[LatencyLimit], metric: str, replicas: int | None = None,
+def option(point: Point, limits: list[RunLimit], metric: str, replicas: int | None = None,
            scale: tuple[float, float] | None = None) -> PlanOption:
     """A measured point (or, with `replicas`, that many copies of it: predicted) checked against the SLO.
 
@@ -77,7 +78,7 @@ def option(point: Point, limits: list[LatencyLimit], metric: str, replicas: int 
                       latency_ms={k: v for k, v in latency.items() if k.startswith(("mean_", "median_", "p99_"))})
 
 
-def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimit], metric: str,
+def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], metric: str,
                  memory: MemoryAdvice, max_replicas: int, min_gain: float = 0.0,
                  roofline: ReplicaScale | None = None) -> ReplicaPlan:
     """The N x B plan with the most throughput within the SLO; see the module docstring for the rule."""
@@ -122,7 +123,7 @@ def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimi
         options=sorted(options, key=lambda o: (o.replicas, o.batch)), note=note)
 
 
-def _predicted(table: SweepTable, b_opt_point: Point, limits: list[LatencyLimit], metric: str, replicas: int,
+def _predicted(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], metric: str, replicas: int,
                roofline: ReplicaScale | None) -> PlanOption:
     """Copies of B_opt; with a roofline, copies of the largest measured batch up to B_opt that it predicts
     within the SLO (replicas share the device, so each may need a smaller batch than one engine alone)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from paretoserve.bench.slo import Slo
 from paretoserve.limits import IntRange, UserError
 
 MODES = ("concurrency", "rate", "burst")
@@ -64,7 +65,7 @@ class BenchConfig:
     ignore_eos: bool = True
     temperature: float = 0.0
     request_timeout_s: float = 600.0
-    slo: str | None = None
+    slo: Slo | None = None  # the parsed --slo; a bare metric limits each request (goodput)
     metrics_path: str = "/metrics"
     sample_interval_s: float = 1.0
     engine_pids: tuple[int, ...] = ()  # empty = the process listening on a local URL's port, if any

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict
 
 from paretoserve import __version__
-from paretoserve.bench import energy, probe, slo, summary, workload
+from paretoserve.bench import energy, probe, summary, workload
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.gpu import NvmlReader
 from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder, encode_bodies
@@ -37,10 +37,6 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     """Run the workload of `cfg` against its URL and return the result record (see summary.py); with
     `keep_requests`, it holds every request's own record under "requests"."""
     progress = progress or Progress()
-    try:
-        limits = slo.parse_slo(cfg.slo) if cfg.slo else []
-    except slo.SloError as exc:
-        raise BenchError(str(exc)) from exc
     try:
         server = await probe.probe(cfg.url)
     except probe.EndpointError as exc:
@@ -88,7 +84,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     samples = sampler.samples
     slots = _slots(cfg, limit, samples)
     result = _header(cfg, server, as_ids, tokenizer_name, pids, plan)
-    result.update(summary.summarize(load, samples, slots, limits, plan, cfg.ignore_eos))
+    result.update(summary.summarize(load, samples, slots, cfg.slo, plan, cfg.ignore_eos))
     if sampler.metrics_error:
         result["warnings"].append(f"could not read the endpoint's metrics: {sampler.metrics_error}")
     result["samples"] = [s.to_dict() for s in samples]
@@ -167,6 +163,7 @@ def _slots(cfg: BenchConfig, limit: int | None, samples: list) -> int | None:
 def _header(cfg: BenchConfig, server: probe.ServerInfo, as_ids: bool, tokenizer: str, pids: tuple[int, ...],
             plan: energy.EnergyPlan) -> dict:
     config = asdict(cfg)
+    config["slo"] = cfg.slo.text if cfg.slo is not None else None
     config["input_tokens"] = str(cfg.input_tokens)
     config["output_tokens"] = str(cfg.output_tokens) if cfg.output_tokens else None
     config["engine_pids"] = list(pids)

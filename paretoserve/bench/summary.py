@@ -164,15 +164,15 @@ def client_warnings(fields: dict, median_itl_ms: float | None, engine_cpu_cores:
     return out
 
 
-def summarize(load: LoadResult, samples: list[Sample], slots: int | None, limits: list[slo_mod.Limit],
+def summarize(load: LoadResult, samples: list[Sample], slots: int | None, slo: slo_mod.Slo | None,
               plan: EnergyPlan, ignore_eos: bool) -> dict:
     """Every summary field of one run (without the config and server description)."""
     records = load.records
     result = throughput_fields(records, load.wall_s)
     result.update(latency_fields(records))
-    if limits:
+    if slo:
         rows = [per_request(r) for r in records if r.ok]
-        result.update(slo_mod.evaluate(limits, rows, len(records), load.wall_s, result))
+        result.update(slo_mod.evaluate(slo, rows, len(records), load.wall_s, result))
     else:
         result["request_goodput"] = None
     result.update(engine_fields(samples, load.wall_s))

@@ -13,6 +13,7 @@ from paretoserve.bench.config import (ARRIVALS, ENDPOINTS, ENERGY_SOURCES, MODES
 from paretoserve.bench.energy import DEFAULT_WATTS_PER_CORE
 from paretoserve.bench.report import RichProgress, render, to_json
 from paretoserve.bench.runner import run_bench
+from paretoserve.bench.slo import parse_slo
 from paretoserve.cli.common import UsageError
 
 
@@ -92,7 +93,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         duration_s=args.duration, mode=args.mode, rate=args.rate, arrival=args.arrival,
         concurrency=8 if args.concurrency is None else args.concurrency, seed=args.seed, warmup=args.warmup,
         ignore_eos=args.ignore_eos, temperature=args.temperature, request_timeout_s=args.request_timeout,
-        slo=args.slo, metrics_path=args.metrics_path, sample_interval_s=args.sample_interval,
+        slo=parse_slo(args.slo) if args.slo else None, metrics_path=args.metrics_path,
+        sample_interval_s=args.sample_interval,
         engine_pids=tuple(args.engine_pid or ()), energy=args.energy, watts_per_core=args.watts_per_core)
 
 

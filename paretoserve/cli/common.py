@@ -6,10 +6,10 @@ import argparse
 import signal
 import socket
 
-from paretoserve.engine.config import KV_LAYOUTS, EngineConfig
+from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ, KV_LAYOUTS, EngineConfig
 from paretoserve.engine.repack import REPACK_MODES
 from paretoserve.limits import UserError
-from paretoserve.model import resolve_model
+from paretoserve.model import DEFAULT_MODEL, resolve_model
 
 
 class UsageError(UserError):
@@ -30,26 +30,38 @@ def interrupted_status(exc: KeyboardInterrupt) -> int:
     return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
+def add_model_arg(group, files: str = "GGUF file", also: str = "") -> None:
+    """--model, for every command that loads or names a model: `files` it takes besides 'default', and `also`
+    what this command does with it."""
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"{files}, or 'default' for the bundled Gemma 3 270M Q4_K_M{also} (default: %(default)s)")
+
+
+def add_cache_dir_arg(group, holds: str = "the bundled model is assembled") -> None:
+    group.add_argument("--cache-dir", default=None,
+                       help=f"where {holds} (default: $PARETOSERVE_CACHE_DIR, else $XDG_CACHE_HOME/paretoserve)")
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="default",
-                        help="GGUF file, or 'default' for the bundled Gemma 3 270M Q4_K_M (default: %(default)s)")
-    parser.add_argument("--cache-dir", default=None,
-                        help="where the bundled model is assembled (default: $PARETOSERVE_CACHE_DIR, "
-                             "else $XDG_CACHE_HOME/paretoserve)")
+    add_model_arg(parser)
+    add_cache_dir_arg(parser)
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine knobs")
-    group.add_argument("--max-batch", type=int, default=64, help="batch cap: most concurrent sequences (default: 64)")
+    group.add_argument("--max-batch", type=int, default=EngineConfig.max_batch,
+                       help="batch cap: most concurrent sequences (default: %(default)s)")
     group.add_argument("--kv-tokens", type=int, default=None,
                        help="KV cache cells shared by all sequences (default: max-batch x ctx-per-seq)")
     group.add_argument("--ctx-per-seq", type=int, default=None,
-                       help="longest prompt + max_tokens of one request (default: 2048, or what --kv-tokens "
-                            "leaves each sequence)")
-    group.add_argument("--kv-layout", choices=KV_LAYOUTS, default="split",
-                       help="split: a KV stream per sequence (fast); unified: one shared pool (default: split)")
-    group.add_argument("--threads", type=int, default=0, help="llama.cpp threads; 0 = all usable cores")
-    group.add_argument("--max-queue", type=int, default=1024, help="waiting requests before 429 (default: 1024)")
+                       help=f"longest prompt + max_tokens of one request (default: {DEFAULT_CTX_PER_SEQ}, or what "
+                            "--kv-tokens leaves each sequence)")
+    group.add_argument("--kv-layout", choices=KV_LAYOUTS, default=EngineConfig.kv_layout,
+                       help="split: a KV stream per sequence (fast); unified: one shared pool (default: %(default)s)")
+    group.add_argument("--threads", type=int, default=EngineConfig.threads,
+                       help="llama.cpp threads; 0 = all usable cores")
+    group.add_argument("--max-queue", type=int, default=EngineConfig.max_queue,
+                       help="waiting requests before 429 (default: %(default)s)")
     group.add_argument("--max-step-tokens", type=int, default=None,
                        help="tokens per llama_decode: decode tokens + prefill chunks (default: 512, or --max-batch "
                             "when larger)")

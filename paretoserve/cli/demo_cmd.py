@@ -8,14 +8,14 @@ import time
 
 import httpx
 
-from paretoserve.cli.common import UsageError
+from paretoserve.cli.common import UsageError, add_model_arg
 from paretoserve.launch import EngineProcess, LaunchError, embedded_engine_cmd, free_port
 
 
 def add_parser(subparsers, help: str) -> None:
     parser = subparsers.add_parser("demo", help=help,
                                    description=__doc__)
-    parser.add_argument("--model", default="default", help="GGUF file or 'default' (default: %(default)s)")
+    add_model_arg(parser)
     parser.add_argument("--concurrency", type=int, default=8, help="requests sent at once (default: 8)")
     parser.add_argument("--output-tokens", type=int, default=64, help="tokens generated per request (default: 64)")
     parser.set_defaults(run=run)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from paretoserve.cli.common import UsageError
+from paretoserve.cli.common import UsageError, add_cache_dir_arg, add_model_arg
 from paretoserve.estimate.calibrate import CalibrationError, calibrate
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
 from paretoserve.estimate.explain import explain
@@ -31,9 +31,8 @@ BATCHES = IntRange(1, 1 << 20)  # --max-batch of a prediction: any batch size, n
 def add_parser(subparsers, help: str) -> None:
     p = subparsers.add_parser("estimate", help=help,
                               description=__doc__)
-    p.add_argument("--model", default="default",
-                   help="GGUF file, a Hugging Face config.json, or 'default' (the bundled Gemma 3 270M Q4_K_M)")
-    p.add_argument("--cache-dir", default=None, help="where the bundled model and the CPU bandwidth are cached")
+    add_model_arg(p, files="GGUF file, a Hugging Face config.json")
+    add_cache_dir_arg(p, holds="the bundled model and the CPU bandwidth are cached")
     p.add_argument("--hardware", default="cpu",
                    help=f"one of {', '.join(hardware_names())}, a YAML spec file, or 'list' (default: cpu)")
     p.add_argument("--max-batch", default=DEFAULT_BATCHES, help=f"batch sizes to predict (default: {DEFAULT_BATCHES})")

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from paretoserve.cli.common import add_repack_arg, bind_port
+from paretoserve.cli.common import add_cache_dir_arg, add_model_arg, add_repack_arg, bind_port
 from paretoserve.model import resolve_model
 from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, ReplicaPlan, RouterConfig, load_plan_file
 from paretoserve.serve.runner import serve
@@ -21,27 +21,31 @@ def add_parser(subparsers, help: str) -> None:
     g.add_argument("--plan", type=Path, default=None,
                    help="JSON from `paretoserve advise --json` (its replica_plan: replicas, max_batch, "
                         "threads_per_replica, kv_tokens)")
-    g.add_argument("--replicas", type=int, default=None, help="engine replicas (default: 1)")
-    g.add_argument("--max-batch", type=int, default=None, help="batch cap of each replica (default: 64)")
+    g.add_argument("--replicas", type=int, default=None, help=f"engine replicas (default: {ReplicaPlan.replicas})")
+    g.add_argument("--max-batch", type=int, default=None,
+                   help=f"batch cap of each replica (default: {ReplicaPlan.max_batch})")
     g.add_argument("--kv-tokens", type=int, default=None, help="KV cache cells of each replica (default: engine's)")
     g.add_argument("--ctx-per-seq", type=int, default=None, help="embedded engine: prompt + output per sequence")
     g.add_argument("--threads-per-replica", type=int, default=None,
-                   help="threads (and pinned cores) of each replica; 0 = usable cores / replicas (default: 0)")
+                   help="threads (and pinned cores) of each replica; 0 = usable cores / replicas (default: "
+                        f"{ReplicaPlan.threads_per_replica})")
     g.add_argument("--no-pin", action="store_true", help="do not pin replicas to their own cores")
     e = p.add_argument_group("engine")
-    e.add_argument("--model", default="default", help="GGUF file or 'default'; {model} of --engine-cmd")
-    e.add_argument("--cache-dir", default=None, help="where the bundled model is assembled")
+    add_model_arg(e, also="; {model} of --engine-cmd")
+    add_cache_dir_arg(e)
     e.add_argument("--engine-cmd", default=None,
                    help="command template of any other engine, with " + " ".join("{" + n + "}" for n in PLACEHOLDERS)
                         + "; default: the embedded engine")
     add_repack_arg(e)
-    e.add_argument("--mem-fraction", type=float, default=0.9,
-                   help="device memory all replicas share; {mem_fraction} is this / replicas (default: 0.9)")
+    e.add_argument("--mem-fraction", type=float, default=ReplicaPlan.mem_fraction,
+                   help="device memory all replicas share; {mem_fraction} is this / replicas (default: %(default)s)")
     e.add_argument("--mps", action="store_true", help="run the CUDA MPS daemon while the replicas run")
-    e.add_argument("--health-path", default="/health", help="replica readiness path (default: /health)")
-    e.add_argument("--metrics-path", default="/metrics", help="replica Prometheus path (default: /metrics)")
-    e.add_argument("--health-timeout", type=float, default=300.0,
-                   help="seconds a replica may take to become healthy before it is restarted (default: 300)")
+    e.add_argument("--health-path", default=ReplicaPlan.health_path,
+                   help="replica readiness path (default: %(default)s)")
+    e.add_argument("--metrics-path", default=ReplicaPlan.metrics_path,
+                   help="replica Prometheus path (default: %(default)s)")
+    e.add_argument("--health-timeout", type=float, default=ReplicaPlan.health_timeout_s,
+                   help="seconds a replica may take to become healthy before it is restarted (default: %(default)g)")
     r = p.add_argument_group("router")
     r.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     r.add_argument("--port", type=int, default=8000, help="port to bind (default: %(default)s)")

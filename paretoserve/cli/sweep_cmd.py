@@ -11,7 +11,7 @@ from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
-from paretoserve.cli.common import UsageError, add_repack_arg, stop_on_sigterm
+from paretoserve.cli.common import UsageError, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import search_args, search_args_record, search_configs, search_sweep
 from paretoserve.engine.config import ctx_for
 from paretoserve.limits import parse_int_list
@@ -28,7 +28,7 @@ def add_parser(subparsers, help: str) -> None:
     p = subparsers.add_parser("sweep", help=help,
                               description=__doc__)
     g = p.add_argument_group("grid")
-    g.add_argument("--model", default="default", help="GGUF file or 'default' (default: %(default)s)")
+    add_model_arg(g)
     g.add_argument("--max-batch", default="1,2,4,8,16,32,64", help="batch caps (default: %(default)s)")
     g.add_argument("--kv-tokens", default=None, help="KV budgets in tokens (default: the engine's own)")
     g.add_argument("--threads-per-replica", default="0", help="engine threads; 0 = all cores (default: 0)")
@@ -41,8 +41,9 @@ def add_parser(subparsers, help: str) -> None:
                    help="command template of any other engine, with {model} {port} {max_batch} {kv_tokens} "
                         "{threads} {replica}; default: the embedded engine")
     add_repack_arg(e)
-    e.add_argument("--health-path", default="/health", help="readiness URL path (default: /health)")
-    e.add_argument("--health-timeout", type=float, default=300.0, help="seconds to wait for health (default: 300)")
+    e.add_argument("--health-path", default=SweepSpec.health_path, help="readiness URL path (default: %(default)s)")
+    e.add_argument("--health-timeout", type=float, default=SweepSpec.health_timeout_s,
+                   help="seconds to wait for health (default: %(default)g)")
     add_workload_args(p)
     search_args(p)
     o = p.add_argument_group("output")
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     args.url = "http://127.0.0.1:1"  # checked now, replaced by each point's engine address
     bench = config_from_args(args)
     spec = spec_from_args(args, bench)
-    search = search_configs(args, spec)
+    search = search_configs(args, spec, bench.slo)
     if spec.engine_cmd is None:
         resolve_model(spec.model)  # build the bundled model once, before the first engine starts
     store = SweepStore(args.out)

@@ -6,10 +6,9 @@ import argparse
 import sys
 import time
 
-from pydantic import ValidationError
-
 from paretoserve.advise import AdviseConfig, AdviseError
-from paretoserve.cli.advice_args import DEFAULTS, flag_error
+from paretoserve.bench.slo import Slo
+from paretoserve.cli.advice_args import add_advice_flags, advise_config
 from paretoserve.cli.common import UsageError
 from paretoserve.launch import LaunchError
 from paretoserve.results.store import SweepStore
@@ -20,44 +19,41 @@ from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.search import Guess, SearchConfig
 
 
+# The advice flags the search reads (the SLO's own --slo is the workload's), with what they mean here.
+SEARCH_FLAGS = ("slo_multiple", "slo_ref_batch", "slo_metric", "min_efficiency", "hardware", "model_geometry")
+SEARCH_HELP = {
+    "hardware": "jump ahead: after the start point, measure the last cap the roofline of this hardware (a "
+                "`paretoserve estimate --hardware` name or YAML) predicts the doubling would pass (default: no "
+                "roofline)",
+    "model_geometry": "with --hardware: the model's .gguf or config.json (default: --model; needed with --engine-cmd)",
+}
+
+
 def search_args(parser: argparse.ArgumentParser) -> None:
     s = parser.add_argument_group("search (--search bca; the SLO is --slo, or the paper's 3 x TPOT at B=32)")
     s.add_argument("--search", choices=("grid", "bca"), default="grid",
                    help="grid: every --max-batch value; bca: double from B=32 until the SLO, the efficiency floor "
                         "or the throughput gain breaks, then bisect; caps up to the largest --max-batch (default: grid)")
-    s.add_argument("--slo-multiple", type=float, default=None, help="relative SLO: multiple of --slo-metric at ...")
-    s.add_argument("--slo-ref-batch", type=int, default=DEFAULTS["slo_ref_batch"],
-                   help="... the run nearest this batch (default: %(default)s)")
-    s.add_argument("--slo-metric", default=DEFAULTS["slo_metric"],
-                   help="tpot, itl, ttft or e2el, p99_/median_ allowed (default: %(default)s)")
-    s.add_argument("--min-efficiency", type=float, default=DEFAULTS["min_efficiency"],
-                   help="floor on T(B) / (B x T(1)) (default: %(default)s)")
-    s.add_argument("--min-gain", type=float, default=0.1,
-                   help="stop doubling when it adds less than this share of throughput (default: 0.1)")
-    s.add_argument("--hardware", default=None,
-                   help="jump ahead: after the start point, measure the last cap the roofline of this hardware (a "
-                        "`paretoserve estimate --hardware` name or YAML) predicts the doubling would pass (default: "
-                        "no roofline)")
+    s.add_argument("--min-gain", type=float, default=SearchConfig.min_gain,
+                   help="stop doubling when it adds less than this share of throughput (default: %(default)s)")
+    add_advice_flags(s, SEARCH_FLAGS, SEARCH_HELP)
     s.add_argument("--calibrate", metavar="DIR", default=None,
                    help="with --hardware: fit the roofline to this earlier sweep on the same hardware and engine "
                         "(default: the uncalibrated roofline)")
-    s.add_argument("--model-geometry", default=None,
-                   help="with --hardware: the model's .gguf or config.json (default: --model; needed with --engine-cmd)")
 
 
 def search_args_record(args: argparse.Namespace) -> dict:
     """What sweep.json keeps of the search, so --resume continues the same one."""
     if args.search != "bca":
         return {}
-    return {"search": {k: getattr(args, k) for k in ("search", "slo_multiple", "slo_ref_batch", "slo_metric",
-                                                     "min_efficiency", "min_gain", "hardware", "calibrate",
-                                                     "model_geometry")}}
+    return {"search": {k: getattr(args, k) for k in ("search", *SEARCH_FLAGS, "min_gain", "calibrate")}}
 
 
-def search_configs(args: argparse.Namespace, spec: SweepSpec
+def search_configs(args: argparse.Namespace, spec: SweepSpec, slo: Slo | None
                    ) -> tuple[SearchConfig, AdviseConfig, Guess | None] | None:
     """The search's settings and its roofline guess (None for a grid sweep), checked before anything is
-    created or started."""
+    created or started. `slo` is the workload's parsed --slo: each point's bench counts goodput by it per
+    request, and the search judges each point's run summary by it (a bare metric is the run's mean)."""
     given = [flag for flag, value in (("--hardware", args.hardware), ("--calibrate", args.calibrate),
                                       ("--model-geometry", args.model_geometry)) if value is not None]
     if args.search != "bca":
@@ -67,11 +63,7 @@ def search_configs(args: argparse.Namespace, spec: SweepSpec
     if any(len(values) > 1 for values in (spec.kv_tokens, spec.threads, spec.replicas)):
         raise UsageError("--search bca searches the batch cap only: give one --kv-tokens, --threads-per-replica "
                          "and --replicas value")
-    try:
-        slo = AdviseConfig(slo=args.slo, slo_multiple=args.slo_multiple, slo_ref_batch=args.slo_ref_batch,
-                           slo_metric=args.slo_metric, min_efficiency=args.min_efficiency)
-    except ValidationError as exc:
-        raise flag_error(exc) from exc
+    advice = advise_config(args, SEARCH_FLAGS, slo=slo)
     try:
         search = SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain)
     except ValueError as exc:
@@ -79,21 +71,21 @@ def search_configs(args: argparse.Namespace, spec: SweepSpec
     if args.hardware is None:
         if given:
             raise UsageError(f"{given[0]} needs --hardware (the roofline it applies to)")
-        return search, slo, None
+        return search, advice, None
     try:
         guess = sweep_guess(spec.as_dict(), search.candidates, search.min_gain,
-                            RooflineConfig(args.hardware, args.model_geometry), args.calibrate)
+                            RooflineConfig(advice.hardware, advice.model_geometry), args.calibrate)
     except ValueError as exc:  # the message names --hardware, --model-geometry or --calibrate
         raise UsageError(str(exc)) from exc
-    return search, slo, guess
+    return search, advice, guess
 
 
 def search_sweep(configs: tuple[SearchConfig, AdviseConfig, Guess | None], spec: SweepSpec, measure: Measure,
                  store: SweepStore, started: float) -> int:
     """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
-    search, slo, guess = configs
+    search, advice, guess = configs
     try:
-        result, ran = run_search(spec, search, slo, measure, store, guess)
+        result, ran = run_search(spec, search, advice, measure, store, guess)
     except (AdviseError, LaunchError) as exc:
         raise UsageError(f"--search bca: {exc}") from exc
     store.export_csv(store.dir / "points.csv")

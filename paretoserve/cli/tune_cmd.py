@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from paretoserve.cli.advice_args import add_advice_args, advise_config
-from paretoserve.cli.common import add_repack_arg, stop_on_sigterm
+from paretoserve.cli.common import add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.tune import TuneConfig, run_tune
 
 DEFAULTS = TuneConfig()
@@ -18,7 +18,7 @@ DEFAULTS = TuneConfig()
 def add_parser(subparsers, help: str) -> None:
     p = subparsers.add_parser("tune", help=help,
                               description=__doc__)
-    p.add_argument("--model", default="default", help="GGUF file or 'default' (default: %(default)s)")
+    add_model_arg(p)
     p.add_argument("--out", type=Path, default=DEFAULTS.out, help="results directory (default: ./%(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the tune in --out, reusing finished points")
     g = p.add_argument_group("search")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paretoserve.engine.config import KV_TOKENS, MAX_BATCH, ConfigError, EngineConfig, threads_range
-from paretoserve.launch import embedded_engine_cmd
+from paretoserve.launch import PROBE_TIMEOUT_S, embedded_engine_cmd
 from paretoserve.limits import IntRange, UserError
 
 # Placeholders an --engine-cmd template may use (the sweep's, plus each replica's device memory share).
@@ -44,7 +44,7 @@ class ReplicaPlan:
     """N copies of one engine on this machine, and how the supervisor keeps them alive."""
 
     replicas: int = 1
-    max_batch: int = 64
+    max_batch: int = EngineConfig.max_batch  # each replica's cap: the embedded engine's default
     kv_tokens: int | None = None  # KV cells of each replica; None = the engine's default
     ctx_per_seq: int | None = None  # embedded engine only
     threads_per_replica: int = 0  # 0 = the usable cores divided evenly among the replicas
@@ -58,7 +58,7 @@ class ReplicaPlan:
     metrics_path: str = "/metrics"
     health_timeout_s: float = 300.0  # a replica not healthy this long after its start is restarted
     health_interval_s: float = 0.5
-    health_check_timeout_s: float = 5.0  # one probe; a busy CPU engine can answer slowly
+    health_check_timeout_s: float = PROBE_TIMEOUT_S  # one probe; a busy CPU engine can answer slowly
     unhealthy_after: int = 3  # failed probes in a row that take a healthy replica out
     restart_backoff_s: tuple[float, float] = (1.0, 30.0)  # first and longest wait before a restart
     stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL

@@ -11,12 +11,9 @@ The router and its supervisor run in their own process, so relaying costs the ca
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from paretoserve.launch import EngineProcess, LaunchError, describe_exit, free_port
+from paretoserve.launch import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.serve.pinning import pinned_cmd
 
@@ -70,37 +67,38 @@ class ReplicaServer:
 
     def wait_healthy(self, timeout_s: float = 300.0) -> None:
         """Block until every replica is healthy; LaunchError (with the replicas' states) on exit or timeout."""
-        deadline = time.monotonic() + timeout_s
-        last = None
-        with httpx.Client(timeout=5.0, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if self.process.proc.poll() is not None:
-                    raise LaunchError(f"serve {describe_exit(self.process.proc.returncode)} before its "
-                                      f"replicas were healthy:\n{self.process.output_tail()}")
-                last = self._health(client) or last
-                if last is not None and last.get("healthy_replicas") == self.plan.replicas:
-                    self.replica_pids = tuple(r["pid"] for r in last["replicas"] if r.get("pid"))
-                    return
-                time.sleep(0.2)
+        last: dict | None = None
+
+        def all_healthy() -> bool:
+            nonlocal last
+            last = probe.json() or last
+            return last is not None and last.get("healthy_replicas") == self.plan.replicas
+
+        with HealthProbe(self.base_url + "/health") as probe:
+            if wait_until(all_healthy, timeout_s, self._raise_if_exited):
+                self._note_pids(last)
+                return
         states = "; ".join(f"replica {r.get('replica')}: {r.get('state')}"
                            + (f" ({r['last_error']})" if r.get("last_error") else "")
                            for r in (last or {}).get("replicas", []))
         raise LaunchError(f"{self.plan.replicas} replicas not all healthy after {timeout_s:.0f} s at {self.base_url}"
                           f"{': ' + states if states else ''}\n{self.process.output_tail()}")
 
+    def _raise_if_exited(self) -> None:
+        if self.process.proc.poll() is not None:
+            raise LaunchError(f"serve {describe_exit(self.process.proc.returncode)} before its "
+                              f"replicas were healthy:\n{self.process.output_tail()}")
+
     def refresh(self) -> dict | None:
         """The router's /health JSON now (None when it does not answer); updates `replica_pids`."""
-        with httpx.Client(timeout=5.0, trust_env=False) as client:
-            health = self._health(client)
+        with HealthProbe(self.base_url + "/health") as probe:
+            health = probe.json()
         if health is not None:
-            self.replica_pids = tuple(r["pid"] for r in health["replicas"] if r.get("pid"))
+            self._note_pids(health)
         return health
 
-    def _health(self, client: httpx.Client) -> dict | None:
-        try:
-            return client.get(self.base_url + "/health").json()
-        except (httpx.HTTPError, ValueError):
-            return None
+    def _note_pids(self, health: dict) -> None:
+        self.replica_pids = tuple(r["pid"] for r in health["replicas"] if r.get("pid"))
 
     def exit_status(self) -> int | None:
         """The router process's exit status once it has ended; None while it runs."""

@@ -12,9 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
-from paretoserve.launch import EngineProcess, LaunchError, describe_exit, free_port
+from paretoserve.launch import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.serve.mps import MpsDaemon
 from paretoserve.serve.pinning import assign_cores, pinned_cmd, threads_for, usable_cores
@@ -88,13 +86,13 @@ class Replica:
     def _watch(self, stop: threading.Event, started: float) -> tuple[str, float]:
         """Probe until the replica fails; returns why, and how long it had been healthy (s)."""
         plan, failures, healthy_since = self.plan, 0, None
-        with httpx.Client(timeout=plan.health_check_timeout_s, trust_env=False) as client:
+        with HealthProbe(self.url + plan.health_path, plan.health_check_timeout_s) as probe:
             while not stop.wait(plan.health_interval_s):
                 proc = self.process.proc
                 if proc.poll() is not None:
                     return (f"{describe_exit(proc.returncode, self.cmd)}: {self.process.output_tail(600).strip()[-600:]}",
                             _since(healthy_since))
-                if self._probe(client):
+                if probe.ok():
                     failures = 0
                     if healthy_since is None:
                         healthy_since, self.healthy, self.state = time.monotonic(), True, "healthy"
@@ -108,12 +106,6 @@ class Replica:
                 if failures >= plan.unhealthy_after:
                     return f"failed {failures} health checks in a row", _since(healthy_since)
         return "stopping", _since(healthy_since)
-
-    def _probe(self, client: httpx.Client) -> bool:
-        try:
-            return client.get(self.url + self.plan.health_path).status_code == 200
-        except httpx.HTTPError:
-            return False
 
 
 class Supervisor:
@@ -154,14 +146,11 @@ class Supervisor:
 
     def wait_healthy(self, timeout_s: float) -> None:
         """Block until every replica is healthy; LaunchError with their states on timeout."""
-        want = len(self.replicas)
-        deadline = time.monotonic() + timeout_s
-        while sum(r.healthy for r in self.replicas) < want:
-            if time.monotonic() > deadline:
-                states = "; ".join(f"replica {r.index}: {r.state}" + (f" ({r.last_error})" if r.last_error else "")
-                                   for r in self.replicas)
-                raise LaunchError(f"{want} healthy replicas wanted, not reached after {timeout_s:.0f} s: {states}")
-            time.sleep(0.1)
+        if not wait_until(lambda: all(r.healthy for r in self.replicas), timeout_s, interval_s=0.1):
+            states = "; ".join(f"replica {r.index}: {r.state}" + (f" ({r.last_error})" if r.last_error else "")
+                               for r in self.replicas)
+            raise LaunchError(f"{len(self.replicas)} healthy replicas wanted, not reached after {timeout_s:.0f} s: "
+                              f"{states}")
 
     @property
     def pids(self) -> tuple[int, ...]:

@@ -10,7 +10,8 @@ import functools
 from dataclasses import replace
 from typing import Callable
 
-from paretoserve.advise.bca import STEP_LATENCIES, LatencyLimit
+from paretoserve.advise.bca import STEP_LATENCIES
+from paretoserve.bench.slo import RunLimit
 from paretoserve.estimate.calibrate import CalibrationError
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
 from paretoserve.estimate.hardware import load_hardware
@@ -38,7 +39,7 @@ def roofline_guess(predict: Predict, candidates: tuple[int, ...], min_gain: floa
     B_opt as the unguided search would, when the prediction holds. Step latencies are predicted relative to
     the first point, so the roofline's absolute error cancels out."""
 
-    def guess(first: Point, limits: list[LatencyLimit]) -> int | None:
+    def guess(first: Point, limits: list[RunLimit]) -> int | None:
         workload = point_workload(first)
         step = functools.cache(lambda cap: predict(cap, workload))
         ref = step(first.max_batch).step_s

@@ -78,7 +78,7 @@ def run_points(spec: SweepSpec, points: Iterable[PointConfig], measure: Measure,
     return records
 
 
-def run_search(spec: SweepSpec, search: SearchConfig, slo: AdviseConfig, measure: Measure, store: SweepStore,
+def run_search(spec: SweepSpec, search: SearchConfig, advice: AdviseConfig, measure: Measure, store: SweepStore,
                guess: Guess | None = None) -> tuple[SearchResult, list[dict]]:
     """Run `sweep --search bca` over the batch cap (one KV, threads and replicas value), recording each point;
     points already finished in `store` are reused; `guess` is the roofline's jump ahead (sweep/guess.py).
@@ -100,4 +100,4 @@ def run_search(spec: SweepSpec, search: SearchConfig, slo: AdviseConfig, measure
                                   f"{record.get('reason', '')[:300]}")
         return to_point(record)
 
-    return drive(bca_search(search, slo, guess), measure_cap), ran
+    return drive(bca_search(search, advice, guess), measure_cap), ran

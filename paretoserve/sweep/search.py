@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Generator
 
 from paretoserve.advise.advice import AdviseConfig
-from paretoserve.advise.bca import LatencyLimit, judge, resolve_limits
+from paretoserve.advise.bca import judge
 from paretoserve.advise.table import AdviseError, Point
+from paretoserve.bench.slo import RunLimit
 
 # (first measured point, the SLO's limits) -> a cap to measure next (sweep/guess.py), or None for no guess.
-Guess = Callable[[Point, list[LatencyLimit]], int | None]
+Guess = Callable[[Point, list[RunLimit]], int | None]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def nearest_cap(candidates: tuple[int, ...], target: float, above: int | None = 
     return min(pool, key=lambda c: (abs(math.log(c / target)), c)) if pool else None
 
 
-def bca_search(search: SearchConfig, slo: AdviseConfig, guess: Guess | None = None
+def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None = None
                ) -> Generator[int, Point, SearchResult]:
     """Yields caps to measure, receives each measured Point via send(), returns the SearchResult."""
     points: dict[int, Point] = {}
@@ -70,17 +71,17 @@ def bca_search(search: SearchConfig, slo: AdviseConfig, guess: Guess | None = No
         return points[cap]
 
     t1 = None
-    if slo.min_efficiency > 0:
+    if advice.min_efficiency > 0:
         if search.candidates[0] != 1:
             raise AdviseError("--min-efficiency needs batch 1 among the caps the search may run")
-        t1 = (yield from measure(1)).throughput(slo.throughput_metric)
+        t1 = (yield from measure(1)).throughput(advice.throughput_metric)
     start = nearest_cap(search.candidates,
-                        slo.slo_ref_batch if slo.relative_multiple is not None else search.start)
+                        advice.slo_ref_batch if advice.relative_multiple is not None else search.start)
     first = yield from measure(start)
-    limits = resolve_limits([first], slo.slo, slo.relative_multiple, slo.slo_ref_batch, slo.slo_metric)
+    limits = advice.limits([first])
 
     def meets(cap: int) -> bool:
-        return judge(points[cap], limits, slo.min_efficiency, t1, slo.throughput_metric).meets
+        return judge(points[cap], limits, advice.min_efficiency, t1, advice.throughput_metric).meets
 
     lo, hi, reason = (start, None, "") if meets(start) else (None, start, "")
     guessed = guess(first, limits) if guess and lo is not None else None
@@ -105,7 +106,7 @@ def bca_search(search: SearchConfig, slo: AdviseConfig, guess: Guess | None = No
         if not meets(upper):
             hi = upper
             break
-        gain = points[upper].throughput(slo.throughput_metric) / points[lo].throughput(slo.throughput_metric) - 1
+        gain = points[upper].throughput(advice.throughput_metric) / points[lo].throughput(advice.throughput_metric) - 1
         lo = upper
         if gain < search.min_gain:
             reason = f"plateau: doubling to {upper} added {gain:+.1%} throughput (< {search.min_gain:.0%})"

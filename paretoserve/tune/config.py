@@ -7,8 +7,9 @@ from pathlib import Path
 
 from paretoserve.advise import AdviseConfig
 from paretoserve.bench.config import BenchConfig, TokenRange
-from paretoserve.engine.config import MAX_BATCH, available_cores, ctx_for, threads_range
+from paretoserve.engine.config import MAX_BATCH, EngineConfig, available_cores, ctx_for, threads_range
 from paretoserve.limits import IntRange, UserError
+from paretoserve.sweep.search import SearchConfig
 
 TOKENS = IntRange(1, 8192)  # --input-tokens and --output-tokens of every point
 
@@ -23,13 +24,13 @@ class TuneConfig:
 
     model: str = "default"
     out: Path = Path("tune")
-    max_batch: int = 64  # largest batch cap the search may run
+    max_batch: int = EngineConfig.max_batch  # largest batch cap the search may run: the engine's default cap
     threads: int = 0  # threads of the single engine; 0 = every core
     repack: str = "auto"  # the engine's --repack: llama.cpp's weight repacking (engine/repack.py)
     input_tokens: int = 32
     output_tokens: int = 32
     duration_s: float = 15.0  # seconds of closed-loop load per point (then in-flight requests drain)
-    min_gain: float = 0.1  # a doubling that adds less throughput ends the climb (the plateau)
+    min_gain: float = SearchConfig.min_gain  # a doubling that adds less throughput ends the climb (the plateau)
     verify: bool = True  # measure the replica plan next to the best single engine
     resume: bool = False
     advice: AdviseConfig = field(default_factory=AdviseConfig)
