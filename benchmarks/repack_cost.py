@@ -2,12 +2,13 @@
 
 For every mode (`all` = llama.cpp's default, `no-amx` = CPU_REPACK only, `off` = no repacking, as
 llama-server's --no-repack) a child process loads the model once, as an engine would, and measures each
-batch; the modes take turns, round after round (A B C A B C ...), so drift on the machine hits every
-mode alike. (Several models loaded in one process ran the second one up to 4x slower, whatever its mode.) Printed: the median tok/s of each
-mode per batch and its ratio to `all`. `all` is skipped where this llama.cpp build would use AMX,
-which crashes (llama.cpp issue 20824).
+batch (several models loaded in one process ran the second one up to 4x slower, whatever its mode).
+The modes take turns, round after round (A B C A B C ...), so drift on the machine hits every mode
+alike. Printed: each mode's median tok/s with its range over the rounds, and the ratio of medians to
+`all`; where there is no AMX, `no-amx` and `all` run the same kernels, so their gap is the noise.
+`all` is skipped where this llama.cpp build would use AMX, which crashes (llama.cpp issue 20824).
 
-    python benchmarks/repack_cost.py [--batches 1,64] [--rounds 3] [--input-tokens 32]
+    python benchmarks/repack_cost.py [--batches 1,64] [--rounds 5] [--input-tokens 32]
                                      [--output-tokens 64] [--threads 2]
 """
 
@@ -48,7 +49,7 @@ def child(mode: str, batches: list[int], args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", default="1,64")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--input-tokens", type=int, default=32)
     parser.add_argument("--output-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
@@ -69,11 +70,12 @@ def main() -> None:
             for batch, rate in measure(mode, batches, args).items():
                 rates[mode, batch].append(rate)
     base = modes[0]
-    print(f"{'batch':>5} " + " ".join(f"{m + ' tok/s':>13}" for m in modes)
+    print(f"{'batch':>5} " + " ".join(f"{m + ' tok/s (min-max)':>26}" for m in modes)
           + " " + " ".join(f"{m + '/' + base:>12}" for m in modes[1:]))
     for batch in batches:
         med = {m: statistics.median(rates[m, batch]) for m in modes}
-        print(f"{batch:>5} " + " ".join(f"{med[m]:>13.1f}" for m in modes)
+        spread = {m: f"{med[m]:.1f} ({min(rates[m, batch]):.0f}-{max(rates[m, batch]):.0f})" for m in modes}
+        print(f"{batch:>5} " + " ".join(f"{spread[m]:>26}" for m in modes)
               + " " + " ".join(f"{med[m] / med[base]:>12.2f}" for m in modes[1:]), flush=True)
 
 
