@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default="auto", help="auto | softmax | mlp (auto: softmax on synthetic, else mlp)")
     run.add_argument("--hidden", type=int, default=64, help="hidden units of the MLP")
     run.add_argument("--max-class", type=int, default=None,
-                     help="largest class clustered in one distance matrix (default 1024: 4 MiB of float32)")
+                     help="most samples clustered in one distance matrix (default 1024: 4 MiB of float32)")
     run.add_argument("--charge-selection", action="store_true",
                      help="add the coreset selection's measured CPU time to the client's simulated clock")
     run.add_argument("--targets", default="auto",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedcore.coreset import MAX_CLASS, select
+from fedcore.coreset import MAX_CLASS, MEDOIDS_PER_BLOCK, select
 from fedcore.data import ClientData
 from fedcore.models import Model, Params
 from fedcore.schedule import Plan
@@ -38,7 +38,7 @@ DROPPED = LocalResult(None, 0, 0.0, 0, 0.0, 0.0)
 
 def local_update(model: Model, params: Params, data: ClientData, plan: Plan, speed: float, sgd: SGD,
                  rng: np.random.RandomState, *, charge_selection: bool = False,
-                 max_class: int = MAX_CLASS) -> LocalResult:
+                 max_class: int = MAX_CLASS, medoids_per_block: int = MEDOIDS_PER_BLOCK) -> LocalResult:
     """Run `plan` from the global `params`: full epochs, then (FedCore) the coreset epochs.
     FedProx's proximal anchor is the global model in every epoch (the reference code re-anchored after epoch 1)."""
     if plan.dropped:
@@ -51,8 +51,8 @@ def local_update(model: Model, params: Params, data: ClientData, plan: Plan, spe
     selection_cpu_s, coreset_size, charged_samples = 0.0, 0, 0.0
     if plan.coreset_epochs:
         started = time.process_time()
-        coreset = select(model.proxy_factors(params, data.x, data.y), data.y, plan.coreset_size,
-                         seed=int(rng.randint(2**31 - 1)), max_class=max_class)
+        coreset = select(model.proxy_factors(params, data.x, data.y), data.y, plan.coreset_size, rng,
+                         max_class=max_class, medoids_per_block=medoids_per_block)
         selection_cpu_s = time.process_time() - started
         coreset_size = coreset.size
         if charge_selection and train_cpu_s > 0:

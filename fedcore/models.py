@@ -85,17 +85,29 @@ class Model:
         return loss, float((p.argmax(axis=1) == y).mean())
 
     def proxy_factors(self, params: Params, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-        """Factors whose row-wise Kronecker product is each sample's gradient proxy.
+        """Factors (float32) whose row-wise Kronecker product is each sample's gradient proxy.
 
         Softmax regression: [x], the features (as the authors' code does). MLP: [p - y, [1, h]], whose
         Kronecker product is the last layer's (bias, weight) gradient `[p - y, h (x) (p - y)]` up to the
-        order of its entries, so distances are the same."""
+        order of its entries, so distances are the same. In float32, as the distances that use them: a
+        quarter of the float64 pass's time (with its page faults) on a 5,000-sample client."""
+        x32 = np.asarray(x, dtype=np.float32)
         if not self.hidden:
-            return [x]
-        h = self.last_input(params, x)
-        e = softmax(h @ params["w2"] + params["b2"])
-        e[np.arange(len(y)), y] -= 1.0
-        return [e, np.hstack([np.ones((len(y), 1)), h])]
+            return [x32]
+        n = len(y)
+        h1 = np.empty((n, self.hidden + 1), dtype=np.float32)  # [1, h], h written in place
+        h1[:, 0] = 1.0
+        h = h1[:, 1:]
+        np.matmul(x32, params["w1"].astype(np.float32), out=h)
+        h += params["b1"]  # (in place: stays float32)
+        np.maximum(h, 0.0, out=h)
+        e = h @ params["w2"].astype(np.float32)
+        e += params["b2"]
+        e -= e.max(axis=1, keepdims=True)
+        np.exp(e, out=e)
+        e /= e.sum(axis=1, keepdims=True)
+        e[np.arange(n), y] -= 1.0
+        return [e, h1]
 
     def last_layer_gradients(self, params: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The explicit (n, C + H*C) proxy `[p - y, h (x) (p - y)]` (for checks; the coreset uses the factors)."""
