@@ -91,8 +91,12 @@ class ClientPool:
         connector = aiohttp.TCPConnector(limit=max(1, connections), limit_per_host=0)
         timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 30.0))
         # trust_env=False: no proxy from the environment between the client and what it measures.
-        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
-                                             auto_decompress=False, skip_auto_headers=("User-Agent",))
+        options = {"timeout": timeout, "trust_env": False, "auto_decompress": False,
+                   "skip_auto_headers": ("User-Agent",)}
+        self.session = aiohttp.ClientSession(connector=connector, **options)
+        # Retries of a request whose pooled connection was dropped: always a new connection, never another
+        # pooled one that the server may have dropped as well.
+        self.fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0), **options)
 
     async def touch(self, path: str = "/v1/models") -> None:
         """One cheap request: imports and first-use costs land before the run. Errors are ignored
@@ -105,6 +109,7 @@ class ClientPool:
 
     async def aclose(self) -> None:
         await self.session.close()
+        await self.fresh.close()
 
 
 def encode_bodies(builder: RequestBuilder, specs: list[RequestSpec]) -> list[bytes]:
@@ -226,12 +231,13 @@ class LoadGenerator:
 
     async def _post(self, record: RequestRecord, body: bytes) -> None:
         """POST one request and read its answer. A pooled connection that the server dropped before answering
-        is retried once on a new one: llama-server closes each streamed response's connection without a
+        is retried once on a new connection: llama-server closes each streamed response's connection without a
         `Connection: close`, and a reused one failed a third of the requests at concurrency 8."""
         while True:
             answered = False
+            session = self.pool.fresh if record.connection_retries else self.pool.session
             try:
-                async with self.pool.session.post(self.url, data=body, headers=JSON_HEADERS) as response:
+                async with session.post(self.url, data=body, headers=JSON_HEADERS) as response:
                     answered = True
                     if response.status != 200:
                         record.error = await _http_error(response)

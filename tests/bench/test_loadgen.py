@@ -169,4 +169,5 @@ def test_a_pooled_connection_the_server_dropped_is_retried_once_on_a_new_one(con
         result = drive(server, LoadPattern("concurrency", concurrency=concurrency, requests=24), specs(n_out=4))
     assert [r.error for r in result.records if r.error] == []  # llama-server lost a third of these
     assert len(server.served) == 24 and all(r.output_tokens == 4 for r in result.records)
-    assert sum(r.connection_retries for r in result.records) >= 24 - 2 * concurrency  # each reuse was refused
+    retries = [r.connection_retries for r in result.records]
+    assert max(retries) == 1 and sum(retries) >= 24 // 2 - concurrency  # a retry goes out on a new connection
