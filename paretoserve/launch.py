@@ -18,7 +18,6 @@ from typing import Callable
 
 import httpx
 
-
 # Signals that mean the engine itself crashed, not that someone stopped it.
 CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")
 LOG_TAIL_LINES = 20

@@ -10,14 +10,13 @@ from paretoserve.advise import AdviseConfig, AdviseError
 from paretoserve.bench.slo import Slo
 from paretoserve.cli.advice_args import add_advice_flags, advise_config
 from paretoserve.cli.common import UsageError
+from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.launch import LaunchError
 from paretoserve.results.store import SweepStore
 from paretoserve.sweep.grid import SweepSpec
-from paretoserve.sweep.runner import Measure, run_search
-from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.sweep.guess import sweep_guess
+from paretoserve.sweep.runner import Measure, run_search
 from paretoserve.sweep.search import Guess, SearchConfig
-
 
 # The advice flags the search reads (the SLO's own --slo is the workload's), with what they mean here.
 SEARCH_FLAGS = ("slo_multiple", "slo_ref_batch", "slo_metric", "min_efficiency", "hardware", "model_geometry")

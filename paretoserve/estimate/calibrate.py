@@ -14,8 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from paretoserve.estimate.hardware import HardwareSpec
-from paretoserve.estimate.roofline import (COMPONENTS, Efficiency, EngineAssumptions, StepPrediction, Workload,
-                                           component_traffic, default_efficiency, predict, prefill_flops_per_request)
+from paretoserve.estimate.roofline import (
+    COMPONENTS,
+    Efficiency,
+    EngineAssumptions,
+    StepPrediction,
+    Workload,
+    component_traffic,
+    default_efficiency,
+    predict,
+    prefill_flops_per_request,
+)
 from paretoserve.geometry import ModelGeometry
 from paretoserve.limits import UserError
 from paretoserve.results.point import Point, to_point

@@ -12,6 +12,7 @@ from paretoserve.bench.config import TokenRange
 from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder, arrival_offsets
 from paretoserve.bench.summary import latency_fields
 from paretoserve.bench.workload import synthetic
+
 from .fake_server import FakeServer
 from .one_shot_server import OneShotServer
 

@@ -8,8 +8,21 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.server.api_helpers import (CHAT, CTX_PER_SEQ, MODEL_NAME, PROMPT, TIMEOUT, completion, finished,
-                                      gauge, idle, post, scrape, sse_events, wait_for)
+from tests.server.api_helpers import (
+    CHAT,
+    CTX_PER_SEQ,
+    MODEL_NAME,
+    PROMPT,
+    TIMEOUT,
+    completion,
+    finished,
+    gauge,
+    idle,
+    post,
+    scrape,
+    sse_events,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
