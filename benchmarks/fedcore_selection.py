@@ -75,7 +75,7 @@ def main() -> None:
             for n in sizes:
                 data = client(n, seed=n)
                 rows = [measure(model, data, args.slowness, c or n + 1, args.repeats) for c in caps]
-                for c, row in zip(caps, rows):
+                for c, row in zip(caps, rows, strict=True):
                     worst[c] = max(worst[c], row["share"])
                 print(f"{model.name:8} {n:>6} {np.bincount(data.y).max():>13} {rows[0]['k']:>6} "
                       f"{statistics.median(r['train_ms'] for r in rows):>9.1f}"

@@ -32,7 +32,7 @@ def class_budgets(k: int, labels: np.ndarray) -> dict[int, int]:
     """k_c = min(n_c, ceil(k n_c / n)) for every class present."""
     classes, counts = np.unique(labels, return_counts=True)
     n = len(labels)
-    return {int(c): min(int(n_c), math.ceil(k * n_c / n)) for c, n_c in zip(classes, counts)}
+    return {int(c): min(int(n_c), math.ceil(k * n_c / n)) for c, n_c in zip(classes, counts, strict=True)}
 
 
 def select(factors: list[np.ndarray], labels: np.ndarray, k: int, seed: int, max_class: int = MAX_CLASS) -> Coreset:
@@ -61,7 +61,7 @@ def _cluster_class(factors: list[np.ndarray], members: np.ndarray, k: int, rng: 
     if k >= blocks:
         parts = np.array_split(shuffled, blocks)
         shares = _apportion_min_one(k, np.array([len(p) for p in parts]))
-        results = [_kmedoids(factors, part, share, rng) for part, share in zip(parts, shares)]
+        results = [_kmedoids(factors, part, share, rng) for part, share in zip(parts, shares, strict=True)]
         return np.concatenate([m for m, _ in results]), np.concatenate([s for _, s in results])
     medoids, _ = _kmedoids(factors, shuffled[:max_class], k, rng)
     nearest = np.argmin(_distances(factors, members, medoids), axis=1)

@@ -215,7 +215,7 @@ class _Terms:
             best = (w[i], k[i], c[i], overhead[i])
             widths = [(hi - lo) / (GRID_POINTS - 1) for lo, hi in bounds]
             bounds = [(max(np.log(v) - 2 * d, lo), min(np.log(v) + 2 * d, hi))
-                      for v, d, (lo, hi) in zip(best[:3], widths, limits)]
+                      for v, d, (lo, hi) in zip(best[:3], widths, limits, strict=True)]
         w, k, c, o = best
         return Efficiency(weights_bandwidth=float(w), kv_bandwidth=float(k), compute=float(c),
                           step_overhead_s=float(o))
