@@ -6,6 +6,7 @@ and the supervisor's replicas (serve/supervisor.py) all probe through them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -183,10 +184,8 @@ class EngineProcess:
         self._stopped = True
         if self.proc.poll() is None:
             _signal_group(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                pass
         _signal_group(self.proc.pid, signal.SIGKILL)  # whatever the engine itself started
         self.proc.wait()
         if self._log is not None:
@@ -202,7 +201,5 @@ class EngineProcess:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
