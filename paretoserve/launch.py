@@ -134,7 +134,8 @@ class EngineProcess:
         self._stopped = False  # a second stop must not signal a process group that may have been reused
 
     def start(self) -> "EngineProcess":
-        self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()
+        # Open while the engine runs: stop() closes it.
+        self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()  # noqa: SIM115
         self._log_start = self._log.seek(0, os.SEEK_END)
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env={**os.environ, **(self.env or {})})

@@ -62,7 +62,7 @@ def _valid_unicode(text: str) -> str:
     except UnicodeEncodeError as exc:
         raise PydanticCustomError("lone_surrogate", "contains a lone surrogate ({code}) at index {index}; text "
                                   "must be valid Unicode", {"code": f"\\u{ord(text[exc.start]):04x}",
-                                                            "index": exc.start})
+                                                            "index": exc.start}) from exc
     return text
 
 
