@@ -3,9 +3,9 @@
 For every mode (`all` = llama.cpp's default, `no-amx` = CPU_REPACK only, `off` = no repacking, as
 llama-server's --no-repack) a child process loads the model once, as an engine would, and measures each
 batch; the modes take turns, round after round (A B C A B C ...), so drift on the machine hits every
-mode alike. (Several models loaded in one process ran the second one up to 4x slower, whatever its mode.) Printed: the median tok/s of each
-mode per batch and its ratio to `all`. `all` is skipped where this llama.cpp build would use AMX,
-which crashes (llama.cpp issue 20824).
+mode alike. (Several models loaded in one process ran the second one up to 4x slower, whatever its
+mode.) Printed: the median tok/s of each mode per batch and its ratio to `all`. `all` is skipped where
+this llama.cpp build would use AMX, which crashes (llama.cpp issue 20824).
 
     python benchmarks/repack_cost.py [--batches 1,64] [--rounds 3] [--input-tokens 32]
                                      [--output-tokens 64] [--threads 2]

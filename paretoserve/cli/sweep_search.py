@@ -32,7 +32,8 @@ def search_args(parser: argparse.ArgumentParser) -> None:
     s = parser.add_argument_group("search (--search bca; the SLO is --slo, or the paper's 3 x TPOT at B=32)")
     s.add_argument("--search", choices=("grid", "bca"), default="grid",
                    help="grid: every --max-batch value; bca: double from B=32 until the SLO, the efficiency floor "
-                        "or the throughput gain breaks, then bisect; caps up to the largest --max-batch (default: grid)")
+                        "or the throughput gain breaks, then bisect; caps up to the largest --max-batch "
+                        "(default: grid)")
     s.add_argument("--min-gain", type=float, default=SearchConfig.min_gain,
                    help="stop doubling when it adds less than this share of throughput (default: %(default)s)")
     add_advice_flags(s, SEARCH_FLAGS, SEARCH_HELP)

@@ -27,7 +27,8 @@ class VllmImportError(UserError):
 
 
 def kv_bytes_per_token(config: dict, dtype_bytes: float | None = None) -> int:
-    """KV bytes per token of a Hugging Face config.json (paretoserve.geometry), in the model's dtype or `dtype_bytes`."""
+    """KV bytes per token of a Hugging Face config.json (paretoserve.geometry), in the model's dtype or
+    `dtype_bytes`."""
     try:
         shape = kv_shape_from_hf_config(config)
     except GeometryError as exc:

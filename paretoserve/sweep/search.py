@@ -52,7 +52,8 @@ class SearchResult:
     guess: int | None = None  # the cap the roofline predicted, measured second (predicted, not B_opt)
 
 
-def nearest_cap(candidates: tuple[int, ...], target: float, above: int | None = None, below: int | None = None) -> int | None:
+def nearest_cap(candidates: tuple[int, ...], target: float, above: int | None = None,
+                below: int | None = None) -> int | None:
     """The candidate nearest `target` on a log scale, strictly above / below the given caps."""
     pool = [c for c in candidates if (above is None or c > above) and (below is None or c < below)]
     return min(pool, key=lambda c: (abs(math.log(c / target)), c)) if pool else None

@@ -47,6 +47,7 @@ def test_bad_input_is_one_line_naming_the_flag(paper_sweeps, capsys, argv, needl
 
 def test_empty_sweep_says_so(tmp_path, capsys):
     (tmp_path / "sweep.json").write_text(json.dumps({"spec": {}, "environment": {}}))
-    (tmp_path / "points.jsonl").write_text(json.dumps({"key": "a", "status": "failed", "config": {"max_batch": 1}}) + "\n")
+    failed = {"key": "a", "status": "failed", "config": {"max_batch": 1}}
+    (tmp_path / "points.jsonl").write_text(json.dumps(failed) + "\n")
     assert main(["advise", str(tmp_path)]) == 2
     assert "has no finished point" in capsys.readouterr().err
