@@ -89,7 +89,7 @@ def main() -> None:
     for model in models:
         for n in sizes:
             rows = [results[model.name, n, per_class] for per_class in layouts]
-            for layout, row in zip(layouts, rows):
+            for layout, row in zip(layouts, rows, strict=True):
                 worst[layout] = max(worst[layout], row["share"])
             ours = rows[0]
             print(f"{model.name:8} {n:>6} {np.bincount(client(n, seed=n).y).max():>13} {ours['k']:>6} "

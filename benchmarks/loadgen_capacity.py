@@ -140,7 +140,8 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     with EngineProcess([sys.executable, __file__, "--serve", str(port)], url, health_path="/v1/models") as server:
         server.wait_healthy(15)
-        plan = [("open", float(r), a, args.output_tokens) for r in args.rates.split(",") for a in args.arrivals.split(",")]
+        plan = [("open", float(r), a, args.output_tokens)
+                for r in args.rates.split(",") for a in args.arrivals.split(",")]
         plan += [("stream", float(r), a, args.stream_tokens) for r in args.stream_rates.split(",")
                  for a in args.arrivals.split(",")]
         print(f"stub server pid {server.proc.pid} at {url}; {args.duration:g} s of arrivals per run; "

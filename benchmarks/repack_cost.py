@@ -21,6 +21,7 @@ import subprocess
 import sys
 
 from engine_batch_curve import bare_loop, prompts
+
 from paretoserve.engine.llama_load import load_model, resolve_repack
 from paretoserve.engine.llama_runner import quiet_llama_logs
 from paretoserve.model import resolve_model

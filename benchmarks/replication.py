@@ -90,7 +90,8 @@ def main() -> None:
         for name, plan in plans.items():
             results[name][concurrency] = measure(plan, concurrency, args)
     one, two = results["1x2"], results["2x1"]
-    print(f"\n{'conc':>4} | {'1x2 tok/s':>9} {'2x1 tok/s':>9} {'ratio':>5} | {'1x2 ITL':>7} {'2x1 ITL':>7} {'ratio':>5} | "
+    print(f"\n{'conc':>4} | {'1x2 tok/s':>9} {'2x1 tok/s':>9} {'ratio':>5} | "
+          f"{'1x2 ITL':>7} {'2x1 ITL':>7} {'ratio':>5} | "
           f"{'1x2 p99 TTFT':>12} {'2x1 p99 TTFT':>12} {'ratio':>5}")
     for c in concurrencies:
         a, b = one[c], two[c]

@@ -61,7 +61,7 @@ def class_budgets(k: int, labels: np.ndarray) -> dict[int, int]:
     """k_c = min(n_c, ceil(k n_c / n)) for every class present."""
     classes, counts = np.unique(labels, return_counts=True)
     n = len(labels)
-    return {int(c): min(int(n_c), math.ceil(k * n_c / n)) for c, n_c in zip(classes, counts)}
+    return {int(c): min(int(n_c), math.ceil(k * n_c / n)) for c, n_c in zip(classes, counts, strict=True)}
 
 
 def block_count(n_c: int, k_c: int, max_class: int = MAX_CLASS, medoids_per_block: int = MEDOIDS_PER_BLOCK) -> int:
@@ -178,8 +178,8 @@ def _cluster_blocks(factors: list[np.ndarray], order: np.ndarray, layout: _Layou
         else:
             samples = order.take(rows)
             dist = _distances_within([f.take(samples, axis=0) for f in factors])
-            views = [view[:n_b, :n_b] for view, (_, n_b, _) in zip(dist, tile)]
-        for view, (_, _, k_b) in zip(views, tile):
+            views = [view[:n_b, :n_b] for view, (_, n_b, _) in zip(dist, tile, strict=True)]
+        for view, (_, _, k_b) in zip(views, tile, strict=True):
             _, block_labels, block_medoids, _, _ = _fasterpam_f32(view, layout.starts[:k_b], MAX_ITER)
             medoids.append(block_medoids)
             labels.append(block_labels)

@@ -16,8 +16,8 @@ def run_flower_simulation(server_app: ServerApp, client_app: ClientApp, num_node
     """Run `server_app` against `num_nodes` simulated SuperNodes (partition ids 0..num_nodes-1)."""
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's FutureWarning about num_gpus=0
     try:
-        from flwr.simulation import run_simulation
         import ray  # noqa: F401  (flwr[simulation] brings it; fail here with a clear message when missing)
+        from flwr.simulation import run_simulation
     except ImportError as exc:
         raise RuntimeError("--backend flower-sim needs Flower's simulation extra: "
                            "pip install 'flwr[simulation]'") from exc

@@ -6,6 +6,7 @@ and the supervisor's replicas (serve/supervisor.py) all probe through them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
-
 
 # Signals that mean the engine itself crashed, not that someone stopped it.
 CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")
@@ -134,7 +134,8 @@ class EngineProcess:
         self._stopped = False  # a second stop must not signal a process group that may have been reused
 
     def start(self) -> "EngineProcess":
-        self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()
+        # Open while the engine runs: stop() closes it.
+        self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()  # noqa: SIM115
         self._log_start = self._log.seek(0, os.SEEK_END)
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env={**os.environ, **(self.env or {})})
@@ -184,10 +185,8 @@ class EngineProcess:
         self._stopped = True
         if self.proc.poll() is None:
             _signal_group(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                pass
         _signal_group(self.proc.pid, signal.SIGKILL)  # whatever the engine itself started
         self.proc.wait()
         if self._log is not None:
@@ -203,7 +202,5 @@ class EngineProcess:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

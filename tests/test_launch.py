@@ -24,8 +24,8 @@ def test_a_crash_names_the_flag_for_the_engine_it_was():
 
 def test_an_engine_that_segfaults_before_health_is_reported_by_signal_with_its_log(tmp_path):
     crash = "print('loading the model', flush=True); import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
-    with EngineProcess([sys.executable, "-c", crash], f"http://127.0.0.1:{free_port()}") as proc:
-        with pytest.raises(LaunchError) as err:
-            proc.wait_healthy(30)
+    with EngineProcess([sys.executable, "-c", crash], f"http://127.0.0.1:{free_port()}") as proc, \
+            pytest.raises(LaunchError) as err:
+        proc.wait_healthy(30)
     message = str(err.value)
     assert "killed by SIGSEGV" in message and "status -11" not in message and "loading the model" in message

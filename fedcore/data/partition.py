@@ -30,7 +30,7 @@ def label_partition(x: np.ndarray, y: np.ndarray, num_clients: int, num_classes:
         shares = rng.lognormal(0, SIZE_SIGMA, len(owners))
         extra = _apportion(len(pool) - MIN_PER_LABEL * len(owners), shares)
         bounds = np.concatenate([[0], np.cumsum(extra + MIN_PER_LABEL)])
-        for owner, lo, hi in zip(owners, bounds[:-1], bounds[1:]):
+        for owner, lo, hi in zip(owners, bounds[:-1], bounds[1:], strict=True):
             parts[owner].append(pool[lo:hi])
     split_rng = np.random.RandomState(seed + 1)
     clients = []

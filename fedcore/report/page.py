@@ -8,7 +8,8 @@ from pathlib import Path
 
 from fedcore.report import plots
 
-STYLE = """body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 1.5em auto; padding: 0 1em; color: #222; }
+STYLE = """body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 1.5em auto; padding: 0 1em;
+       color: #222; }
 h2 { font-size: 1.15em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.5em; }
 table { border-collapse: collapse; font-size: .85em; } th, td { border: 1px solid #ddd; padding: .25em .5em; }
 th { background: #f3f3f3; } td { text-align: right; } td.text { text-align: left; }

@@ -33,7 +33,8 @@ def parse_size(text: str, flag: str = "--device-memory") -> int:
     unit = match.group(2).lower() if match else None
     if not match or unit not in UNITS or float(match.group(1)) <= 0:
         raise AdviseError(f"{flag}: cannot read {text!r} as a size; give bytes or a number with a unit "
-                          f"(B, KB, MB, GB, TB = powers of 1000; KiB, MiB, GiB, TiB = powers of 1024), e.g. 64GiB, 80GB")
+                          "(B, KB, MB, GB, TB = powers of 1000; KiB, MiB, GiB, TiB = powers of 1024), "
+                          "e.g. 64GiB, 80GB")
     return int(float(match.group(1)) * UNITS[unit])
 
 
@@ -64,7 +65,8 @@ class MemoryAdvice(BaseModel):
 def device_memory(table: SweepTable, override: str | int | None) -> tuple[int | None, str]:
     """Device memory in bytes: the flag, else the sweep's environment (GPU memory, else RAM)."""
     if override is not None:
-        return (int(override), "--device-memory") if isinstance(override, int) else (parse_size(override), "--device-memory")
+        size = int(override) if isinstance(override, int) else parse_size(override)
+        return size, "--device-memory"
     if table.device_memory_bytes:
         return table.device_memory_bytes, f"sweep environment ({table.device_name or 'device'})"
     return None, "unknown: give --device-memory"
@@ -83,7 +85,8 @@ def memory_advice(table: SweepTable, point: Point, device_bytes: int | None, dev
     budgets = [p.kv_budget_bytes for p in singles if p.kv_budget_bytes]
     if utilisation is not None and budgets:  # vLLM: one cache sized by a memory fraction
         default_kv = max(budgets)
-        default_source = f"measured: the largest KV cache the sweep's engine allocated (memory fraction {utilisation:g})"
+        default_source = ("measured: the largest KV cache the sweep's engine allocated "
+                          f"(memory fraction {utilisation:g})")
         weights = utilisation * device_bytes - default_kv if device_bytes else None
         weights_source = "memory fraction x device memory - KV cache (weights, activations, runtime)"
         if weights is not None and weights <= 0:  # the device memory given is smaller than what the engine used

@@ -60,8 +60,8 @@ def frontiers(points: list[Point], metric: str, memory_of: Callable[[Point], flo
     for stat in ("median", "p99"):
         for lat in ("tpot", "itl"):
             field = f"{stat}_{lat}_ms"
-            out.append(frontier(f"throughput_vs_{field}", points, (field, "min", lambda p, f=field: p.latency_ms.get(f)),
-                                throughput))
+            latency = (field, "min", lambda p, f=field: p.latency_ms.get(f))
+            out.append(frontier(f"throughput_vs_{field}", points, latency, throughput))
     out.append(frontier("throughput_vs_memory", points, ("memory_bytes", "min", memory_of), throughput, memory_note))
     energy = [p.energy_source for p in points if p.energy_per_output_token_j is not None]
     out.append(frontier("energy_per_output_token_vs_throughput", points, throughput,

@@ -32,7 +32,8 @@ def batches_table(advice: Advice) -> Table:
                                                                         escape("; ".join(v.reasons)))
         table.add_row(str(v.batch), str(v.max_batch), f"{v.throughput:,.1f}",
                       "-" if v.efficiency is None else f"{v.efficiency:.3f}", mark)
-    table.caption = f"limits on {', '.join(fields)}; throughput kept at B_opt: {share(advice.throughput_fraction_at_b_opt)}"
+    table.caption = (f"limits on {', '.join(fields)}; "
+                     f"throughput kept at B_opt: {share(advice.throughput_fraction_at_b_opt)}")
     return table
 
 

@@ -13,8 +13,15 @@ from pydantic import BaseModel
 from paretoserve.limits import UserError
 from paretoserve.results.point import Point
 from paretoserve.results.store import StoreError
-from paretoserve.results.sweep import (device, imported_from, kv_bytes_per_token, model_file, on_gpu, read_sweep,
-                                       usable_cores)
+from paretoserve.results.sweep import (
+    device,
+    imported_from,
+    kv_bytes_per_token,
+    model_file,
+    on_gpu,
+    read_sweep,
+    usable_cores,
+)
 
 
 class AdviseError(UserError):

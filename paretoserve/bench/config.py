@@ -73,6 +73,12 @@ class BenchConfig:
     watts_per_core: float | None = None  # None = energy.DEFAULT_WATTS_PER_CORE
 
     def __post_init__(self) -> None:
+        self._check_target()
+        self._check_load()
+        self._check_requests()
+
+    def _check_target(self) -> None:
+        """The server, the endpoint and what is sent to it."""
         if not self.url.startswith(("http://", "https://")):
             raise BenchConfigError(f"--url must start with http:// or https://; got {self.url!r}")
         _choice("--endpoint", self.endpoint, ENDPOINTS)
@@ -84,6 +90,9 @@ class BenchConfig:
             raise BenchConfigError(f"--dataset must be synthetic, sharegpt:PATH or jsonl:PATH; got {self.dataset!r}")
         if self.prompt_format == "ids" and self.endpoint == "chat":
             raise BenchConfigError("--prompt-format ids needs --endpoint completions (chat messages are text)")
+
+    def _check_load(self) -> None:
+        """How many requests, for how long and at what pace."""
         if self.requests is not None:
             IntRange(1, 10_000_000).check("--requests", self.requests, BenchConfigError)
         if self.duration_s is not None:
@@ -97,6 +106,9 @@ class BenchConfig:
             if self.mode != "rate":
                 raise BenchConfigError(f"--rate applies to --mode rate only; got --mode {self.mode}")
             _float_range("--rate", self.rate, 0.0, 1e6, open_low=True)
+
+    def _check_requests(self) -> None:
+        """Each request's settings, and the sampling of the engine."""
         IntRange(0, 2**63 - 1).check("--seed", self.seed, BenchConfigError)
         IntRange(0, 1_000_000).check("--warmup", self.warmup, BenchConfigError)
         _float_range("--temperature", self.temperature, 0.0, 2.0)

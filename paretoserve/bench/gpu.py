@@ -5,6 +5,7 @@ Without the package, a driver or a GPU, `NvmlReader.open()` returns None and not
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 
@@ -68,10 +69,8 @@ class NvmlReader:
         return GpuReading(int(memory), float(util), float(power), energy)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._nvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 def _text(value: object) -> str:

@@ -100,7 +100,7 @@ def render(result: dict, console: Console) -> None:
         values = [result.get(f) for f in fields]
         if all(v is None for v in values):
             continue
-        table.add_row(label, " / ".join(_fmt_field(f, v) for f, v in zip(fields, values)))
+        table.add_row(label, " / ".join(_fmt_field(f, v) for f, v in zip(fields, values, strict=True)))
     source = escape(f"[{result.get('energy_source')}]")
     table.add_row(f"energy {source}", _fmt(result.get("energy_j"), "J"))
     table.add_row(f"energy per output token {source}", _fmt(result.get("energy_per_output_token_j"), "J"))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -80,10 +81,8 @@ class EngineProcesses:
         self.pids = tuple(pids)
         self._roots = []
         for pid in self.pids:
-            try:
+            with contextlib.suppress(psutil.Error):
                 self._roots.append(psutil.Process(pid))
-            except psutil.Error:
-                pass
         self._cpu: dict[int, float] = {}  # per process, so a child that exits keeps its share
 
     def read(self) -> tuple[int | None, float | None]:
@@ -151,10 +150,8 @@ class Sampler:
                 s.gpu_memory_used_bytes, s.gpu_util_percent = reading.memory_used_bytes, reading.util_percent
                 s.gpu_power_w, s.gpu_energy_j = reading.power_w, reading.energy_j
         if self.rapl is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 s.rapl_energy_j = self.rapl.read()
-            except (OSError, ValueError):
-                pass
         self.samples.append(s)
         return s
 

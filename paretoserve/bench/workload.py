@@ -31,7 +31,7 @@ said what up its about into than them can only other new some could time these t
 my now such like our over man me even most made after also did many before must through back years where
 much your way well down should because each just those people how too little state good very make world
 still own see men work long get here between both life being under never day same another know while last
-might us great old year off come since against go came right used take three""".split())
+might us great old year off come since against go came right used take three""".split())  # noqa: SIM905  (a word list reads better as text)
 
 
 class WorkloadError(ValueError):

@@ -8,8 +8,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from paretoserve.bench.config import (ARRIVALS, ENDPOINTS, ENERGY_SOURCES, MODES, PROMPT_FORMATS, BenchConfig,
-                                      BenchConfigError, TokenRange)
+from paretoserve.bench.config import (
+    ARRIVALS,
+    ENDPOINTS,
+    ENERGY_SOURCES,
+    MODES,
+    PROMPT_FORMATS,
+    BenchConfig,
+    BenchConfigError,
+    TokenRange,
+)
 from paretoserve.bench.energy import DEFAULT_WATTS_PER_CORE
 from paretoserve.bench.report import RichProgress, render, to_json
 from paretoserve.bench.runner import run_bench

@@ -17,8 +17,13 @@ from paretoserve.estimate.calibrate import CalibrationError, calibrate
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
 from paretoserve.estimate.explain import explain
 from paretoserve.estimate.hardware import hardware_names, load_hardware
-from paretoserve.estimate.output import (estimate_dict, hardware_dict, render_calibration, render_estimate,
-                                         render_hardware_list)
+from paretoserve.estimate.output import (
+    estimate_dict,
+    hardware_dict,
+    render_calibration,
+    render_estimate,
+    render_hardware_list,
+)
 from paretoserve.estimate.roofline import ENGINES, Workload, default_efficiency, max_batch_fitting, predict
 from paretoserve.geometry import GeometryError, dtype_bytes, load_geometry
 from paretoserve.limits import IntRange, parse_int_list

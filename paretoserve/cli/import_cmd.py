@@ -8,8 +8,13 @@ from pathlib import Path
 
 from paretoserve.cli.common import UsageError
 from paretoserve.results.store import StoreError, SweepStore
-from paretoserve.sweep.import_vllm import (VllmImportError, environment, import_runs, kv_bytes_per_token,
-                                           load_model_config)
+from paretoserve.sweep.import_vllm import (
+    VllmImportError,
+    environment,
+    import_runs,
+    kv_bytes_per_token,
+    load_model_config,
+)
 
 
 def add_parser(subparsers, help: str) -> None:

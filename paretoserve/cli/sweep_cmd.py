@@ -32,7 +32,8 @@ def add_parser(subparsers, help: str) -> None:
     g.add_argument("--max-batch", default="1,2,4,8,16,32,64", help="batch caps (default: %(default)s)")
     g.add_argument("--kv-tokens", default=None, help="KV budgets in tokens (default: the engine's own)")
     g.add_argument("--threads-per-replica", default="0", help="engine threads; 0 = all cores (default: 0)")
-    g.add_argument("--replicas", default="1", help="replicas per point; more than 1 runs behind `paretoserve serve`'s router, each replica "
+    g.add_argument("--replicas", default="1",
+                   help="replicas per point; more than 1 runs behind `paretoserve serve`'s router, each replica "
                         "pinned to --threads-per-replica cores of its own (default: 1)")
     g.add_argument("--ctx-per-seq", type=int, default=None,
                    help="embedded engine: longest prompt + output (default: input + output tokens of the workload)")

@@ -10,14 +10,13 @@ from paretoserve.advise import AdviseConfig, AdviseError
 from paretoserve.bench.slo import Slo
 from paretoserve.cli.advice_args import add_advice_flags, advise_config
 from paretoserve.cli.common import UsageError
+from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.launch import LaunchError
 from paretoserve.results.store import SweepStore
 from paretoserve.sweep.grid import SweepSpec
-from paretoserve.sweep.runner import Measure, run_search
-from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.sweep.guess import sweep_guess
+from paretoserve.sweep.runner import Measure, run_search
 from paretoserve.sweep.search import Guess, SearchConfig
-
 
 # The advice flags the search reads (the SLO's own --slo is the workload's), with what they mean here.
 SEARCH_FLAGS = ("slo_multiple", "slo_ref_batch", "slo_metric", "min_efficiency", "hardware", "model_geometry")
@@ -33,7 +32,8 @@ def search_args(parser: argparse.ArgumentParser) -> None:
     s = parser.add_argument_group("search (--search bca; the SLO is --slo, or the paper's 3 x TPOT at B=32)")
     s.add_argument("--search", choices=("grid", "bca"), default="grid",
                    help="grid: every --max-batch value; bca: double from B=32 until the SLO, the efficiency floor "
-                        "or the throughput gain breaks, then bisect; caps up to the largest --max-batch (default: grid)")
+                        "or the throughput gain breaks, then bisect; caps up to the largest --max-batch "
+                        "(default: grid)")
     s.add_argument("--min-gain", type=float, default=SearchConfig.min_gain,
                    help="stop doubling when it adds less than this share of throughput (default: %(default)s)")
     add_advice_flags(s, SEARCH_FLAGS, SEARCH_HELP)

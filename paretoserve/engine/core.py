@@ -6,6 +6,7 @@ llama_decode releases the GIL (ctypes), so the HTTP event loop keeps serving whi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import queue
@@ -224,10 +225,8 @@ class Engine:
             loop, q = seq.sink
             by_loop.setdefault(loop, []).append((q, event))
         for loop, batch in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening any more
                 loop.call_soon_threadsafe(_put_all, batch)
-            except RuntimeError:  # the loop has closed: nobody is listening any more
-                pass
 
     def _warm_up(self) -> None:
         """One short prefill and two decode steps, so the first request does not pay for first-touch costs."""

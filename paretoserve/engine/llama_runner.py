@@ -12,6 +12,7 @@ from paretoserve.engine.config import EngineConfig
 from paretoserve.engine.llama_load import LlamaError, load_model, resolve_repack
 from paretoserve.engine.scheduler import StepItem
 
+
 @ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     """Drop llama.cpp's informational logging; errors are reported through return codes."""

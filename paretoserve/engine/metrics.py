@@ -29,7 +29,8 @@ class EngineMetrics:
         self.kv_tokens_used = gauge("paretoserve_kv_tokens_used", "KV cache tokens written by running requests.")
         self.kv_tokens_reserved = gauge("paretoserve_kv_tokens_reserved",
                                         "KV cache tokens reserved by running requests (prompt + max_tokens).")
-        self.kv_tokens_budget = gauge("paretoserve_kv_tokens_budget", "KV cache cells llama.cpp allocated (--kv-tokens, rounded up to 256 per stream).")
+        self.kv_tokens_budget = gauge("paretoserve_kv_tokens_budget",
+                                      "KV cache cells llama.cpp allocated (--kv-tokens, rounded up to 256 per stream).")
         self.max_batch = gauge("paretoserve_max_batch", "Batch cap: most requests decoded together (--max-batch).")
         self.prompt_tokens = counter("paretoserve_prompt_tokens", "Prompt tokens prefilled.")
         self.generation_tokens = counter("paretoserve_generation_tokens", "Tokens generated.")

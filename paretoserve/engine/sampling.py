@@ -61,7 +61,8 @@ class LogitAdjust:
         self.presence = np.float32(params.presence_penalty)
         self.frequency = np.float32(params.frequency_penalty)
         self.penalised = bool(params.presence_penalty or params.frequency_penalty)
-        size = max(min(params.max_tokens + len(params.generated), 256), 1)  # grown by doubling: a long request may repeat few tokens
+        # Grown by doubling: a long request may repeat few tokens.
+        size = max(min(params.max_tokens + len(params.generated), 256), 1)
         self.ids = np.empty(size, dtype=np.int64)  # distinct generated tokens, first seen first
         self.counts = np.zeros(size, dtype=np.float32)
         self._index: dict[int, int] = {}

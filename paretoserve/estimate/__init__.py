@@ -10,8 +10,16 @@ and calibrate its efficiency factors on a measured sweep. Every figure it gives 
 
 from paretoserve.estimate.calibrate import CalibratedModel, CalibrationError, calibrate, load_points
 from paretoserve.estimate.hardware import HardwareError, HardwareSpec, hardware_names, load_hardware
-from paretoserve.estimate.roofline import (ENGINES, Efficiency, EngineAssumptions, StepPrediction, Workload,
-                                           default_efficiency, max_batch_fitting, predict)
+from paretoserve.estimate.roofline import (
+                                           ENGINES,
+                                           Efficiency,
+                                           EngineAssumptions,
+                                           StepPrediction,
+                                           Workload,
+                                           default_efficiency,
+                                           max_batch_fitting,
+                                           predict,
+)
 from paretoserve.geometry import GeometryError, ModelGeometry, load_geometry
 
 __all__ = ["ENGINES", "CalibratedModel", "CalibrationError", "Efficiency", "EngineAssumptions", "GeometryError",

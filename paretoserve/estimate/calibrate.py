@@ -14,8 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from paretoserve.estimate.hardware import HardwareSpec
-from paretoserve.estimate.roofline import (COMPONENTS, Efficiency, EngineAssumptions, StepPrediction, Workload,
-                                           component_traffic, default_efficiency, predict, prefill_flops_per_request)
+from paretoserve.estimate.roofline import (
+    COMPONENTS,
+    Efficiency,
+    EngineAssumptions,
+    StepPrediction,
+    Workload,
+    component_traffic,
+    default_efficiency,
+    predict,
+    prefill_flops_per_request,
+)
 from paretoserve.geometry import ModelGeometry
 from paretoserve.limits import UserError
 from paretoserve.results.point import Point, to_point
@@ -206,7 +215,7 @@ class _Terms:
             best = (w[i], k[i], c[i], overhead[i])
             widths = [(hi - lo) / (GRID_POINTS - 1) for lo, hi in bounds]
             bounds = [(max(np.log(v) - 2 * d, lo), min(np.log(v) + 2 * d, hi))
-                      for v, d, (lo, hi) in zip(best[:3], widths, limits)]
+                      for v, d, (lo, hi) in zip(best[:3], widths, limits, strict=True)]
         w, k, c, o = best
         return Efficiency(weights_bandwidth=float(w), kv_bandwidth=float(k), compute=float(c),
                           step_overhead_s=float(o))

@@ -3,6 +3,7 @@ from core count, clock and vector width in /proc/cpuinfo."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -105,10 +106,8 @@ def _cpuinfo_fields(text: str) -> tuple[str, set[str], float]:
         elif key == "flags" and not flags:
             flags = set(value.split())
         elif key == "cpu MHz" and not mhz:
-            try:
+            with contextlib.suppress(ValueError):
                 mhz = float(value)
-            except ValueError:
-                pass
     return model, flags, (mhz / 1000 if mhz else 2.0)  # 2 GHz when the kernel does not say: a modest guess
 
 

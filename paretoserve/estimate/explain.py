@@ -58,7 +58,7 @@ def _attention_sentence(curve: list[StepPrediction], hardware: HardwareSpec) -> 
 
 def _mlp_sentence(curve: list[StepPrediction], hardware: HardwareSpec) -> str:
     mlp = [next(c for c in p.components if c.name == "mlp") for p in curve]
-    compute = next((p for p, c in zip(curve, mlp) if c.bound == "compute"), None)
+    compute = next((p for p, c in zip(curve, mlp, strict=True) if c.bound == "compute"), None)
     growth = (f"The MLP's intensity grows with the batch ({mlp[0].intensity:.1f} FLOP/byte at B={curve[0].batch}, "
               f"{mlp[-1].intensity:.0f} at B={curve[-1].batch}: its weights are read once per step for all sequences)")
     if compute is None:

@@ -55,5 +55,5 @@ def colour(index: int) -> str:
 
 def pairs(xs: list, ys: list) -> tuple[list, list]:
     """Drop the positions where either value is missing."""
-    kept = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
+    kept = [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]
     return [x for x, _ in kept], [y for _, y in kept]

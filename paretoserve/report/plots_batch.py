@@ -43,7 +43,7 @@ def latency_vs_batch(series: list[Series], b_opt: BOptMark | None, slo_limits_ms
         return None
     fig = new_figure(3.4 * len(panels), 3.6 + 0.2 * len(series))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (title, name) in zip(axes, panels):
+    for ax, (title, name) in zip(axes, panels, strict=True):
         drawn = []
         for i, s in enumerate(series):
             for stat, style, stat_label in LATENCY_STATS:
@@ -59,7 +59,7 @@ def latency_vs_batch(series: list[Series], b_opt: BOptMark | None, slo_limits_ms
         ax.set_yscale("log" if name == "ttft_ms" else "linear")
         ax.set_ylabel("ms")
         ax.set_title(title, fontsize=9)
-    handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(4, len(handles)), fontsize=7)
     return fig
 

@@ -44,19 +44,19 @@ def frontiers_figure(frontiers: list[Frontier], points: list[dict], b_opt_key: s
     rows = (len(frontiers) + columns - 1) // columns
     fig = new_figure(4.0 * columns, 3.0 * rows)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    for ax, frontier in zip(axes, frontiers):
+    for ax, frontier in zip(axes, frontiers, strict=False):
         cloud = [(shown(frontier.x, p.get(frontier.x)), shown(frontier.y, p.get(frontier.y))) for p in points]
         cloud = [(x, y) for x, y in cloud if isinstance(x, (int, float)) and isinstance(y, (int, float))]
         if cloud:
-            ax.scatter(*zip(*cloud), s=14, color="#999999", label="measured")
+            ax.scatter(*zip(*cloud, strict=True), s=14, color="#999999", label="measured")
         xs = [shown(frontier.x, p.x) for p in frontier.points]
         ys = [shown(frontier.y, p.y) for p in frontier.points]
         ax.plot(xs, ys, marker="o", markersize=4, color="#1f77b4", label="Pareto frontier")
-        for p, x, y in zip(frontier.points, xs, ys):
+        for p, x, y in zip(frontier.points, xs, ys, strict=True):
             ax.annotate(frontier_label(p), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
-        chosen = [(x, y) for p, x, y in zip(frontier.points, xs, ys) if p.key == b_opt_key]
+        chosen = [(x, y) for p, x, y in zip(frontier.points, xs, ys, strict=True) if p.key == b_opt_key]
         if chosen:
-            ax.scatter(*zip(*chosen), s=90, facecolors="none", edgecolors=B_OPT_COLOUR, linewidths=1.5,
+            ax.scatter(*zip(*chosen, strict=True), s=90, facecolors="none", edgecolors=B_OPT_COLOUR, linewidths=1.5,
                        label="B_opt")
         if frontier.y == "energy_per_output_token_j":
             ax.set_yscale("log")

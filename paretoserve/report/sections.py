@@ -6,8 +6,7 @@ from html import escape
 
 from paretoserve.advise import Advice
 from paretoserve.advise.pareto import Frontier
-from paretoserve.report.html_page import (Plot, fmt, gigabytes, image, paragraph, percent, preformatted, section,
-                                          table)
+from paretoserve.report.html_page import Plot, fmt, gigabytes, image, paragraph, percent, preformatted, section, table
 from paretoserve.report.plots_pareto import axis_label, frontier_label, frontier_title, shown
 from paretoserve.report.sweep_data import SweepData, point_label
 from paretoserve.results.point import max_batch_of, replicas_of

@@ -94,7 +94,7 @@ async def replica_metrics(backends: list[Backend], path: str, timeout_s: float =
     """Every replica's metrics merged into one exposition, each sample labelled with its replica."""
     texts = await asyncio.gather(*(_fetch(b, path, timeout_s) for b in backends))
     merged: dict[str, Metric] = {}
-    for backend, text in zip(backends, texts):
+    for backend, text in zip(backends, texts, strict=True):
         if text is None:
             continue
         try:

@@ -7,6 +7,7 @@ replicas find it through the same CUDA_MPS_* variables in their environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -45,10 +46,8 @@ class MpsDaemon:
         """Ask the daemon to quit; idempotent."""
         if self._dir is None:
             return
-        try:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):  # a daemon already gone needs no quit
             self._control([], "quit\n")
-        except (OSError, subprocess.TimeoutExpired):
-            pass  # a daemon that is already gone needs no quit
         self._dir.cleanup()
         self._dir = None
 

@@ -7,6 +7,7 @@ orphan engines), then execs CMD: the engine starts already pinned, before it cre
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -53,10 +54,9 @@ def main(argv: list[str]) -> None:
         sys.exit("usage: python -m paretoserve.serve.pinning CORES|- -- CMD...")
     if spec != "-":
         os.sched_setaffinity(0, {int(c) for c in spec.split(",")})
-    try:
+    # Not Linux: the supervisor's own SIGTERM/SIGKILL still stops the replica.
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the supervisor's own SIGTERM/SIGKILL still stops the replica
     try:
         os.execvp(cmd[0], cmd)
     except OSError as exc:

@@ -90,8 +90,8 @@ class Replica:
             while not stop.wait(plan.health_interval_s):
                 proc = self.process.proc
                 if proc.poll() is not None:
-                    return (f"{describe_exit(proc.returncode, self.cmd)}: {self.process.output_tail(600).strip()[-600:]}",
-                            _since(healthy_since))
+                    tail = self.process.output_tail(600).strip()[-600:]
+                    return f"{describe_exit(proc.returncode, self.cmd)}: {tail}", _since(healthy_since)
                 if probe.ok():
                     failures = 0
                     if healthy_since is None:

@@ -22,8 +22,15 @@ from paretoserve.engine.sampling import SamplingParams
 from paretoserve.server.chat import render_chat
 from paretoserve.server.errors import error_handling, log_unexpected, new_request_id
 from paretoserve.server.openapi import openapi_document
-from paretoserve.server.protocol import (ApiError, ChatRequest, CompletionRequest, StreamOptions, parse, read_json,
-                                         wait_disconnect)
+from paretoserve.server.protocol import (
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    StreamOptions,
+    parse,
+    read_json,
+    wait_disconnect,
+)
 from paretoserve.server.resume import check_tokens, replay, token_comment
 from paretoserve.server.text import TextStream
 

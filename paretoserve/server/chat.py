@@ -26,7 +26,7 @@ def render_with_template(template: str, messages: list[tuple[str, str]]) -> str 
     roles = [("system" if role == "developer" else role).encode() for role, _ in messages]
     texts = [text.encode() for _, text in messages]
     chat = (llama_cpp.llama_chat_message * len(messages))(
-        *[llama_cpp.llama_chat_message(role=r, content=t) for r, t in zip(roles, texts)])
+        *[llama_cpp.llama_chat_message(role=r, content=t) for r, t in zip(roles, texts, strict=True)])
     size = 2 * sum(len(t) for t in texts) + 512
     for _ in range(2):
         buf = ctypes.create_string_buffer(size)

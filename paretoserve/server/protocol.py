@@ -9,8 +9,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError,
-                      ValidationInfo, field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,7 +62,7 @@ def _valid_unicode(text: str) -> str:
     except UnicodeEncodeError as exc:
         raise PydanticCustomError("lone_surrogate", "contains a lone surrogate ({code}) at index {index}; text "
                                   "must be valid Unicode", {"code": f"\\u{ord(text[exc.start]):04x}",
-                                                            "index": exc.start})
+                                                            "index": exc.start}) from exc
     return text
 
 

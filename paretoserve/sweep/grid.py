@@ -61,7 +61,8 @@ class SweepSpec:
         try:
             plan = ReplicaPlan(replicas=point.replicas, max_batch=point.max_batch, kv_tokens=point.kv_tokens,
                                ctx_per_seq=self.ctx_per_seq if self.engine_cmd is None else None,
-                               threads_per_replica=point.threads, model=self.model, engine_cmd=self.engine_cmd, repack=self.repack,
+                               threads_per_replica=point.threads, model=self.model, engine_cmd=self.engine_cmd,
+                               repack=self.repack,
                                health_path=self.health_path, metrics_path=self.metrics_path,
                                health_timeout_s=self.health_timeout_s)
             if plan.replicas > 1:  # each replica gets its own cores: refuse a plan that needs more than exist

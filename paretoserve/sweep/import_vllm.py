@@ -27,7 +27,8 @@ class VllmImportError(UserError):
 
 
 def kv_bytes_per_token(config: dict, dtype_bytes: float | None = None) -> int:
-    """KV bytes per token of a Hugging Face config.json (paretoserve.geometry), in the model's dtype or `dtype_bytes`."""
+    """KV bytes per token of a Hugging Face config.json (paretoserve.geometry), in the model's dtype or
+    `dtype_bytes`."""
     try:
         shape = kv_shape_from_hf_config(config)
     except GeometryError as exc:
@@ -91,7 +92,7 @@ def merge_results(results: list[dict]) -> dict:
         weights = [r.get("completed") or 0 for r in results]
         for k in results[0]:
             if k.startswith("mean_") and LATENCY_RE.match(k) and sum(weights) and all(k in r for r in results):
-                merged[k] = sum(r[k] * w for r, w in zip(results, weights)) / sum(weights)
+                merged[k] = sum(r[k] * w for r, w in zip(results, weights, strict=True)) / sum(weights)
     return {k: v for k, v in merged.items() if k in SUMMARY_FIELDS or LATENCY_RE.match(k)}
 
 
@@ -117,7 +118,7 @@ def engine_metrics(paths: list[Path], duration: float) -> dict:
         run = [_num(r, "num_requests_running") for r in rows]
         wait = [_num(r, "num_requests_waiting") for r in rows]
         running.append(max((v for v in run if v is not None), default=None))
-        busy += [v for v, w in zip(run, wait) if v is not None and (v > 0 or (w or 0) > 0)]
+        busy += [v for v, w in zip(run, wait, strict=True) if v is not None and (v > 0 or (w or 0) > 0)]
         kv.append(max((v for r in rows if (v := _num(r, "gpu_cache_usage_perc", "kv_cache_usage_perc")) is not None),
                       default=None))
         preempt.append(max((v for r in rows if (v := _num(r, "num_preemptions_total")) is not None), default=None))

@@ -52,10 +52,51 @@ class SearchResult:
     guess: int | None = None  # the cap the roofline predicted, measured second (predicted, not B_opt)
 
 
-def nearest_cap(candidates: tuple[int, ...], target: float, above: int | None = None, below: int | None = None) -> int | None:
+def nearest_cap(candidates: tuple[int, ...], target: float, above: int | None = None,
+                below: int | None = None) -> int | None:
     """The candidate nearest `target` on a log scale, strictly above / below the given caps."""
     pool = [c for c in candidates if (above is None or c > above) and (below is None or c < below)]
     return min(pool, key=lambda c: (abs(math.log(c / target)), c)) if pool else None
+
+
+def _guessed_cap(candidates: tuple[int, ...], guess: Guess | None, first: Point, limits: list, lo: int | None
+                 ) -> int | None:
+    """The cap the roofline predicts from the first point when that one met the SLO, if it lies beyond the
+    next doubling of `lo` (the climb measures that one next anyway); else None."""
+    guessed = guess(first, limits) if guess and lo is not None else None
+    guessed = nearest_cap(candidates, guessed, above=lo) if guessed and guessed > lo else None
+    if guessed is not None and guessed <= nearest_cap(candidates, 2 * lo, above=lo):
+        guessed = None  # the climb measures it next anyway
+    return guessed
+
+
+Measure = Callable[[int], Generator[int, Point, Point]]  # bca_search's: yields the cap unless already measured
+
+
+def _halve(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], lo: int | None,
+           hi: int, limits: list[RunLimit]) -> Generator[int, Point, tuple[int, int]]:
+    """Halve from `hi` until a cap meets the SLO (none to do when `lo` already does); returns (lo, hi)."""
+    while lo is None:
+        lower = nearest_cap(candidates, hi / 2, below=hi)
+        if lower is None:
+            raise AdviseError(f"--slo: no batch meets {', '.join(map(str, limits))}, not even {hi}")
+        yield from measure(lower)
+        lo, hi = (lower, hi) if meets(lower) else (None, lower)
+    return lo, hi
+
+
+def _bisect(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], lo: int, hi: int | None,
+            reason: str) -> Generator[int, Point, str]:
+    """Bisect between `lo`, the last cap that met the SLO, and `hi`, the first that did not (none to do when
+    `hi` is None); returns the stop reason."""
+    while hi is not None:
+        middle = nearest_cap(candidates, math.sqrt(lo * hi), above=lo, below=hi)
+        if middle is None:
+            reason = reason or f"bracketed: {lo} meets the SLO, {hi} does not"
+            break
+        yield from measure(middle)
+        lo, hi = (middle, hi) if meets(middle) else (lo, middle)
+    return reason
 
 
 def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None = None
@@ -84,19 +125,11 @@ def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None =
         return judge(points[cap], limits, advice.min_efficiency, t1, advice.throughput_metric).meets
 
     lo, hi, reason = (start, None, "") if meets(start) else (None, start, "")
-    guessed = guess(first, limits) if guess and lo is not None else None
-    guessed = nearest_cap(search.candidates, guessed, above=lo) if guessed and guessed > lo else None
-    if guessed is not None and guessed <= nearest_cap(search.candidates, 2 * lo, above=lo):
-        guessed = None  # the climb measures it next anyway
+    guessed = _guessed_cap(search.candidates, guess, first, limits, lo)
     if guessed is not None:
         yield from measure(guessed)
         lo, hi = (guessed, None) if meets(guessed) else (lo, guessed)
-    while lo is None:  # halve until a cap meets the SLO
-        lower = nearest_cap(search.candidates, hi / 2, below=hi)
-        if lower is None:
-            raise AdviseError(f"--slo: no batch meets {', '.join(map(str, limits))}, not even {hi}")
-        yield from measure(lower)
-        lo, hi = (lower, hi) if meets(lower) else (None, lower)
+    lo, hi = yield from _halve(search.candidates, measure, meets, lo, hi, limits)
     while hi is None and not reason:  # double while it meets the SLO and still gains
         upper = nearest_cap(search.candidates, 2 * lo, above=lo)
         if upper is None:
@@ -110,13 +143,7 @@ def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None =
         lo = upper
         if gain < search.min_gain:
             reason = f"plateau: doubling to {upper} added {gain:+.1%} throughput (< {search.min_gain:.0%})"
-    while hi is not None:  # bisect between the last cap that met the SLO and the first that did not
-        middle = nearest_cap(search.candidates, math.sqrt(lo * hi), above=lo, below=hi)
-        if middle is None:
-            reason = reason or f"bracketed: {lo} meets the SLO, {hi} does not"
-            break
-        yield from measure(middle)
-        lo, hi = (middle, hi) if meets(middle) else (lo, middle)
+    reason = yield from _bisect(search.candidates, measure, meets, lo, hi, reason)
     chosen = max((c for c in points if meets(c)), key=lambda c: (points[c].batch, c))
     return SearchResult(b_opt=points[chosen].batch, b_opt_cap=chosen, measured=order, stop_reason=reason,
                         guess=guessed)

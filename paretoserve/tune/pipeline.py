@@ -23,9 +23,9 @@ from paretoserve.report import ReportError, ReportFiles, write_report
 from paretoserve.results.store import StoreError, SweepStore
 from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import SweepSpec, SweepSpecError
+from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.measure import bench_measure
 from paretoserve.sweep.runner import run_points, run_search
-from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.search import SearchConfig, SearchResult
 from paretoserve.tune.config import TuneConfig, TuneError
 from paretoserve.tune.plan import replica_point

@@ -13,7 +13,7 @@ CONTRACT_FIELDS = {"b_opt", "slo", "rejected", "kv_need_bytes", "kv_need_fractio
 def test_json_has_the_contract_fields(paper_sweeps, capsys):
     assert main(["advise", str(paper_sweeps["replication"]), "--device-memory", "64GiB", "--json"]) == 0
     advice = json.loads(capsys.readouterr().out)
-    assert CONTRACT_FIELDS <= set(advice)
+    assert CONTRACT_FIELDS <= set(advice)  # noqa: SIM300  (a subset test, not a Yoda condition)
     plan = advice["replica_plan"]
     assert {"replicas", "max_batch", "predicted_or_measured", "expected_throughput", "expected_latency_ms"} <= set(plan)
     assert "--replicas 2 --max-batch 256" in advice["commands"]["serve"]
@@ -47,6 +47,7 @@ def test_bad_input_is_one_line_naming_the_flag(paper_sweeps, capsys, argv, needl
 
 def test_empty_sweep_says_so(tmp_path, capsys):
     (tmp_path / "sweep.json").write_text(json.dumps({"spec": {}, "environment": {}}))
-    (tmp_path / "points.jsonl").write_text(json.dumps({"key": "a", "status": "failed", "config": {"max_batch": 1}}) + "\n")
+    failed = {"key": "a", "status": "failed", "config": {"max_batch": 1}}
+    (tmp_path / "points.jsonl").write_text(json.dumps(failed) + "\n")
     assert main(["advise", str(tmp_path)]) == 2
     assert "has no finished point" in capsys.readouterr().err

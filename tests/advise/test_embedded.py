@@ -26,7 +26,8 @@ def test_embedded_sweep_advice_by_hand():
     assert m.weights_bytes == 253_113_024  # the GGUF file
     plan = advice.replica_plan
     # one thread per engine on 2 cores: two replicas of B=4, predicted as twice what one engine measured
-    assert (plan.replicas, plan.max_batch, plan.predicted_or_measured, plan.replicas_fit_cores) == (2, 4, "predicted", 2)
+    assert (plan.replicas, plan.max_batch, plan.predicted_or_measured, plan.replicas_fit_cores) == \
+        (2, 4, "predicted", 2)
     assert plan.expected_throughput == pytest.approx(2 * b4.throughput)
     assert advice.commands.engine.startswith("paretoserve engine --model default --max-batch 4 --kv-tokens 132")
     energy = next(f for f in advice.pareto if f.name == "energy_per_output_token_vs_throughput")

@@ -94,7 +94,7 @@ def test_pareto_frontiers_hold_only_non_dominated_points(paper_sweeps):
                               "energy_per_output_token_vs_throughput"}
     tpot = frontiers["throughput_vs_median_tpot_ms"].points
     assert 768 not in [p.config["batch"] for p in tpot]  # 640 has more throughput at less latency
-    assert all(a.y < b.y for a, b in zip(tpot, tpot[1:]))
+    assert all(a.y < b.y for a, b in zip(tpot, tpot[1:], strict=False))
 
 
 def test_roofline_predicts_the_plan_instead_of_the_upper_bound(paper_sweeps):

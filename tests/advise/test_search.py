@@ -40,8 +40,8 @@ def test_search_points_on_the_paper_data(paper_sweeps):
 
 
 def point(cap, throughput, tpot):
-    return Point(key=str(cap), max_batch=cap, batch=cap, output_throughput=throughput, total_token_throughput=throughput,
-                 request_throughput=1.0, latency_ms={"mean_tpot_ms": tpot})
+    return Point(key=str(cap), max_batch=cap, batch=cap, output_throughput=throughput,
+                 total_token_throughput=throughput, request_throughput=1.0, latency_ms={"mean_tpot_ms": tpot})
 
 
 def test_halves_when_the_start_breaks_the_slo_then_bisects():
@@ -73,7 +73,8 @@ def test_sweep_search_flags_are_checked_before_any_engine_starts(tmp_path, capsy
                          (["--search", "bca", "--hardware", "h100", "--engine-cmd", "srv --port {port}"],
                           "--model-geometry: this sweep does not name a model file"),
                          (["--search", "bca", "--hardware", "h100", "--calibrate", str(tmp_path / "none")],
-                          f"--calibrate {tmp_path / 'none'}: cannot fit the roofline to it: {tmp_path / 'none'}: no points.jsonl")):
+                          f"--calibrate {tmp_path / 'none'}: cannot fit the roofline to it: "
+                          f"{tmp_path / 'none'}: no points.jsonl")):
         assert main(["sweep", *argv, "--out", str(tmp_path / "u")]) == 2
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1, err

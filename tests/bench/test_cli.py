@@ -7,6 +7,7 @@ import json
 import pytest
 
 from paretoserve.cli import main
+
 from .fake_server import FakeServer
 
 VLLM_FIELDS = ["duration", "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",

@@ -15,6 +15,7 @@ from paretoserve.bench.energy import EnergyPlan, RaplReader, choose_source, ener
 from paretoserve.bench.gpu import NvmlReader
 from paretoserve.bench.sampler import EngineProcesses, Sample, Sampler, parse_metrics
 from paretoserve.engine.metrics import EngineMetrics
+
 from .fake_server import FakeServer
 
 VLLM_TEXT = """\

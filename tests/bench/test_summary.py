@@ -10,7 +10,7 @@ from paretoserve.bench.loadgen import LoadResult
 from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.sampler import Sample
 from paretoserve.bench.steady import in_flight_window, tokens_in
-from paretoserve.bench.summary import client_warnings, engine_fields, energy_fields, latency_fields, summarize
+from paretoserve.bench.summary import client_warnings, energy_fields, engine_fields, latency_fields, summarize
 
 
 def rec(index, intended, sent, tokens, end, out=None, error=None, n_in=10):

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from paretoserve.estimate.hardware import HardwareSpec, load_hardware
-from paretoserve.estimate.roofline import (ENGINES, Efficiency, Workload, default_efficiency, kv_bytes_per_batch,
-                                           max_batch_fitting, predict)
+from paretoserve.estimate.roofline import (
+    ENGINES,
+    Efficiency,
+    Workload,
+    default_efficiency,
+    kv_bytes_per_batch,
+    max_batch_fitting,
+    predict,
+)
 from paretoserve.geometry import geometry_from_hf_config, load_geometry
 
 CONFIGS = Path(__file__).parents[1] / "data" / "model-configs"

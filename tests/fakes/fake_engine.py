@@ -34,6 +34,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.replica is not None and args.replica == args.never_healthy_replica:
         args.never_healthy = True
+    handler = handler_class(args)
+    if args.crash_after is not None:
+        threading.Timer(args.crash_after, lambda: os._exit(3)).start()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def handler_class(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
+    """The request handler of the engine `args` describe; its clock for --health-delay starts now."""
     born = time.monotonic()
     received = [0]
     lock = threading.Lock()
@@ -95,11 +105,7 @@ def main() -> None:
             self._chunk(b"data: [DONE]\n\n")
             self._chunk(b"")
 
-    if args.crash_after is not None:
-        threading.Timer(args.crash_after, lambda: os._exit(3)).start()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.serve_forever()
+    return Handler
 
 
 if __name__ == "__main__":

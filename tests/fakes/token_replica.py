@@ -71,7 +71,8 @@ class TokenReplica:
         for i, first in enumerate(range(start, n, self.group)):
             tokens = list(range(first, min(first + self.group, n)))
             last = tokens[-1] == n - 1
-            choice = {"index": 0, "text": "".join(f"t{t} " for t in tokens), "finish_reason": "length" if last else None}
+            choice = {"index": 0, "text": "".join(f"t{t} " for t in tokens),
+                      "finish_reason": "length" if last else None}
             event = b"data: " + json.dumps({"id": rid, "created": created, "choices": [choice]}).encode() + b"\n\n"
             if self.token_ids and resume is not None:
                 event = b": tokens " + " ".join(map(str, tokens)).encode() + b"\n" + event

@@ -47,7 +47,7 @@ def test_proxy_is_the_last_layer_gradient_by_finite_differences(model_and_data):
     proxies = model.last_layer_gradients(params, x, y)
     w_out, b_out = ("w2", "b2") if model.hidden else ("w", "b")
     for i in range(len(y)):
-        loss = lambda: model.loss_and_grad(params, x[i:i + 1], y[i:i + 1])[0]  # noqa: E731
+        loss = lambda: model.loss_and_grad(params, x[i:i + 1], y[i:i + 1])[0]  # noqa: E731, B023  (called within the iteration)
         db = numeric_grad(loss, params[b_out])
         dw = numeric_grad(loss, params[w_out])  # (H, C): h_j (p - y)_c
         assert proxies[i] == pytest.approx(np.concatenate([db, dw.ravel()]), abs=1e-6)

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from fedcore.schedule import (DROPPED, Plan, coreset_budget, compute_power, epoch_deadline, plan_round,
-                              sample_clients)
+from fedcore.schedule import DROPPED, Plan, compute_power, coreset_budget, epoch_deadline, plan_round, sample_clients
 
 
 def sizes_and_speeds(seed=0, clients=30):

@@ -87,7 +87,7 @@ def test_greedy_streams_survive_a_replica_killed_with_sigkill_mid_run():
     assert killed and max(killed[0]) < common["max_tokens"]
     on_victim = sum(r["replica"] == "0" for r in results)
     assert on_victim == 4
-    for (path, _), r in zip(bodies, results):
+    for (path, _), r in zip(bodies, results, strict=True):
         assert r["errors"] == [] and r["done"], r
         assert r["usages"] == [{"prompt_tokens": prompt_tokens[path], "completion_tokens": common["max_tokens"],
                                 "total_tokens": prompt_tokens[path] + common["max_tokens"]}]

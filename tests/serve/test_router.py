@@ -81,8 +81,8 @@ def test_malformed_bodies_never_reach_a_replica(single, content, param):
 
 def _refused(url: str, reason: str) -> float:
     text = httpx.get(url + "/metrics").text
-    line = next((l for l in text.splitlines() if l.startswith(f'paretoserve_router_refused_total{{reason="{reason}"}}')),
-                None)
+    name = f'paretoserve_router_refused_total{{reason="{reason}"}}'
+    line = next((ln for ln in text.splitlines() if ln.startswith(name)), None)
     return float(line.split()[-1]) if line else 0.0
 
 
@@ -168,10 +168,10 @@ def test_least_outstanding_spreads_concurrent_requests():
     import concurrent.futures
 
     with FakeServer(ttft_s=0.4) as a, FakeServer(ttft_s=0.4) as b, \
-            running_router([StaticReplica(0, a.url), StaticReplica(1, b.url)]) as url:
-        with concurrent.futures.ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(lambda _: httpx.post(url + "/v1/completions", json={**BODY, "stream": True},
-                                                         timeout=10), range(6)))
+            running_router([StaticReplica(0, a.url), StaticReplica(1, b.url)]) as url, \
+            concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: httpx.post(url + "/v1/completions", json={**BODY, "stream": True},
+                                                     timeout=10), range(6)))
     assert all(a.status_code == 200 for a in answers)
     assert len(a.state.bodies) == len(b.state.bodies) == 3
 

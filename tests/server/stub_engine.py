@@ -10,7 +10,6 @@ import contextlib
 import threading
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-
 from typing import Iterator
 
 import httpx

@@ -7,8 +7,19 @@ import json
 import httpx
 import pytest
 
-from tests.server.api_helpers import (CHAT, CTX_PER_SEQ, PROMPT, TIMEOUT, assert_openai_error, completion,
-                                      finished, idle, post, scrape, wait_for)
+from tests.server.api_helpers import (
+    CHAT,
+    CTX_PER_SEQ,
+    PROMPT,
+    TIMEOUT,
+    assert_openai_error,
+    completion,
+    finished,
+    idle,
+    post,
+    scrape,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,21 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.server.api_helpers import (CHAT, CTX_PER_SEQ, MODEL_NAME, PROMPT, TIMEOUT, completion, finished,
-                                      gauge, idle, post, scrape, sse_events, wait_for)
+from tests.server.api_helpers import (
+    CHAT,
+    CTX_PER_SEQ,
+    MODEL_NAME,
+    PROMPT,
+    TIMEOUT,
+    completion,
+    finished,
+    gauge,
+    idle,
+    post,
+    scrape,
+    sse_events,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -155,18 +168,18 @@ def test_client_disconnecting_mid_stream_frees_its_slot(engine_url: str) -> None
     wait_for(engine_url, idle, 30, "an idle engine")
     aborted_before = finished(scrape(engine_url), "abort")
     body = {"prompt": PROMPT, "max_tokens": 200, "ignore_eos": True, "temperature": 0, "stream": True}
-    with httpx.Client(timeout=TIMEOUT) as client:
-        with client.stream("POST", engine_url + "/v1/completions", json=body) as r:
-            lines = r.iter_lines()
-            received = 0
-            while received < 3:
-                if next(lines).startswith("data: "):
-                    received += 1
-            samples = scrape(engine_url)  # still connected: the request holds its slot
-            assert samples[("paretoserve_requests_running",)] == 1
-            assert samples[("paretoserve_kv_tokens_used",)] > 0
-            assert samples[("paretoserve_kv_tokens_reserved",)] > 200  # prompt + max_tokens
-        # leaving both blocks closes the connection mid-stream
+    with httpx.Client(timeout=TIMEOUT) as client, \
+            client.stream("POST", engine_url + "/v1/completions", json=body) as r:
+        lines = r.iter_lines()
+        received = 0
+        while received < 3:
+            if next(lines).startswith("data: "):
+                received += 1
+        samples = scrape(engine_url)  # still connected: the request holds its slot
+        assert samples[("paretoserve_requests_running",)] == 1
+        assert samples[("paretoserve_kv_tokens_used",)] > 0
+        assert samples[("paretoserve_kv_tokens_reserved",)] > 200  # prompt + max_tokens
+    # leaving the block closes the stream and the client: the connection ends mid-stream
     wait_for(engine_url, idle, 5, "slot freed after the client left")
     assert finished(scrape(engine_url), "abort") == aborted_before + 1
     out = completion(engine_url, max_tokens=4, temperature=0, ignore_eos=True)

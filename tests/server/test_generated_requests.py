@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st  # schemathesis depends on it
+from hypothesis import HealthCheck, Phase, given, settings  # schemathesis depends on it
+from hypothesis import strategies as st
 
 from paretoserve.serve.backends import StaticReplica
 from tests.serve.helpers import running_router
