@@ -62,6 +62,8 @@ def extra_buffer_types() -> dict[str, int] | None:
 
 def resolve_repack(requested: str) -> RepackChoice:
     """`--repack` resolved for this CPU and this llama.cpp build (no model needed)."""
+    if requested != "auto":  # already decided (the engine's CLI resolves it once): nothing to look up
+        return choose_repack(requested, frozenset(), [])
     buffers = extra_buffer_types()
     return choose_repack(requested, cpu_flags(), None if buffers is None else list(buffers))
 
