@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from paretoserve.engine.llama_load import load_model, resolve_repack
 from paretoserve.engine.llama_runner import quiet_llama_logs
 from paretoserve.engine.repack import REPACK_MODES
-from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
+from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
 from paretoserve.model import resolve_model
 
 

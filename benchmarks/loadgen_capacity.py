@@ -24,7 +24,7 @@ import asyncio
 import json
 import sys
 
-from paretoserve.launch import EngineProcess, free_port
+from paretoserve.engine_process import EngineProcess, free_port
 
 MODEL = "stub"
 LAG_TARGET_MS = 5.0

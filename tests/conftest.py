@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
+from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
 
 HEALTH_TIMEOUT_S = 180.0  # loading + warm-up takes ~5 s alone; far longer when other engines share the cores
 

@@ -13,6 +13,8 @@ from paretoserve import model
 from paretoserve.cli import main
 from paretoserve.model import ModelError, bundled_model_path, cache_dir, resolve_model, sha256_file
 
+pytestmark = pytest.mark.integration
+
 # -- user files -----------------------------------------------------------------------------
 
 

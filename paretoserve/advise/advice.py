@@ -11,7 +11,7 @@ from paretoserve.advise.bca import RELATIVE_METRIC, Verdict, choose_batch, resol
 from paretoserve.advise.commands import Commands, commands
 from paretoserve.advise.memory import MemoryAdvice, device_memory, memory_advice
 from paretoserve.advise.pareto import Frontier, frontiers
-from paretoserve.advise.replicas import ReplicaPlan, replica_plan
+from paretoserve.advise.replicas import ReplicaAdvice, replica_plan
 from paretoserve.advise.roofline import RooflineSummary, calibrated_roofline
 from paretoserve.advise.table import AdviseError, Point, SweepTable, load_table
 from paretoserve.bench.slo import RunLimit, Slo, parse_slo
@@ -110,7 +110,7 @@ class Advice(BaseModel):
     freed_fraction: float | None  # of device memory
     memory: MemoryAdvice
     pareto: list[Frontier]
-    replica_plan: ReplicaPlan
+    replica_plan: ReplicaAdvice
     commands: Commands
     roofline: RooflineSummary | None = None  # the calibrated roofline behind predicted replica plans
 

@@ -8,7 +8,7 @@ import shlex
 from pydantic import BaseModel
 
 from paretoserve.advise.memory import MemoryAdvice
-from paretoserve.advise.replicas import ReplicaPlan
+from paretoserve.advise.replicas import ReplicaAdvice
 from paretoserve.advise.table import SweepTable
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ
 from paretoserve.engine.repack import cpu_flags, has_amx
@@ -37,7 +37,7 @@ def kv_tokens_for(batch: int, ctx_per_seq: int) -> int:
     return batch * ctx_per_seq
 
 
-def commands(table: SweepTable, b_opt: int, plan: ReplicaPlan, memory: MemoryAdvice,
+def commands(table: SweepTable, b_opt: int, plan: ReplicaAdvice, memory: MemoryAdvice,
              advice_path: str = "advice.json") -> Commands:
     """Launch lines for B_opt on one engine and for the replica plan behind `paretoserve serve`."""
     model = table.model if table.model and table.imported_from is None else "MODEL"

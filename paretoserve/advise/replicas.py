@@ -2,6 +2,9 @@
 (a plan with more replicas must beat the best with fewer by `min_gain`: a gain within noise is no reason
 to run more engines).
 
+Three steps, one function each: `replica_capacity` (how many copies of B_opt fit in memory and on the
+cores), `plan_options` (the N x B configurations to choose from) and `choose` (the best within the SLO).
+
 Measured N x B points win where the sweep has them. Otherwise the plan is predicted for B_opt:
 as many replicas as fit in memory (weights + KV for B_opt each, within the memory fraction) and
 on the cores (threads per replica). With a calibrated roofline (`advise --hardware`) their throughput
@@ -20,6 +23,7 @@ from paretoserve.advise.table import Point, SweepTable
 from paretoserve.bench.slo import RunLimit
 
 HEADROOM = 0.9  # share of device memory engines may fill, vLLM's default, where the sweep does not say
+MEASURED_NOTE = "measured: the sweep ran replica points; the best one within the SLO"
 
 
 class PlanOption(BaseModel):
@@ -38,7 +42,17 @@ class PlanOption(BaseModel):
     reasons: list[str]
 
 
-class ReplicaPlan(BaseModel):
+class ReplicaCapacity(BaseModel):
+    """How many copies of B_opt the device holds; None where a bound is not known (or does not apply)."""
+
+    memory_per_replica_bytes: float | None
+    replicas_fit_memory: int | None
+    replicas_fit_cores: int | None  # None on an accelerator: replicas there share its compute
+
+
+class ReplicaAdvice(BaseModel):
+    """The advised N x B plan (`advise --json`'s `replica_plan`), with every option it was chosen from."""
+
     replicas: int
     max_batch: int
     threads_per_replica: int
@@ -56,7 +70,7 @@ class ReplicaPlan(BaseModel):
 
 
 def option(point: Point, limits: list[RunLimit], metric: str, replicas: int | None = None,
-           scale: tuple[float, float] | None = None) -> PlanOption:
+           scale: tuple[float, float] | None = None, throughput_low: float | None = None) -> PlanOption:
     """A measured point (or, with `replicas`, that many copies of it: predicted) checked against the SLO.
 
     `scale` is the roofline's (throughput, step time) of the copies relative to the point; without it each
@@ -74,64 +88,88 @@ def option(point: Point, limits: list[RunLimit], metric: str, replicas: int | No
         reasons.append(f"{point.preemptions} preemptions: its KV cache was too small for the batch")
     return PlanOption(replicas=n, max_batch=point.max_batch, batch=point.batch, threads_per_replica=point.threads,
                       predicted_or_measured="predicted" if replicas else "measured", key=point.key,
-                      throughput=throughput, meets_slo=not reasons, reasons=reasons,
+                      throughput=throughput, throughput_low=throughput_low, meets_slo=not reasons, reasons=reasons,
                       latency_ms={k: v for k, v in latency.items() if k.startswith(("mean_", "median_", "p99_"))})
+
+
+def replica_capacity(table: SweepTable, b_opt_point: Point, memory: MemoryAdvice) -> ReplicaCapacity:
+    """Copies of B_opt that fit: memory (on a CPU the engine process as measured, else weights + KV for
+    B_opt, within the memory fraction) and cores (threads per replica; 0 threads = every core)."""
+    if b_opt_point.memory_bytes and not table.on_gpu:
+        per_replica: float | None = b_opt_point.memory_bytes  # weights, KV and buffers, as the process held them
+    elif memory.weights_bytes is not None and memory.kv_need_bytes is not None:
+        per_replica = memory.weights_bytes + memory.kv_need_bytes
+    else:
+        per_replica = None
+    utilisation = b_opt_point.gpu_memory_utilization or HEADROOM
+    n_memory = fits(per_replica, utilisation * memory.device_memory_bytes) \
+        if per_replica and memory.device_memory_bytes else None
+    threads = b_opt_point.threads or table.cores or 1
+    n_cores = None if table.on_gpu else max(1, (table.cores or 1) // threads)
+    return ReplicaCapacity(memory_per_replica_bytes=per_replica, replicas_fit_memory=n_memory,
+                           replicas_fit_cores=n_cores)
+
+
+def plan_options(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], metric: str,
+                 capacity: ReplicaCapacity, max_replicas: int, roofline: ReplicaScale | None
+                 ) -> tuple[list[PlanOption], str]:
+    """The options to choose from and a note on where they come from: the sweep's own points, plus, where
+    it ran no replica points, predicted copies of B_opt up to the capacity and `max_replicas`."""
+    measured = [option(p, limits, metric) for p in table.points]
+    if any(o.replicas > 1 for o in measured):
+        return measured, MEASURED_NOTE
+    bounds = (capacity.replicas_fit_memory, capacity.replicas_fit_cores, max_replicas)
+    n_max = min(n for n in bounds if n is not None)
+    predicted = [_predicted(table, b_opt_point, limits, metric, n, roofline) for n in range(2, n_max + 1)]
+    how = ("by the roofline calibrated on the sweep's single engines (`advise --hardware`), at the largest "
+           "batch up to B_opt whose copies stay within the SLO" if roofline else
+           "assuming each replica of B_opt delivers what one engine measured alone (an upper bound)")
+    return measured + predicted, f"predicted {how}; confirm with `paretoserve sweep --replicas` or `paretoserve tune`"
+
+
+def choose(options: list[PlanOption], baseline: PlanOption, min_gain: float) -> PlanOption:
+    """The option with the most throughput within the SLO, taking more replicas only for more than `min_gain`
+    more throughput than the best with fewer; the baseline when no option meets the SLO."""
+    within = [o for o in options if o.meets_slo] or [baseline]
+    best = None
+    for n in sorted({o.replicas for o in within}):
+        top = max((o for o in within if o.replicas == n), key=lambda o: o.throughput)
+        if best is None or top.throughput > best.throughput * (1 + min_gain):
+            best = top
+    assert best is not None  # `within` is never empty
+    return best
 
 
 def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], metric: str,
                  memory: MemoryAdvice, max_replicas: int, min_gain: float = 0.0,
-                 roofline: ReplicaScale | None = None) -> ReplicaPlan:
+                 roofline: ReplicaScale | None = None) -> ReplicaAdvice:
     """The N x B plan with the most throughput within the SLO; see the module docstring for the rule."""
-    measured = [option(p, limits, metric) for p in table.points]
-    singles = [o for o in measured if o.replicas == 1]
-    baseline = max(singles, key=lambda o: o.throughput)
-    per_replica = memory.weights_bytes + memory.kv_need_bytes \
-        if memory.weights_bytes is not None and memory.kv_need_bytes is not None else None
-    if b_opt_point.memory_bytes and not table.on_gpu:
-        per_replica = b_opt_point.memory_bytes  # the engine process as measured: weights, KV and buffers
-    utilisation = b_opt_point.gpu_memory_utilization or HEADROOM
-    n_memory = fits(per_replica, utilisation * memory.device_memory_bytes) \
-        if per_replica and memory.device_memory_bytes else None
-    threads = b_opt_point.threads or table.cores or 1  # 0 threads = every core
-    n_cores = None if table.on_gpu else max(1, (table.cores or 1) // threads)
-    if any(o.replicas > 1 for o in measured):
-        options = measured
-        note = "measured: the sweep ran replica points; the best one within the SLO"
-    else:
-        n_max = min(n for n in (n_memory, n_cores, max_replicas) if n is not None)
-        options = measured + [_predicted(table, b_opt_point, limits, metric, n, roofline)
-                               for n in range(2, n_max + 1)]
-        for o in options[len(measured):]:
-            same_total = [p.throughput(metric) for p in table.singles() if p.batch <= o.replicas * o.batch]
-            o.throughput_low = max(same_total)
-        how = ("by the roofline calibrated on the sweep's single engines (`advise --hardware`), at the largest "
-               "batch up to B_opt whose copies stay within the SLO" if roofline else
-               "assuming each replica of B_opt delivers what one engine measured alone (an upper bound)")
-        note = f"predicted {how}; confirm with `paretoserve sweep --replicas` or `paretoserve tune`"
-    within = [o for o in options if o.meets_slo] or [baseline]
-    best = None
-    for n in sorted({o.replicas for o in within}):  # more replicas only for more than `min_gain` throughput
-        top = max((o for o in within if o.replicas == n), key=lambda o: o.throughput)
-        if best is None or top.throughput > best.throughput * (1 + min_gain):
-            best = top
-    return ReplicaPlan(
+    capacity = replica_capacity(table, b_opt_point, memory)
+    options, note = plan_options(table, b_opt_point, limits, metric, capacity, max_replicas, roofline)
+    baseline = max((o for o in options if o.replicas == 1), key=lambda o: o.throughput)
+    best = choose(options, baseline, min_gain)
+    return ReplicaAdvice(
         replicas=best.replicas, max_batch=best.max_batch, threads_per_replica=best.threads_per_replica,
         predicted_or_measured=best.predicted_or_measured, throughput_metric=metric,
         expected_throughput=best.throughput, expected_latency_ms=best.latency_ms, baseline=baseline,
         gain_vs_baseline=best.throughput / baseline.throughput - 1 if baseline.throughput > 0 else 0.0,
-        memory_per_replica_bytes=per_replica, replicas_fit_memory=n_memory, replicas_fit_cores=n_cores,
-        options=sorted(options, key=lambda o: (o.replicas, o.batch)), note=note)
+        **capacity.model_dump(), options=sorted(options, key=lambda o: (o.replicas, o.batch)), note=note)
 
 
 def _predicted(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], metric: str, replicas: int,
                roofline: ReplicaScale | None) -> PlanOption:
     """Copies of B_opt; with a roofline, copies of the largest measured batch up to B_opt that it predicts
     within the SLO (replicas share the device, so each may need a smaller batch than one engine alone)."""
-    if roofline is None:
-        return option(b_opt_point, limits, metric, replicas)
-    smaller = [p for p in reversed(table.singles()) if p.batch <= b_opt_point.batch and p.key != b_opt_point.key]
-    scaled = [(p, scale) for p in [b_opt_point, *smaller] if (scale := roofline(p, replicas)) is not None]
-    if not scaled:  # the roofline knows none of them: the upper bound, as without it
-        return option(b_opt_point, limits, metric, replicas)
-    candidates = [option(p, limits, metric, replicas, scale) for p, scale in scaled]
-    return next((o for o in candidates if o.meets_slo), candidates[0])
+    if roofline is not None:
+        smaller = [p for p in reversed(table.singles()) if p.batch <= b_opt_point.batch and p.key != b_opt_point.key]
+        candidates = [option(p, limits, metric, replicas, scale, _one_engine(table, metric, replicas * p.batch))
+                      for p in [b_opt_point, *smaller] if (scale := roofline(p, replicas)) is not None]
+        if candidates:  # else the roofline knows none of them: the upper bound, as without it
+            return next((o for o in candidates if o.meets_slo), candidates[0])
+    return option(b_opt_point, limits, metric, replicas,
+                  throughput_low=_one_engine(table, metric, replicas * b_opt_point.batch))
+
+
+def _one_engine(table: SweepTable, metric: str, total_batch: int) -> float:
+    """The most one engine measured at no more than `total_batch`: the low end of a predicted option."""
+    return max(p.throughput(metric) for p in table.singles() if p.batch <= total_batch)

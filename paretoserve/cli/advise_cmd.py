@@ -7,7 +7,7 @@ import argparse
 import json
 
 from paretoserve.advise import advise
-from paretoserve.advise.render import print_advice
+from paretoserve.advise.console import print_advice
 from paretoserve.cli.advice_args import add_advice_args, advise_config
 
 

@@ -18,8 +18,8 @@ from paretoserve.bench.config import (
     BenchConfigError,
     TokenRange,
 )
+from paretoserve.bench.console import RichProgress, render, to_json
 from paretoserve.bench.energy import DEFAULT_WATTS_PER_CORE
-from paretoserve.bench.report import RichProgress, render, to_json
 from paretoserve.bench.runner import run_bench
 from paretoserve.bench.slo import parse_slo
 from paretoserve.cli.common import UsageError

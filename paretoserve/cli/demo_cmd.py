@@ -9,7 +9,7 @@ import time
 import httpx
 
 from paretoserve.cli.common import UsageError, add_model_arg
-from paretoserve.launch import EngineProcess, LaunchError, embedded_engine_cmd, free_port
+from paretoserve.engine_process import EngineProcess, LaunchError, embedded_engine_cmd, free_port
 
 
 def add_parser(subparsers, help: str) -> None:

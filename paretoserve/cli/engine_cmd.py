@@ -13,7 +13,7 @@ import uvicorn
 from paretoserve.cli.common import add_engine_args, add_model_args, add_server_args, bind_port, engine_config
 from paretoserve.engine.core import Engine
 from paretoserve.engine.llama_load import resolve_repack
-from paretoserve.server.app import ServerConfig, build_app
+from paretoserve.openai_api.app import ServerConfig, build_app
 
 
 def add_parser(subparsers, help: str) -> None:

@@ -14,16 +14,16 @@ from rich.console import Console
 
 from paretoserve.cli.common import UsageError, add_cache_dir_arg, add_model_arg
 from paretoserve.estimate.calibrate import CalibrationError, calibrate
-from paretoserve.estimate.cpu_probe import CpuProbeConfig
-from paretoserve.estimate.explain import explain
-from paretoserve.estimate.hardware import hardware_names, load_hardware
-from paretoserve.estimate.output import (
+from paretoserve.estimate.console import (
     estimate_dict,
     hardware_dict,
     render_calibration,
     render_estimate,
     render_hardware_list,
 )
+from paretoserve.estimate.cpu_probe import CpuProbeConfig
+from paretoserve.estimate.explain import explain
+from paretoserve.estimate.hardware import hardware_names, load_hardware
 from paretoserve.estimate.roofline import ENGINES, Workload, default_efficiency, max_batch_fitting, predict
 from paretoserve.geometry import GeometryError, dtype_bytes, load_geometry
 from paretoserve.limits import IntRange, parse_int_list

@@ -10,8 +10,8 @@ from paretoserve.advise import AdviseConfig, AdviseError
 from paretoserve.bench.slo import Slo
 from paretoserve.cli.advice_args import add_advice_flags, advise_config
 from paretoserve.cli.common import UsageError
+from paretoserve.engine_process import LaunchError
 from paretoserve.estimate.plans import RooflineConfig
-from paretoserve.launch import LaunchError
 from paretoserve.results.store import SweepStore
 from paretoserve.sweep.grid import SweepSpec
 from paretoserve.sweep.guess import sweep_guess

@@ -5,7 +5,7 @@ For code that measures replicas: `ReplicaServer(ReplicaPlan(...))` runs `serve` 
 """
 
 from paretoserve.serve.config import PlanError, ReplicaPlan, RouterConfig, load_plan_file
-from paretoserve.serve.launcher import ReplicaServer, serve_argv
+from paretoserve.serve.replica_server import ReplicaServer, serve_argv
 from paretoserve.serve.supervisor import Supervisor
 
 __all__ = ["PlanError", "ReplicaPlan", "ReplicaServer", "RouterConfig", "Supervisor", "load_plan_file", "serve_argv"]

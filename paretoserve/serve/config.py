@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paretoserve.engine.config import KV_TOKENS, MAX_BATCH, ConfigError, EngineConfig, threads_range
-from paretoserve.launch import PROBE_TIMEOUT_S, embedded_engine_cmd
+from paretoserve.engine_process import PROBE_TIMEOUT_S, embedded_engine_cmd
 from paretoserve.limits import IntRange, UserError
 
 # Placeholders an --engine-cmd template may use (the sweep's, plus each replica's device memory share).

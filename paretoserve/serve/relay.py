@@ -17,11 +17,11 @@ import time
 
 import aiohttp
 
+from paretoserve.openai_api.protocol import ApiError, wait_disconnect
 from paretoserve.serve.backends import Backend, Balancer
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics
 from paretoserve.serve.resume import Relayed, with_resume
-from paretoserve.server.protocol import ApiError, wait_disconnect
 
 # The replica did no work the client can see and another one may do it: busy, not ready, or a proxy
 # in front of it failed. Not 500 (a poison request would crash every replica in turn) nor 504 (it

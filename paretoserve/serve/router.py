@@ -20,14 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from paretoserve.openai_api.errors import error_handling
+from paretoserve.openai_api.openapi import openapi_document
+from paretoserve.openai_api.protocol import ApiError, describe, parse_json, read_body
 from paretoserve.serve.backends import Backend, Balancer, ReplicaView
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
 from paretoserve.serve.relay import Relay, RelayCall
 from paretoserve.serve.resume import is_greedy
-from paretoserve.server.errors import error_handling
-from paretoserve.server.openapi import openapi_document
-from paretoserve.server.protocol import ApiError, describe, parse_json, read_body
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from paretoserve.launch import LaunchError
+from paretoserve.engine_process import LaunchError
 from paretoserve.serve.config import ReplicaPlan, RouterConfig
 from paretoserve.serve.router import build_router
 from paretoserve.serve.supervisor import Supervisor

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from paretoserve.launch import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
+from paretoserve.engine_process import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.serve.mps import MpsDaemon
 from paretoserve.serve.pinning import assign_cores, pinned_cmd, threads_for, usable_cores

@@ -13,10 +13,10 @@ from typing import Callable, Iterable
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from paretoserve.advise import AdviseConfig
-from paretoserve.launch import EngineProcess, LaunchError, describe_exit, free_port
+from paretoserve.engine_process import EngineProcess, LaunchError, describe_exit, free_port
 from paretoserve.results.point import Point, to_point
 from paretoserve.results.store import SweepStore
-from paretoserve.serve.launcher import ReplicaServer
+from paretoserve.serve.replica_server import ReplicaServer
 from paretoserve.sweep.grid import PointConfig, SweepSpec
 from paretoserve.sweep.search import Guess, SearchConfig, SearchResult, bca_search, drive
 

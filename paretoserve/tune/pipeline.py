@@ -16,8 +16,8 @@ from typing import Callable
 
 from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise_table, load_table
 from paretoserve.advise.roofline import RooflineError
+from paretoserve.engine_process import LaunchError
 from paretoserve.estimate.plans import RooflineConfig
-from paretoserve.launch import LaunchError
 from paretoserve.model import ModelError, resolve_model
 from paretoserve.report import ReportError, ReportFiles, write_report
 from paretoserve.results.store import StoreError, SweepStore

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from paretoserve.launch import free_port
+from paretoserve.engine_process import free_port
 
 
 @dataclass

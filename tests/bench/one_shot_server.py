@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 
-from paretoserve.launch import free_port
+from paretoserve.engine_process import free_port
 
 TOKENS = 4
 

@@ -10,6 +10,8 @@ from paretoserve.cli import main
 
 from .fake_server import FakeServer
 
+pytestmark = pytest.mark.integration
+
 VLLM_FIELDS = ["duration", "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
                "output_throughput", "total_token_throughput", "request_goodput",
                *[f"{s}_{m}" for m in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
@@ -114,7 +116,7 @@ def test_bad_flags_print_one_line_naming_the_flag(server, capsys, args, message)
 
 
 def test_an_unreachable_url_is_one_line(capsys):
-    from paretoserve.launch import free_port
+    from paretoserve.engine_process import free_port
 
     code, _, err = bench(capsys, "--url", f"http://127.0.0.1:{free_port()}")
     assert code == 2 and err.startswith("paretoserve bench: error: --url: nothing answers at")

@@ -7,10 +7,11 @@ import asyncio
 import pytest
 
 from paretoserve.bench import BenchConfig, TokenRange, run_bench
-from paretoserve.launch import EngineProcess, embedded_engine_cmd, free_port
+from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
+
+pytestmark = pytest.mark.integration
 
 
-@pytest.mark.integration
 def test_exact_output_lengths_against_the_engine():
     port = free_port()
     url = f"http://127.0.0.1:{port}"

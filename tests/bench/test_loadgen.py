@@ -16,6 +16,8 @@ from paretoserve.bench.workload import synthetic
 from .fake_server import FakeServer
 from .one_shot_server import OneShotServer
 
+pytestmark = pytest.mark.integration
+
 
 def drive(server: FakeServer, pattern: LoadPattern, specs, endpoint: str = "completions"):
     async def go():
@@ -142,7 +144,7 @@ def test_without_usage_output_tokens_are_counted_as_chunks_and_chat_deltas_parse
 
 
 def test_an_unreachable_server_fails_every_request_without_raising():
-    from paretoserve.launch import free_port
+    from paretoserve.engine_process import free_port
 
     class Nowhere:
         url = f"http://127.0.0.1:{free_port()}"

@@ -18,6 +18,8 @@ from paretoserve.engine.metrics import EngineMetrics
 
 from .fake_server import FakeServer
 
+pytestmark = pytest.mark.integration
+
 VLLM_TEXT = """\
 # HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge

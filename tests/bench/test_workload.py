@@ -26,6 +26,7 @@ def test_synthetic_lengths_drawn_from_a_range():
     assert {s.output_tokens for s in specs} == {1, 2, 3}
 
 
+@pytest.mark.integration
 def test_synthetic_text_is_one_word_per_token_in_the_bundled_models_vocabulary():
     specs = synthetic(5, TokenRange(37, 37), None, seed=0, as_ids=False)
     assert all(len(s.prompt.split()) == 37 and s.output_tokens == 128 for s in specs)

@@ -4,6 +4,8 @@ import pytest
 
 from paretoserve.cli import main
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("flags, message", [
     (["--max-batch", "0,2"], "--max-batch must be a comma-separated list"),
@@ -18,7 +20,6 @@ def test_bad_flags_name_the_flag(tmp_path, capsys, flags, message):
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.integration
 def test_three_point_sweep_on_the_real_engine_resumes(tmp_path, capsys):
     out = tmp_path / "sweep"
     args = ["sweep", "--max-batch", "1,2,4", "--threads-per-replica", "1", "--input-tokens", "16",

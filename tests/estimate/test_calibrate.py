@@ -45,6 +45,7 @@ def test_calibration_on_the_paper_predicts_left_out_batches(tmp_path, model):
     assert big.bound_by == "attention" and big.label == "predicted"  # the paper's memory-bound plateau
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("correct_cpu_share", [False, True])
 def test_calibration_on_the_bundled_model_on_this_cpu(correct_cpu_share):
     hardware = load_hardware(str(CPU_SWEEP / "hardware.yaml"))

@@ -56,12 +56,14 @@ def test_json_estimate_of_opt_on_the_papers_gpu(capsys):
     assert any("attention over the KV cache" in line for line in data["explanation"])
 
 
+@pytest.mark.integration
 def test_tables_of_the_bundled_model_on_this_cpu(capsys):
     assert main(["estimate", "--max-batch", "1,8,64", "--input-tokens", "32", "--output-tokens", "64"]) == 0
     out = capsys.readouterr().out
     assert "decode roofline (predicted)" in out and "LM head" in out and "engine llama.cpp" in out
 
 
+@pytest.mark.integration
 def test_calibrate_reports_errors_per_point(tmp_path, capsys):
     sweep = paper_sweep("opt-1.3b", tmp_path / "opt")
     out = tmp_path / "estimate.json"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
-from paretoserve.launch import free_port
+from paretoserve.engine_process import free_port
 
 
 @dataclass

@@ -9,6 +9,8 @@ pytest.importorskip("kmedoids")
 
 from fedcore.cli import main  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("argv,fragment", [
     (["run", "--bogus"], "unrecognized arguments"),

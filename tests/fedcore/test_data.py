@@ -32,6 +32,7 @@ def test_digits_two_labels_per_client():
     assert data.sizes.max() > 3 * np.median(data.sizes) > 10 * data.sizes.min()  # skewed (power-law) sizes
 
 
+@pytest.mark.integration
 def test_mnist1d_is_generated_offline_and_leaves_numpys_global_state_alone():
     pytest.importorskip("mnist1d")
     np.random.seed(123)

@@ -13,6 +13,8 @@ from fedcore.data import DatasetSpec  # noqa: E402
 from fedcore.results import summarise  # noqa: E402
 from fedcore.runner import run_methods  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 ROUNDS = 25  # FedAvg passes 0.8 around round 17 on this set; FedCore earlier
 
 

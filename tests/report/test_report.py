@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+
 from paretoserve.advise import AdviseConfig, advise
 from paretoserve.report import write_report
 from paretoserve.report.build import PLOT_NAMES
 from paretoserve.report.sweep_data import batch_series
 from tests.report.conftest import FAST, make_point, write_sweep
+
+pytestmark = pytest.mark.integration
 
 SECTIONS = ("overview", "recommendation", "throughput-latency", "pareto", "memory", "energy", "replicas",
             "commands", "measurements")

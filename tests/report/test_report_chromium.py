@@ -6,6 +6,8 @@ import pytest
 
 from tests.report.chromium_check import check_page, find_chromium
 
+pytestmark = pytest.mark.integration
+
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install "
                                                               "chromium; .ci/run installs it)")

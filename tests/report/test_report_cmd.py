@@ -10,6 +10,8 @@ from paretoserve.cli import main
 from paretoserve.results.store import SweepStore
 from tests.report.conftest import make_point, write_sweep
 
+pytestmark = pytest.mark.integration
+
 
 def run_report(capsys, *args: str) -> tuple[int, str, str]:
     code = main(["report", *args, "--dpi", "40"])

@@ -9,6 +9,8 @@ import pytest
 
 from paretoserve.cli import main
 
+pytestmark = pytest.mark.integration
+
 DATA = Path(__file__).parents[1] / "data"
 RUNS = DATA / "mind-the-memory-gap" / "advisor" / "output_length" / "_390" / "opt-1.3b"
 

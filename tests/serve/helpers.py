@@ -12,7 +12,7 @@ from typing import Iterator
 import psutil
 import uvicorn
 
-from paretoserve.launch import free_port
+from paretoserve.engine_process import free_port
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.router import build_router
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from paretoserve.serve.config import PlanError, ReplicaPlan, RouterConfig, load_plan_file
-from paretoserve.serve.launcher import serve_argv
+from paretoserve.serve.replica_server import serve_argv
 from paretoserve.sweep.grid import PointConfig, SweepSpec
 
 

@@ -23,6 +23,7 @@ def test_threads_zero_shares_the_cores_evenly():
     assert threads_for(2, 3, [0, 1]) == 3
 
 
+@pytest.mark.integration
 def test_the_wrapper_pins_before_the_command_runs():
     core = usable_cores()[-1]
     probe = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
@@ -30,6 +31,7 @@ def test_the_wrapper_pins_before_the_command_runs():
     assert out.stdout.strip() == f"[{core}]"
 
 
+@pytest.mark.integration
 def test_the_wrapper_reports_a_missing_command():
     out = subprocess.run(pinned_cmd(["/no/such/engine"], None), capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "cannot run /no/such/engine" in out.stderr

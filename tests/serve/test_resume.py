@@ -10,6 +10,8 @@ from paretoserve.serve.resume import Relayed, is_greedy, with_resume
 from tests.fakes.token_replica import TokenReplica
 from tests.serve.helpers import running_router
 
+pytestmark = pytest.mark.integration
+
 GREEDY = {"prompt": "hello", "max_tokens": 12, "temperature": 0, "stream": True,
           "stream_options": {"include_usage": True}}
 

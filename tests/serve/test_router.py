@@ -7,10 +7,12 @@ import httpx
 import pytest
 
 from paretoserve.bench.sampler import parse_metrics
-from paretoserve.launch import free_port
+from paretoserve.engine_process import free_port
 from paretoserve.serve.backends import StaticReplica
 from tests.bench.fake_server import FakeServer
 from tests.serve.helpers import running_router
+
+pytestmark = pytest.mark.integration
 
 BODY = {"prompt": "hello there", "max_tokens": 3}
 

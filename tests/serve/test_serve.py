@@ -13,9 +13,11 @@ import psutil
 import pytest
 
 from paretoserve.cli import main
-from paretoserve.launch import EngineProcess, free_port
+from paretoserve.engine_process import EngineProcess, free_port
 from paretoserve.serve import ReplicaPlan, ReplicaServer
 from tests.serve.helpers import fake_cmd, wait_gone
+
+pytestmark = pytest.mark.integration
 
 TWO = min(2, len(os.sched_getaffinity(0)))
 

@@ -7,10 +7,12 @@ import httpx
 import psutil
 import pytest
 
-from paretoserve.launch import LaunchError
+from paretoserve.engine_process import LaunchError
 from paretoserve.serve.config import PlanError, ReplicaPlan
 from paretoserve.serve.supervisor import Supervisor
 from tests.serve.helpers import fake_cmd, wait_gone
+
+pytestmark = pytest.mark.integration
 
 FAST = dict(health_interval_s=0.1, restart_backoff_s=(0.2, 1.0), stop_grace_s=3.0, threads_per_replica=1)
 

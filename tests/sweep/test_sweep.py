@@ -12,6 +12,8 @@ from paretoserve.results.store import StoreError, SweepStore
 from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError
 from paretoserve.sweep.runner import run_point, run_points
 
+pytestmark = pytest.mark.integration
+
 FAKE = Path(__file__).parents[1] / "fakes" / "fake_engine.py"
 
 

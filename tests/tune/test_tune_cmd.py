@@ -4,6 +4,8 @@ import pytest
 
 from paretoserve.cli import main
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("flags, message", [
     (["--max-batch", "0"], "--max-batch must be an integer in [1, 4096]"),
@@ -16,7 +18,6 @@ def test_bad_flags_name_the_flag(tmp_path, capsys, flags, message):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.integration
 def test_tune_searches_verifies_replicas_reports_and_resumes(tmp_path, capsys):
     out = tmp_path / "tune"
     args = ["tune", "--out", str(out), "--max-batch", "4", "--duration", "2", "--input-tokens", "8",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paretoserve.server.text import TextStream
+from paretoserve.openai_api.text import TextStream
 
 
 class Vocab:

@@ -19,10 +19,10 @@ from starlette.routing import Route
 
 from paretoserve.engine.core import Engine
 from paretoserve.engine.sampling import SamplingParams
-from paretoserve.server.chat import render_chat
-from paretoserve.server.errors import error_handling, log_unexpected, new_request_id
-from paretoserve.server.openapi import openapi_document
-from paretoserve.server.protocol import (
+from paretoserve.openai_api.chat import render_chat
+from paretoserve.openai_api.errors import error_handling, log_unexpected, new_request_id
+from paretoserve.openai_api.openapi import openapi_document
+from paretoserve.openai_api.protocol import (
     ApiError,
     ChatRequest,
     CompletionRequest,
@@ -31,8 +31,8 @@ from paretoserve.server.protocol import (
     read_json,
     wait_disconnect,
 )
-from paretoserve.server.resume import check_tokens, replay, token_comment
-from paretoserve.server.text import TextStream
+from paretoserve.openai_api.resume import check_tokens, replay, token_comment
+from paretoserve.openai_api.text import TextStream
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from paretoserve.launch import EngineProcess, LaunchError, describe_exit, embedded_engine_cmd, free_port
+from paretoserve.engine_process import EngineProcess, LaunchError, describe_exit, embedded_engine_cmd, free_port
 
 
 def test_exit_status_and_signals_in_words():

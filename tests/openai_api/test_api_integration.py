@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.server.api_helpers import (
+from tests.openai_api.api_helpers import (
     CHAT,
     CTX_PER_SEQ,
     MODEL_NAME,

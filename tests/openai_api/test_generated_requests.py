@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, Phase, given, settings  # schemathesis depen
 from hypothesis import strategies as st
 
 from paretoserve.serve.backends import StaticReplica
+from tests.openai_api.api_helpers import CTX_PER_SEQ, completion, idle, wait_for
 from tests.serve.helpers import running_router
-from tests.server.api_helpers import CTX_PER_SEQ, completion, idle, wait_for
 
 pytestmark = pytest.mark.integration
 

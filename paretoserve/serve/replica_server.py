@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from paretoserve.launch import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
+from paretoserve.engine_process import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.serve.pinning import pinned_cmd
 

@@ -11,8 +11,8 @@ usage, and the chunks keep the first response's id.
 
 from __future__ import annotations
 
-from paretoserve.server.protocol import ApiError, Resume
-from paretoserve.server.text import TextStream
+from paretoserve.openai_api.protocol import ApiError, Resume
+from paretoserve.openai_api.text import TextStream
 
 PARAM = "paretoserve_resume.tokens"
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from paretoserve.engine.core import TokenEvent
 from paretoserve.engine.sampling import SamplingParams
-from paretoserve.server.app import ServerConfig, build_app
+from paretoserve.openai_api.app import ServerConfig, build_app
 from tests.serve.helpers import running_app
 
 N_VOCAB = 256

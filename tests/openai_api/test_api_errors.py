@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.server.api_helpers import (
+from tests.openai_api.api_helpers import (
     CHAT,
     CTX_PER_SEQ,
     PROMPT,

@@ -8,7 +8,7 @@ import json
 import pytest
 from starlette.requests import Request
 
-from paretoserve.server.protocol import ApiError, ChatRequest, CompletionRequest, parse, parse_json, read_json
+from paretoserve.openai_api.protocol import ApiError, ChatRequest, CompletionRequest, parse, parse_json, read_json
 
 
 def refusal(model, body) -> ApiError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paretoserve.server.chat import render_chat, render_plain, render_with_template
+from paretoserve.openai_api.chat import render_chat, render_plain, render_with_template
 
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
           "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")

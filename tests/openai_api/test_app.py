@@ -9,8 +9,8 @@ import logging
 import pytest
 from starlette.requests import Request
 
-from paretoserve.server.app import _until_disconnect
-from tests.server.stub_engine import N_VOCAB, StubEngine, StubRunner, stub_client
+from paretoserve.openai_api.app import _until_disconnect
+from tests.openai_api.stub_engine import N_VOCAB, StubEngine, StubRunner, stub_client
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 

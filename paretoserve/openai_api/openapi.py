@@ -12,7 +12,7 @@ import copy
 from pydantic.json_schema import models_json_schema
 
 from paretoserve import __version__
-from paretoserve.server.protocol import ChatRequest, CompletionRequest
+from paretoserve.openai_api.protocol import ChatRequest, CompletionRequest
 
 REF = "#/components/schemas/{model}"
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {

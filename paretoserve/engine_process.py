@@ -1,6 +1,6 @@
 """Start an engine as a child process, wait until it is healthy, and stop it without leaving orphans.
 
-`HealthProbe` and `wait_until` are the one health poller: EngineProcess, ReplicaServer (serve/launcher.py)
+`HealthProbe` and `wait_until` are the one health poller: EngineProcess, ReplicaServer (serve/replica_server.py)
 and the supervisor's replicas (serve/supervisor.py) all probe through them.
 """
 

@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from paretoserve.server.protocol import ApiError, api_error_handler
+from paretoserve.openai_api.protocol import ApiError, api_error_handler
 
 log = logging.getLogger(__name__)
 
