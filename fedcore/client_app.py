@@ -17,7 +17,7 @@ from threadpoolctl import ThreadpoolController
 from fedcore import data as datasets
 from fedcore.config import RunConfig
 from fedcore.local import local_update
-from fedcore.records import from_record, to_record
+from fedcore.records import from_record, number, to_record
 from fedcore.schedule import plan_round
 
 
@@ -49,21 +49,22 @@ def make_client_app(config: RunConfig) -> ClientApp:
     @app.train()
     def train(message: Message, context: Context) -> Message:
         federation, partition, local = client_data(context)
-        cfg = message.content["config"]
-        server_round, method, speed = int(cfg["server-round"]), str(cfg["method"]), float(cfg["speed"])
-        plan = plan_round(method, local.n, speed, float(cfg["epoch-deadline"]), int(cfg["epochs"]))
+        cfg = message.content.config_records["config"]
+        server_round, method, speed = int(number(cfg, "server-round")), str(cfg["method"]), number(cfg, "speed")
+        plan = plan_round(method, local.n, speed, number(cfg, "epoch-deadline"), int(number(cfg, "epochs")))
         rng = np.random.RandomState([config.seed, server_round, partition])
         with one_blas_thread():
-            result = local_update(config.build_model(federation), from_record(message.content["arrays"]), local,
-                                  plan, speed, config.sgd(plan.proximal), rng,
-                                  charge_selection=config.charge_selection, max_class=config.max_class)
+            params = from_record(message.content.array_records["arrays"])
+            result = local_update(config.build_model(federation), params, local, plan, speed,
+                                  config.sgd(plan.proximal), rng, charge_selection=config.charge_selection,
+                                  max_class=config.max_class)
         metrics = MetricRecord({
             "num-examples": local.n, "partition-id": partition, "speed": speed, "dropped": int(result.dropped),
             "samples": result.samples, "sim-time": result.sim_time, "coreset-size": result.coreset_size,
             "selection-cpu-s": result.selection_cpu_s, "train-cpu-s": result.train_cpu_s,
         })
         content = RecordDict({"metrics": metrics})
-        if not result.dropped:
+        if result.params is not None:  # None: the client dropped out
             content["arrays"] = to_record(result.params)
         return Message(content, reply_to=message)
 
@@ -74,7 +75,7 @@ def make_client_app(config: RunConfig) -> ClientApp:
         if len(local.y_test):  # a client without held-out samples weighs 0 in the average
             with one_blas_thread():
                 loss, accuracy = config.build_model(federation).evaluate(
-                    from_record(message.content["arrays"]), local.x_test, local.y_test)
+                    from_record(message.content.array_records["arrays"]), local.x_test, local.y_test)
         metrics = MetricRecord({"num-examples": len(local.y_test), "loss": loss, "accuracy": accuracy})
         return Message(RecordDict({"metrics": metrics}), reply_to=message)
 

@@ -77,10 +77,9 @@ def select(factors: list[np.ndarray], labels: np.ndarray, k: int, rng: np.random
     class, as the authors' code: max_class = medoids_per_block = n."""
     if k < 1:
         raise ValueError(f"coreset size must be >= 1, got {k}")
-    if not isinstance(rng, np.random.RandomState):
-        rng = np.random.default_rng(rng)
+    draw = rng if isinstance(rng, np.random.RandomState) else np.random.default_rng(rng)
     factors32 = [np.asarray(f, dtype=np.float32) for f in factors]
-    order = (labels + rng.random(len(labels))).argsort()  # by class, shuffled within each (methods: no dispatch)
+    order = (labels + draw.random(len(labels))).argsort()  # by class, shuffled within each (methods: no dispatch)
     layout = _layout(tuple(np.bincount(labels).tolist()), k, max_class, medoids_per_block)
     indices, weights = [order.take(layout.own)], [layout.own_weights]
     for start, n_c, k_c in layout.assigned:
@@ -115,7 +114,9 @@ def _layout(counts: tuple[int, ...], k: int, max_class: int, medoids_per_block: 
     """The layout of a client with `counts` samples per class and a coreset of about k: each class's k_c, its
     blocks (as even as can be, the larger ones first, and so are their medoids) and their tiles."""
     n = sum(counts)
-    own, assigned, blocks = [], [], []
+    own: list[range] = []
+    assigned: list[tuple[int, int, int]] = []
+    blocks: list[tuple[int, int, int]] = []
     start = 0
     for n_c in counts:
         k_c = min(n_c, math.ceil(k * n_c / n))
@@ -136,8 +137,8 @@ def _layout(counts: tuple[int, ...], k: int, max_class: int, medoids_per_block: 
                     own.append(range(first, first + n_b))
                 first += n_b
         start += n_c
-    own = np.fromiter((i for r in own for i in r), dtype=np.intp)
-    return _block_layout(blocks, n, min(TILE, max_class) ** 2, own, tuple(assigned))
+    own_positions = np.fromiter((i for r in own for i in r), dtype=np.intp)
+    return _block_layout(blocks, n, min(TILE, max_class) ** 2, own_positions, tuple(assigned))
 
 
 def _block_layout(blocks: list[tuple[int, int, int]], n: int, max_entries: int, own: np.ndarray | None = None,
@@ -145,7 +146,7 @@ def _block_layout(blocks: list[tuple[int, int, int]], n: int, max_entries: int, 
     """The tiles of `blocks` among n samples (see _tiles; up to SMALL_CLIENT samples, one square matrix) and
     the offsets that turn each block's FasterPAM result into positions and cluster numbers."""
     own = np.empty(0, dtype=np.intp) if own is None else own
-    tiles = []
+    tiles: list[tuple[int, int, np.ndarray | None]] = []
     if blocks and n <= SMALL_CLIENT and n * n <= max_entries:
         tiles.append((0, len(blocks), None))
     elif blocks:
@@ -207,10 +208,9 @@ def _tiles(blocks: list[tuple[int, int, int]], max_entries: int):
 def _distances_within(parts: list[np.ndarray]) -> np.ndarray:
     """Euclidean distances (float32) among the rows of each (..., m, d) factor's last two axes: (..., m, m).
     The squared norms are the Gram matrix's own diagonal, so every d(i, i) is exactly 0."""
-    gram = None
-    for a in parts:
-        g = a @ a.swapaxes(-1, -2)
-        gram = g if gram is None else np.multiply(gram, g, out=gram)
+    gram = parts[0] @ parts[0].swapaxes(-1, -2)
+    for a in parts[1:]:
+        np.multiply(gram, a @ a.swapaxes(-1, -2), out=gram)
     sq = gram.diagonal(axis1=-2, axis2=-1).copy()
     gram *= -2.0
     gram += sq[..., :, None]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
-CLIENT_RESOURCES = {"num_cpus": 1, "num_gpus": 0.0}  # one actor per core; the clients are single-threaded
+# One actor per core: the clients are single-threaded.
+CLIENT_RESOURCES: dict[str, Any] = {"num_cpus": 1, "num_gpus": 0.0}
 
 
 def run_flower_simulation(server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:

@@ -7,14 +7,21 @@ import dataclasses
 import numpy as np
 
 from fedcore.config import RunConfig
-from fedcore.history import History
+from fedcore.history import History, RoundRecord
 
 TARGET_FRACTIONS = (0.8, 0.9, 0.95)  # default targets: these fractions of the best final accuracy
 LAST_ROUNDS = 10  # final_accuracy_last10: the mean over the last rounds, steadier than the last one alone
 
 
+def accuracy(r: RoundRecord) -> float:
+    """A round's test accuracy; every round is evaluated before results are summarised."""
+    if r.accuracy is None:
+        raise ValueError(f"round {r.round} has no evaluation")
+    return r.accuracy
+
+
 def default_targets(histories: dict[str, History]) -> list[float]:
-    best = max(h.rounds[-1].accuracy for h in histories.values())
+    best = max(accuracy(h.rounds[-1]) for h in histories.values())
     return sorted({round(f * best, 3) for f in TARGET_FRACTIONS})
 
 
@@ -24,7 +31,7 @@ def target_key(target: float) -> str:
 
 def time_to_accuracy(history: History, target: float) -> float | None:
     """Simulated time at the end of the first round whose model reaches `target` (None: never)."""
-    return next((r.sim_time for r in history.rounds if r.accuracy >= target), None)
+    return next((r.sim_time for r in history.rounds if accuracy(r) >= target), None)
 
 
 def summarise_method(history: History, targets: list[float]) -> dict:
@@ -33,11 +40,11 @@ def summarise_method(history: History, targets: list[float]) -> dict:
     clients = [c for r in trained for c in r.clients]
     selection = sum(c.selection_cpu_s for c in clients)
     training = sum(c.train_cpu_s for c in clients)
-    last = [r.accuracy for r in history.rounds[-LAST_ROUNDS:]]
+    last = [accuracy(r) for r in history.rounds[-LAST_ROUNDS:]]
     return {
-        "final_accuracy": history.rounds[-1].accuracy,
+        "final_accuracy": accuracy(history.rounds[-1]),
         "final_accuracy_last10": float(np.mean(last)),
-        "best_accuracy": max(r.accuracy for r in history.rounds),
+        "best_accuracy": max(accuracy(r) for r in history.rounds),
         "sim_time_total": history.clock,
         "time_to_accuracy": {target_key(t): time_to_accuracy(history, t) for t in targets},
         "round_time_over_deadline": {"max": float(over.max()), "median": float(np.median(over))},

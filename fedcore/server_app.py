@@ -12,7 +12,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedcore import data as datasets
 from fedcore.config import RunConfig
 from fedcore.history import History
-from fedcore.records import to_record
+from fedcore.records import number, to_record
 from fedcore.schedule import compute_power, epoch_deadline
 from fedcore.strategy import FedCoreStrategy
 
@@ -54,9 +54,9 @@ def query_nodes(grid: Grid, expected: int) -> tuple[dict[int, int], np.ndarray]:
         raise RuntimeError("a node did not answer the size query")
     nodes, sizes = {}, {}
     for reply in replies:
-        metrics = reply.content["metrics"]
-        partition = int(metrics["partition-id"])
-        nodes[partition], sizes[partition] = reply.metadata.src_node_id, int(metrics["num-examples"])
+        metrics = reply.content.metric_records["metrics"]
+        partition = int(number(metrics, "partition-id"))
+        nodes[partition], sizes[partition] = reply.metadata.src_node_id, int(number(metrics, "num-examples"))
     if sorted(nodes) != list(range(expected)):
         raise RuntimeError(f"expected partitions 0..{expected - 1}, got {sorted(nodes)}")
     return nodes, np.array([sizes[p] for p in range(expected)])

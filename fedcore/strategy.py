@@ -15,6 +15,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedcore.history import ClientRound, History
+from fedcore.records import number
 from fedcore.schedule import sample_clients
 
 
@@ -45,9 +46,9 @@ class FedCoreStrategy(FedAvg):
         if failed:
             raise RuntimeError(f"round {server_round}: node {failed[0].metadata.src_node_id} failed: "
                                f"{failed[0].error.reason}")
-        clients = [_client_round(r.content["metrics"]) for r in replies]
+        clients = [_client_round(r.content.metric_records["metrics"]) for r in replies]
         self.history.add_round(server_round, sorted(clients, key=lambda c: c.partition))
-        kept = [r for r in replies if not int(r.content["metrics"]["dropped"])]
+        kept = [r for r in replies if not number(r.content.metric_records["metrics"], "dropped")]
         if not kept:
             return None, None
         return super().aggregate_train(server_round, kept)
@@ -56,12 +57,12 @@ class FedCoreStrategy(FedAvg):
         metrics = super().aggregate_evaluate(server_round, replies)
         if metrics is None:
             raise RuntimeError(f"round {server_round}: no evaluation reply")
-        self.history.set_evaluation(server_round, float(metrics["accuracy"]), float(metrics["loss"]))
+        self.history.set_evaluation(server_round, number(metrics, "accuracy"), number(metrics, "loss"))
         return metrics
 
 
 def _client_round(m: MetricRecord) -> ClientRound:
-    return ClientRound(partition=int(m["partition-id"]), n=int(m["num-examples"]), speed=float(m["speed"]),
-                       dropped=bool(m["dropped"]), samples=int(m["samples"]), sim_time=float(m["sim-time"]),
-                       coreset_size=int(m["coreset-size"]), selection_cpu_s=float(m["selection-cpu-s"]),
-                       train_cpu_s=float(m["train-cpu-s"]))
+    return ClientRound(partition=int(number(m, "partition-id")), n=int(number(m, "num-examples")),
+                       speed=number(m, "speed"), dropped=bool(number(m, "dropped")), samples=int(number(m, "samples")),
+                       sim_time=number(m, "sim-time"), coreset_size=int(number(m, "coreset-size")),
+                       selection_cpu_s=number(m, "selection-cpu-s"), train_cpu_s=number(m, "train-cpu-s"))

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 import httpx
 
@@ -129,15 +129,22 @@ class EngineProcess:
         self.log_path = log_path
         self.env = env
         self.proc: subprocess.Popen | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
         self._log_start = 0  # where this run's output begins in a log file that earlier runs appended to
         self._stopped = False  # a second stop must not signal a process group that may have been reused
 
+    @property
+    def child(self) -> subprocess.Popen:
+        """The engine's process; start() first."""
+        if self.proc is None:
+            raise RuntimeError("the engine process has not been started")
+        return self.proc
+
     def start(self) -> "EngineProcess":
         # Open while the engine runs: stop() closes it.
-        self._log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()  # noqa: SIM115
-        self._log_start = self._log.seek(0, os.SEEK_END)
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
+        log = open(self.log_path, "a+b") if self.log_path is not None else tempfile.TemporaryFile()  # noqa: SIM115
+        self._log, self._log_start = log, log.seek(0, os.SEEK_END)
+        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env={**os.environ, **(self.env or {})})
         return self
 
@@ -150,8 +157,8 @@ class EngineProcess:
                           f"{self.output_tail()}")
 
     def _raise_if_exited(self) -> None:
-        if self.proc.poll() is not None:
-            raise LaunchError(f"engine {describe_exit(self.proc.returncode, self.cmd)} before it was "
+        if self.child.poll() is not None:
+            raise LaunchError(f"engine {describe_exit(self.child.returncode, self.cmd)} before it was "
                               f"healthy; the last lines of its log:\n{self.output_tail()}")
 
     @property

@@ -217,7 +217,7 @@ def geometry_from_gguf(path: str | Path) -> ModelGeometry:
         hidden=hidden, heads=heads, kv_heads=kv.kv_heads, head_dim=kv.key_dim, value_dim=kv.value_dim, ffn=ffn,
         ffn_matrices=3 if gated else 2,
         vocab=vocab, tied_embeddings=tied, sliding_window=int(window) if window else None,
-        local_layers=_gguf_local_layers(meta, arch, layers) if window else 0,
+        local_layers=_gguf_local_layers(meta, str(arch), layers) if window else 0,
         bytes_per_param={c: (b / n if n else 0.0) for c, (b, n) in groups.items()},
         weight_bytes=sum(t.n_bytes for t in header.tensors), source=str(path))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import cast
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -46,7 +47,8 @@ def round_time_violins(results: dict) -> bytes:
     figure = Figure(figsize=(7.5, 4.0), layout="constrained")
     ax = figure.add_subplot()
     parts = ax.violinplot(data, showmedians=True, showextrema=True)
-    for body, name in zip(parts["bodies"], names, strict=True):
+    bodies = cast(list, parts["bodies"])  # the stubs type each entry as one Collection; this one is a list
+    for body, name in zip(bodies, names, strict=True):
         body.set_facecolor(COLOURS.get(name, "#9467bd"))
         body.set_alpha(0.5)
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="deadline")

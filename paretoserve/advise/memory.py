@@ -13,7 +13,6 @@ cache `paretoserve engine` allocates with its default flags.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from pydantic import BaseModel
@@ -24,7 +23,7 @@ from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ, EngineConfig
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*$")
-ENGINE_DEFAULT_MAX_BATCH = next(f.default for f in dataclasses.fields(EngineConfig) if f.name == "max_batch")
+ENGINE_DEFAULT_MAX_BATCH = EngineConfig.max_batch  # the dataclass field's default
 
 
 def parse_size(text: str, flag: str = "--device-memory") -> int:
@@ -84,17 +83,18 @@ def memory_advice(table: SweepTable, point: Point, device_bytes: int | None, dev
     utilisation = _utilisation(singles)
     budgets = [p.kv_budget_bytes for p in singles if p.kv_budget_bytes]
     if utilisation is not None and budgets:  # vLLM: one cache sized by a memory fraction
-        default_kv = max(budgets)
+        largest = max(b for b in budgets if b is not None)
+        default_kv: float | None = largest
         default_source = ("measured: the largest KV cache the sweep's engine allocated "
                           f"(memory fraction {utilisation:g})")
-        weights = utilisation * device_bytes - default_kv if device_bytes else None
+        weights = utilisation * device_bytes - largest if device_bytes else None
         weights_source = "memory fraction x device memory - KV cache (weights, activations, runtime)"
         if weights is not None and weights <= 0:  # the device memory given is smaller than what the engine used
             weights_source = (f"unknown: {utilisation:g} x device memory is less than the KV cache allocated; "
                               "check --device-memory (GB vs GiB)")
             weights = None
         fraction = point.kv_peak_fraction
-        need = fraction * default_kv if fraction is not None else None
+        need = fraction * largest if fraction is not None else None
         need_source = "measured: peak KV cache use at B_opt, as a share of the cache"
     else:
         default_tokens = ENGINE_DEFAULT_MAX_BATCH * DEFAULT_CTX_PER_SEQ

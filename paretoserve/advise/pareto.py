@@ -63,7 +63,7 @@ def frontiers(points: list[Point], metric: str, memory_of: Callable[[Point], flo
             latency = (field, "min", lambda p, f=field: p.latency_ms.get(f))
             out.append(frontier(f"throughput_vs_{field}", points, latency, throughput))
     out.append(frontier("throughput_vs_memory", points, ("memory_bytes", "min", memory_of), throughput, memory_note))
-    energy = [p.energy_source for p in points if p.energy_per_output_token_j is not None]
+    energy = [p.energy_source or "unknown" for p in points if p.energy_per_output_token_j is not None]
     out.append(frontier("energy_per_output_token_vs_throughput", points, throughput,
                         ("energy_per_output_token_j", "min", lambda p: p.energy_per_output_token_j),
                         f"energy source: {', '.join(sorted(set(energy)))}" if energy else "no energy measured"))

@@ -7,7 +7,7 @@ import math
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from paretoserve.bench.records import RequestRecord
@@ -45,7 +45,8 @@ class RichProgress(ProgressSink):
         self._progress = Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
                                   refresh_per_second=4, transient=True)
-        self._task = None
+        self._task = TaskID(0)  # the one task, added by start()
+        self._total = 0.0  # requests, or seconds of --duration
         self._by_time = False
         self._done = self._failed = 0
 
@@ -58,14 +59,15 @@ class RichProgress(ProgressSink):
 
     def start(self, total: int | None, duration_s: float | None) -> None:
         self._by_time = total is None
-        self._task = self._progress.add_task("bench", total=math.ceil(duration_s) if self._by_time else total, info="")
+        self._total = float(total if total is not None else math.ceil(duration_s or 0))
+        self._task = self._progress.add_task("bench", total=self._total, info="")
 
     def done(self, record: RequestRecord, now_s: float) -> None:
         self._done += 1
         self._failed += record.error is not None
         info = f"{self._done} done" + (f", {self._failed} failed" if self._failed else "")
         if self._by_time:
-            self._progress.update(self._task, completed=min(now_s, self._progress.tasks[0].total), info=info)
+            self._progress.update(self._task, completed=min(now_s, self._total), info=info)
         else:
             self._progress.update(self._task, advance=1, info=info)
 

@@ -18,7 +18,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import aiohttp
 
@@ -91,7 +91,7 @@ class ClientPool:
         connector = aiohttp.TCPConnector(limit=max(1, connections), limit_per_host=0)
         timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 30.0))
         # trust_env=False: no proxy from the environment between the client and what it measures.
-        options = {"timeout": timeout, "trust_env": False, "auto_decompress": False,
+        options: dict[str, Any] = {"timeout": timeout, "trust_env": False, "auto_decompress": False,
                    "skip_auto_headers": ("User-Agent",)}
         self.session = aiohttp.ClientSession(connector=connector, **options)
         # Retries of a request whose pooled connection was dropped: always a new connection, never another
@@ -189,7 +189,11 @@ class LoadGenerator:
 
     async def _open_loop(self) -> None:
         p = self.pattern
-        times = itertools.repeat(0.0) if p.mode == "burst" else arrival_offsets(p.rate, p.arrival, p.seed)
+        if p.mode == "burst":
+            times: Iterator[float] = itertools.repeat(0.0)
+        else:
+            assert p.rate is not None  # BenchConfig requires --rate in rate mode
+            times = arrival_offsets(p.rate, p.arrival, p.seed)
         tasks: set[asyncio.Task] = set()
         for intended in times:
             record = self._new_record(intended)

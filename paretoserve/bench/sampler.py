@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import httpx
 import psutil
@@ -18,7 +19,7 @@ from paretoserve.bench.energy import RaplReader
 from paretoserve.bench.gpu import NvmlReader
 
 # sample name -> (field, how label sets combine)
-ENGINE_METRICS = {
+ENGINE_METRICS: dict[str, tuple[str, Callable[[list[float]], float]]] = {
     "paretoserve_requests_running": ("running", sum),
     "paretoserve_requests_waiting": ("waiting", sum),
     "paretoserve_kv_tokens_used": ("kv_tokens_used", sum),
@@ -130,7 +131,14 @@ class Sampler:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self._client.aclose()
+        await self.client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client for /metrics, open inside `async with`."""
+        if self._client is None:
+            raise RuntimeError("the sampler is used outside `async with`")
+        return self._client
 
     def set_start(self, t0: float) -> None:
         """Sample times count from this perf_counter() value (the load generator's start)."""
@@ -165,7 +173,7 @@ class Sampler:
 
     async def _scrape(self) -> dict[str, float]:
         try:
-            response = await self._client.get(self.metrics_url)
+            response = await self.client.get(self.metrics_url)
         except httpx.HTTPError as exc:
             self.metrics_error = f"{self.metrics_url}: {type(exc).__name__}"
             return {}

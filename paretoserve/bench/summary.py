@@ -28,13 +28,14 @@ CPU_WARN_FRACTION = 0.8  # of one core: a busier client may delay the timestamps
 
 def per_request(r: RequestRecord) -> dict[str, float | None]:
     """ttft/tpot/e2el of one completed request and its largest inter-token gap (itl_ms), in ms."""
-    first = r.first_token_s
+    first, end = r.first_token_s, r.end_s
+    assert end is not None  # completed requests only
     return {
         "ttft_ms": (first - r.intended_s) * 1e3 if first is not None else None,
-        "tpot_ms": (r.end_s - first) * 1e3 / (r.output_tokens - 1) if first is not None and r.output_tokens > 1
+        "tpot_ms": (end - first) * 1e3 / (r.output_tokens - 1) if first is not None and r.output_tokens > 1
         else None,
         "itl_ms": max(np.diff(r.token_s)) * 1e3 if len(r.token_s) > 1 else None,
-        "e2el_ms": (r.end_s - r.intended_s) * 1e3,
+        "e2el_ms": (end - r.intended_s) * 1e3,
     }
 
 
@@ -73,12 +74,13 @@ def steady_fields(records: list[RequestRecord], slots: int | None) -> dict:
                                           "saturated, so the whole run is the steady state"}
     start, end = window
     span = end - start
-    inside = [r for r in records if r.sent_s is not None and r.sent_s >= start and r.end_s <= end]
+    inside = [r for r in records if r.sent_s is not None and r.sent_s >= start and r.end_s is not None
+              and r.end_s <= end]
     ok = [r for r in records if r.ok]
-    finished = [r for r in ok if start <= r.end_s <= end]
+    finished = [r for r in ok if r.end_s is not None and start <= r.end_s <= end]
     out_tokens = sum(tokens_in(r, start, end) for r in ok)
     in_tokens = sum(r.input_tokens for r in ok if r.first_token_s is not None and start <= r.first_token_s <= end)
-    fields = {"slots": slots, "start_s": start, "end_s": end, "duration": span,
+    fields: dict[str, float | None] = {"slots": slots, "start_s": start, "end_s": end, "duration": span,
               "completed": sum(1 for r in inside if r.ok), "failed": sum(1 for r in inside if not r.ok),
               "request_throughput": len(finished) / span, "output_throughput": out_tokens / span,
               "total_token_throughput": (in_tokens + out_tokens) / span}
@@ -127,7 +129,7 @@ def client_fields(load: LoadResult) -> dict:
     before the run), how late it sent requests compared with the plan, how late its event loop woke up,
     and its CPU use."""
     sent = [r for r in load.records if r.sent_s is not None]
-    lag = np.asarray([(r.sent_s - r.intended_s) * 1e3 for r in sent], dtype=float)
+    lag = np.asarray([(r.sent_s - r.intended_s) * 1e3 for r in load.records if r.sent_s is not None], dtype=float)
     overhead = np.asarray([r.client_s * 1e3 for r in sent], dtype=float)
     per_chunk = np.asarray([r.client_s * 1e3 / (len(r.token_s) + 1) for r in sent], dtype=float)
     loop = np.asarray(load.loop_lag_s, dtype=float) * 1e3

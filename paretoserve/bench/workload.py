@@ -56,6 +56,7 @@ def synthetic(n: int, input_tokens: TokenRange, output_tokens: TokenRange | None
     for _ in range(n):
         n_in = rng.randint(input_tokens.low, input_tokens.high)
         n_out = rng.randint(out_range.low, out_range.high)
+        prompt: str | tuple[int, ...]
         if as_ids:
             prompt = tuple(rng.randrange(*SYNTHETIC_ID_RANGE) for _ in range(n_in))
         else:

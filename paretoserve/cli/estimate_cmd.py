@@ -9,6 +9,7 @@ import statistics
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 
@@ -96,8 +97,12 @@ def run(args: argparse.Namespace) -> int:
     fitting = max_batch_fitting(geometry, hardware, workload, engine)
     data = estimate_dict(geometry, hardware, engine, workload, efficiency, curve, fitting,
                          explain(curve, hardware, fitting), calibrated)
-    _emit(args, data, lambda console: (render_calibration(console, data["calibration"]) if calibrated else None,
-                                       render_estimate(console, data)))
+    def render(console: Console) -> None:
+        if calibrated:
+            render_calibration(console, data["calibration"])
+        render_estimate(console, data)
+
+    _emit(args, data, render)
     return 0
 
 
@@ -124,7 +129,7 @@ def _list_hardware(args: argparse.Namespace, probe: CpuProbeConfig) -> int:
     return 0
 
 
-def _emit(args: argparse.Namespace, data: dict, render) -> None:
+def _emit(args: argparse.Namespace, data: dict, render: Callable[[Console], None]) -> None:
     if args.out:
         try:
             args.out.write_text(json.dumps(data, indent=2))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from paretoserve.advise import Advice
 from paretoserve.cli.advice_args import add_advice_args, advise_config, given_advice_flags
 from paretoserve.cli.common import UsageError
 from paretoserve.report import ReportConfig, compute_advice, load_advice_file, write_report
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"--advice shows a saved advice as it is; {', '.join(given)} apply only when "
                              "the report advises itself: drop them or drop --advice")
-        advice, reason = load_advice_file(args.advice), None
+        advice: Advice | None = load_advice_file(args.advice)
+        reason = None
     else:
         advice, reason = compute_advice(args.dir, advise_config(args))
     files = write_report(args.dir, args.out, advice=advice, no_advice_reason=reason, config=config)

@@ -74,7 +74,7 @@ def search_configs(args: argparse.Namespace, spec: SweepSpec, slo: Slo | None
         return search, advice, None
     try:
         guess = sweep_guess(spec.as_dict(), search.candidates, search.min_gain,
-                            RooflineConfig(advice.hardware, advice.model_geometry), args.calibrate)
+                            RooflineConfig(args.hardware, advice.model_geometry), args.calibrate)
     except ValueError as exc:  # the message names --hardware, --model-geometry or --calibrate
         raise UsageError(str(exc)) from exc
     return search, advice, guess

@@ -62,19 +62,20 @@ class EngineConfig:
             raise ConfigError(f"--kv-layout must be one of {', '.join(KV_LAYOUTS)}; got {self.kv_layout!r}")
         if self.ctx_per_seq is not None:
             CTX_PER_SEQ.check("--ctx-per-seq", self.ctx_per_seq, ConfigError)
-        if self.kv_tokens is None:
-            self._set("kv_tokens", self.max_batch * (self.ctx_per_seq or DEFAULT_CTX_PER_SEQ))
-        KV_TOKENS.check("--kv-tokens", self.kv_tokens, ConfigError)
-        room = self.kv_tokens // self.max_batch if self.kv_layout == "split" else self.kv_tokens
-        if self.ctx_per_seq is None:
-            self._set("ctx_per_seq", room)
+        kv_tokens = self.kv_tokens if self.kv_tokens is not None else \
+            self.max_batch * (self.ctx_per_seq or DEFAULT_CTX_PER_SEQ)
+        self._set("kv_tokens", kv_tokens)
+        KV_TOKENS.check("--kv-tokens", kv_tokens, ConfigError)
+        room = kv_tokens // self.max_batch if self.kv_layout == "split" else kv_tokens
+        ctx_per_seq = self.ctx_per_seq if self.ctx_per_seq is not None else room
+        self._set("ctx_per_seq", ctx_per_seq)
         if room < CTX_PER_SEQ.low:
-            raise ConfigError(f"--kv-tokens {self.kv_tokens} leaves each sequence {room} tokens with --kv-layout "
+            raise ConfigError(f"--kv-tokens {kv_tokens} leaves each sequence {room} tokens with --kv-layout "
                               f"{self.kv_layout} and --max-batch {self.max_batch}; at least {CTX_PER_SEQ.low} are "
                               "needed: raise --kv-tokens or lower --max-batch")
-        if self.ctx_per_seq > room:
+        if ctx_per_seq > room:
             raise ConfigError(
-                f"--ctx-per-seq {self.ctx_per_seq} does not fit: --kv-tokens {self.kv_tokens} leaves each sequence "
+                f"--ctx-per-seq {ctx_per_seq} does not fit: --kv-tokens {kv_tokens} leaves each sequence "
                 f"{room} tokens with --kv-layout {self.kv_layout} and --max-batch {self.max_batch}; raise "
                 "--kv-tokens, lower --ctx-per-seq or --max-batch, or use --kv-layout unified")
         threads_range().check("--threads", self.threads, ConfigError)
@@ -90,4 +91,26 @@ class EngineConfig:
 
     def _set(self, name: str, value: int) -> None:
         object.__setattr__(self, name, value)
+
+    # kv_tokens, ctx_per_seq and max_step_tokens are resolved by __post_init__: never None once built.
+    @property
+    def kv_cells(self) -> int:
+        """KV cells shared by all sequences (tokens)."""
+        return _resolved(self.kv_tokens)
+
+    @property
+    def seq_ctx(self) -> int:
+        """The longest prompt + max_tokens of one sequence (tokens)."""
+        return _resolved(self.ctx_per_seq)
+
+    @property
+    def step_tokens(self) -> int:
+        """Tokens per llama_decode."""
+        return _resolved(self.max_step_tokens)
+
+
+def _resolved(value: int | None) -> int:
+    if value is None:
+        raise AssertionError("EngineConfig.__post_init__ resolves every optional size")
+    return value
 

@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncGenerator
 
 from paretoserve.engine.config import EngineConfig
 from paretoserve.engine.llama_load import LlamaError
@@ -53,11 +53,11 @@ class Engine:
         self.state = EngineState()
         self.ready = threading.Event()
         self.load_error: BaseException | None = None
-        self.runner: LlamaRunner | None = None
+        self._runner: LlamaRunner | None = None  # set by the engine thread once the model has loaded
         self._verbose = verbose
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._ids = itertools.count()
-        self._scheduler = Scheduler(config.max_batch, config.kv_tokens, config.max_step_tokens)
+        self._scheduler = Scheduler(config.max_batch, config.kv_cells, config.step_tokens)
         self._sampler = Sampler()
         self._eog: frozenset[int] = frozenset()
         self._thread = threading.Thread(target=self._run, name="paretoserve-engine", daemon=True)
@@ -65,6 +65,13 @@ class Engine:
                                 lambda: self.state.kv_reserved, config.max_batch)
 
     # -- lifecycle (any thread) -----------------------------------------------------------
+
+    @property
+    def runner(self) -> LlamaRunner:
+        """The loaded model; callers check `ready` (and `load_error`) first."""
+        if self._runner is None:
+            raise RuntimeError("the model has not loaded")
+        return self._runner
 
     def start(self) -> None:
         self._thread.start()
@@ -91,7 +98,7 @@ class Engine:
 
     # -- requests (event loop) ------------------------------------------------------------
 
-    async def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[TokenEvent]:
+    async def generate(self, prompt: list[int], params: SamplingParams) -> AsyncGenerator[TokenEvent, None]:
         """Stream the request's tokens; leaving the iterator early (client gone) frees its sequence."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[TokenEvent] = asyncio.Queue()
@@ -112,8 +119,8 @@ class Engine:
 
     def _run(self) -> None:
         try:
-            self.runner = LlamaRunner(self.config, verbose=self._verbose)
-            self._sampler = Sampler(eog_ids=self.runner.eog_ids())
+            self._runner = LlamaRunner(self.config, verbose=self._verbose)
+            self._sampler = Sampler(eog_ids=self._runner.eog_ids())
             self._eog = frozenset(self._sampler.eog_ids.tolist())
             self._warm_up()
         except BaseException as exc:  # noqa: BLE001 - reported to whoever waits for readiness
@@ -152,7 +159,7 @@ class Engine:
         if not seq.prompt or seq.params.max_tokens < 1:
             return f"a request needs a prompt and max_tokens >= 1 (got {len(seq.prompt)} prompt tokens, " \
                    f"max_tokens {seq.params.max_tokens})"
-        if seq.reserved > self.config.ctx_per_seq:
+        if seq.reserved > self.config.seq_ctx:
             return f"prompt + max_tokens = {seq.reserved} exceeds --ctx-per-seq {self.config.ctx_per_seq}"
         return None
 
@@ -250,7 +257,8 @@ class Engine:
             if kind == "add":
                 leftovers.append(payload)
         self._fail(leftovers, "the engine is shutting down")
-        self.runner.close()
+        if self._runner is not None:
+            self._runner.close()
 
 
 def _put_all(batch: list) -> None:

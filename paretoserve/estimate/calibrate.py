@@ -87,7 +87,7 @@ class CalibratedModel:
     sweep_dir: str
     cpu_share_corrected: bool = False
 
-    def predict(self, batch: int, workload: Workload) -> StepPrediction:
+    def predict(self, batch: float, workload: Workload) -> StepPrediction:
         """Predicted decode step and throughput at `batch` for `workload`, with the fitted efficiencies."""
         return predict(self.geometry, self.hardware, batch, workload, self.engine, self.efficiency)
 
@@ -123,8 +123,8 @@ def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[
     for p in (to_point(r) for r in records if is_finished(r)):
         if not p.completed or not p.output_throughput or p.replicas != 1:
             continue  # replicas share the device: not one engine's decode step
-        shape = Workload(input_tokens=max(round(p.input_tokens_per_request), 1),
-                         output_tokens=max(round(p.output_tokens_per_request), 1))
+        shape = Workload(input_tokens=max(round(p.input_tokens_per_request or 0), 1),
+                         output_tokens=max(round(p.output_tokens_per_request or 0), 1))
         share = _cpu_share(p, cores)
         target = p.output_throughput / share if correct_cpu_share and share else p.output_throughput
         points.append(MeasuredPoint(key=p.key, max_batch=p.max_batch, batch=p.mean_batch, workload=shape,
@@ -200,7 +200,8 @@ class _Terms:
         step against weight bandwidth when weights never turn compute-bound) stay near them."""
         limits = [np.log(self.bandwidth_limits), np.log(self.bandwidth_limits), np.log(COMPUTE_GRID)]
         prior = np.log([self.prior.weights_bandwidth, self.prior.kv_bandwidth, self.prior.compute])
-        bounds, best = limits, None
+        bounds: list = limits
+        best = None
         for _ in range(REFINE_ROUNDS):
             axes = [np.linspace(lo, hi, GRID_POINTS) for lo, hi in bounds]
             log_grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
@@ -216,6 +217,7 @@ class _Terms:
             widths = [(hi - lo) / (GRID_POINTS - 1) for lo, hi in bounds]
             bounds = [(max(np.log(v) - 2 * d, lo), min(np.log(v) + 2 * d, hi))
                       for v, d, (lo, hi) in zip(best[:3], widths, limits, strict=True)]
+        assert best is not None  # REFINE_ROUNDS >= 1
         w, k, c, o = best
         return Efficiency(weights_bandwidth=float(w), kv_bandwidth=float(k), compute=float(c),
                           step_overhead_s=float(o))

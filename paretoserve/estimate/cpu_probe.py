@@ -97,7 +97,7 @@ def _read(path: str) -> str:
 
 
 def _cpuinfo_fields(text: str) -> tuple[str, set[str], float]:
-    model, flags, mhz = "unknown CPU", set(), 0.0
+    model, flags, mhz = "unknown CPU", set[str](), 0.0
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()

@@ -97,7 +97,7 @@ class ComponentCost:
 class StepPrediction:
     """The predicted decode step at one batch size; every figure is `predicted`, none measured."""
 
-    batch: int
+    batch: float  # sequences decoded together; a measured mean batch may be fractional
     context_tokens: float
     components: list[ComponentCost]
     step_s: float
@@ -116,7 +116,7 @@ class StepPrediction:
         return self.step_s
 
 
-def predict(geometry: ModelGeometry, hardware: HardwareSpec, batch: int, workload: Workload,
+def predict(geometry: ModelGeometry, hardware: HardwareSpec, batch: float, workload: Workload,
             engine: EngineAssumptions, efficiency: Efficiency) -> StepPrediction:
     """Predict one decode step at `batch` sequences of `workload`'s mean context on `hardware`."""
     if batch < 1:
@@ -144,7 +144,7 @@ def predict(geometry: ModelGeometry, hardware: HardwareSpec, batch: int, workloa
         bound_by=max(costs, key=lambda c: c.time_s).name)
 
 
-def component_traffic(geometry: ModelGeometry, name: str, batch: int, context: float,
+def component_traffic(geometry: ModelGeometry, name: str, batch: float, context: float,
                       engine: EngineAssumptions) -> tuple[float, float]:
     """(bytes, FLOPs) of one component over one decode step of `batch` sequences at `context` tokens."""
     g, act = geometry, engine.activation_bytes
@@ -183,11 +183,11 @@ def prefill_flops_per_request(geometry: ModelGeometry, workload: Workload) -> fl
     return linear + attention + 2.0 * g.params("lm_head")
 
 
-def kv_bytes_per_batch(geometry: ModelGeometry, batch: int, workload: Workload, engine: EngineAssumptions) -> int:
+def kv_bytes_per_batch(geometry: ModelGeometry, batch: float, workload: Workload, engine: EngineAssumptions) -> int:
     """KV cache bytes `batch` full-length sequences hold (every layer keeps every token when swa_full)."""
     tokens = workload.tokens_per_sequence
     if engine.swa_full or not geometry.sliding_window:
-        per_sequence = tokens * geometry.kv_bytes_per_token(engine.kv_dtype_bytes)
+        per_sequence: float = tokens * geometry.kv_bytes_per_token(engine.kv_dtype_bytes)
     else:
         per_layer = geometry.kv_shape().layer_bytes_per_token(engine.kv_dtype_bytes)
         per_sequence = per_layer * (geometry.local_layers * min(tokens, geometry.sliding_window)

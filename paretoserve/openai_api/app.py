@@ -91,7 +91,7 @@ class Api:
 
     def _model_card(self) -> dict:
         return {"id": self.model_name, "object": "model", "created": 0, "owned_by": "paretoserve",
-                "max_model_len": self.engine.config.ctx_per_seq}
+                "max_model_len": self.engine.config.seq_ctx}
 
     # -- generation -----------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class Api:
             if len(prompt) != 1:
                 raise ApiError(400, "only one prompt per request is supported", param="prompt")
             prompt = prompt[0]
-        ids = self._prompt_ids(prompt)
+        ids = self._prompt_ids(prompt)  # type: ignore[arg-type]  # a list of strings is one string by now
         return await self._respond(request, req, ids, req.max_tokens, chat=False)
 
     async def chat(self, request: Request) -> Response:
@@ -134,16 +134,16 @@ class Api:
     async def _respond(self, request: Request, req, ids: list[int], max_tokens: int | None, chat: bool) -> Response:
         if req.model not in (None, "default", self.model_name):
             raise model_not_found(req.model, self.model_name)
-        room = self.engine.config.ctx_per_seq - len(ids)
+        room = self.engine.config.seq_ctx - len(ids)
         if room < 1:  # else an omitted max_tokens would become room <= 0 and the prompt overflow its KV stream
             raise ApiError(400, f"prompt ({len(ids)} tokens) leaves no room to generate in the context of "
-                                f"{self.engine.config.ctx_per_seq} tokens per sequence",
+                                f"{self.engine.config.seq_ctx} tokens per sequence",
                            param="messages" if chat else "prompt")
         if max_tokens is None:
             max_tokens = room
         if max_tokens > room:
             raise ApiError(400, f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context "
-                                f"of {self.engine.config.ctx_per_seq} tokens per sequence", param="max_tokens")
+                                f"of {self.engine.config.seq_ctx} tokens per sequence", param="max_tokens")
         if req.min_tokens > max_tokens:
             raise ApiError(400, f"min_tokens ({req.min_tokens}) exceeds max_tokens ({max_tokens})",
                            param="min_tokens")

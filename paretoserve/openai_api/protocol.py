@@ -7,7 +7,7 @@ are nullable, and clients (and SDKs) send `"max_tokens": null` to mean "the defa
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -28,7 +28,9 @@ SEED_RANGE = (-(1 << 63), (1 << 63) - 1)  # int64, as vLLM; -1 = random
 OWN_ERRORS = ("lone_surrogate", "unsupported")  # the error types raised by the validators below
 # Accepted only with the value that means "not used": each would change the answer, and this engine
 # cannot do what it asks, so any other value is refused rather than silently ignored.
-UNUSED_ONLY = {"best_of": 1, "suffix": "", "top_logprobs": 0, "tools": [], "response_format": {"type": "text"}}
+Body = TypeVar("Body", bound=BaseModel)
+UNUSED_ONLY: dict[str, object] = {"best_of": 1, "suffix": "", "top_logprobs": 0, "tools": [],
+                                  "response_format": {"type": "text"}}
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -129,7 +131,7 @@ class _Sampling(_Body):
     @field_validator(*UNUSED_ONLY, mode="before")
     @classmethod
     def _unused_only(cls, value: Any, info: ValidationInfo) -> Any:
-        unused = UNUSED_ONLY[info.field_name]
+        unused = UNUSED_ONLY[str(info.field_name)]
         if value != unused or type(value) is not type(unused):
             raise PydanticCustomError("unsupported", "is not supported by this engine; leave it out or send "
                                                      "{unused}", {"unused": json.dumps(unused)})
@@ -204,7 +206,7 @@ async def read_json(request: Request, max_bytes: int) -> object:
     return parse_json(await read_body(request, max_bytes))
 
 
-def parse(model: type[BaseModel], data: object) -> BaseModel:
+def parse(model: type[Body], data: object) -> Body:
     """Validate a body; the first problem becomes a 400 whose `param` names the field."""
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object", param="body")

@@ -43,6 +43,13 @@ class Backend:
         self.outstanding = 0
         self.ejected_until = 0.0  # monotonic seconds; set when it refused or dropped a connection
 
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """Its session; the router's lifespan opens it before any request is relayed."""
+        if self.session is None:
+            raise RuntimeError(f"replica {self.index}: no session outside the router's lifespan")
+        return self.session
+
     def available(self, now: float) -> bool:
         return self.replica.healthy and now >= self.ejected_until
 

@@ -80,7 +80,7 @@ class ReplicaPlan:
         if self.engine_cmd is None:
             self._check_engine()  # what only the whole engine config tells: the KV room, the context
         else:
-            self._check_template()
+            self._check_template(self.engine_cmd)
 
     def _check_engine(self) -> None:
         """Refuse now what each replica's embedded engine would refuse at its start (and be restarted for)."""
@@ -90,15 +90,15 @@ class ReplicaPlan:
         except ConfigError as exc:
             raise PlanError(str(exc)) from exc
 
-    def _check_template(self) -> None:
+    def _check_template(self, template: str) -> None:
         try:
-            self.engine_cmd.format(**{name: 1 for name in PLACEHOLDERS})
+            template.format(**{name: 1 for name in PLACEHOLDERS})
         except (KeyError, IndexError, ValueError) as exc:
             raise PlanError(f"--engine-cmd has an unknown or malformed placeholder ({exc}); "
                             f"allowed: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}") from exc
-        if "{port}" not in self.engine_cmd:
+        if "{port}" not in template:
             raise PlanError("--engine-cmd must contain {port}: each replica listens on its own port")
-        if "{kv_tokens}" in self.engine_cmd and self.kv_tokens is None:
+        if "{kv_tokens}" in template and self.kv_tokens is None:
             raise PlanError("--engine-cmd uses {kv_tokens}: give --kv-tokens")
 
     @property

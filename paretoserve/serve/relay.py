@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 
 import aiohttp
 
@@ -45,7 +46,7 @@ class Relay:
     def __init__(self, balancer: Balancer, metrics: RouterMetrics, config: RouterConfig) -> None:
         self.balancer, self.metrics, self.config = balancer, metrics, config
 
-    async def open(self, path: str, body: bytes, headers: dict[str, str], stream: bool) -> Upstream:
+    async def open(self, path: str, body: bytes, headers: Mapping[str, str], stream: bool) -> Upstream:
         """Send the request (retrying once elsewhere); return the answer with the first chunk of a stream."""
         auth = headers.get("authorization")  # an engine started with an API key still gets it
         out_headers = JSON_HEADERS if auth is None else {**JSON_HEADERS, "authorization": auth}
@@ -62,7 +63,7 @@ class Relay:
             backend.outstanding += 1
             kept, response = False, None
             try:
-                response = await backend.session.post(path, data=body, headers=out_headers)
+                response = await backend.client.post(path, data=body, headers=out_headers)
                 self.metrics.count(backend, response.status)
                 relayed = [(name.lower(), value) for name, value in response.raw_headers
                            if name.lower() in FORWARDED_RESPONSE_HEADERS]
@@ -108,7 +109,7 @@ class Relay:
 class RelayCall:
     """The ASGI response of one generation request: forward, relay, and stop the replica if the client leaves."""
 
-    def __init__(self, relay: Relay, endpoint: str, path: str, body: bytes, headers: dict[str, str],
+    def __init__(self, relay: Relay, endpoint: str, path: str, body: bytes, headers: Mapping[str, str],
                  stream: bool, resumable: bool = False) -> None:
         self.relay, self.endpoint, self.path, self.body, self.headers, self.stream = \
             relay, endpoint, path, body, headers, stream
@@ -119,7 +120,7 @@ class RelayCall:
         self.finished = False
 
     async def __call__(self, scope, receive, send) -> None:
-        work = asyncio.ensure_future(self._serve(scope, send))
+        work = asyncio.ensure_future(self._serve(scope, receive, send))
         watcher = asyncio.ensure_future(wait_disconnect(receive))
         watcher.add_done_callback(lambda _: None if self.finished else work.cancel())
         try:
@@ -131,13 +132,13 @@ class RelayCall:
         finally:
             watcher.cancel()
 
-    async def _serve(self, scope, send) -> None:
+    async def _serve(self, scope, receive, send) -> None:
         metrics = self.relay.metrics
         try:
             upstream = await self.relay.open(self.path, self.first_body, self.headers, self.stream)
         except ApiError as exc:
             self.finished = True
-            await exc.response()(scope, None, send)
+            await exc.response()(scope, receive, send)
             metrics.observe(self.endpoint, self.started)
             return
         if upstream.stream is None:
@@ -147,18 +148,18 @@ class RelayCall:
             await send({"type": "http.response.body", "body": upstream.body})
             metrics.observe(self.endpoint, self.started)
             return
-        start = {"type": "http.response.start", "status": 200, "headers": upstream.headers}
+        start: dict | None = {"type": "http.response.start", "status": 200, "headers": upstream.headers}
         resumed = False
         while (failure := await self._relay_stream(upstream, send, start)) is not None:
             start = None
             backend = upstream.backend
             backend.eject(self.relay.config.eject_s)
             metrics.stream_errors.labels(backend.label).inc()
-            upstream = None if resumed else await self._resume()
-            if upstream is None:
+            again = None if resumed else await self._resume()
+            if again is None:
                 await _send_body(send, _error_event(backend, failure))
                 break
-            resumed = True  # once: a request that kills its replica must not take down every other one
+            upstream, resumed = again, True  # once: a request that kills its replica must not take down every other one
         self.finished = True
         await send({"type": "http.response.body", "body": b""})
         metrics.observe(self.endpoint, self.started)
@@ -168,13 +169,14 @@ class RelayCall:
 
         Returns the error that cut it off, or None.
         """
-        relayed = self.relayed
+        relayed, stream = self.relayed, upstream.stream
+        assert stream is not None  # _serve relays a whole body itself
         complete = False
         try:
             if start is not None:
                 await send(start)
             await _send_body(send, upstream.body if relayed is None else relayed.feed(upstream.body))
-            async for chunk in upstream.stream.content.iter_any():
+            async for chunk in stream.content.iter_any():
                 await _send_body(send, chunk if relayed is None else relayed.feed(chunk))
             if relayed is not None:
                 await _send_body(send, relayed.rest())
@@ -184,9 +186,9 @@ class RelayCall:
             return exc
         finally:
             if complete:
-                upstream.stream.release()  # the connection goes back to the pool
+                stream.release()  # the connection goes back to the pool
             else:
-                upstream.stream.close()  # closing it tells the engine to drop the request
+                stream.close()  # closing it tells the engine to drop the request
             upstream.backend.outstanding -= 1
 
     async def _resume(self) -> Upstream | None:
@@ -194,8 +196,11 @@ class RelayCall:
         relayed = self.relayed
         if relayed is None or not relayed.resumable:
             return None
+        body = with_resume(self.body, relayed.resume())
+        if body is None:
+            return None
         try:
-            upstream = await self.relay.open(self.path, with_resume(self.body, relayed.resume()), self.headers, True)
+            upstream = await self.relay.open(self.path, body, self.headers, True)
         except ApiError:
             return None
         if upstream.stream is None:  # refused: every replica busy, or the engine found the resume malformed

@@ -75,7 +75,7 @@ class ReplicaServer:
             return last is not None and last.get("healthy_replicas") == self.plan.replicas
 
         with HealthProbe(self.base_url + "/health") as probe:
-            if wait_until(all_healthy, timeout_s, self._raise_if_exited):
+            if wait_until(all_healthy, timeout_s, self._raise_if_exited) and last is not None:
                 self._note_pids(last)
                 return
         states = "; ".join(f"replica {r.get('replica')}: {r.get('state')}"
@@ -85,8 +85,8 @@ class ReplicaServer:
                           f"{': ' + states if states else ''}\n{self.process.output_tail()}")
 
     def _raise_if_exited(self) -> None:
-        if self.process.proc.poll() is not None:
-            raise LaunchError(f"serve {describe_exit(self.process.proc.returncode)} before its "
+        if self.process.child.poll() is not None:
+            raise LaunchError(f"serve {describe_exit(self.process.child.returncode)} before its "
                               f"replicas were healthy:\n{self.process.output_tail()}")
 
     def refresh(self) -> dict | None:

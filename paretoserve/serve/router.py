@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Sequence
 from functools import lru_cache
 
 import aiohttp
@@ -78,7 +79,7 @@ def _token_ids(value: object) -> bool:
 class Router:
     """Route handlers over one set of backends."""
 
-    def __init__(self, replicas: list[ReplicaView], config: RouterConfig, metrics_path: str = "/metrics") -> None:
+    def __init__(self, replicas: Sequence[ReplicaView], config: RouterConfig, metrics_path: str = "/metrics") -> None:
         self.config = config
         self.metrics_path = metrics_path
         self.backends = [Backend(r) for r in replicas]
@@ -99,7 +100,7 @@ class Router:
             yield
         finally:
             for backend in self.backends:
-                await backend.session.close()
+                await backend.client.close()
 
     async def completions(self, request: Request) -> RelayCall:
         return await self._generation(request, "completions", "/v1/completions", chat=False)
@@ -115,7 +116,7 @@ class Router:
         except ApiError as exc:
             self.metrics.refused.labels("body_too_large" if exc.status == 413 else "malformed").inc()
             raise
-        resumable = stream and self.config.resume_streams and is_greedy(data)
+        resumable = stream and self.config.resume_streams and isinstance(data, dict) and is_greedy(data)
         return RelayCall(self.relay, endpoint, path, body, request.headers, stream, resumable)
 
     async def models(self, request: Request) -> Response:
@@ -148,7 +149,7 @@ class Router:
         if backend is None:
             raise self.relay.unavailable()
         try:
-            async with backend.session.get("/v1/models") as response:
+            async with backend.client.get("/v1/models") as response:
                 return (response.status, await response.read(),
                         response.headers.get("content-type", "application/json"))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -180,7 +181,7 @@ def _router_openapi() -> dict:
     return openapi_document("paretoserve router", router=True)
 
 
-def build_router(replicas: list[ReplicaView], config: RouterConfig, metrics_path: str = "/metrics") -> Starlette:
+def build_router(replicas: Sequence[ReplicaView], config: RouterConfig, metrics_path: str = "/metrics") -> Starlette:
     """The router's ASGI app over `replicas` (whose `healthy` flags someone else keeps current)."""
     router = Router(replicas, config, metrics_path)
     routes = [

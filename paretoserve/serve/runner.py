@@ -7,6 +7,7 @@ timeout), then every replica is stopped (SIGTERM, then SIGKILL), then the MPS da
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from pathlib import Path
@@ -47,7 +48,8 @@ def serve(plan: ReplicaPlan, config: RouterConfig, log_dir: Path | None = None) 
         threading.Thread(target=_announce, args=(supervisor, config, plan.health_timeout_s), daemon=True).start()
         app = build_router(supervisor.replicas, config, plan.metrics_path)
         server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
-                                               access_log=False, timeout_graceful_shutdown=config.drain_timeout_s))
+                                               access_log=False,
+                                               timeout_graceful_shutdown=math.ceil(config.drain_timeout_s)))
         server.run()
     except KeyboardInterrupt:
         pass

@@ -65,13 +65,13 @@ class Replica:
         backoff = first
         while not stop.is_set():
             self.state, started = "starting", time.monotonic()
-            self.process = EngineProcess(pinned_cmd(self.cmd, self.cores), self.url, self.plan.health_path,
-                                         log_path=self.log_path, env=self.env).start()
-            log.info("replica %d: started pid %d on %s (cores %s)", self.index, self.process.proc.pid, self.url,
+            process = self.process = EngineProcess(pinned_cmd(self.cmd, self.cores), self.url,
+                                                   self.plan.health_path, log_path=self.log_path, env=self.env).start()
+            log.info("replica %d: started pid %d on %s (cores %s)", self.index, process.child.pid, self.url,
                      ",".join(map(str, self.cores)) if self.cores else "any")
-            reason, healthy_for = self._watch(stop, started)
+            reason, healthy_for = self._watch(stop, started, process)
             self.healthy = False
-            self.process.stop(self.plan.stop_grace_s)
+            process.stop(self.plan.stop_grace_s)
             if stop.is_set():
                 break
             self.last_error = reason
@@ -83,14 +83,14 @@ class Replica:
             backoff = min(2 * backoff, longest)
             self.restarts += 1
 
-    def _watch(self, stop: threading.Event, started: float) -> tuple[str, float]:
+    def _watch(self, stop: threading.Event, started: float, process: EngineProcess) -> tuple[str, float]:
         """Probe until the replica fails; returns why, and how long it had been healthy (s)."""
         plan, failures, healthy_since = self.plan, 0, None
         with HealthProbe(self.url + plan.health_path, plan.health_check_timeout_s) as probe:
             while not stop.wait(plan.health_interval_s):
-                proc = self.process.proc
+                proc = process.child
                 if proc.poll() is not None:
-                    tail = self.process.output_tail(600).strip()[-600:]
+                    tail = process.output_tail(600).strip()[-600:]
                     return f"{describe_exit(proc.returncode, self.cmd)}: {tail}", _since(healthy_since)
                 if probe.ok():
                     failures = 0

@@ -124,13 +124,13 @@ def engine_metrics(paths: list[Path], duration: float) -> dict:
         preempt.append(max((v for r in rows if (v := _num(r, "num_preemptions_total")) is not None), default=None))
     out: dict = {}
     if running and None not in running:
-        out["max_running"] = int(sum(running))  # replicas side by side: their caps add up
+        out["max_running"] = int(sum(v or 0 for v in running))  # replicas side by side: their caps add up
     if busy:
         out["mean_running"] = sum(busy) / len(busy) * len(paths)  # mean while the engine had work
     if kv and None not in kv:
-        out["kv_peak_fraction"] = max(kv)
+        out["kv_peak_fraction"] = max(v or 0 for v in kv)
     if preempt and None not in preempt:
-        out["preemptions"] = int(sum(preempt))
+        out["preemptions"] = int(sum(v or 0 for v in preempt))
     return out
 
 

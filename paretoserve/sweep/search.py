@@ -64,25 +64,26 @@ def _guessed_cap(candidates: tuple[int, ...], guess: Guess | None, first: Point,
     """The cap the roofline predicts from the first point when that one met the SLO, if it lies beyond the
     next doubling of `lo` (the climb measures that one next anyway); else None."""
     guessed = guess(first, limits) if guess and lo is not None else None
-    guessed = nearest_cap(candidates, guessed, above=lo) if guessed and guessed > lo else None
-    if guessed is not None and guessed <= nearest_cap(candidates, 2 * lo, above=lo):
-        guessed = None  # the climb measures it next anyway
-    return guessed
+    if lo is None or not guessed or guessed <= lo:
+        return None
+    cap, doubled = nearest_cap(candidates, guessed, above=lo), nearest_cap(candidates, 2 * lo, above=lo)
+    return None if cap is None or (doubled is not None and cap <= doubled) else cap
 
 
 Measure = Callable[[int], Generator[int, Point, Point]]  # bca_search's: yields the cap unless already measured
 
 
-def _halve(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], lo: int | None,
-           hi: int, limits: list[RunLimit]) -> Generator[int, Point, tuple[int, int]]:
-    """Halve from `hi` until a cap meets the SLO (none to do when `lo` already does); returns (lo, hi)."""
-    while lo is None:
+def _halve(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], hi: int,
+           limits: list[RunLimit]) -> Generator[int, Point, tuple[int, int]]:
+    """Halve from `hi`, a cap that does not meet the SLO, until one does; returns (lo, hi)."""
+    while True:
         lower = nearest_cap(candidates, hi / 2, below=hi)
         if lower is None:
             raise AdviseError(f"--slo: no batch meets {', '.join(map(str, limits))}, not even {hi}")
         yield from measure(lower)
-        lo, hi = (lower, hi) if meets(lower) else (None, lower)
-    return lo, hi
+        if meets(lower):
+            return lower, hi
+        hi = lower
 
 
 def _bisect(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], lo: int, hi: int | None,
@@ -118,6 +119,7 @@ def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None =
         t1 = (yield from measure(1)).throughput(advice.throughput_metric)
     start = nearest_cap(search.candidates,
                         advice.slo_ref_batch if advice.relative_multiple is not None else search.start)
+    assert start is not None  # SearchConfig has at least one candidate
     first = yield from measure(start)
     limits = advice.limits([first])
 
@@ -129,7 +131,9 @@ def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None =
     if guessed is not None:
         yield from measure(guessed)
         lo, hi = (guessed, None) if meets(guessed) else (lo, guessed)
-    lo, hi = yield from _halve(search.candidates, measure, meets, lo, hi, limits)
+    if lo is None:
+        assert hi is not None  # a cap fails the SLO whenever none is known to meet it
+        lo, hi = yield from _halve(search.candidates, measure, meets, hi, limits)
     while hi is None and not reason:  # double while it meets the SLO and still gains
         upper = nearest_cap(search.candidates, 2 * lo, above=lo)
         if upper is None:

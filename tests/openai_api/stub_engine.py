@@ -50,7 +50,7 @@ class StubEngine:
     requests: list[SamplingParams] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.config = SimpleNamespace(model_name="stub-model", ctx_per_seq=self.ctx_per_seq, max_queue=8)
+        self.config = SimpleNamespace(model_name="stub-model", seq_ctx=self.ctx_per_seq, max_queue=8)
         self.metrics = SimpleNamespace(registry=CollectorRegistry())
         self.ready = threading.Event()
         self.ready.set()

@@ -25,7 +25,7 @@ class ScriptedEngine:
 
     def __init__(self, script: list[int]) -> None:
         self.script = script
-        self.config = SimpleNamespace(model_name="fake", ctx_per_seq=64, max_queue=4)
+        self.config = SimpleNamespace(model_name="fake", seq_ctx=64, max_queue=4)
         self.runner = SimpleNamespace(piece=VOCAB, n_vocab=len(VOCAB.pieces), chat_template=lambda: None,
                                       tokenize=lambda text: PROMPT)
         self.ready, self.load_error = threading.Event(), None
