@@ -79,6 +79,14 @@ def test_a_stream_with_usage_matches_the_whole_answer(client: openai.OpenAI, cha
         assert chunks[0].choices[0].delta.role == "assistant" and chunks[0].object == "chat.completion.chunk"
 
 
+@pytest.mark.parametrize("chat", [False, True], ids=["completions", "chat"])
+def test_stream_options_include_obfuscation_is_accepted(client: openai.OpenAI, chat: bool) -> None:
+    # in the SDK's stream options type; it was a 400 (extra field), though it changes nothing in the text
+    options = {"include_usage": True, "include_obfuscation": False}
+    *_, last = create(client, chat, max_tokens=2, stream=True, stream_options=options)
+    assert last.usage.completion_tokens == 2
+
+
 def test_stop_ends_the_text_before_the_stop_string(client: openai.OpenAI) -> None:
     reference = create(client, chat=False, max_tokens=8).choices[0].text
     stop = reference[len(reference) // 2:][:4]  # most likely spans a token boundary
