@@ -88,6 +88,9 @@ class StreamOptions(_Body):
     model_config = ConfigDict(strict=True, extra="forbid")
     include_usage: bool = False
     continuous_usage_stats: bool = False  # vLLM's: a running `usage` on every chunk (with include_usage)
+    # OpenAI's random padding of chunks against size side channels: accepted (the SDK's types offer it), never
+    # added, as vLLM does; the text is the same either way.
+    include_obfuscation: bool = True
 
 
 class ResponseFormat(_Body):

@@ -6,7 +6,9 @@ request itself most likely caused it and would crash the next replica too. A str
 held back until its first chunk arrives, so a replica that dies before its first token costs a
 retry, not an error. A greedy stream whose replica dies later is resumed once on another
 (serve/resume.py); any other ends with an in-band error event. When the client goes away, the
-replica's connection is closed, which makes the engine drop the request.
+replica's connection is closed, which makes the engine drop the request; once `data: [DONE]` went
+out, the answer is whole and a client that leaves (the openai SDK closes at [DONE], before the
+body's end) cuts nothing off.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from paretoserve.serve.resume import Relayed, with_resume
 RETRY_STATUSES = frozenset({429, 502, 503})
 JSON_HEADERS = {"content-type": "application/json"}
 FORWARDED_RESPONSE_HEADERS = frozenset((b"content-type", b"content-encoding", b"retry-after", b"x-request-id"))
+DONE = b"data: [DONE]\n\n"  # a stream's last event, at the end of the engine's last write
 
 
 class Upstream:
@@ -169,17 +172,17 @@ class RelayCall:
 
         Returns the error that cut it off, or None.
         """
-        relayed, stream = self.relayed, upstream.stream
+        stream = upstream.stream
         assert stream is not None  # _serve relays a whole body itself
         complete = False
         try:
             if start is not None:
                 await send(start)
-            await _send_body(send, upstream.body if relayed is None else relayed.feed(upstream.body))
+            await self._forward(send, upstream.body)
             async for chunk in stream.content.iter_any():
-                await _send_body(send, chunk if relayed is None else relayed.feed(chunk))
-            if relayed is not None:
-                await _send_body(send, relayed.rest())
+                await self._forward(send, chunk)
+            if self.relayed is not None:
+                await _send_body(send, self.relayed.rest())
             complete = True
             return None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -190,6 +193,12 @@ class RelayCall:
             else:
                 stream.close()  # closing it tells the engine to drop the request
             upstream.backend.outstanding -= 1
+
+    async def _forward(self, send, chunk: bytes) -> None:
+        """Relay one chunk of a stream; the one that ends with `data: [DONE]` makes the answer whole."""
+        if chunk.endswith(DONE):
+            self.finished = True  # set before it goes out: the client may leave as soon as it has it
+        await _send_body(send, chunk if self.relayed is None else self.relayed.feed(chunk))
 
     async def _resume(self) -> Upstream | None:
         """The stream continued on another replica after the tokens relayed so far; None where it cannot be."""

@@ -1,8 +1,8 @@
 """A fake OpenAI-compatible server with scripted token timings, run in-process on a free port.
 
 Each streamed request waits `ttft_s`, sends its first token, then one token every `itl_s`, for
-max_tokens tokens (ignore_eos or not). Every `fail_every`-th request (in arrival order) gets a 500
-(or `fail_status`).
+max_tokens tokens (ignore_eos or not), then `data: [DONE]`, and ends its body `after_done_s` later.
+Every `fail_every`-th request (in arrival order) gets a 500 (or `fail_status`).
 /metrics shows paretoserve's or vLLM's metric names with the live running count.
 """
 
@@ -34,6 +34,7 @@ class FakeConfig:
     fail_status: int = 500
     usage: bool = True  # honour stream_options.include_usage
     max_model_len: int = 4096
+    after_done_s: float = 0.0  # how long a stream's body stays open after its `data: [DONE]`
 
 
 @dataclass
@@ -153,6 +154,8 @@ class FakeServer:
                 s.running -= 1
                 done = True
                 yield "data: [DONE]\n\n"
+                if c.after_done_s:
+                    await asyncio.sleep(c.after_done_s)
             finally:
                 if not done:
                     s.running -= 1

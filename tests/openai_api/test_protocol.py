@@ -239,6 +239,16 @@ def test_penalties_logit_bias_and_continuous_usage_are_accepted() -> None:
     assert req.stream_options.continuous_usage_stats is True
 
 
+@pytest.mark.parametrize("model, body", [(CompletionRequest, {"prompt": "p"}),
+                                         (ChatRequest, {"messages": [{"role": "user", "content": "p"}]})])
+@pytest.mark.parametrize("obfuscation", [True, False])
+def test_openai_include_obfuscation_is_accepted(model, body: dict, obfuscation: bool) -> None:
+    # the openai SDK's stream options type has it; forbidding it made every such request a 400
+    options = {"include_usage": True, "include_obfuscation": obfuscation}
+    req = parse(model, {**body, "stream": True, "stream_options": options})
+    assert req.stream_options.include_usage is True
+
+
 @pytest.mark.parametrize("body, param", [
     ({"seed": 1 << 63}, "seed"),
     ({"seed": -(1 << 63) - 1}, "seed"),
