@@ -8,6 +8,8 @@ from typing import Callable
 from pydantic import BaseModel
 
 from paretoserve.advise.table import AdviseError, Point, SweepTable
+from paretoserve.estimate.calibrate import CalibrationError
+from paretoserve.estimate.plans import RooflineConfig, calibrate_sweep, predict_replicas
 
 # (point, replicas) -> (throughput, time per decode step) of that many copies of a single-engine point,
 # relative to the point itself; None for a point the roofline was not fitted to (no token counts).
@@ -36,9 +38,6 @@ class RooflineSummary(BaseModel):
 def calibrated_roofline(table: SweepTable, hardware: str, model_geometry: str | None
                         ) -> tuple[RooflineSummary, ReplicaScale]:
     """Calibrate on `table`'s sweep; the scale predicts copies of its single-engine points."""
-    from paretoserve.estimate.calibrate import CalibrationError
-    from paretoserve.estimate.plans import RooflineConfig, calibrate_sweep, predict_replicas
-
     try:
         model = calibrate_sweep(table.directory, RooflineConfig(hardware, model_geometry))
     except CalibrationError as exc:

@@ -1,14 +1,9 @@
-"""`paretoserve bench`: load generation, per-request timing, engine and device sampling, energy, summary."""
+"""`paretoserve bench`: load generation, per-request timing, engine and device sampling, energy, summary.
+
+`bench.runner.run_bench(BenchConfig(...))` runs one; the package itself imports only the config, so that
+advise and report, which read bench's SLO types, do not load aiohttp and the sampler.
+"""
 
 from paretoserve.bench.config import BenchConfig, TokenRange
 
-__all__ = ["BenchConfig", "BenchError", "TokenRange", "run_bench"]
-
-
-def __getattr__(name: str):
-    # The runner (aiohttp, the sampler) is imported on first use: advise and report import bench's SLO
-    # parser at start-up and never run a load.
-    if name in ("BenchError", "run_bench"):
-        from paretoserve.bench import runner
-        return getattr(runner, name)
-    raise AttributeError(f"module 'paretoserve.bench' has no attribute {name!r}")
+__all__ = ["BenchConfig", "TokenRange"]

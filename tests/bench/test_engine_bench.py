@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from paretoserve.bench import BenchConfig, TokenRange, run_bench
+from paretoserve.bench import BenchConfig, TokenRange
+from paretoserve.bench.runner import run_bench
 from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
 
 pytestmark = pytest.mark.integration
