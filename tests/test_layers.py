@@ -19,15 +19,17 @@ ALLOWED: dict[str, set[str]] = {
     "geometry": {"gguf_header", "limits", "model"},
     "engine": {"gguf_header", "limits"},
     "results": {"geometry", "limits", "model"},
+    "engines": {"engine", "engine_process", "geometry", "limits", "model"},
     "openai_api": {"engine"},
     "bench": {"engine", "limits", "model"},
     "estimate": {"engine", "geometry", "limits", "model", "results"},
-    "serve": {"engine", "engine_process", "limits", "openai_api"},
+    "serve": {"engine", "engine_process", "engines", "limits", "openai_api"},
     "advise": {"bench", "engine", "estimate", "limits", "results"},
     "report": {"advise", "limits", "results"},
-    "sweep": {"advise", "bench", "engine", "engine_process", "estimate", "geometry", "limits", "results", "serve"},
-    "tune": {"advise", "bench", "engine", "engine_process", "estimate", "limits", "model", "report", "results",
-             "sweep"},
+    "sweep": {"advise", "bench", "engine", "engine_process", "estimate", "geometry", "limits", "results",
+              "serve"},
+    "tune": {"advise", "bench", "engine", "engine_process", "engines", "estimate", "limits", "model", "report",
+             "results", "sweep"},
 }
 TOP = {"cli"}  # the command line may import anything
 

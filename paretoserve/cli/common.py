@@ -8,6 +8,7 @@ import socket
 
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ, KV_LAYOUTS, EngineConfig
 from paretoserve.engine.repack import REPACK_MODES
+from paretoserve.engines import ENGINE_NAMES
 from paretoserve.limits import UserError
 from paretoserve.model import DEFAULT_MODEL, resolve_model
 
@@ -68,11 +69,19 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     add_repack_arg(group)
 
 
+def add_engine_choice(group) -> None:
+    """--engine, for every command that starts engines: a preset of paretoserve/engines."""
+    group.add_argument("--engine", choices=ENGINE_NAMES, default="embedded",
+                       help="which engine each replica runs: the embedded llama.cpp engine, llama-server (the "
+                            "llama-server extra), vllm (the vllm extra) or sglang; --engine-cmd starts any other "
+                            "(default: %(default)s)")
+
+
 def add_repack_arg(group) -> None:
     """--repack, for every command that starts the embedded engine."""
     group.add_argument("--repack", choices=REPACK_MODES, default="auto",
-                       help="embedded engine: llama.cpp weight repacking: all (llama.cpp's default), no-amx "
-                            "(CPU_REPACK only), off (none, as llama-server --no-repack); auto = no-amx where "
+                       help="llama.cpp weight repacking: all (llama.cpp's default), no-amx (CPU_REPACK only; "
+                            "embedded engine), off (none, llama-server's --no-repack); auto = no AMX where "
                             "llama.cpp would use AMX, which crashes, else all (default: auto)")
 
 

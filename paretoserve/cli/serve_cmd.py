@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from paretoserve.cli.common import add_cache_dir_arg, add_model_arg, add_repack_arg, bind_port
+from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_model_arg, add_repack_arg, bind_port
+from paretoserve.engines import GGUF_ENGINES, preset
 from paretoserve.model import resolve_model
 from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, ReplicaPlan, RouterConfig, load_plan_file
 from paretoserve.serve.runner import serve
@@ -25,17 +26,18 @@ def add_parser(subparsers, help: str) -> None:
     g.add_argument("--max-batch", type=int, default=None,
                    help=f"batch cap of each replica (default: {ReplicaPlan.max_batch})")
     g.add_argument("--kv-tokens", type=int, default=None, help="KV cache cells of each replica (default: engine's)")
-    g.add_argument("--ctx-per-seq", type=int, default=None, help="embedded engine: prompt + output per sequence")
+    g.add_argument("--ctx-per-seq", type=int, default=None, help="prompt + output per sequence (not --engine-cmd)")
     g.add_argument("--threads-per-replica", type=int, default=None,
                    help="threads (and pinned cores) of each replica; 0 = usable cores / replicas (default: "
                         f"{ReplicaPlan.threads_per_replica})")
     g.add_argument("--no-pin", action="store_true", help="do not pin replicas to their own cores")
     e = p.add_argument_group("engine")
-    add_model_arg(e, also="; {model} of --engine-cmd")
+    add_model_arg(e, files="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang)",
+                  also="; {model} of --engine-cmd")
     add_cache_dir_arg(e)
+    add_engine_choice(e)
     e.add_argument("--engine-cmd", default=None,
-                   help="command template of any other engine, with " + " ".join("{" + n + "}" for n in PLACEHOLDERS)
-                        + "; default: the embedded engine")
+                   help="command template of any other engine, with " + " ".join("{" + n + "}" for n in PLACEHOLDERS))
     add_repack_arg(e)
     e.add_argument("--mem-fraction", type=float, default=ReplicaPlan.mem_fraction,
                    help="device memory all replicas share; {mem_fraction} is this / replicas (default: %(default)s)")
@@ -64,10 +66,12 @@ def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
     for name in PLAN_FIELDS:
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
-    plan = ReplicaPlan(**fields, model=args.model, engine_cmd=args.engine_cmd, repack=args.repack, pin=not args.no_pin,
-                       mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
+    plan = ReplicaPlan(**fields, model=args.model, engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack,
+                       pin=not args.no_pin, mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
                        metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)
-    if args.engine_cmd is None:  # the bundled model is built once, after the plan's checks, before any replica starts
+    if plan.engine_cmd is None:
+        preset(plan.engine).check()  # an engine that is not installed is one line before any replica starts
+    if plan.engine_cmd is None and plan.engine in GGUF_ENGINES:  # the bundled model is built once, before any start
         plan = dataclasses.replace(plan, model=str(resolve_model(args.model, args.cache_dir).path))
     return plan
 
@@ -75,7 +79,8 @@ def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
 def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)  # a PlanError, like every UserError, is one line and exit status 2
     config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-                          drain_timeout_s=args.drain_timeout, resume_streams=plan.engine_cmd is None)
+                          drain_timeout_s=args.drain_timeout,
+                          resume_streams=plan.engine_cmd is None and preset(plan.engine).resumes_streams)
     bind_port(args.host, args.port).close()  # refuse a taken --port before any replica starts
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="paretoserve serve: %(message)s")
     logging.getLogger("paretoserve").setLevel(getattr(logging, args.log_level.upper()))  # not every httpx request

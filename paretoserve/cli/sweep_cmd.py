@@ -11,9 +11,10 @@ from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
-from paretoserve.cli.common import UsageError, add_model_arg, add_repack_arg, stop_on_sigterm
+from paretoserve.cli.common import UsageError, add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import search_args, search_args_record, search_configs, search_sweep
 from paretoserve.engine.config import ctx_for
+from paretoserve.engines import GGUF_ENGINES, preset
 from paretoserve.limits import parse_int_list
 from paretoserve.model import resolve_model
 from paretoserve.results.store import SweepStore
@@ -36,11 +37,12 @@ def add_parser(subparsers, help: str) -> None:
                    help="replicas per point; more than 1 runs behind `paretoserve serve`'s router, each replica "
                         "pinned to --threads-per-replica cores of its own (default: 1)")
     g.add_argument("--ctx-per-seq", type=int, default=None,
-                   help="embedded engine: longest prompt + output (default: input + output tokens of the workload)")
+                   help="longest prompt + output (default: input + output tokens of the workload; not --engine-cmd)")
     e = p.add_argument_group("engine")
+    add_engine_choice(e)
     e.add_argument("--engine-cmd", default=None,
                    help="command template of any other engine, with {model} {port} {max_batch} {kv_tokens} "
-                        "{threads} {replica}; default: the embedded engine")
+                        "{threads} {replica}")
     add_repack_arg(e)
     e.add_argument("--health-path", default=SweepSpec.health_path, help="readiness URL path (default: %(default)s)")
     e.add_argument("--health-timeout", type=float, default=SweepSpec.health_timeout_s,
@@ -55,7 +57,7 @@ def add_parser(subparsers, help: str) -> None:
 
 def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
     """The grid of the flags; each value is checked against the range of the engine that runs it."""
-    ranges = knob_ranges(args.engine_cmd)
+    ranges = knob_ranges(args.engine, args.engine_cmd)
 
     def values(flag: str, field: str, text: str) -> tuple[int, ...]:
         return parse_int_list(flag, text, ranges[field], SweepSpecError)
@@ -65,7 +67,8 @@ def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
         kv_tokens=values("--kv-tokens", "kv_tokens", args.kv_tokens) if args.kv_tokens is not None else (None,),
         threads=values("--threads-per-replica", "threads_per_replica", args.threads_per_replica),
         replicas=values("--replicas", "replicas", args.replicas), ctx_per_seq=_ctx_per_seq(args, bench),
-        engine_cmd=args.engine_cmd, repack=args.repack, health_path=args.health_path, metrics_path=bench.metrics_path,
+        engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack, health_path=args.health_path,
+        metrics_path=bench.metrics_path,
         health_timeout_s=args.health_timeout)
 
 
@@ -88,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args, bench)
     search = search_configs(args, spec, bench.slo)
     if spec.engine_cmd is None:
-        resolve_model(spec.model)  # build the bundled model once, before the first engine starts
+        preset(spec.engine).check()  # an engine that is not installed is one line before the sweep starts
+        if spec.engine in GGUF_ENGINES:
+            resolve_model(spec.model)  # build the bundled model once, before the first engine starts
     store = SweepStore(args.out)
     spec_record = {**spec.as_dict(), "workload": {k: str(v) for k, v in dataclasses.asdict(bench).items()
                                                   if k not in ("url", "engine_pids")}, **search_args_record(args)}

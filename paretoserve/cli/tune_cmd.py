@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from paretoserve.cli.advice_args import add_advice_args, advise_config
-from paretoserve.cli.common import add_model_arg, add_repack_arg, stop_on_sigterm
+from paretoserve.cli.common import add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.tune import TuneConfig, run_tune
 
 DEFAULTS = TuneConfig()
@@ -18,7 +18,8 @@ DEFAULTS = TuneConfig()
 def add_parser(subparsers, help: str) -> None:
     p = subparsers.add_parser("tune", help=help,
                               description=__doc__)
-    add_model_arg(p)
+    add_model_arg(p, files="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang)")
+    add_engine_choice(p)
     p.add_argument("--out", type=Path, default=DEFAULTS.out, help="results directory (default: ./%(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the tune in --out, reusing finished points")
     g = p.add_argument_group("search")
@@ -41,7 +42,8 @@ def add_parser(subparsers, help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = TuneConfig(model=args.model, out=args.out, max_batch=args.max_batch, threads=args.threads, repack=args.repack,
+    cfg = TuneConfig(model=args.model, engine=args.engine, out=args.out, max_batch=args.max_batch,
+                     threads=args.threads, repack=args.repack,
                      input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
                      min_gain=args.min_gain, verify=args.verify, resume=args.resume, advice=advise_config(args))
     signal.signal(signal.SIGTERM, stop_on_sigterm)

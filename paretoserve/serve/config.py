@@ -11,8 +11,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from paretoserve.engine.config import KV_TOKENS, MAX_BATCH, ConfigError, EngineConfig, threads_range
-from paretoserve.engine_process import PROBE_TIMEOUT_S, embedded_engine_cmd
+from paretoserve.engine.config import ConfigError, EngineConfig, threads_range
+from paretoserve.engine_process import PROBE_TIMEOUT_S
+from paretoserve.engines import EngineKnobs, EnginePreset, preset
 from paretoserve.limits import IntRange, UserError
 
 # Placeholders an --engine-cmd template may use (the sweep's, plus each replica's device memory share).
@@ -31,12 +32,13 @@ class PlanError(UserError):
     """A replica plan that cannot run; the message names the flag (or plan field) and the allowed range."""
 
 
-def knob_ranges(engine_cmd: str | None) -> dict[str, IntRange]:
-    """What each replica knob allows, by plan field: the embedded engine's own ranges, or serve's for an
-    --engine-cmd; threads never exceed the cores this process may use."""
-    embedded = engine_cmd is None
-    return {"replicas": REPLICAS, "max_batch": MAX_BATCH if embedded else TEMPLATE_MAX_BATCH,
-            "kv_tokens": KV_TOKENS if embedded else TEMPLATE_KV_TOKENS, "threads_per_replica": threads_range()}
+def knob_ranges(engine: str, engine_cmd: str | None) -> dict[str, IntRange]:
+    """What each replica knob allows, by plan field: the preset's ranges (the embedded engine's are its
+    own), or serve's for an --engine-cmd; threads never exceed the cores this process may use."""
+    named = preset(engine)
+    return {"replicas": REPLICAS, "max_batch": named.max_batch if engine_cmd is None else TEMPLATE_MAX_BATCH,
+            "kv_tokens": named.kv_tokens if engine_cmd is None else TEMPLATE_KV_TOKENS,
+            "threads_per_replica": threads_range()}
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,12 @@ class ReplicaPlan:
     replicas: int = 1
     max_batch: int = EngineConfig.max_batch  # each replica's cap: the embedded engine's default
     kv_tokens: int | None = None  # KV cells of each replica; None = the engine's default
-    ctx_per_seq: int | None = None  # embedded engine only
+    ctx_per_seq: int | None = None  # context per sequence, for presets that take it (not --engine-cmd)
     threads_per_replica: int = 0  # 0 = the usable cores divided evenly among the replicas
-    model: str = "default"  # what the embedded engine loads, or {model} of the template
-    engine_cmd: str | None = None  # template of any other engine; None = the embedded engine
-    repack: str = "auto"  # embedded engine: its --repack (llama.cpp's weight repacking, engine/repack.py)
+    model: str = "default"  # what the engine loads, or {model} of the template
+    engine: str = "embedded"  # the preset that starts each replica (paretoserve/engines), unless engine_cmd
+    engine_cmd: str | None = None  # template of any other engine
+    repack: str = "auto"  # llama.cpp engines: weight repacking (engine/repack.py)
     pin: bool = True  # give each replica its own cores with sched_setaffinity
     mem_fraction: float = 0.9  # device memory all replicas share; each gets mem_fraction / replicas
     mps: bool = False  # run the CUDA MPS daemon while the replicas run
@@ -64,7 +67,10 @@ class ReplicaPlan:
     stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL
 
     def __post_init__(self) -> None:
-        for name, allowed in knob_ranges(self.engine_cmd).items():
+        named = preset(self.engine)  # PresetError names --engine and its choices
+        if self.engine_cmd is not None and self.engine != "embedded":
+            raise PlanError(f"--engine {self.engine} and --engine-cmd both say how to start the engine: give one")
+        for name, allowed in knob_ranges(self.engine, self.engine_cmd).items():
             if getattr(self, name) is not None:
                 allowed.check("--" + name.replace("_", "-"), getattr(self, name), PlanError)
         if not 0.0 < self.mem_fraction <= 1.0:
@@ -74,13 +80,20 @@ class ReplicaPlan:
                 raise PlanError(f"{flag} must start with '/'; got {path!r}")
         if self.health_timeout_s <= 0:
             raise PlanError(f"--health-timeout must be > 0 seconds; got {self.health_timeout_s!r}")
-        if self.engine_cmd is not None and self.repack != "auto":
-            raise PlanError(f"--repack {self.repack} applies to the embedded engine only; with --engine-cmd put the "
-                            "engine's own flag (llama-server: --no-repack) in the template")
-        if self.engine_cmd is None:
-            self._check_engine()  # what only the whole engine config tells: the KV room, the context
-        else:
+        if self.engine_cmd is not None:
             self._check_template(self.engine_cmd)
+        else:
+            self._check_preset(named)
+
+    def _check_preset(self, named: EnginePreset) -> None:
+        """The knobs the preset cannot take, and for the embedded engine what its own config would refuse."""
+        if self.repack not in named.repack_modes:
+            raise PlanError(f"--repack {self.repack}: --engine {self.engine} takes "
+                            f"{', '.join(named.repack_modes)}")
+        if self.ctx_per_seq is not None and not named.takes_ctx_per_seq:
+            raise PlanError(f"--ctx-per-seq: --engine {self.engine} has no context-per-sequence setting")
+        if self.engine == "embedded":
+            self._check_engine()  # what only the whole engine config tells: the KV room, the context
 
     def _check_engine(self) -> None:
         """Refuse now what each replica's embedded engine would refuse at its start (and be restarted for)."""
@@ -91,6 +104,9 @@ class ReplicaPlan:
             raise PlanError(str(exc)) from exc
 
     def _check_template(self, template: str) -> None:
+        if self.repack != "auto":
+            raise PlanError(f"--repack {self.repack} applies to the llama.cpp presets only; with --engine-cmd put "
+                            "the engine's own flag (llama-server: --no-repack) in the template")
         try:
             template.format(**{name: 1 for name in PLACEHOLDERS})
         except (KeyError, IndexError, ValueError) as exc:
@@ -106,6 +122,16 @@ class ReplicaPlan:
         """Each replica's share of device memory, rounded down to 0.001 so the shares never exceed the total."""
         return int(1000 * self.mem_fraction / self.replicas) / 1000
 
+    @property
+    def embedded(self) -> bool:
+        """Each replica is paretoserve's own engine."""
+        return self.engine == "embedded" and self.engine_cmd is None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the preset adds to each replica's environment."""
+        return dict(preset(self.engine).env) if self.engine_cmd is None else {}
+
     def command(self, replica: int, port: int, threads: int) -> list[str]:
         """The argv that starts replica number `replica` listening on `port` with `threads` threads."""
         if self.engine_cmd is not None:
@@ -113,14 +139,10 @@ class ReplicaPlan:
                                           kv_tokens=self.kv_tokens, threads=threads, replica=replica,
                                           mem_fraction=self.mem_fraction_per_replica)
             return shlex.split(text)
-        args = ["--model", self.model, "--max-batch", str(self.max_batch), "--threads", str(threads)]
-        if self.kv_tokens is not None:
-            args += ["--kv-tokens", str(self.kv_tokens)]
-        if self.ctx_per_seq is not None:
-            args += ["--ctx-per-seq", str(self.ctx_per_seq)]
-        if self.repack != "auto":
-            args += ["--repack", self.repack]
-        return embedded_engine_cmd(port, "127.0.0.1", *args)
+        return preset(self.engine).argv(EngineKnobs(
+            model=self.model, port=port, max_batch=self.max_batch, kv_tokens=self.kv_tokens,
+            ctx_per_seq=self.ctx_per_seq, threads=threads, mem_fraction=self.mem_fraction_per_replica,
+            repack=self.repack))
 
 
 @dataclass(frozen=True)

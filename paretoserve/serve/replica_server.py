@@ -31,6 +31,8 @@ def serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None) -> lis
             argv += [flag, str(value)]
     if plan.repack != "auto":
         argv += ["--repack", plan.repack]
+    if plan.engine != "embedded":
+        argv += ["--engine", plan.engine]
     if not plan.pin:
         argv.append("--no-pin")
     if plan.mps:

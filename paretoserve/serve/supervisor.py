@@ -127,7 +127,7 @@ class Supervisor:
         threads = threads_for(plan.replicas, plan.threads_per_replica, cores)
         assignment = assign_cores(plan.replicas, threads, cores) if plan.pin else [None] * plan.replicas
         self.threads_per_replica = threads
-        env = {"OMP_NUM_THREADS": str(threads)}
+        env = {**plan.env, "OMP_NUM_THREADS": str(threads)}
         if plan.mps:
             self._mps = MpsDaemon().start()
             env.update(self._mps.env)

@@ -40,9 +40,10 @@ class SweepSpec:
     kv_tokens: tuple[int | None, ...] = (None,)
     threads: tuple[int, ...] = (0,)
     replicas: tuple[int, ...] = (1,)
-    ctx_per_seq: int | None = None  # embedded engine: longest prompt + output of the workload
-    engine_cmd: str | None = None  # template for any other engine; None = the embedded engine
-    repack: str = "auto"  # embedded engine: llama.cpp's weight repacking (engine/repack.py)
+    ctx_per_seq: int | None = None  # longest prompt + output of the workload, for presets that take it
+    engine: str = "embedded"  # the preset that starts each engine (paretoserve/engines), unless engine_cmd
+    engine_cmd: str | None = None  # template for any other engine
+    repack: str = "auto"  # llama.cpp engines: weight repacking (engine/repack.py)
     health_path: str = "/health"
     metrics_path: str = "/metrics"
     health_timeout_s: float = 300.0
@@ -61,7 +62,8 @@ class SweepSpec:
         try:
             plan = ReplicaPlan(replicas=point.replicas, max_batch=point.max_batch, kv_tokens=point.kv_tokens,
                                ctx_per_seq=self.ctx_per_seq if self.engine_cmd is None else None,
-                               threads_per_replica=point.threads, model=self.model, engine_cmd=self.engine_cmd,
+                               threads_per_replica=point.threads, model=self.model, engine=self.engine,
+                               engine_cmd=self.engine_cmd,
                                repack=self.repack,
                                health_path=self.health_path, metrics_path=self.metrics_path,
                                health_timeout_s=self.health_timeout_s)

@@ -55,8 +55,9 @@ def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: Swee
 def _start(spec: SweepSpec, point: PointConfig, log_path: Path) -> EngineProcess | ReplicaServer:
     if point.replicas > 1:
         return ReplicaServer(spec.plan(point), log_path=log_path, log_dir=log_path.parent / point.key())
-    port = free_port()
-    return EngineProcess(spec.command(point, port), f"http://127.0.0.1:{port}", spec.health_path, log_path=log_path)
+    port, plan = free_port(), spec.plan(point)
+    return EngineProcess(plan.command(0, port, point.threads), f"http://127.0.0.1:{port}", spec.health_path,
+                         log_path=log_path, env=plan.env)
 
 
 def run_points(spec: SweepSpec, points: Iterable[PointConfig], measure: Measure, store: SweepStore,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from paretoserve.advise import AdviseConfig
 from paretoserve.bench.config import BenchConfig, TokenRange
-from paretoserve.engine.config import MAX_BATCH, EngineConfig, available_cores, ctx_for, threads_range
+from paretoserve.engine.config import EngineConfig, available_cores, ctx_for, threads_range
+from paretoserve.engines import preset
 from paretoserve.limits import IntRange, UserError
 from paretoserve.sweep.search import SearchConfig
 
@@ -20,11 +21,12 @@ class TuneError(UserError):
 
 @dataclass(frozen=True)
 class TuneConfig:
-    """The embedded engine on one model, searched over its batch cap, then the replica plan verified."""
+    """One engine preset on one model, searched over its batch cap, then the replica plan verified."""
 
     model: str = "default"
+    engine: str = "embedded"  # the preset that runs every point (paretoserve/engines)
     out: Path = Path("tune")
-    max_batch: int = EngineConfig.max_batch  # largest batch cap the search may run: the engine's default cap
+    max_batch: int = EngineConfig.max_batch  # largest batch cap the search may run: the embedded engine's default
     threads: int = 0  # threads of the single engine; 0 = every core
     repack: str = "auto"  # the engine's --repack: llama.cpp's weight repacking (engine/repack.py)
     input_tokens: int = 32
@@ -36,7 +38,7 @@ class TuneConfig:
     advice: AdviseConfig = field(default_factory=AdviseConfig)
 
     def __post_init__(self) -> None:
-        MAX_BATCH.check("--max-batch", self.max_batch, TuneError)  # the embedded engine's own ranges
+        preset(self.engine).max_batch.check("--max-batch", self.max_batch, TuneError)  # the engine's own range
         threads_range().check("--threads", self.threads, TuneError)
         TOKENS.check("--input-tokens", self.input_tokens, TuneError)
         TOKENS.check("--output-tokens", self.output_tokens, TuneError)

@@ -17,6 +17,7 @@ from typing import Callable
 from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise_table, load_table
 from paretoserve.advise.roofline import RooflineError
 from paretoserve.engine_process import LaunchError
+from paretoserve.engines import GGUF_ENGINES, preset
 from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.model import ModelError, resolve_model
 from paretoserve.report import ReportError, ReportFiles, write_report
@@ -47,9 +48,11 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
     """Run the whole loop (see the module docstring); raises TuneError naming the flag or step that failed."""
     started = time.perf_counter()
     try:
-        resolve_model(cfg.model)  # build the bundled model once, before the first engine starts
+        preset(cfg.engine).check()  # an engine that is not installed is one line before anything runs
+        if cfg.engine in GGUF_ENGINES:
+            resolve_model(cfg.model)  # build the bundled model once, before the first engine starts
         spec = SweepSpec(model=cfg.model, max_batch=(cfg.max_batch,), threads=(cfg.threads,),
-                         ctx_per_seq=cfg.ctx_per_seq, repack=cfg.repack)
+                         ctx_per_seq=cfg.ctx_per_seq, engine=cfg.engine, repack=cfg.repack)
     except (ModelError, SweepSpecError) as exc:
         raise TuneError(str(exc)) from exc
     store = SweepStore(cfg.out / "sweep")

@@ -22,7 +22,7 @@ def test_repack_reaches_every_replica_and_the_serve_child():
     assert " --repack off" in " ".join(serve_argv(plan, 9000))
     assert "--repack" not in " ".join(ReplicaPlan(model="/m.gguf").command(0, 9001, 1))  # auto: the engine decides
     assert SweepSpec(model="/m.gguf", max_batch=(4,), repack="no-amx").plan(PointConfig(4, None, 1)).repack == "no-amx"
-    with pytest.raises(PlanError, match="--repack off applies to the embedded engine only"):
+    with pytest.raises(PlanError, match="--repack off applies to the llama.cpp presets only"):
         ReplicaPlan(engine_cmd="llama-server --port {port}", repack="off")
 
 

@@ -1,0 +1,24 @@
+"""Engines as named presets (`--engine embedded|llama-server|vllm|sglang`): each knows how to start its
+engine from paretoserve's knobs, its health and metrics paths, and what installs it."""
+
+from __future__ import annotations
+
+from paretoserve.engines.embedded import EMBEDDED
+from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
+from paretoserve.engines.llama_server import LLAMA_SERVER
+from paretoserve.engines.sglang import SGLANG
+from paretoserve.engines.vllm import VLLM
+
+PRESETS = (EMBEDDED, LLAMA_SERVER, VLLM, SGLANG)
+ENGINE_NAMES = tuple(p.name for p in PRESETS)
+GGUF_ENGINES = (EMBEDDED.name, LLAMA_SERVER.name)  # they load --model as a GGUF file ('default': the bundled one)
+
+__all__ = ["ENGINE_NAMES", "GGUF_ENGINES", "PRESETS", "EngineKnobs", "EnginePreset", "PresetError", "preset"]
+
+
+def preset(name: str) -> EnginePreset:
+    """The preset called `name`; PresetError naming --engine and the choices otherwise."""
+    for p in PRESETS:
+        if p.name == name:
+            return p
+    raise PresetError(f"--engine must be one of {', '.join(ENGINE_NAMES)}; got {name!r}")

