@@ -13,6 +13,8 @@ from paretoserve.limits import UserError
 GGUF_MAGIC = b"GGUF"
 CACHE_ENV = "PARETOSERVE_CACHE_DIR"
 DEFAULT_MODEL = "default"
+# The engine presets that load --model as a GGUF file (the others take an HF model directory).
+GGUF_ENGINES = ("embedded", "llama-server")
 
 
 class ModelError(UserError):

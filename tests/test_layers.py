@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "bench": {"engine", "limits", "model"},
     "estimate": {"engine", "geometry", "limits", "model", "results"},
     "serve": {"engine", "engine_process", "engines", "limits", "openai_api"},
-    "advise": {"bench", "engine", "estimate", "limits", "results"},
+    "advise": {"bench", "engine", "engines", "estimate", "limits", "model", "results"},
     "report": {"advise", "limits", "results"},
     "sweep": {"advise", "bench", "engine", "engine_process", "estimate", "geometry", "limits", "results",
               "serve"},

@@ -12,6 +12,8 @@ from paretoserve.advise.replicas import ReplicaAdvice
 from paretoserve.advise.table import SweepTable
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ
 from paretoserve.engine.repack import cpu_flags, has_amx
+from paretoserve.engines import ENGINE_NAMES
+from paretoserve.model import GGUF_ENGINES
 
 VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default
 
@@ -40,12 +42,17 @@ def kv_tokens_for(batch: int, ctx_per_seq: int) -> int:
 def commands(table: SweepTable, b_opt: int, plan: ReplicaAdvice, memory: MemoryAdvice,
              advice_path: str = "advice.json") -> Commands:
     """Launch lines for B_opt on one engine and for the replica plan behind `paretoserve serve`."""
-    model = table.model if table.model and table.imported_from is None else "MODEL"
+    gguf = table.engine in GGUF_ENGINES
+    model = table.model if table.model and gguf else "MODEL"
+    hf_model = table.model if table.model and not gguf else "MODEL"
     ctx = table.ctx_per_seq or DEFAULT_CTX_PER_SEQ
     threads = plan.threads_per_replica
     engine = _line("paretoserve", "engine", "--model", model, "--max-batch", b_opt, "--kv-tokens",
                    kv_tokens_for(b_opt, ctx), "--ctx-per-seq", ctx, *(["--threads", threads] if threads else []))
-    serve = _line("paretoserve", "serve", "--plan", advice_path, "--model", model, "--replicas", plan.replicas,
+    # The plan served by the engine the sweep measured (an imported vLLM run: the vllm preset).
+    engine_flag = ["--engine", table.engine] if table.engine in ENGINE_NAMES and table.engine != "embedded" else []
+    serve = _line("paretoserve", "serve", "--plan", advice_path, *engine_flag, "--model", model if gguf else hf_model,
+                  "--replicas", plan.replicas,
                   "--max-batch", plan.max_batch, "--kv-tokens", kv_tokens_for(plan.max_batch, ctx),
                   *(["--threads-per-replica", threads] if threads else []), "--port", 8000)
     # llama-server built on a CPU with AMX crashes in its AMX buffer (llama.cpp issue 20824): no repacking there.
@@ -53,7 +60,7 @@ def commands(table: SweepTable, b_opt: int, plan: ReplicaAdvice, memory: MemoryA
     llama = _line("llama-server", "-m", model if model != "default" else "MODEL.gguf", "-np", b_opt, "-c",
                   kv_tokens_for(b_opt, ctx), *(["-t", threads] if threads else []), *(["--no-repack"] if amx else []),
                   "--port", 8080)
-    vllm_model = table.model if table.model and table.imported_from else "MODEL"
+    vllm_model = hf_model
     utilisation = 0.9
     if memory.device_memory_bytes and memory.weights_bytes is not None and memory.kv_need_bytes is not None \
             and table.imported_from:

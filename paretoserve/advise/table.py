@@ -15,6 +15,7 @@ from paretoserve.results.point import Point
 from paretoserve.results.store import StoreError
 from paretoserve.results.sweep import (
     device,
+    engine_of,
     imported_from,
     kv_bytes_per_token,
     model_file,
@@ -34,6 +35,7 @@ class SweepTable(BaseModel):
     directory: str
     points: list[Point]
     imported_from: str | None = None  # "vllm" for imported sweeps, None for paretoserve's own
+    engine: str = "embedded"  # the preset the sweep ran (results.sweep.engine_of)
     model: str | None = None
     kv_bytes_per_token: int | None = None
     weights_bytes: int | None = None  # GGUF file size for the embedded engine
@@ -62,6 +64,7 @@ def load_table(directory: str | Path) -> SweepTable:
     models = spec.get("model")
     return SweepTable(
         directory=str(sweep.directory), points=sweep.points(per_token), imported_from=imported_from(spec),
+        engine=engine_of(spec),
         model=", ".join(models) if isinstance(models, list) else models, kv_bytes_per_token=per_token,
         weights_bytes=gguf.stat().st_size if gguf else None, ctx_per_seq=spec.get("ctx_per_seq"),
         device_memory_bytes=device_bytes, device_name=device_name, cores=usable_cores(environment),

@@ -8,10 +8,10 @@ from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
 from paretoserve.engines.llama_server import LLAMA_SERVER
 from paretoserve.engines.sglang import SGLANG
 from paretoserve.engines.vllm import VLLM
+from paretoserve.model import GGUF_ENGINES
 
 PRESETS = (EMBEDDED, LLAMA_SERVER, VLLM, SGLANG)
 ENGINE_NAMES = tuple(p.name for p in PRESETS)
-GGUF_ENGINES = (EMBEDDED.name, LLAMA_SERVER.name)  # they load --model as a GGUF file ('default': the bundled one)
 
 __all__ = ["ENGINE_NAMES", "GGUF_ENGINES", "PRESETS", "EngineKnobs", "EnginePreset", "PresetError", "preset"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretoserve.geometry import kv_bytes_per_token_gguf
-from paretoserve.model import ModelError, resolve_model
+from paretoserve.model import GGUF_ENGINES, ModelError, resolve_model
 from paretoserve.results.point import Point, to_point, with_derived_energy
 from paretoserve.results.store import SweepStore
 
@@ -47,16 +47,24 @@ def imported_from(spec: dict) -> str | None:
     return spec.get("imported_from")
 
 
+def engine_of(spec: dict) -> str:
+    """The --engine preset the sweep ran ('embedded' for sweeps recorded before presets existed); 'custom' for an
+    --engine-cmd, 'vllm' for an import."""
+    if imported_from(spec):
+        return str(imported_from(spec))
+    return "custom" if spec.get("engine_cmd") else str(spec.get("engine") or "embedded")
+
+
 def runs_vllm(spec: dict) -> bool:
-    """vLLM measured it: an import, or an --engine-cmd that starts vLLM."""
-    return imported_from(spec) == VLLM_IMPORT or "vllm" in str(spec.get("engine_cmd") or "")
+    """vLLM measured it: an import, the vllm preset, or an --engine-cmd that starts vLLM."""
+    return engine_of(spec) == VLLM_IMPORT or "vllm" in str(spec.get("engine_cmd") or "")
 
 
 def embedded_model(spec: dict) -> str | None:
-    """The --model ('default' or a GGUF path) of a sweep of the embedded engine; None for --engine-cmd sweeps and
-    imports."""
+    """The --model ('default' or a GGUF path) of a sweep of a GGUF engine (the embedded one, llama-server); None
+    for other presets, --engine-cmd sweeps and imports."""
     model = spec.get("model")
-    if spec.get("engine_cmd") or imported_from(spec) or not model or not isinstance(model, str):
+    if engine_of(spec) not in GGUF_ENGINES or not model or not isinstance(model, str):
         return None
     return model
 

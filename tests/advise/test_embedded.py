@@ -43,3 +43,15 @@ def test_llama_server_line_turns_repacking_off_where_the_sweep_ran_on_amx(tmp_pa
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(stored))
     line = advise(tmp_path / "sweep", AdviseConfig(slo="tpot_ms<=150")).commands.llama_server
     assert line.startswith("llama-server -m MODEL.gguf -np 4") and ("--no-repack" in line) is no_repack
+
+
+@pytest.mark.parametrize("engine, flag", [(None, ""), ("llama-server", "--engine llama-server ")])
+def test_the_serve_line_runs_the_engine_the_sweep_measured(tmp_path, engine, flag):
+    shutil.copytree(SWEEP, tmp_path / "sweep")
+    stored = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    if engine:
+        stored["spec"]["engine"] = engine  # a sweep recorded before presets has no engine: the embedded one
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(stored))
+    advice = advise(tmp_path / "sweep", AdviseConfig(slo="tpot_ms<=150"))
+    assert advice.commands.serve.startswith(f"paretoserve serve --plan advice.json {flag}--model default --replicas 2")
+    assert advice.memory.weights_bytes == 253_113_024  # llama-server loads the same GGUF
