@@ -78,17 +78,19 @@ def render(result: dict, console: Console) -> None:
     has_steady = "start_s" in steady
     table = Table(title=f"paretoserve bench: {result.get('model_id') or 'model ?'} at {result['base_url']} "
                         f"({_load_label(result)})", title_justify="left")
+    repeats, ci95 = result.get("repeats", 1), result.get("ci95") or {}
     table.add_column("metric")
-    table.add_column("whole run", justify="right")
+    table.add_column("whole run" if repeats == 1 else f"mean of {repeats} runs [95 % interval]", justify="right")
     if has_steady:
-        table.add_column(f"steady state ({steady['slots']} busy)", justify="right")
+        table.add_column(f"steady state ({steady['slots']} busy{', first run' if repeats > 1 else ''})",
+                         justify="right")
     for label, field, unit, _ in ROWS:
         if field is None:
             cells = [f"{result['completed']} / {result['failed']}"]
             if has_steady:
                 cells.append(f"{steady['completed']} / {steady['failed']}")
         else:
-            cells = [_fmt(result.get(field), unit)]
+            cells = [_fmt(result.get(field), unit) + _interval(ci95.get(field))]
             if has_steady:
                 cells.append(_fmt(steady.get(field), unit))
         table.add_row(label, *cells)
@@ -136,6 +138,10 @@ def _fmt(value: float | None, unit: str) -> str:
     else:
         text = f"{value:,}"
     return f"{text} {unit}".strip()
+
+
+def _interval(bounds: list[float] | None) -> str:
+    return f" [{_fmt(bounds[0], '')}, {_fmt(bounds[1], '')}]" if bounds else ""
 
 
 def _fmt_field(field: str, value) -> str:

@@ -20,6 +20,7 @@ from paretoserve.bench.config import (
 )
 from paretoserve.bench.console import RichProgress, render, to_json
 from paretoserve.bench.energy import DEFAULT_WATTS_PER_CORE
+from paretoserve.bench.repeats import REPEATS, combine
 from paretoserve.bench.runner import run_bench
 from paretoserve.bench.slo import parse_slo
 from paretoserve.cli.common import UsageError
@@ -72,6 +73,9 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     load.add_argument("--duration", type=float, default=None, help="stop sending after this many seconds")
     load.add_argument("--seed", type=int, default=0, help="seeds prompts, lengths and Poisson arrivals (default: 0)")
     load.add_argument("--warmup", type=int, default=0, help="requests sent and discarded before the run (default: 0)")
+    load.add_argument("--repeats", type=int, default=1,
+                      help="run the workload N times against the same server (not restarted between runs) and "
+                           "report each figure's mean with its 95 %% interval (default: 1)")
     load.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (default: 600)")
     load.add_argument("--slo", default=None,
                       help="e.g. 'tpot_ms<=30,p99_ttft_ms<=2000': bare metrics limit each request (goodput), "
@@ -108,14 +112,18 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    REPEATS.check("--repeats", args.repeats, UsageError)
     if args.out is not None and not args.out.parent.is_dir():
         raise UsageError(f"--out: the directory {args.out.parent} does not exist")
     err = Console(stderr=True)
-    if args.no_progress or args.json or not err.is_terminal:
-        result = asyncio.run(run_bench(cfg, keep_requests=args.save_requests))
-    else:
-        with RichProgress(err) as progress:
-            result = asyncio.run(run_bench(cfg, progress, args.save_requests))
+    runs = []
+    for _ in range(args.repeats):
+        if args.no_progress or args.json or not err.is_terminal:
+            runs.append(asyncio.run(run_bench(cfg, keep_requests=args.save_requests)))
+        else:
+            with RichProgress(err) as progress:
+                runs.append(asyncio.run(run_bench(cfg, progress, args.save_requests)))
+    result = combine(runs)
     text = to_json(result)
     if args.out is not None:
         args.out.write_text(text + "\n")

@@ -51,6 +51,24 @@ def test_json_result_has_the_vllm_and_our_fields(server, capsys, tmp_path):
     assert result["prompts"] == "token ids" and "requests" not in result
 
 
+def test_repeats_report_means_with_intervals(server, capsys):
+    code, out, _ = bench(capsys, "--url", server.url, "--requests", "6", "--concurrency", "2", "--input-tokens", "8",
+                         "--output-tokens", "4", "--repeats", "3", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["repeats"] == 3 and result["completed"] == 18
+    assert len(result["repeat_summaries"]) == 3
+    low, high = result["ci95"]["output_throughput"]
+    assert low <= result["output_throughput"] <= high
+    code, out, _ = bench(capsys, "--url", server.url, "--requests", "4", "--output-tokens", "3", "--repeats", "2")
+    assert code == 0 and "mean of 2 runs" in out
+
+
+def test_one_run_has_no_interval(server, capsys):
+    code, out, _ = bench(capsys, "--url", server.url, "--requests", "4", "--output-tokens", "3", "--json")
+    result = json.loads(out)
+    assert result["repeats"] == 1 and "ci95" not in result
+
+
 def test_the_table_and_save_requests(server, capsys, tmp_path):
     out_path = tmp_path / "r.json"
     code, out, err = bench(capsys, "--url", server.url, "--requests", "4", "--output-tokens", "3", "--energy", "none",
@@ -108,6 +126,7 @@ def test_all_requests_failing_exits_1_with_the_reason(capsys):
     (["--input-tokens", "4000", "--output-tokens", "200"], "reach 4200 tokens; the endpoint allows 4096"),
     (["--tokenizer", "/no/such.gguf", "--dataset", "jsonl:/dev/null"], "--tokenizer: no such file"),
     (["--out", "/no/such/dir/r.json"], "--out: the directory /no/such/dir does not exist"),
+    (["--repeats", "0"], "--repeats must be an integer in [1, 100]"),
 ])
 def test_bad_flags_print_one_line_naming_the_flag(server, capsys, args, message):
     code, out, err = bench(capsys, "--url", server.url, *args)
