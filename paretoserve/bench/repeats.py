@@ -19,9 +19,11 @@ REPEATS = IntRange(1, 100, "runs of the same configuration")
 THROUGHPUTS = ("request_throughput", "output_throughput", "total_token_throughput", "request_goodput")
 HEADLINE = (*THROUGHPUTS, *(f"{stat}_{metric}" for metric in LATENCY_METRICS for stat, _ in STATS),
             "energy_per_output_token_j")
-COUNTS = ("completed", "failed", "total_input_tokens", "total_output_tokens", "connection_retries", "preemptions")
+COUNTS = ("completed", "failed", "total_input_tokens", "total_output_tokens", "connection_retries", "preemptions",
+          "wall_s")
 PEAKS = ("max_running", "kv_peak_fraction", "rss_peak_bytes", "device_memory_peak_bytes")
 MEANS = ("mean_running", "mean_waiting", "engine_cpu_cores")
+SUMMARY = (*HEADLINE, *COUNTS, *PEAKS, *MEANS, "duration", "warnings")  # what each run keeps of its own
 WIDE_INTERVAL = 0.10  # a half-width past this share of the mean is worth a warning
 # Two-sided 95 % quantiles of Student's t by degrees of freedom; past 30 the normal's 1.96 is within 2 %.
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -68,10 +70,19 @@ def combine(runs: list[dict]) -> dict:
                 result[name] = merge([r[name] for r in runs])
     result["duration"] = sum(r.get("duration") or 0.0 for r in runs)
     result["ci95"] = ci95
-    result["warnings"] = [*dict.fromkeys(w for r in runs for w in r.get("warnings", [])), *wide(result, ci95)]
-    result["repeat_summaries"] = [{k: r.get(k) for k in (*HEADLINE, *COUNTS, *PEAKS, *MEANS, "duration")}
-                                  for r in runs]
+    result["warnings"] = [*dict.fromkeys(w for r in runs for w in r.get("warnings") or []), *wide(result, ci95)]
+    result["repeat_summaries"] = [{k: r.get(k) for k in SUMMARY} for r in runs]
     return result
+
+
+def runs_of(result: dict) -> list[dict]:
+    """The runs a combined result was made of, as `combine` needs them again to add one more (a resumed
+    sweep): the first with the result's description, the others their summaries."""
+    summaries = result.get("repeat_summaries")
+    if not summaries:
+        return [result]
+    first = {k: v for k, v in result.items() if k not in ("repeats", "ci95", "repeat_summaries", "warnings")}
+    return [{**first, **summaries[0]}, *summaries[1:]]
 
 
 def wide(result: dict, ci95: dict[str, list[float]]) -> list[str]:

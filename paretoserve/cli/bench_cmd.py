@@ -37,6 +37,9 @@ def add_parser(subparsers, help: str) -> None:
     o.add_argument("--save-requests", action="store_true",
                    help="keep every request's record (timestamps of each token) in the JSON")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--repeats", type=int, default=1,
+                   help="run the workload N times against the same server (not restarted between runs) and "
+                        "report each figure's mean with its 95 %% interval (default: 1)")
     p.set_defaults(run=run)
 
 
@@ -73,9 +76,6 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     load.add_argument("--duration", type=float, default=None, help="stop sending after this many seconds")
     load.add_argument("--seed", type=int, default=0, help="seeds prompts, lengths and Poisson arrivals (default: 0)")
     load.add_argument("--warmup", type=int, default=0, help="requests sent and discarded before the run (default: 0)")
-    load.add_argument("--repeats", type=int, default=1,
-                      help="run the workload N times against the same server (not restarted between runs) and "
-                           "report each figure's mean with its 95 %% interval (default: 1)")
     load.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (default: 600)")
     load.add_argument("--slo", default=None,
                       help="e.g. 'tpot_ms<=30,p99_ttft_ms<=2000': bare metrics limit each request (goodput), "

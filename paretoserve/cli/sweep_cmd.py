@@ -52,6 +52,9 @@ def add_parser(subparsers, help: str) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=Path("sweep"), help="results directory (default: ./sweep)")
     o.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished points")
+    o.add_argument("--repeats", type=int, default=1,
+                   help="runs of each point, interleaved round by round (A B A B) and each on a freshly started "
+                        "engine; figures are means with 95 %% intervals (default: 1)")
     p.set_defaults(run=run)
 
 
@@ -69,7 +72,7 @@ def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
         replicas=values("--replicas", "replicas", args.replicas), ctx_per_seq=_ctx_per_seq(args, bench),
         engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack, health_path=args.health_path,
         metrics_path=bench.metrics_path,
-        health_timeout_s=args.health_timeout)
+        health_timeout_s=args.health_timeout, repeats=args.repeats)
 
 
 def _ctx_per_seq(args: argparse.Namespace, bench: BenchConfig) -> int | None:
@@ -97,17 +100,18 @@ def run(args: argparse.Namespace) -> int:
     store = SweepStore(args.out)
     spec_record = {**spec.as_dict(), "workload": {k: str(v) for k, v in dataclasses.asdict(bench).items()
                                                   if k not in ("url", "engine_pids")}, **search_args_record(args)}
-    finished = store.open(spec_record, collect_environment(), args.resume)
+    store.open(spec_record, collect_environment(), args.resume)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     measure = bench_measure(bench, saturate=args.concurrency is None)
     try:
         if search is not None:
             return search_sweep(search, spec, measure, store, time.perf_counter())
         points = spec.points()
-        todo = [p for p in points if p.key() not in finished]
+        complete = {key for key, r in store.finished().items() if r.get("repeats", 1) >= spec.repeats}
+        todo = [p for p in points if p.key() not in complete]
         print(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, results in {args.out}",
               file=sys.stderr)
-        records = run_points(spec, todo, measure, store, total=len(points), done=len(points) - len(todo))
+        records = run_points(spec, todo, measure, store)
     except KeyboardInterrupt:  # main exits with 128 + the signal's number
         print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",
               file=sys.stderr)

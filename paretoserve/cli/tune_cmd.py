@@ -30,6 +30,9 @@ def add_parser(subparsers, help: str) -> None:
     add_repack_arg(g)
     g.add_argument("--min-gain", type=float, default=DEFAULTS.min_gain,
                    help="stop doubling the cap when it adds less than this share of throughput (default: %(default)s)")
+    g.add_argument("--repeats", type=int, default=DEFAULTS.repeats,
+                   help="runs of each point, each on a freshly started engine; figures are means with 95 %% "
+                        "intervals (default: %(default)s)")
     g.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the run of the replica plan next to the best single engine")
     w = p.add_argument_group("workload of every point (fixed lengths, ignore_eos, closed loop at the cap)")
@@ -43,7 +46,7 @@ def add_parser(subparsers, help: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = TuneConfig(model=args.model, engine=args.engine, out=args.out, max_batch=args.max_batch,
-                     threads=args.threads, repack=args.repack,
+                     threads=args.threads, repack=args.repack, repeats=args.repeats,
                      input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
                      min_gain=args.min_gain, verify=args.verify, resume=args.resume, advice=advise_config(args))
     signal.signal(signal.SIGTERM, stop_on_sigterm)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
+from paretoserve.bench.repeats import REPEATS
 from paretoserve.limits import UserError
 from paretoserve.serve.config import PlanError, ReplicaPlan
 from paretoserve.serve.pinning import assign_cores, threads_for, usable_cores
@@ -47,8 +48,10 @@ class SweepSpec:
     health_path: str = "/health"
     metrics_path: str = "/metrics"
     health_timeout_s: float = 300.0
+    repeats: int = 1  # runs of each point, round by round, each on a freshly started engine
 
     def __post_init__(self) -> None:
+        REPEATS.check("--repeats", self.repeats, SweepSpecError)
         for point in self.points():
             self.plan(point)  # checks the paths, the template and every value once, before any engine starts
 

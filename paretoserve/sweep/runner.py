@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from paretoserve.advise import AdviseConfig
+from paretoserve.bench.repeats import combine, runs_of
 from paretoserve.engine_process import EngineProcess, LaunchError, describe_exit, free_port
 from paretoserve.results.point import Point, to_point
 from paretoserve.results.store import SweepStore
@@ -60,23 +61,37 @@ def _start(spec: SweepSpec, point: PointConfig, log_path: Path) -> EngineProcess
                          log_path=log_path, env=plan.env)
 
 
-def run_points(spec: SweepSpec, points: Iterable[PointConfig], measure: Measure, store: SweepStore,
-               total: int, done: int = 0, on_record: Callable[[dict], None] | None = None) -> list[dict]:
-    """Run and record each point in turn, with a progress bar and ETA over points."""
-    records = []
+def run_points(spec: SweepSpec, points: list[PointConfig], measure: Measure, store: SweepStore,
+               on_record: Callable[[dict], None] | None = None) -> list[dict]:
+    """Measure each point `spec.repeats` times, round by round (A B A B: drift on the machine hits every point
+    alike; each run starts its engine afresh), with a progress bar and ETA over runs. After each run the
+    point's record, combined over its runs so far (bench/repeats.py), is appended; runs a resumed sweep
+    already holds are not made again. A failed run ends its point. Returns the last record of each point
+    run now."""
+    finished = store.finished()
+    runs = {p.key(): runs_of(finished[p.key()]) for p in points if p.key() in finished}
+    records: dict[str, dict] = {}
     columns = (TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    done = sum(min(len(r), spec.repeats) for r in runs.values())
     with Progress(*columns, transient=False) as progress:
-        task = progress.add_task("", total=total, completed=done)
-        for point in points:
-            progress.update(task, description=point.key())
-            record = run_point(spec, point, measure, store)
-            store.append(record)
-            records.append(record)
-            if on_record is not None:
-                on_record(record)
-            progress.advance(task)
-    return records
+        task = progress.add_task("", total=len(points) * spec.repeats, completed=done)
+        for round_ in range(spec.repeats):
+            for point in points:
+                key = point.key()
+                if len(runs.get(key, ())) > round_ or records.get(key, {}).get("status") == "failed":
+                    continue
+                progress.update(task, description=key if spec.repeats == 1 else f"{key} ({round_ + 1}/{spec.repeats})")
+                record = run_point(spec, point, measure, store)
+                if record["status"] == "ok":
+                    runs.setdefault(key, []).append(record)
+                    record = combine(runs[key])
+                store.append(record)
+                records[key] = record
+                if on_record is not None:
+                    on_record(record)
+                progress.advance(task)
+    return list(records.values())
 
 
 def run_search(spec: SweepSpec, search: SearchConfig, advice: AdviseConfig, measure: Measure, store: SweepStore,
@@ -93,8 +108,8 @@ def run_search(spec: SweepSpec, search: SearchConfig, advice: AdviseConfig, meas
     def measure_cap(cap: int) -> Point:
         point = PointConfig(cap, spec.kv_tokens[0], spec.threads[0], spec.replicas[0])
         record = done.get(point.key())
-        if record is None:
-            record = run_points(spec, [point], measure, store, total=1)[0]
+        if record is None or record.get("repeats", 1) < spec.repeats:  # its repeats run back to back
+            record = run_points(spec, [point], measure, store)[0]
             ran.append(record)
             if record["status"] != "ok":
                 raise LaunchError(f"point {point.key()} failed, so the search cannot go on: "

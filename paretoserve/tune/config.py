@@ -7,6 +7,7 @@ from pathlib import Path
 
 from paretoserve.advise import AdviseConfig
 from paretoserve.bench.config import BenchConfig, TokenRange
+from paretoserve.bench.repeats import REPEATS
 from paretoserve.engine.config import EngineConfig, available_cores, ctx_for, threads_range
 from paretoserve.engines import preset
 from paretoserve.limits import IntRange, UserError
@@ -34,12 +35,14 @@ class TuneConfig:
     duration_s: float = 15.0  # seconds of closed-loop load per point (then in-flight requests drain)
     min_gain: float = SearchConfig.min_gain  # a doubling that adds less throughput ends the climb (the plateau)
     verify: bool = True  # measure the replica plan next to the best single engine
+    repeats: int = 1  # runs of each point (back to back in the search), each on a freshly started engine
     resume: bool = False
     advice: AdviseConfig = field(default_factory=AdviseConfig)
 
     def __post_init__(self) -> None:
         preset(self.engine).max_batch.check("--max-batch", self.max_batch, TuneError)  # the engine's own range
         threads_range().check("--threads", self.threads, TuneError)
+        REPEATS.check("--repeats", self.repeats, TuneError)
         TOKENS.check("--input-tokens", self.input_tokens, TuneError)
         TOKENS.check("--output-tokens", self.output_tokens, TuneError)
         if not 1.0 <= self.duration_s <= 3600.0:

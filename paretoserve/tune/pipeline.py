@@ -52,7 +52,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
         if cfg.engine in GGUF_ENGINES:
             resolve_model(cfg.model)  # build the bundled model once, before the first engine starts
         spec = SweepSpec(model=cfg.model, max_batch=(cfg.max_batch,), threads=(cfg.threads,),
-                         ctx_per_seq=cfg.ctx_per_seq, engine=cfg.engine, repack=cfg.repack)
+                         ctx_per_seq=cfg.ctx_per_seq, engine=cfg.engine, repack=cfg.repack, repeats=cfg.repeats)
     except (ModelError, SweepSpecError) as exc:
         raise TuneError(str(exc)) from exc
     store = SweepStore(cfg.out / "sweep")
@@ -85,10 +85,10 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
         point = replica_point(advice, cfg.cores, cfg.advice.max_replicas) if cfg.verify else None
         if point is not None:
             replica_record = store.finished().get(point.key())
-            if replica_record is None:
+            if replica_record is None or replica_record.get("repeats", 1) < spec.repeats:
                 say(f"tune: measuring {point.replicas} replicas x cap {point.max_batch} "
                     f"(threads={point.threads} each) next to 1 x cap {advice.b_opt_max_batch}")
-                replica_record = run_points(spec, [point], measure, store, total=1)[0]
+                replica_record = run_points(spec, [point], measure, store)[0]
                 ran.append(replica_record)
             if replica_record["status"] != "ok":
                 say(f"tune: the replica run failed: {replica_record.get('reason', '')[:300]}")

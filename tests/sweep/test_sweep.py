@@ -86,12 +86,36 @@ def test_points_run_record_and_stop_their_engines(tmp_path):
     spec = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), health_timeout_s=20)
     store = SweepStore(tmp_path)
     store.open(spec.as_dict(), {}, resume=False)
-    records = run_points(spec, spec.points(), measure_fake, store, total=2)
+    records = run_points(spec, spec.points(), measure_fake, store)
     assert [r["output_throughput"] for r in records] == [20.0, 40.0]
     assert all(r["status"] == "ok" for r in store.records())
     for r in records:  # the engine of each point is gone once its point is recorded
         with pytest.raises(ProcessLookupError):
             os.kill(r["engine_pid"], 0)
+
+
+def test_repeats_interleave_round_by_round_and_a_resume_runs_only_what_is_missing(tmp_path):
+    order: list[int] = []
+
+    def measure(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
+        order.append(point.max_batch)
+        return {"output_throughput": 10.0 * point.max_batch + len(order), "completed": 1}
+
+    spec = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), health_timeout_s=20, repeats=2)
+    store = SweepStore(tmp_path)
+    store.open(spec.as_dict(), {}, resume=False)
+    records = run_points(spec, spec.points()[:1], measure, store)  # as if stopped after point 2's two runs
+    assert order == [2, 2] and records[0]["repeats"] == 2
+    spec3 = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), health_timeout_s=20, repeats=3)
+    order.clear()
+    records = run_points(spec3, spec3.points(), measure, store)
+    assert order == [4, 4, 2, 4]  # round by round: point 2 already had its first two
+    by_key = {r["key"]: r for r in records}
+    b2 = by_key["b2-kvdefault-t0-r1"]
+    assert b2["repeats"] == 3 and b2["completed"] == 3
+    assert [s["output_throughput"] for s in b2["repeat_summaries"]] == [21.0, 22.0, 23.0]
+    assert b2["ci95"]["output_throughput"][0] < b2["output_throughput"] < b2["ci95"]["output_throughput"][1]
+    assert len(SweepStore(tmp_path).records()) == 2  # the last record of each key replaces the earlier ones
 
 
 def measure_until_crash(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
