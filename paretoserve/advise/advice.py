@@ -102,6 +102,7 @@ class Advice(BaseModel):
     rejected: list[Verdict]  # every larger batch and why
     batches: list[Verdict]  # every single-replica point, smallest batch first
     throughput_at_b_opt: float
+    b_opt_certainty: str | None = None  # over repeats, e.g. "SLO met within the 95 % interval over 3 repeats"
     best_throughput: float
     throughput_fraction_at_b_opt: float
     kv_need_bytes: float | None
@@ -126,6 +127,15 @@ def _memory_of(weights_bytes: float | None):
     return memory
 
 
+def certainty_text(verdict: Verdict) -> str | None:
+    """How sure the B_opt verdict is, in words; None for a single run."""
+    if verdict.certainty is None:
+        return None
+    how = "within the 95 % interval" if verdict.certainty == "within the interval" else \
+        "at the mean only, not across its 95 % interval"
+    return f"SLO met {how} over {verdict.repeats} repeats"
+
+
 def advise_table(table: SweepTable, config: AdviseConfig) -> Advice:
     """The advice for an already loaded sweep table (see `advise`)."""
     singles = table.singles()
@@ -148,6 +158,7 @@ def advise_table(table: SweepTable, config: AdviseConfig) -> Advice:
         slo=SloSummary(text=", ".join(f"{lim} ({lim.origin})" for lim in limits), limits=limits,
                        min_efficiency=config.min_efficiency),
         rejected=choice.rejected, batches=choice.verdicts, throughput_at_b_opt=choice.throughput_at_b_opt,
+        b_opt_certainty=certainty_text(next(v for v in choice.verdicts if v.key == point.key)),
         best_throughput=choice.best_throughput, throughput_fraction_at_b_opt=choice.throughput_fraction_at_b_opt,
         kv_need_bytes=memory.kv_need_bytes, kv_need_fraction=memory.kv_need_fraction,
         freed_bytes=memory.freed_bytes, freed_fraction=memory.freed_fraction, memory=memory,

@@ -31,6 +31,8 @@ class Verdict(BaseModel):
     efficiency: float | None  # T(B) / (B x T(1)); None without a batch-1 point
     meets: bool
     reasons: list[str]  # why it fails; empty when it meets every limit
+    repeats: int = 1
+    certainty: str | None = None  # over repeats: "within the interval" | "at the mean only" | "fails"; None: one run
 
 
 class BcaChoice(BaseModel):
@@ -94,7 +96,21 @@ def judge(point: Point, limits: list[RunLimit], min_efficiency: float, t1: float
         reasons.append(f"batching efficiency {efficiency:.3f} <= {min_efficiency:g} "
                        f"(T(B) / (B x T(1)), T(1) = {t1:.4g})")
     return Verdict(key=point.key, batch=point.batch, max_batch=point.max_batch, throughput=throughput,
-                   efficiency=efficiency, meets=not reasons, reasons=reasons)
+                   efficiency=efficiency, meets=not reasons, reasons=reasons, repeats=point.repeats,
+                   certainty=certainty(point, limits, not reasons))
+
+
+def certainty(point: Point, limits: list[RunLimit], meets: bool) -> str | None:
+    """Whether a repeated point meets the SLO within its 95 % interval (every limit holds at the interval's
+    worse end), at the mean only, or fails; None for a single run, which has no interval."""
+    if point.repeats < 2:
+        return None
+    if not meets:
+        return "fails"
+    worst = [point.interval(limit.field) for limit in limits]
+    if all(bounds is not None and limit.holds(bounds[1]) for limit, bounds in zip(limits, worst, strict=True)):
+        return "within the interval"
+    return "at the mean only"
 
 
 def choose_batch(points: list[Point], limits: list[RunLimit], min_efficiency: float = 0.0,

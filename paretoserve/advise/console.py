@@ -23,7 +23,8 @@ def share(x: float | None) -> str:
 def batches_table(advice: Advice) -> Table:
     fields = [lim.field for lim in advice.slo.limits]
     table = Table(title=f"BCA: B_opt = {advice.b_opt} under {escape(advice.slo.text)}"
-                        + (f", efficiency > {advice.slo.min_efficiency:g}" if advice.slo.min_efficiency else ""))
+                        + (f", efficiency > {advice.slo.min_efficiency:g}" if advice.slo.min_efficiency else "")
+                        + (f" ({advice.b_opt_certainty})" if advice.b_opt_certainty else ""))
     for column in ("batch", "cap", advice.throughput_metric, "efficiency"):
         table.add_column(column, justify="right")
     table.add_column("verdict")
@@ -66,7 +67,7 @@ def plan_table(advice: Advice) -> Table:
                       f"{o.latency_ms.get('mean_tpot_ms', float('nan')):.2f}",
                       f"{o.latency_ms.get('mean_itl_ms', float('nan')):.2f}", o.predicted_or_measured,
                       "ok" if o.meets_slo else escape("; ".join(o.reasons)))
-    table.caption = escape(plan.note)
+    table.caption = escape(plan.note + (f"; {plan.decision}" if plan.decision else ""))
     if (r := advice.roofline) is not None:
         table.caption += "\n" + escape(r.text())
     return table

@@ -37,6 +37,7 @@ class PlanOption(BaseModel):
     key: str | None  # the sweep point it comes from
     throughput: float  # measured; predicted: the roofline's, else the upper bound replicas x one engine alone
     throughput_low: float | None = None  # predicted: one engine measured at no more than the same total batch
+    throughput_ci95: tuple[float, float] | None = None  # measured over repeats: the 95 % interval
     latency_ms: dict[str, float]
     meets_slo: bool
     reasons: list[str]
@@ -67,6 +68,7 @@ class ReplicaAdvice(BaseModel):
     replicas_fit_cores: int | None
     options: list[PlanOption]
     note: str
+    decision: str | None = None  # why a plan with more replicas was not taken, when noise decided it
 
 
 def option(point: Point, limits: list[RunLimit], metric: str, replicas: int | None = None,
@@ -88,7 +90,9 @@ def option(point: Point, limits: list[RunLimit], metric: str, replicas: int | No
         reasons.append(f"{point.preemptions} preemptions: its KV cache was too small for the batch")
     return PlanOption(replicas=n, max_batch=point.max_batch, batch=point.batch, threads_per_replica=point.threads,
                       predicted_or_measured="predicted" if replicas else "measured", key=point.key,
-                      throughput=throughput, throughput_low=throughput_low, meets_slo=not reasons, reasons=reasons,
+                      throughput=throughput, throughput_low=throughput_low,
+                      throughput_ci95=None if replicas else point.interval(metric), meets_slo=not reasons,
+                      reasons=reasons,
                       latency_ms={k: v for k, v in latency.items() if k.startswith(("mean_", "median_", "p99_"))})
 
 
@@ -127,17 +131,30 @@ def plan_options(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], 
     return measured + predicted, f"predicted {how}; confirm with `paretoserve sweep --replicas` or `paretoserve tune`"
 
 
-def choose(options: list[PlanOption], baseline: PlanOption, min_gain: float) -> PlanOption:
+def choose(options: list[PlanOption], baseline: PlanOption, min_gain: float) -> tuple[PlanOption, str | None]:
     """The option with the most throughput within the SLO, taking more replicas only for more than `min_gain`
-    more throughput than the best with fewer; the baseline when no option meets the SLO."""
+    more throughput than the best with fewer and, where both were measured over repeats, only when the low
+    end of its 95 % interval beats the high end of theirs; the baseline when no option meets the SLO.
+    Returns it and, when noise kept a plan with more replicas out, why."""
     within = [o for o in options if o.meets_slo] or [baseline]
-    best = None
+    best, decision = None, None
     for n in sorted({o.replicas for o in within}):
         top = max((o for o in within if o.replicas == n), key=lambda o: o.throughput)
-        if best is None or top.throughput > best.throughput * (1 + min_gain):
+        if best is None:
             best = top
+        elif top.throughput > best.throughput * (1 + min_gain):
+            if top.throughput_ci95 and best.throughput_ci95 and top.throughput_ci95[0] <= best.throughput_ci95[1]:
+                decision = (f"{top.replicas} x {top.max_batch} ties {best.replicas} x {best.max_batch} within noise "
+                            f"(95 % intervals {_shown(top.throughput_ci95)} and {_shown(best.throughput_ci95)} "
+                            f"overlap): keep {best.replicas} engine{'s' if best.replicas > 1 else ''}")
+            else:
+                best, decision = top, None
     assert best is not None  # `within` is never empty
-    return best
+    return best, decision
+
+
+def _shown(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:.4g}, {bounds[1]:.4g}]"
 
 
 def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], metric: str,
@@ -147,13 +164,14 @@ def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], 
     capacity = replica_capacity(table, b_opt_point, memory)
     options, note = plan_options(table, b_opt_point, limits, metric, capacity, max_replicas, roofline)
     baseline = max((o for o in options if o.replicas == 1), key=lambda o: o.throughput)
-    best = choose(options, baseline, min_gain)
+    best, decision = choose(options, baseline, min_gain)
     return ReplicaAdvice(
         replicas=best.replicas, max_batch=best.max_batch, threads_per_replica=best.threads_per_replica,
         predicted_or_measured=best.predicted_or_measured, throughput_metric=metric,
         expected_throughput=best.throughput, expected_latency_ms=best.latency_ms, baseline=baseline,
         gain_vs_baseline=best.throughput / baseline.throughput - 1 if baseline.throughput > 0 else 0.0,
-        **capacity.model_dump(), options=sorted(options, key=lambda o: (o.replicas, o.batch)), note=note)
+        **capacity.model_dump(), options=sorted(options, key=lambda o: (o.replicas, o.batch)), note=note,
+        decision=decision)
 
 
 def _predicted(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], metric: str, replicas: int,

@@ -37,7 +37,8 @@ def recommendation(advice: Advice | None, no_advice_reason: str) -> str:
                        paragraph(f"No recommendation: {no_advice_reason}. The measurements below are complete.",
                                  "missing"))
     cap = f" (batch cap {advice.b_opt_max_batch})" if advice.b_opt_max_batch != advice.b_opt else ""
-    parts = [paragraph(f"Recommended batch B_opt = {advice.b_opt}{cap}, keeping "
+    sure = f" ({advice.b_opt_certainty})" if advice.b_opt_certainty else ""
+    parts = [paragraph(f"Recommended batch B_opt = {advice.b_opt}{cap}{sure}, keeping "
                        f"{percent(advice.throughput_fraction_at_b_opt)} of the best measured "
                        f"{advice.throughput_metric} ({fmt(advice.throughput_at_b_opt)} of "
                        f"{fmt(advice.best_throughput)}).", "headline")]
@@ -134,7 +135,8 @@ def replicas(data: SweepData, advice: Advice | None, plot: Plot | None) -> str:
              o.latency_ms.get("mean_tpot_ms"), o.latency_ms.get("mean_itl_ms"),
              "yes" if o.meets_slo else "; ".join(o.reasons)] for o in plan.options if o.replicas > 1]
     roofline = f" The {advice.roofline.text()}." if advice.roofline else ""
-    parts = [image(plot), paragraph(f"Plan: {_plan_text(advice)}. {plan.note}.{roofline}",
+    decision = f" {plan.decision[0].upper()}{plan.decision[1:]}." if plan.decision else ""
+    parts = [image(plot), paragraph(f"Plan: {_plan_text(advice)}. {plan.note}.{decision}{roofline}",
                                     "estimated" if predicted else None)]
     if rows:
         parts.append(table(["replicas x cap", "kind", advice.throughput_metric, "pessimistic", "mean TPOT ms",

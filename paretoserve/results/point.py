@@ -46,6 +46,8 @@ class Point(BaseModel):
     gpu_memory_utilization: float | None = None  # vLLM: the share of device memory all replicas were given
     engine_cpu_cores: float | None = None  # mean busy cores of the engine process (CPU sweeps)
     wall_s: float | None = None
+    repeats: int = 1  # runs the figures are the mean of
+    ci95: dict[str, tuple[float, float]] = {}  # 95 % interval of a figure over the repeats; empty for one run
 
     @model_validator(mode="before")
     @classmethod
@@ -56,6 +58,10 @@ class Point(BaseModel):
 
     def throughput(self, metric: str) -> float:
         return getattr(self, metric)
+
+    def interval(self, field: str) -> tuple[float, float] | None:
+        """The 95 % interval of `field` (a throughput or a latency field) over the repeats; None for one run."""
+        return self.ci95.get(field)
 
     def config(self) -> dict:
         return {"max_batch": self.max_batch, "batch": self.batch, "replicas": self.replicas,
@@ -125,4 +131,6 @@ def to_point(record: dict, kv_bytes_per_token: int | None = None) -> Point:
         energy_per_output_token_j=energy, energy_source=source if energy is not None else None,
         preemptions=int(record["preemptions"]) if isinstance(record.get("preemptions"), (int, float)) else None,
         gpu_memory_utilization=record.get("gpu_memory_utilization"),
-        engine_cpu_cores=cores if isinstance(cores, (int, float)) else None, wall_s=record.get("wall_s"))
+        engine_cpu_cores=cores if isinstance(cores, (int, float)) else None, wall_s=record.get("wall_s"),
+        repeats=int(record.get("repeats") or 1),
+        ci95={k: (float(v[0]), float(v[1])) for k, v in (record.get("ci95") or {}).items()})

@@ -126,3 +126,29 @@ def test_kv_bytes_per_token_from_gguf_metadata(tmp_path):
     assert kv_bytes_per_token_gguf(_gguf(tmp_path / "m.gguf")) == 2 * 2 * 64 * 2
     (tmp_path / "x.gguf").write_bytes(b"nope")
     assert kv_bytes_per_token_gguf(tmp_path / "x.gguf") is None
+
+
+def test_repeated_points_say_whether_they_meet_the_slo_within_their_interval():
+    ci = {"mean_tpot_ms": (9.0, 11.0)}
+    points = [point(1, 100, 10, repeats=3, ci95=ci), point(2, 180, 19, repeats=3, ci95={"mean_tpot_ms": (17.0, 23.0)}),
+              point(4, 300, 25, repeats=3, ci95={"mean_tpot_ms": (24.0, 26.0)}), point(8, 400, 12)]
+    limits = resolve_limits(points, "tpot_ms<=20", None, 32, "tpot")
+    verdicts = {v.batch: v.certainty for v in choose_batch(points, limits).verdicts}
+    assert verdicts == {1: "within the interval", 2: "at the mean only", 4: "fails", 8: None}  # 8: one run
+
+
+def test_more_replicas_win_only_past_the_noise():
+    from paretoserve.advise.replicas import choose, option
+
+    limits = resolve_limits([point(8, 400, 10)], "tpot_ms<=100", None, 32, "tpot")
+    one = option(point(8, 400, 10, repeats=3, ci95={"output_throughput": (380.0, 420.0)}), limits, "output_throughput")
+    tie = option(point(4, 430, 10, replicas=2, repeats=3, ci95={"output_throughput": (410.0, 450.0)}), limits,
+                 "output_throughput")
+    clear = option(point(4, 460, 10, replicas=2, repeats=3, ci95={"output_throughput": (440.0, 480.0)}), limits,
+                   "output_throughput")
+    best, decision = choose([one, tie], one, min_gain=0.05)
+    assert best is one and decision.startswith("2 x 4 ties 1 x 8 within noise") and "keep 1 engine" in decision
+    best, decision = choose([one, clear], one, min_gain=0.05)
+    assert best is clear and decision is None
+    unrepeated = option(point(4, 430, 10, replicas=2), limits, "output_throughput")
+    assert choose([one, unrepeated], one, min_gain=0.05) == (unrepeated, None)  # no interval: the gain rule alone
