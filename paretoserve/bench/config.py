@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from paretoserve.bench.slo import Slo
 from paretoserve.limits import IntRange, UserError
 
-MODES = ("concurrency", "rate", "burst")
-ARRIVALS = ("poisson", "constant")
+MODES = ("concurrency", "rate", "burst", "trace")
+ARRIVALS = ("poisson", "constant", "gamma")
+DATASETS = ("synthetic", "sharegpt:PATH", "jsonl:PATH", "trace:PATH")
 ENDPOINTS = ("completions", "chat")
 PROMPT_FORMATS = ("auto", "ids", "text")
 ENERGY_SOURCES = ("auto", "nvml", "rapl", "estimated", "none")
@@ -60,6 +61,8 @@ class BenchConfig:
     concurrency: int = 8
     rate: float | None = None
     arrival: str = "poisson"
+    burstiness: float | None = None  # --arrival gamma's shape: 1 = Poisson (the default), < 1 burstier, > 1 smoother
+    ramp_up_s: float | None = None  # rate mode: the rate grows linearly from 0 to --rate over this many seconds
     seed: int = 0
     warmup: int = 0
     ignore_eos: bool = True
@@ -86,8 +89,9 @@ class BenchConfig:
         _choice("--arrival", self.arrival, ARRIVALS)
         _choice("--prompt-format", self.prompt_format, PROMPT_FORMATS)
         _choice("--energy", self.energy, ENERGY_SOURCES)
-        if not (self.dataset == "synthetic" or self.dataset.startswith(("sharegpt:", "jsonl:"))):
-            raise BenchConfigError(f"--dataset must be synthetic, sharegpt:PATH or jsonl:PATH; got {self.dataset!r}")
+        if not (self.dataset == "synthetic" or self.dataset.startswith(("sharegpt:", "jsonl:", "trace:"))):
+            raise BenchConfigError(f"--dataset must be {', '.join(DATASETS[:-1])} or {DATASETS[-1]}; "
+                                   f"got {self.dataset!r}")
         if self.prompt_format == "ids" and self.endpoint == "chat":
             raise BenchConfigError("--prompt-format ids needs --endpoint completions (chat messages are text)")
 
@@ -100,12 +104,46 @@ class BenchConfig:
         if self.mode == "burst" and self.requests is None and self.duration_s is not None:
             raise BenchConfigError("--mode burst sends everything at t=0: give --requests N, not --duration")
         IntRange(1, 100_000).check("--concurrency", self.concurrency, BenchConfigError)
+        self._check_trace()
         if self.mode == "rate" and self.rate is None:
             raise BenchConfigError("--mode rate needs --rate R (requests per second)")
         if self.rate is not None:
             if self.mode != "rate":
                 raise BenchConfigError(f"--rate applies to --mode rate only; got --mode {self.mode}")
             _float_range("--rate", self.rate, 0.0, 1e6, open_low=True)
+        self._check_arrivals()
+
+    def _check_trace(self) -> None:
+        """A trace sets the schedule and the number of requests itself: nothing may contradict it."""
+        trace = self.dataset.startswith("trace:")
+        if self.mode == "trace" and not trace:
+            raise BenchConfigError("--mode trace needs --dataset trace:PATH (a JSONL of timestamps and token counts)")
+        if not trace:
+            return
+        if self.mode != "trace":
+            raise BenchConfigError(f"--dataset trace:PATH replays the trace's own timestamps: leave out --mode "
+                                   f"{self.mode} (or give --mode trace)")
+        if self.rate is not None:
+            raise BenchConfigError("--rate does not apply to --dataset trace:PATH: the trace's timestamps set the pace")
+        if self.requests is not None:
+            raise BenchConfigError("--requests does not apply to --dataset trace:PATH: each line is sent once "
+                                   "(cut the replay short with --duration S)")
+
+    def _check_arrivals(self) -> None:
+        """Rate mode's arrival process: gamma's burstiness, the ramp-up."""
+        if self.arrival == "gamma" and self.mode != "rate":
+            raise BenchConfigError(f"--arrival gamma applies to --mode rate only; got --mode {self.mode}")
+        if self.burstiness is not None:
+            if self.arrival != "gamma":
+                raise BenchConfigError(f"--burstiness applies to --arrival gamma only; got --arrival {self.arrival}")
+            _float_range("--burstiness", self.burstiness, 0.0, 1000.0, open_low=True)
+        if self.ramp_up_s is not None:
+            if self.mode != "rate":
+                raise BenchConfigError(f"--ramp-up applies to --mode rate only; got --mode {self.mode}")
+            _float_range("--ramp-up", self.ramp_up_s, 0.0, 7 * 86400.0, open_low=True)
+            if self.duration_s is not None and self.ramp_up_s > self.duration_s:
+                raise BenchConfigError(f"--ramp-up {self.ramp_up_s:g} is longer than --duration {self.duration_s:g}: "
+                                       "the rate would never reach --rate")
 
     def _check_requests(self) -> None:
         """Each request's settings, and the sampling of the engine."""
@@ -123,10 +161,21 @@ class BenchConfig:
 
     @property
     def request_limit(self) -> int | None:
-        """How many requests to send: --requests, else the default unless --duration bounds the run."""
-        if self.requests is None and self.duration_s is None:
+        """How many requests to send: --requests, else the default unless --duration bounds the run (or a trace,
+        which sends each of its lines once)."""
+        if self.requests is None and self.duration_s is None and self.mode != "trace":
             return DEFAULT_REQUESTS
         return self.requests
+
+    @property
+    def trace_path(self) -> str | None:
+        """The PATH of `--dataset trace:PATH`, else None."""
+        return self.dataset.removeprefix("trace:") if self.dataset.startswith("trace:") else None
+
+    @property
+    def gamma_shape(self) -> float:
+        """The shape of the gamma distribution of rate mode's gaps: --burstiness, 1 (Poisson) without it."""
+        return 1.0 if self.burstiness is None else self.burstiness
 
 
 def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -125,8 +126,15 @@ def _load_label(result: dict) -> str:
     mode = result["mode"]
     if mode == "concurrency":
         return f"concurrency {result['max_concurrency']}"
+    config = result["config"]
     if mode == "rate":
-        return f"{result['config']['arrival']} rate {result['request_rate']:g} req/s"
+        arrival = config["arrival"]
+        if arrival == "gamma":
+            arrival = f"gamma (burstiness {result['burstiness']:g})"
+        ramp = f", ramped up over {config['ramp_up_s']:g} s" if config.get("ramp_up_s") else ""
+        return f"{arrival} rate {result['request_rate']:g} req/s{ramp}"
+    if mode == "trace":
+        return f"trace {Path(config['dataset'].removeprefix('trace:')).name}"
     return "burst"
 
 

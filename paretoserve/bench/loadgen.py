@@ -3,10 +3,12 @@
 - concurrency: closed loop; N workers, each sends its next request the moment its last one ends,
   so exactly N are in flight until the requests run out. A request's intended send time is the
   moment its worker became free.
-- rate: open loop; requests are meant to go out at seeded Poisson (exponential gaps) or constant
-  arrival times, whether or not earlier ones finished. Latency counts from that intended time, so a
-  late client shows up in the latency instead of hiding it (no coordinated omission).
+- rate: open loop; requests are meant to go out at seeded Poisson (exponential gaps), gamma (`--burstiness`)
+  or constant arrival times, whether or not earlier ones finished, optionally ramped up from rate 0
+  (`--ramp-up`). Latency counts from that intended time, so a late client shows up in the latency instead
+  of hiding it (no coordinated omission).
 - burst: every request is meant to go out at t = 0 (the papers' "infinite rate").
+- trace: open loop at the times a trace gives each request (`RequestSpec.at_s`), each request once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import gc
 import itertools
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -36,8 +39,10 @@ class LoadPattern:
     rate: float | None = None  # requests per second (rate mode)
     arrival: str = "poisson"
     seed: int = 0
-    requests: int | None = None  # None = until duration_s
+    requests: int | None = None  # None = until duration_s (or the end of a trace)
     duration_s: float | None = None  # None = until `requests` were sent
+    burstiness: float = 1.0  # gamma arrivals' shape
+    ramp_up_s: float = 0.0  # rate mode: seconds over which the rate grows from 0 to `rate`; 0 = none
 
 
 @dataclass
@@ -48,15 +53,45 @@ class LoadResult:
     loop_lag_s: list[float] = field(default_factory=list)  # event-loop wake-up delays seen by the probe
 
 
-def arrival_offsets(rate: float, arrival: str, seed: int) -> Iterator[float]:
-    """Intended send times in seconds from the start: the first at 0, then seeded gaps of mean 1/rate."""
+def arrival_offsets(rate: float, arrival: str, seed: int, burstiness: float = 1.0,
+                    ramp_up_s: float = 0.0) -> Iterator[float]:
+    """Intended send times in seconds from the start: the first at 0, then seeded gaps of mean 1/rate:
+    exponential (poisson), gamma of shape `burstiness` (coefficient of variation 1/sqrt(shape); 1 = Poisson)
+    or exactly 1/rate (constant). With `ramp_up_s`, see `ramp_up`."""
+    times = _steady_offsets(rate, arrival, seed, burstiness)
+    if ramp_up_s > 0:
+        times = (ramp_up(s, ramp_up_s) for s in times)
+    yield from times
+
+
+def _steady_offsets(rate: float, arrival: str, seed: int, burstiness: float) -> Iterator[float]:
     if arrival == "constant":
         yield from (i / rate for i in itertools.count())
         return
     rng, t = random.Random(seed), 0.0
+    scale = 1.0 / (rate * burstiness)  # gamma's mean is shape x scale = 1/rate
     while True:
         yield t
-        t += rng.expovariate(rate)
+        t += rng.expovariate(rate) if arrival == "poisson" else rng.gammavariate(burstiness, scale)
+
+
+def ramp_up(steady_s: float, ramp_s: float) -> float:
+    """The time of an arrival planned at `steady_s` at the full rate, once the rate instead grows linearly from
+    0 to full over `ramp_s` seconds and then holds. Arrivals keep their order and draws; the clock is warped
+    so that the arrivals sent by time t match the ramp's integral: full rate x t^2 / (2 ramp_s) during the
+    ramp, x (t - ramp_s / 2) after it. So the first goes out at 0, the rate is reached at `ramp_s` (after
+    rate x ramp_s / 2 requests) and from there every gap is the steady one."""
+    if steady_s <= ramp_s / 2:
+        return math.sqrt(2.0 * ramp_s * steady_s)
+    return steady_s + ramp_s / 2
+
+
+def trace_offsets(specs: list[RequestSpec]) -> list[float]:
+    """A trace's planned send times: each request's own `at_s`, in order."""
+    times = [spec.at_s for spec in specs if spec.at_s is not None]
+    if len(times) != len(specs) or any(b < a for a, b in zip(times, times[1:], strict=False)):
+        raise ValueError("trace mode needs every request's at_s, in order (workload.trace builds them)")
+    return times
 
 
 class RequestBuilder:
@@ -191,9 +226,11 @@ class LoadGenerator:
         p = self.pattern
         if p.mode == "burst":
             times: Iterator[float] = itertools.repeat(0.0)
+        elif p.mode == "trace":
+            times = iter(trace_offsets(self.specs))
         else:
             assert p.rate is not None  # BenchConfig requires --rate in rate mode
-            times = arrival_offsets(p.rate, p.arrival, p.seed)
+            times = arrival_offsets(p.rate, p.arrival, p.seed, p.burstiness, p.ramp_up_s)
         tasks: set[asyncio.Task] = set()
         for intended in times:
             record = self._new_record(intended)

@@ -7,9 +7,10 @@ import datetime as dt
 import resource
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from paretoserve import __version__
-from paretoserve.bench import energy, probe, summary, workload
+from paretoserve.bench import energy, probe, summary, trace, workload
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.gpu import NvmlReader
 from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder, encode_bodies
@@ -51,8 +52,9 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
         raise BenchError(str(exc)) from exc
 
     builder = RequestBuilder(cfg.endpoint, cfg.served_model_name or server.model, cfg.ignore_eos, cfg.temperature)
-    limit = cfg.request_limit
-    pattern = LoadPattern(cfg.mode, cfg.concurrency, cfg.rate, cfg.arrival, cfg.seed, limit, cfg.duration_s)
+    limit = len(specs) if cfg.mode == "trace" else cfg.request_limit
+    pattern = LoadPattern(cfg.mode, cfg.concurrency, cfg.rate, cfg.arrival, cfg.seed, limit, cfg.duration_s,
+                          burstiness=cfg.gamma_shape, ramp_up_s=cfg.ramp_up_s or 0.0)
     pool = ClientPool(cfg.url, _pool_size(cfg, limit), cfg.request_timeout_s)
     try:
         await pool.touch()
@@ -87,6 +89,9 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     result.update(summary.summarize(load, samples, slots, cfg.slo, plan, cfg.ignore_eos))
     if sampler.metrics_error:
         result["warnings"].append(f"could not read the endpoint's metrics: {sampler.metrics_error}")
+    if cfg.ramp_up_s and load.records and load.records[-1].intended_s < cfg.ramp_up_s:
+        result["warnings"].append(f"the run ended {load.records[-1].intended_s:.1f} s into the {cfg.ramp_up_s:g} s "
+                                  "ramp-up: the rate never reached --rate (raise --requests or --duration)")
     result["samples"] = [s.to_dict() for s in samples]
     if keep_requests:
         result["requests"] = [r.to_dict() for r in load.records]
@@ -97,7 +102,7 @@ def _prompt_as_ids(cfg: BenchConfig, server: probe.ServerInfo) -> bool:
     if cfg.prompt_format == "ids":
         return True
     return cfg.prompt_format == "auto" and server.ours and cfg.endpoint == "completions" \
-        and cfg.dataset == "synthetic"
+        and (cfg.dataset == "synthetic" or cfg.trace_path is not None)
 
 
 def _workload(cfg: BenchConfig, server: probe.ServerInfo, as_ids: bool) -> tuple[list, str]:
@@ -109,8 +114,17 @@ def _workload(cfg: BenchConfig, server: probe.ServerInfo, as_ids: bool) -> tuple
         if room is not None and needed > room:
             raise BenchError(f"--input-tokens + --output-tokens reach {needed} tokens; the endpoint allows {room} "
                              "per sequence (its max_model_len)")
-        kind = "token ids (exact)" if as_ids else "common English words, one token each (approximate)"
-        return workload.synthetic(n, cfg.input_tokens, cfg.output_tokens, cfg.seed, as_ids), kind
+        return workload.synthetic(n, cfg.input_tokens, cfg.output_tokens, cfg.seed, as_ids), _synthetic_kind(as_ids)
+    if cfg.trace_path is not None:
+        try:
+            specs = trace.load_trace(Path(cfg.trace_path).expanduser(), cfg.seed, as_ids)
+        except workload.WorkloadError as exc:
+            raise BenchError(str(exc)) from exc
+        room, needed = server.max_model_len, max(s.input_tokens + s.output_tokens for s in specs)
+        if room is not None and needed > room:
+            raise BenchError(f"--dataset {cfg.dataset}: its longest request (input_length + output_length) reaches "
+                             f"{needed} tokens; the endpoint allows {room} per sequence (its max_model_len)")
+        return specs, _synthetic_kind(as_ids)
     tokenizer = _tokenizer(cfg.tokenizer, server)
     try:
         specs = workload.load(cfg.dataset, n, cfg.input_tokens, cfg.output_tokens, cfg.seed, False, tokenizer)
@@ -122,6 +136,10 @@ def _workload(cfg: BenchConfig, server: probe.ServerInfo, as_ids: bool) -> tuple
     name = f"gguf:{tokenizer.path}" if isinstance(tokenizer, GgufTokenizer) else \
         f"approximate ({ApproxTokenizer.CHARS_PER_TOKEN:g} characters per token)"
     return specs, name
+
+
+def _synthetic_kind(as_ids: bool) -> str:
+    return "token ids (exact)" if as_ids else "common English words, one token each (approximate)"
 
 
 def _tokenizer(choice: str, server: probe.ServerInfo) -> Tokenizer:
@@ -177,6 +195,8 @@ def _header(cfg: BenchConfig, server: probe.ServerInfo, as_ids: bool, tokenizer:
         "server": server.to_dict(),
         "mode": cfg.mode,
         "request_rate": cfg.rate if cfg.mode == "rate" else ("inf" if cfg.mode == "burst" else None),
+        # vLLM's field: the gamma shape of rate mode's gaps (1 = Poisson)
+        "burstiness": (cfg.gamma_shape if cfg.arrival != "constant" else None) if cfg.mode == "rate" else None,
         "max_concurrency": cfg.concurrency if cfg.mode == "concurrency" else None,
         "prompts": "token ids" if as_ids else "text",
         "prompt_tokens_counted_by": tokenizer,

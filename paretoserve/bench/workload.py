@@ -1,4 +1,5 @@
-"""What to send: synthetic prompts of exact token counts, ShareGPT conversations, or JSONL prompts.
+"""What to send: synthetic prompts of exact token counts, ShareGPT conversations, or JSONL prompts
+(a trace's requests, in trace.py, are synthetic prompts of the trace's lengths).
 
 Synthetic prompts are token ids when the endpoint accepts them (a paretoserve engine does), so
 their length is exact by construction. Otherwise they are text made of common English words that
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from paretoserve.bench.config import TokenRange
 from paretoserve.bench.tokenizer import ApproxTokenizer, Tokenizer
+from paretoserve.limits import UserError
 
 # Ordinary word pieces in any vocabulary of >= 32k entries; lower ids hold control, byte and
 # unused tokens in several of them (Gemma 3's first 256 are control and [multimodal] markers).
@@ -34,7 +36,7 @@ still own see men work long get here between both life being under never day sam
 might us great old year off come since against go came right used take three""".split())  # noqa: SIM905  (a word list reads better as text)
 
 
-class WorkloadError(ValueError):
+class WorkloadError(UserError):
     """A dataset that cannot be read or yields no usable request; the message names the flag."""
 
 
@@ -45,6 +47,7 @@ class RequestSpec:
     prompt: str | tuple[int, ...]
     input_tokens: int  # exact for token ids or with the model's tokenizer, else an estimate
     output_tokens: int  # max_tokens
+    at_s: float | None = None  # a trace's planned send time, seconds from the start; None = the load pattern's
 
 
 def synthetic(n: int, input_tokens: TokenRange, output_tokens: TokenRange | None, seed: int,
@@ -56,13 +59,15 @@ def synthetic(n: int, input_tokens: TokenRange, output_tokens: TokenRange | None
     for _ in range(n):
         n_in = rng.randint(input_tokens.low, input_tokens.high)
         n_out = rng.randint(out_range.low, out_range.high)
-        prompt: str | tuple[int, ...]
-        if as_ids:
-            prompt = tuple(rng.randrange(*SYNTHETIC_ID_RANGE) for _ in range(n_in))
-        else:
-            prompt = " " + " ".join(rng.choice(WORDS) for _ in range(n_in))
-        specs.append(RequestSpec(prompt, n_in, n_out))
+        specs.append(RequestSpec(synthetic_prompt(rng, n_in, as_ids), n_in, n_out))
     return specs
+
+
+def synthetic_prompt(rng: random.Random, n_tokens: int, as_ids: bool) -> str | tuple[int, ...]:
+    """A random prompt of `n_tokens` tokens: token ids, or common words that are one token each."""
+    if as_ids:
+        return tuple(rng.randrange(*SYNTHETIC_ID_RANGE) for _ in range(n_tokens))
+    return " " + " ".join(rng.choice(WORDS) for _ in range(n_tokens))
 
 
 def sharegpt(path: Path, n: int, seed: int, output_tokens: TokenRange | None,

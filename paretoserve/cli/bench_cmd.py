@@ -50,8 +50,10 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
                    help="/v1/completions or /v1/chat/completions (default: %(default)s)")
     w.add_argument("--served-model-name", default=None,
                    help="the `model` sent with each request (default: the first model /v1/models lists)")
-    w.add_argument("--dataset", default="synthetic", help="synthetic, sharegpt:PATH or jsonl:PATH (default: synthetic)")
-    w.add_argument("--input-tokens", default="128",
+    w.add_argument("--dataset", default="synthetic",
+                   help="synthetic, sharegpt:PATH, jsonl:PATH or trace:PATH (a JSONL of timestamp (ms), input_length, "
+                        "output_length per request, replayed on its own schedule) (default: synthetic)")
+    w.add_argument("--input-tokens", default=None,
                    help="prompt tokens of synthetic requests: N or LO:HI (default: 128)")
     w.add_argument("--output-tokens", default=None,
                    help="max_tokens: N or LO:HI (default: 128 for synthetic, the dataset's own lengths otherwise)")
@@ -66,15 +68,23 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     w.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default: 0, greedy)")
 
     load = p.add_argument_group("load")
-    load.add_argument("--mode", choices=MODES, default="concurrency",
-                      help="concurrency: closed loop; rate: open loop; burst: everything at t=0 (default: %(default)s)")
+    load.add_argument("--mode", choices=MODES, default=None,
+                      help="concurrency: closed loop; rate: open loop; burst: everything at t=0; trace: the times of "
+                           "--dataset trace:PATH (default: trace with a trace, else concurrency)")
     load.add_argument("--concurrency", type=int, default=None,
                       help="requests in flight in concurrency mode (default: 8)")
     load.add_argument("--rate", type=float, default=None, help="requests per second in rate mode")
-    load.add_argument("--arrival", choices=ARRIVALS, default="poisson", help="rate mode's arrivals (default: poisson)")
+    load.add_argument("--arrival", choices=ARRIVALS, default=None,
+                      help="rate mode's arrivals: poisson (seeded exponential gaps), constant (equal gaps) or gamma "
+                           "(seeded gamma gaps, see --burstiness) (default: poisson)")
+    load.add_argument("--burstiness", type=float, default=None,
+                      help="--arrival gamma's shape, as vLLM's --burstiness: 1 = Poisson, < 1 burstier, > 1 more "
+                           "regular (default: 1)")
+    load.add_argument("--ramp-up", type=float, default=None, metavar="SECONDS",
+                      help="rate mode: the rate grows linearly from 0 to --rate over this many seconds, then holds")
     load.add_argument("--requests", type=int, default=None, help="requests to send (default: 100 unless --duration)")
     load.add_argument("--duration", type=float, default=None, help="stop sending after this many seconds")
-    load.add_argument("--seed", type=int, default=0, help="seeds prompts, lengths and Poisson arrivals (default: 0)")
+    load.add_argument("--seed", type=int, default=0, help="seeds prompts, lengths and arrivals (default: 0)")
     load.add_argument("--warmup", type=int, default=0, help="requests sent and discarded before the run (default: 0)")
     load.add_argument("--request-timeout", type=float, default=600.0, help="seconds per request (default: 600)")
     load.add_argument("--slo", default=None,
@@ -95,14 +105,23 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """Check every flag; a mistake is a BenchConfigError naming it."""
-    if args.concurrency is not None and args.mode != "concurrency":
-        raise BenchConfigError(f"--concurrency applies to --mode concurrency only; got --mode {args.mode}")
+    trace = args.dataset.startswith("trace:")
+    mode = args.mode or ("trace" if trace else "concurrency")
+    if args.concurrency is not None and mode != "concurrency":
+        raise BenchConfigError(f"--concurrency applies to --mode concurrency only; got --mode {mode}")
+    if args.arrival is not None and mode != "rate":
+        raise BenchConfigError(f"--arrival applies to --mode rate only; got --mode {mode}")
+    for flag, value in (("--input-tokens", args.input_tokens), ("--output-tokens", args.output_tokens)):
+        if trace and value is not None:
+            raise BenchConfigError(f"{flag} does not apply to --dataset trace:PATH: each line's input_length and "
+                                   "output_length set its tokens")
     return BenchConfig(
         url=args.url, endpoint=args.endpoint, served_model_name=args.served_model_name, dataset=args.dataset,
-        input_tokens=TokenRange.parse("--input-tokens", args.input_tokens),
+        input_tokens=TokenRange.parse("--input-tokens", args.input_tokens or "128"),
         output_tokens=TokenRange.parse("--output-tokens", args.output_tokens) if args.output_tokens else None,
         prompt_format=args.prompt_format, tokenizer=args.tokenizer, requests=args.requests,
-        duration_s=args.duration, mode=args.mode, rate=args.rate, arrival=args.arrival,
+        duration_s=args.duration, mode=mode, rate=args.rate, arrival=args.arrival or "poisson",
+        burstiness=args.burstiness, ramp_up_s=args.ramp_up,
         concurrency=8 if args.concurrency is None else args.concurrency, seed=args.seed, warmup=args.warmup,
         ignore_eos=args.ignore_eos, temperature=args.temperature, request_timeout_s=args.request_timeout,
         slo=parse_slo(args.slo) if args.slo else None, metrics_path=args.metrics_path,

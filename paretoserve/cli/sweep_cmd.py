@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
+from paretoserve.bench.trace import TraceRow, read_trace, trace_digest
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
 from paretoserve.cli.common import UsageError, add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import search_args, search_args_record, search_configs, search_sweep
@@ -23,6 +24,9 @@ from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import SweepSpec, SweepSpecError
 from paretoserve.sweep.measure import bench_measure
 from paretoserve.sweep.runner import run_points
+
+# sweep.json's workload settings whose key does not name their flag (for --resume's mismatch message)
+WORKLOAD_FLAG_NAMES = {"trace_sha256": "the trace's content (sha256 of --dataset trace:PATH)"}
 
 
 def add_parser(subparsers, help: str) -> None:
@@ -58,7 +62,7 @@ def add_parser(subparsers, help: str) -> None:
     p.set_defaults(run=run)
 
 
-def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
+def spec_from_args(args: argparse.Namespace, bench: BenchConfig, trace: list[TraceRow] | None = None) -> SweepSpec:
     """The grid of the flags; each value is checked against the range of the engine that runs it."""
     ranges = knob_ranges(args.engine, args.engine_cmd)
 
@@ -69,38 +73,53 @@ def spec_from_args(args: argparse.Namespace, bench: BenchConfig) -> SweepSpec:
         model=args.model, max_batch=values("--max-batch", "max_batch", args.max_batch),
         kv_tokens=values("--kv-tokens", "kv_tokens", args.kv_tokens) if args.kv_tokens is not None else (None,),
         threads=values("--threads-per-replica", "threads_per_replica", args.threads_per_replica),
-        replicas=values("--replicas", "replicas", args.replicas), ctx_per_seq=_ctx_per_seq(args, bench),
+        replicas=values("--replicas", "replicas", args.replicas), ctx_per_seq=_ctx_per_seq(args, bench, trace),
         engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack, health_path=args.health_path,
         metrics_path=bench.metrics_path,
         health_timeout_s=args.health_timeout, repeats=args.repeats)
 
 
-def _ctx_per_seq(args: argparse.Namespace, bench: BenchConfig) -> int | None:
-    """--ctx-per-seq, or for synthetic requests the context the longest one needs; refused when it is shorter
-    than that, since then every request of every point would fail."""
-    if args.engine_cmd is not None or bench.dataset != "synthetic":
+def _ctx_per_seq(args: argparse.Namespace, bench: BenchConfig, trace: list[TraceRow] | None) -> int | None:
+    """--ctx-per-seq, or for synthetic requests and traces the context the longest one needs; refused when it is
+    shorter than that, since then every request of every point would fail (a trace's longest, at least)."""
+    if args.engine_cmd is not None or (bench.dataset != "synthetic" and trace is None):
         return args.ctx_per_seq
-    prompt, output = bench.input_tokens.high, bench.output_tokens.high if bench.output_tokens else 128
+    if trace is not None:
+        longest = max(trace, key=lambda row: row.input_tokens + row.output_tokens)
+        prompt, output = longest.input_tokens, longest.output_tokens
+        what = f"the trace's longest request (line {longest.line}): input_length {prompt} + 1 (BOS) + " \
+               f"output_length {output}"
+    else:
+        prompt, output = bench.input_tokens.high, bench.output_tokens.high if bench.output_tokens else 128
+        what = f"--input-tokens {prompt} + 1 (BOS) + --output-tokens {output}"
     if args.ctx_per_seq is not None and args.ctx_per_seq < prompt + 1 + output:
-        raise UsageError(f"--ctx-per-seq {args.ctx_per_seq} is too short for the workload: --input-tokens "
-                         f"{prompt} + 1 (BOS) + --output-tokens {output} need {prompt + 1 + output}; raise "
-                         "--ctx-per-seq or leave it out")
+        raise UsageError(f"--ctx-per-seq {args.ctx_per_seq} is too short for the workload: {what} need "
+                         f"{prompt + 1 + output}; raise --ctx-per-seq or leave it out")
     return args.ctx_per_seq or ctx_for(prompt, output)  # the engine's range checks an explicit one
+
+
+def workload_record(bench: BenchConfig) -> dict:
+    """The workload as sweep.json keeps it: every bench setting as text, and a trace's digest, so that --resume
+    refuses other settings or an edited trace."""
+    record = {k: str(v) for k, v in dataclasses.asdict(bench).items() if k not in ("url", "engine_pids")}
+    if bench.trace_path is not None:
+        record["trace_sha256"] = trace_digest(Path(bench.trace_path).expanduser())
+    return record
 
 
 def run(args: argparse.Namespace) -> int:
     args.url = "http://127.0.0.1:1"  # checked now, replaced by each point's engine address
     bench = config_from_args(args)
-    spec = spec_from_args(args, bench)
+    trace = read_trace(Path(bench.trace_path).expanduser()) if bench.trace_path is not None else None
+    spec = spec_from_args(args, bench, trace)
     search = search_configs(args, spec, bench.slo)
     if spec.engine_cmd is None:
         preset(spec.engine).check()  # an engine that is not installed is one line before the sweep starts
         if spec.engine in GGUF_ENGINES:
             resolve_model(spec.model)  # build the bundled model once, before the first engine starts
     store = SweepStore(args.out)
-    spec_record = {**spec.as_dict(), "workload": {k: str(v) for k, v in dataclasses.asdict(bench).items()
-                                                  if k not in ("url", "engine_pids")}, **search_args_record(args)}
-    store.open(spec_record, collect_environment(), args.resume)
+    spec_record = {**spec.as_dict(), "workload": workload_record(bench), **search_args_record(args)}
+    store.open(spec_record, collect_environment(), args.resume, flag_names=WORKLOAD_FLAG_NAMES)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     measure = bench_measure(bench, saturate=args.concurrency is None)
     try:

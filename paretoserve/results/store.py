@@ -138,15 +138,19 @@ def _differences(old: dict, new: dict, flag_names: dict[str, str]) -> list[str]:
         before, after = old.get(key), new.get(key)
         if isinstance(before, dict) and isinstance(after, dict):
             lines += _differences(before, after, flag_names)
-        elif before != after:
+        elif before != after and not (_unset(before) and _unset(after)):  # a setting added since: unset = absent
             flag = flag_names.get(key, "--" + key.removesuffix("_s").replace("_", "-"))
             lines.append(f"{flag} was {_shown(before)}, now {_shown(after)}")
     return lines
 
 
+def _unset(value: object) -> bool:
+    return value in (None, "None")  # the workload keeps its values as str()
+
+
 def _shown(value: object) -> str:
     """A setting as it is typed on the command line: lists comma-separated, token ranges as N or LO:HI."""
-    if value in (None, "None"):  # the workload keeps its values as str()
+    if _unset(value):
         return "unset"
     if isinstance(value, list):
         return ",".join(map(_shown, value))

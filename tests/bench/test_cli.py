@@ -97,6 +97,32 @@ def test_rate_mode_below_saturation_says_why_there_is_no_steady_state(capsys):
     assert "not saturated" in result["steady_state"]["reason"]
 
 
+def test_a_trace_replays_with_the_traces_token_counts(server, capsys, tmp_path):
+    path = tmp_path / "mooncake.jsonl"
+    path.write_text("".join(json.dumps({"timestamp": t, "input_length": n, "output_length": 3, "hash_ids": [1]}) + "\n"
+                            for t, n in ((0, 16), (100, 24), (250, 32))))
+    code, out, _ = bench(capsys, "--url", server.url, "--dataset", f"trace:{path}", "--json", "--save-requests")
+    result = json.loads(out)
+    assert code == 0 and result["mode"] == "trace" and result["request_rate"] is None
+    assert result["completed"] == 3 and result["total_input_tokens"] == 16 + 24 + 32
+    assert result["prompts"] == "token ids" and result["config"]["dataset"] == f"trace:{path}"
+    assert [r["intended_s"] for r in result["requests"]] == pytest.approx([0.0, 0.1, 0.25])
+    code, out, _ = bench(capsys, "--url", server.url, "--dataset", f"trace:{path}")
+    assert code == 0 and "(trace mooncake.jsonl)" in " ".join(out.split())
+
+
+def test_a_ramped_gamma_rate_run_records_its_settings(capsys):
+    with FakeServer(max_batch=64) as srv:
+        code, out, _ = bench(capsys, "--url", srv.url, "--mode", "rate", "--rate", "40", "--arrival", "gamma",
+                             "--burstiness", "0.5", "--ramp-up", "0.5", "--requests", "12", "--output-tokens", "1",
+                             "--json")
+    result = json.loads(out)
+    assert code == 0 and result["completed"] == 12 and result["burstiness"] == 0.5
+    assert (result["config"]["arrival"], result["config"]["burstiness"], result["config"]["ramp_up_s"]) == \
+        ("gamma", 0.5, 0.5)
+    assert not any("ramp-up" in w for w in result["warnings"])  # 12 requests outlast a ramp of 40 x 0.5 / 2
+
+
 def test_all_requests_failing_exits_1_with_the_reason(capsys):
     with FakeServer(fail_every=1) as srv:
         code, out, _ = bench(capsys, "--url", srv.url, "--requests", "3", "--output-tokens", "2")
@@ -114,7 +140,7 @@ def test_all_requests_failing_exits_1_with_the_reason(capsys):
     (["--duration", "0"], "--duration must be in (0, 604800]; got 0.0"),
     (["--input-tokens", "x"], "--input-tokens must be N or LO:HI"),
     (["--output-tokens", "0"], "--output-tokens must be N or LO:HI"),
-    (["--dataset", "csv:x"], "--dataset must be synthetic, sharegpt:PATH or jsonl:PATH"),
+    (["--dataset", "csv:x"], "--dataset must be synthetic, sharegpt:PATH, jsonl:PATH or trace:PATH"),
     (["--dataset", "sharegpt:/no/such.json"], "--dataset sharegpt:/no/such.json: No such file or directory"),
     (["--slo", "ttft<3"], "--slo: cannot read 'ttft<3'"),
     (["--sample-interval", "0"], "--sample-interval must be in [0.05, 60]"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import statistics
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from paretoserve.bench.config import TokenRange
 from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder, arrival_offsets
 from paretoserve.bench.summary import latency_fields
+from paretoserve.bench.trace import load_trace
 from paretoserve.bench.workload import synthetic
 
 from .fake_server import FakeServer
@@ -98,6 +100,33 @@ def test_rate_mode_sends_at_the_seeded_times():
         assert [r.intended_s for r in result.records] == planned
         lags = [r.sent_s - r.intended_s for r in result.records]
         assert min(lags) >= 0 and statistics.median(lags) < 0.02  # generous: CI machines are shared
+
+
+def test_a_trace_sends_its_requests_at_the_planned_times(tmp_path):
+    offsets_ms = [0, 40, 40, 150, 300, 310, 500]
+    rows = [{"timestamp": 1_000 + t, "input_length": 8 + i, "output_length": 2} for i, t in enumerate(offsets_ms)]
+    path = tmp_path / "trace.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in reversed(rows)))  # out of order on disk
+    trace = load_trace(path, seed=0, as_ids=True)
+    with FakeServer() as server:
+        result = drive(server, LoadPattern("trace"), trace)
+    planned = [t / 1000 for t in offsets_ms]
+    assert [r.intended_s for r in result.records] == pytest.approx(planned)
+    assert all(r.ok for r in result.records) and len(result.records) == len(rows)  # each line once, no cycling
+    lags = [r.sent_s - r.intended_s for r in result.records]
+    assert min(lags) >= 0 and statistics.median(lags) < 0.02  # generous: CI machines are shared
+    arrived = [t - server.state.arrivals[0] for t in server.state.arrivals]
+    assert arrived == pytest.approx(planned, abs=0.05)
+    assert sorted(len(body["prompt"]) for body in server.state.bodies) == [8 + i for i in range(len(rows))]
+
+
+def test_a_ramped_gamma_run_sends_at_the_planned_times():
+    pattern = LoadPattern("rate", rate=60.0, arrival="gamma", seed=1, requests=30, burstiness=0.5, ramp_up_s=0.5)
+    with FakeServer() as server:
+        result = drive(server, pattern, specs(30, n_out=1))
+    planned = list(itertools.islice(arrival_offsets(60.0, "gamma", 1, 0.5, 0.5), 30))
+    assert [r.intended_s for r in result.records] == planned
+    assert all(r.ok for r in result.records) and min(r.sent_s - r.intended_s for r in result.records) >= 0
 
 
 def test_duration_bounds_an_open_loop_run():
