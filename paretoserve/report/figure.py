@@ -53,6 +53,20 @@ def colour(index: int) -> str:
     return SERIES_COLOURS[index % len(SERIES_COLOURS)]
 
 
+def draw(ax, xs: list, ys: list, intervals: list, **style) -> None:
+    """A line through (xs, ys), with error bars where the points have 95 % intervals (repeated runs)."""
+    kept = [(x, y, ci) for x, y, ci in zip(xs, ys, intervals, strict=True) if x is not None and y is not None]
+    if not kept:
+        return
+    x, y, ci = zip(*kept, strict=True)
+    if any(ci):
+        low = [v - (c[0] if c else v) for v, c in zip(y, ci, strict=True)]
+        high = [(c[1] if c else v) - v for v, c in zip(y, ci, strict=True)]
+        ax.errorbar(x, y, yerr=[low, high], capsize=2, **style)
+    else:
+        ax.plot(x, y, **style)
+
+
 def pairs(xs: list, ys: list) -> tuple[list, list]:
     """Drop the positions where either value is missing."""
     kept = [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from paretoserve.report.figure import BOptMark, batch_axis, colour, new_figure, pairs
+from paretoserve.report.figure import BOptMark, batch_axis, colour, draw, new_figure, pairs
 from paretoserve.report.sweep_data import Series
 from paretoserve.results.point import max_batch_of
 
@@ -20,9 +20,10 @@ def throughput_vs_batch(series: list[Series], b_opt: BOptMark | None) -> Figure 
     ax = fig.add_subplot()
     drawn = []
     for i, s in enumerate(series):
-        xs, ys = pairs(s.batches(), s.values("output_throughput"))
+        xs, _ = pairs(s.batches(), s.values("output_throughput"))
         if xs:
-            ax.plot(xs, ys, marker="o", color=colour(i), label=s.label)
+            draw(ax, s.batches(), s.values("output_throughput"), s.intervals("output_throughput"), marker="o",
+                 color=colour(i), label=s.label)
             drawn.extend(xs)
     if not drawn:
         return None
@@ -47,10 +48,12 @@ def latency_vs_batch(series: list[Series], b_opt: BOptMark | None, slo_limits_ms
         drawn = []
         for i, s in enumerate(series):
             for stat, style, stat_label in LATENCY_STATS:
-                xs, ys = pairs(s.batches(), s.values(f"{stat}{name}"))
+                field = f"{stat}{name}"
+                xs, _ = pairs(s.batches(), s.values(field))
                 if xs:
-                    ax.plot(xs, ys, marker="o", markersize=3, linestyle=style, color=colour(i),
-                            label=f"{stat_label}" if len(series) == 1 else f"{s.label} {stat_label}")
+                    draw(ax, s.batches(), s.values(field), s.intervals(field), marker="o", markersize=3,
+                         linestyle=style, color=colour(i),
+                         label=f"{stat_label}" if len(series) == 1 else f"{s.label} {stat_label}")
                     drawn.extend(xs)
         for field, limit in slo_limits_ms.items():
             if field.endswith(name):

@@ -30,6 +30,11 @@ class Series:
         """One summary field per point (None where the point lacks it)."""
         return [p.get(name) for p in self.points]
 
+    def intervals(self, name: str) -> list[tuple[float, float] | None]:
+        """Each point's 95 % interval of `name` over its repeats (None where it ran once)."""
+        bounds = [(p.get("ci95") or {}).get(name) for p in self.points]
+        return [(b[0], b[1]) if b else None for b in bounds]
+
 
 @dataclass(frozen=True)
 class SweepData:

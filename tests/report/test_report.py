@@ -116,3 +116,21 @@ def test_series_split_by_kv_budget_only_where_one_cap_has_several():
     assert [(s.label, s.batches()) for s in several] == [
         ("1 engine, 2 threads, KV 512 tokens", [1, 4]), ("1 engine, 2 threads, KV 4096 tokens", [1, 4]),
         ("2 replicas (batch cap per replica), 2 threads", [2])]
+
+
+def test_repeated_points_get_error_bars_and_single_runs_none():
+    from matplotlib.container import ErrorbarContainer
+
+    from paretoserve.report.plots_batch import latency_vs_batch, throughput_vs_batch
+
+    repeated = [{**make_point(b, 100.0 * b), "repeats": 3,
+                 "ci95": {"output_throughput": [90.0 * b, 110.0 * b], "mean_tpot_ms": [9.0, 11.0]}} for b in (1, 2)]
+    fig = throughput_vs_batch(batch_series(repeated), None)
+    bars = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1
+    segments = bars[0].lines[2][0].get_segments()  # one vertical bar per point, from low to high
+    assert [(seg[0][1], seg[1][1]) for seg in segments] == [(90.0, 110.0), (180.0, 220.0)]
+    assert sum(isinstance(c, ErrorbarContainer) for ax in latency_vs_batch(batch_series(repeated), None, {}).axes
+               for c in ax.containers) == 1  # mean TPOT only: the other latencies have no interval
+    once = throughput_vs_batch(batch_series([make_point(1, 100.0), make_point(2, 200.0)]), None)
+    assert not once.axes[0].containers
