@@ -163,16 +163,27 @@ def measurements(data: SweepData) -> str:
     """Every point as measured, then the failed points with their reasons."""
     headers = ["point", "kv_tokens", "threads", "output tok/s", "req/s", "mean TPOT ms", "p99 TPOT ms",
                "mean ITL ms", "p99 ITL ms", "mean TTFT ms", "J per output token", "KV peak"]
-    rows = [[point_label(p), p["config"].get("kv_tokens"), p["config"].get("threads"), p.get("output_throughput"),
-             p.get("request_throughput"), p.get("mean_tpot_ms"), p.get("p99_tpot_ms"), p.get("mean_itl_ms"),
-             p.get("p99_itl_ms"), p.get("mean_ttft_ms"), _energy_cell(p), percent(p.get("kv_peak_fraction"))]
+    fields = ("output_throughput", "request_throughput", "mean_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "p99_itl_ms",
+              "mean_ttft_ms")
+    rows = [[point_label(p), p["config"].get("kv_tokens"), p["config"].get("threads"),
+             *(_with_interval(p, f) for f in fields), _energy_cell(p), percent(p.get("kv_peak_fraction"))]
             for p in sorted(data.points, key=lambda p: (replicas_of(p), max_batch_of(p)))]
+    repeated = max((p.get("repeats") or 1 for p in data.points), default=1)
     parts = [table(headers, rows)]
+    if repeated > 1:
+        parts.insert(0, paragraph(f"Figures are means over up to {repeated} repeats of each point, with their "
+                                  "95 % interval in brackets (Student's t over the repeats)."))
     if data.failed:
         parts.append(paragraph(f"{len(data.failed)} failed points:"))
         parts.append(table(["point", "reason"], [[r.get("key", "?"), r.get("reason", "?")] for r in data.failed],
                            text_columns=(0, 1)))
     return section("measurements", "Measurements", *parts)
+
+
+def _with_interval(point: dict, field: str):
+    """The figure, with its 95 % interval over repeats in brackets where it has one."""
+    value, bounds = point.get(field), (point.get("ci95") or {}).get(field)
+    return f"{fmt(value)} [{fmt(bounds[0])}, {fmt(bounds[1])}]" if bounds and value is not None else value
 
 
 def _energy_cell(point: dict) -> str:
