@@ -74,6 +74,7 @@ class BenchConfig:
     engine_pids: tuple[int, ...] = ()  # empty = the process listening on a local URL's port, if any
     energy: str = "auto"
     watts_per_core: float | None = None  # None = energy.DEFAULT_WATTS_PER_CORE
+    wait_quiet_s: float = 0.0  # before the measured run, wait up to this long for other processes to go quiet
 
     def __post_init__(self) -> None:
         self._check_target()
@@ -158,6 +159,7 @@ class BenchConfig:
             IntRange(1, 2**31 - 1).check("--engine-pid", pid, BenchConfigError)
         if self.watts_per_core is not None:
             _float_range("--watts-per-core", self.watts_per_core, 0.0, 1000.0, open_low=True)
+        _float_range("--wait-quiet", self.wait_quiet_s, 0.0, 3600.0)
 
     @property
     def request_limit(self) -> int | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import resource
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from paretoserve import __version__
-from paretoserve.bench import energy, probe, summary, trace, workload
+from paretoserve.bench import energy, probe, quiet, summary, trace, workload
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.gpu import NvmlReader
 from paretoserve.bench.loadgen import ClientPool, LoadGenerator, LoadPattern, RequestBuilder, encode_bodies
@@ -62,18 +63,21 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
         if cfg.warmup:
             warm = LoadPattern("concurrency", min(cfg.concurrency, cfg.warmup), requests=cfg.warmup)
             await LoadGenerator(pool, builder, specs, warm, bodies=bodies).run()
+        busy = await asyncio.to_thread(quiet.wait_quiet, cfg.wait_quiet_s, pids, _stderr) \
+            if cfg.wait_quiet_s > 0 else None
         async with Sampler(cfg.url, cfg.metrics_path, EngineProcesses(pids), gpu, rapl,
                            cfg.sample_interval_s) as sampler:
             await sampler.sample()
             generator = LoadGenerator(pool, builder, specs, pattern, bodies=bodies,
                                       on_done=lambda r: progress.done(r, generator.now()))
             progress.start(limit, cfg.duration_s)
-            start = time.perf_counter()
+            start, machine_before = time.perf_counter(), quiet.machine_cpu()
             sampler.set_start(start)
             stop = asyncio.Event()
             sampling = asyncio.create_task(sampler.run(stop))
             try:
                 load = await generator.run(start)
+                machine_after = quiet.machine_cpu()
             finally:
                 stop.set()
                 await sampling
@@ -87,6 +91,12 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     slots = _slots(cfg, limit, samples)
     result = _header(cfg, server, as_ids, tokenizer_name, pids, plan)
     result.update(summary.summarize(load, samples, slots, cfg.slo, plan, cfg.ignore_eos))
+    local_engine_unseen = not pids and probe.local_port(cfg.url) is not None  # its CPU would count as others'
+    result.update(_machine_fields(None if local_engine_unseen else machine_before, machine_after, load.wall_s,
+                                  result))
+    if busy is not None and busy >= quiet.QUIET_CORES:
+        result["warnings"].append(f"--wait-quiet {cfg.wait_quiet_s:g}: the machine never went quiet ({busy:.2f} "
+                                  "cores busy with other processes when the run started)")
     if sampler.metrics_error:
         result["warnings"].append(f"could not read the endpoint's metrics: {sampler.metrics_error}")
     if cfg.ramp_up_s and load.records and load.records[-1].intended_s < cfg.ramp_up_s:
@@ -96,6 +106,23 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     if keep_requests:
         result["requests"] = [r.to_dict() for r in load.records]
     return result
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _machine_fields(before: quiet.CpuTimes | None, after: quiet.CpuTimes | None, wall_s: float,
+                    result: dict) -> dict:
+    """Other processes' busy cores and the hypervisor's steal over the run, with a warning where either was
+    high enough to lower the figures; None where /proc/stat cannot be read or a local engine's own CPU is
+    not known."""
+    if before is None or after is None:
+        return {"other_cpu_cores": None, "cpu_steal_fraction": None}
+    ours = ((result.get("engine_cpu_cores") or 0.0) + (result.get("client_cpu_fraction") or 0.0)) * wall_s
+    others, steal = quiet.others_busy_cores(before, after, wall_s, ours), quiet.steal_fraction(before, after)
+    result["warnings"].extend(quiet.quiet_warnings(others, steal))
+    return {"other_cpu_cores": others, "cpu_steal_fraction": steal}
 
 
 def _prompt_as_ids(cfg: BenchConfig, server: probe.ServerInfo) -> bool:

@@ -101,6 +101,9 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
                    help="auto: NVML energy counter, else RAPL, else estimated from engine CPU time (default: auto)")
     m.add_argument("--watts-per-core", type=float, default=None,
                    help=f"power of one busy core for --energy estimated (default: {DEFAULT_WATTS_PER_CORE:g} W)")
+    m.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before the measured run (in a sweep: each point's), wait up to this long for other "
+                        "processes to keep fewer than 0.15 cores busy (default: 0, no wait)")
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
@@ -126,7 +129,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         ignore_eos=args.ignore_eos, temperature=args.temperature, request_timeout_s=args.request_timeout,
         slo=parse_slo(args.slo) if args.slo else None, metrics_path=args.metrics_path,
         sample_interval_s=args.sample_interval,
-        engine_pids=tuple(args.engine_pid or ()), energy=args.energy, watts_per_core=args.watts_per_core)
+        engine_pids=tuple(args.engine_pid or ()), energy=args.energy, watts_per_core=args.watts_per_core,
+        wait_quiet_s=args.wait_quiet)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -33,6 +33,9 @@ def add_parser(subparsers, help: str) -> None:
     g.add_argument("--repeats", type=int, default=DEFAULTS.repeats,
                    help="runs of each point, each on a freshly started engine; figures are means with 95 %% "
                         "intervals (default: %(default)s)")
+    g.add_argument("--wait-quiet", type=float, default=DEFAULTS.wait_quiet_s, metavar="SECONDS",
+                   help="before each point's measured run, wait up to this long for other processes to go quiet "
+                        "(default: 0, no wait)")
     g.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the run of the replica plan next to the best single engine")
     w = p.add_argument_group("workload of every point (fixed lengths, ignore_eos, closed loop at the cap)")
@@ -46,7 +49,7 @@ def add_parser(subparsers, help: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = TuneConfig(model=args.model, engine=args.engine, out=args.out, max_batch=args.max_batch,
-                     threads=args.threads, repack=args.repack, repeats=args.repeats,
+                     threads=args.threads, repack=args.repack, repeats=args.repeats, wait_quiet_s=args.wait_quiet,
                      input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
                      min_gain=args.min_gain, verify=args.verify, resume=args.resume, advice=advise_config(args))
     signal.signal(signal.SIGTERM, stop_on_sigterm)

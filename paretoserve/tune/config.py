@@ -36,6 +36,7 @@ class TuneConfig:
     min_gain: float = SearchConfig.min_gain  # a doubling that adds less throughput ends the climb (the plateau)
     verify: bool = True  # measure the replica plan next to the best single engine
     repeats: int = 1  # runs of each point (back to back in the search), each on a freshly started engine
+    wait_quiet_s: float = 0.0  # before each point's measured run, wait up to this long for a quiet machine
     resume: bool = False
     advice: AdviseConfig = field(default_factory=AdviseConfig)
 
@@ -43,6 +44,7 @@ class TuneConfig:
         preset(self.engine).max_batch.check("--max-batch", self.max_batch, TuneError)  # the engine's own range
         threads_range().check("--threads", self.threads, TuneError)
         REPEATS.check("--repeats", self.repeats, TuneError)
+        self.bench()  # the workload's own checks (--wait-quiet among them) before anything runs
         TOKENS.check("--input-tokens", self.input_tokens, TuneError)
         TOKENS.check("--output-tokens", self.output_tokens, TuneError)
         if not 1.0 <= self.duration_s <= 3600.0:
@@ -63,5 +65,5 @@ class TuneConfig:
         """The workload every point runs: fixed lengths, ignore_eos, closed loop at the point's cap."""
         return BenchConfig(url="http://127.0.0.1:1", input_tokens=TokenRange(self.input_tokens, self.input_tokens),
                            output_tokens=TokenRange(self.output_tokens, self.output_tokens),
-                           duration_s=self.duration_s, mode="concurrency", warmup=1)
+                           duration_s=self.duration_s, mode="concurrency", warmup=1, wait_quiet_s=self.wait_quiet_s)
 

@@ -153,6 +153,7 @@ def test_all_requests_failing_exits_1_with_the_reason(capsys):
     (["--tokenizer", "/no/such.gguf", "--dataset", "jsonl:/dev/null"], "--tokenizer: no such file"),
     (["--out", "/no/such/dir/r.json"], "--out: the directory /no/such/dir does not exist"),
     (["--repeats", "0"], "--repeats must be an integer in [1, 100]"),
+    (["--wait-quiet", "-1"], "--wait-quiet must be in [0, 3600]"),
 ])
 def test_bad_flags_print_one_line_naming_the_flag(server, capsys, args, message):
     code, out, err = bench(capsys, "--url", server.url, *args)

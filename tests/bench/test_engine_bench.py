@@ -27,7 +27,9 @@ def test_exact_output_lengths_against_the_engine():
     assert (result["completed"], result["failed"]) == (8, 0)
     assert [(r["input_tokens"], r["output_tokens"]) for r in result["requests"]] == [(24, 16)] * 8
     assert result["total_output_tokens"] == 128
-    assert [w for w in result["warnings"] if "client" not in w] == []  # a busy machine may flag the client only
+    busy = ("client", "other processes", "hypervisor")  # what a busy machine may flag
+    assert [w for w in result["warnings"] if not any(b in w for b in busy)] == []
+    assert result["other_cpu_cores"] is not None and result["cpu_steal_fraction"] is not None
     assert result["config"]["engine_pids"] == [engine_pid]  # found through the listening port
     assert result["energy_source"] == "estimated" and result["energy_j"] > 0
     assert result["rss_peak_bytes"] > 200 * 2**20  # the weights alone are ~235 MiB mapped
