@@ -15,6 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "limits": set(),
     "gguf_header": set(),
     "engine_process": set(),
+    "llama_server": {"limits"},
     "model": {"limits"},
     "geometry": {"gguf_header", "limits", "model"},
     "engine": {"gguf_header", "limits"},
