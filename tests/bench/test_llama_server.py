@@ -1,0 +1,77 @@
+"""`paretoserve bench` against a real llama-server (the `llama-server` extra) on the bundled model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Iterator
+
+import pytest
+
+from paretoserve.bench import BenchConfig, TokenRange, run_bench
+from paretoserve.engine.repack import cpu_flags, has_amx
+from paretoserve.engine_process import EngineProcess, free_port
+from paretoserve.llama_server import LlamaServerMissing, find_llama_server
+from paretoserve.model import resolve_model
+
+pytestmark = pytest.mark.integration
+
+SLOTS = 16
+OUTPUT_TOKENS = 12
+HEALTH_TIMEOUT_S = 120.0
+
+
+def llama_server_or_skip() -> str:
+    try:
+        return str(find_llama_server())
+    except LlamaServerMissing as exc:
+        pytest.skip(str(exc))
+
+
+@contextlib.contextmanager
+def llama_server(*flags: str) -> Iterator[str]:
+    """llama-server on the bundled model with 16 slots of 128 tokens; yields its base URL once healthy. One thread:
+    on 2 shared cores, two that wait on each other at every step made it 10x slower as soon as a core was busy."""
+    binary = llama_server_or_skip()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [binary, "-m", str(resolve_model("default").path), "--host", "127.0.0.1", "--port", str(port),
+           "-np", str(SLOTS), "-c", str(SLOTS * 128), "-t", "1", *flags]
+    if has_amx(cpu_flags()):
+        cmd.append("--no-repack")  # llama.cpp's AMX repacking faults at the first decode (llama.cpp issue 20824)
+    with EngineProcess(cmd, url) as engine:
+        engine.wait_healthy(HEALTH_TIMEOUT_S)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    with llama_server("--metrics") as url:
+        yield url
+
+
+def bench(url: str, concurrency: int, requests: int) -> dict:
+    cfg = BenchConfig(url=url, requests=requests, concurrency=concurrency, input_tokens=TokenRange(32, 32),
+                      output_tokens=TokenRange(OUTPUT_TOKENS, OUTPUT_TOKENS), sample_interval_s=0.2)
+    return asyncio.run(run_bench(cfg))
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, SLOTS])
+def test_bench_loses_no_request_and_reads_the_servers_metrics(server_url, concurrency):
+    result = bench(server_url, concurrency, requests=2 * concurrency)  # each worker reuses its connection once
+    assert (result["completed"], result["failed"]) == (2 * concurrency, 0)  # before the fix: the second half lost
+    assert result["total_output_tokens"] == 2 * concurrency * OUTPUT_TOKENS
+    # llama-server closes every streamed response's connection: once one was dropped, no more are reused
+    assert result["connection_retries"] <= concurrency
+    assert 0 < result["max_running"] <= concurrency  # llamacpp:requests_processing
+    assert result["mean_waiting"] is not None  # llamacpp:requests_deferred
+    assert 0 < result["kv_peak_fraction"] < 1  # from /slots: busy slots' tokens over every slot's context
+    assert not [w for w in result["warnings"] if "metrics" in w]
+
+
+def test_without_metrics_bench_names_the_flag_once():
+    with llama_server() as url:
+        result = bench(url, concurrency=2, requests=2)
+    assert result["failed"] == 0 and result["max_running"] is None
+    flag = [w for w in result["warnings"] if "--metrics" in w]
+    assert len(flag) == 1 and "HTTP 501" in flag[0]
