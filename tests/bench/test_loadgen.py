@@ -202,4 +202,5 @@ def test_a_pooled_connection_the_server_dropped_is_retried_once_on_a_new_one(con
     assert [r.error for r in result.records if r.error] == []  # llama-server lost a third of these
     assert len(server.served) == 24 and all(r.output_tokens == 4 for r in result.records)
     retries = [r.connection_retries for r in result.records]
-    assert max(retries) == 1 and sum(retries) >= 24 // 2 - concurrency  # a retry goes out on a new connection
+    # Once one was dropped, the pool stops reusing connections: only requests already on a pooled one are resent.
+    assert max(retries) == 1 and 1 <= sum(retries) <= concurrency

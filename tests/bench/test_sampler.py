@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from paretoserve.bench import energy
 from paretoserve.bench.energy import EnergyPlan, RaplReader, choose_source, energy_between
 from paretoserve.bench.gpu import NvmlReader
-from paretoserve.bench.sampler import EngineProcesses, Sample, Sampler, parse_metrics
+from paretoserve.bench.sampler import EngineProcesses, Sample, Sampler, parse_llama_slots, parse_metrics
 from paretoserve.engine.metrics import EngineMetrics
 
 from .fake_server import FakeServer
@@ -51,6 +51,45 @@ def test_parse_vllm_names_summing_engines_and_taking_the_fullest_cache():
     assert parse_metrics(VLLM_TEXT.replace("gpu_cache_usage_perc", "kv_cache_usage_perc"))["kv_used_fraction"] == 0.75
 
 
+LLAMACPP_TEXT = """\
+# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed, excluding cached tokens
+# TYPE llamacpp:prompt_tokens_total counter
+llamacpp:prompt_tokens_total 2048
+# HELP llamacpp:requests_processing Number of requests processing
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 12
+# HELP llamacpp:requests_deferred Number of requests deferred
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 3
+"""
+
+
+def test_parse_llama_server_names():
+    assert parse_metrics(LLAMACPP_TEXT) == {"running": 12, "waiting": 3}
+    older = LLAMACPP_TEXT + "llamacpp:kv_cache_usage_ratio 0.375\nllamacpp:kv_cache_tokens 768\n"
+    assert parse_metrics(older) == {"running": 12, "waiting": 3, "kv_used_fraction": 0.375, "kv_tokens_used": 768}
+
+
+def test_llama_server_kv_use_from_its_slots():
+    slots = [{"id": 0, "n_ctx": 256, "is_processing": True, "n_prompt_tokens": 96},
+             {"id": 1, "n_ctx": 256, "is_processing": False, "n_prompt_tokens": 40},  # cached, not running
+             {"id": 2, "n_ctx": 256, "is_processing": True, "n_prompt_tokens": 32}]
+    assert parse_llama_slots(slots) == {"kv_tokens_used": 128, "kv_tokens_budget": 768, "kv_used_fraction": 1 / 6}
+    with pytest.raises(ValueError):
+        parse_llama_slots({"error": "no"})
+
+
+def test_sampler_reads_llama_servers_metrics_and_slots():
+    async def go(url):
+        async with Sampler(url, "/metrics", EngineProcesses([])) as sampler:
+            return await sampler.sample(), sampler
+
+    with FakeServer(metrics="llamacpp", max_batch=4) as server:
+        sample, sampler = asyncio.run(go(server.url))
+    assert (sample.running, sample.waiting) == (0, 2) and sampler.metrics_error is None
+    assert (sample.kv_tokens_used, sample.kv_tokens_budget, sample.kv_used_fraction) == (0, 1024, 0.0)
+
+
 @pytest.mark.parametrize("style", ["paretoserve", "vllm"])
 def test_sampler_reads_the_endpoints_metrics_and_the_processes(style):
     async def go(url):
@@ -76,6 +115,19 @@ def test_a_missing_metrics_endpoint_is_reported_once_and_no_longer_asked():
         sampler = asyncio.run(go(server.url))
     assert sampler.metrics_error.endswith("HTTP 404") and not sampler._metrics_on
     assert sampler.samples[0].running is None and sampler.samples[0].rss_bytes is None
+
+
+def test_llama_server_without_metrics_is_told_the_flag_once_and_no_longer_asked():
+    async def go(url):
+        async with Sampler(url, "/metrics", EngineProcesses([])) as sampler:
+            await sampler.sample()
+            await sampler.sample()
+            return sampler
+
+    with FakeServer(metrics="llamacpp-off") as server:
+        sampler = asyncio.run(go(server.url))
+    assert "HTTP 501" in sampler.metrics_error and "--metrics" in sampler.metrics_error
+    assert not sampler._metrics_on
 
 
 def test_engine_processes_survive_a_pid_that_does_not_exist():
