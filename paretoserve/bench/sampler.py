@@ -39,6 +39,13 @@ ENGINE_METRICS: dict[str, tuple[str, Callable[[list[float]], float]]] = {
     # read from /slots (LLAMA_SLOTS_PATH)
     "llamacpp:kv_cache_usage_ratio": ("kv_used_fraction", max),
     "llamacpp:kv_cache_tokens": ("kv_tokens_used", sum),
+    # SGLang (with --enable-metrics): token_usage is the share of the KV pool in use
+    "sglang:num_running_reqs": ("running", sum),
+    "sglang:num_queue_reqs": ("waiting", sum),
+    "sglang:token_usage": ("kv_used_fraction", max),
+    "sglang:num_used_tokens": ("kv_tokens_used", sum),
+    "sglang:max_total_num_tokens": ("kv_tokens_budget", sum),
+    "sglang:num_retracted_reqs": ("preemptions_total", sum),  # requests sent back to the queue to free KV
 }
 # What makes an engine serve /metrics, by the `Server` header of its answer when it will not
 METRICS_FLAGS = {"llama.cpp": "start llama-server with --metrics"}

@@ -112,6 +112,15 @@ class FakeServer:
                     f'vllm:kv_cache_usage_perc{{engine="0",model_name="fake"}} {0.1 * s.running}\n'
                     f'# TYPE vllm:num_preemptions counter\n'
                     f'vllm:num_preemptions_total{{engine="0",model_name="fake"}} 3\n')
+        elif c.metrics == "sglang":  # SGLang's names with --enable-metrics
+            text = (f'# TYPE sglang:num_running_reqs gauge\n'
+                    f'sglang:num_running_reqs{{model_name="fake"}} {s.running}\n'
+                    f'# TYPE sglang:num_queue_reqs gauge\n'
+                    f'sglang:num_queue_reqs{{model_name="fake"}} 1\n'
+                    f'# TYPE sglang:token_usage gauge\n'
+                    f'sglang:token_usage{{model_name="fake"}} {0.1 * s.running}\n'
+                    f'# TYPE sglang:num_retracted_reqs gauge\n'
+                    f'sglang:num_retracted_reqs{{model_name="fake"}} 3\n')
         elif c.metrics == "llamacpp":
             text = (f'# TYPE llamacpp:requests_processing gauge\n'
                     f'llamacpp:requests_processing {s.running}\n'

@@ -90,7 +90,7 @@ def test_sampler_reads_llama_servers_metrics_and_slots():
     assert (sample.kv_tokens_used, sample.kv_tokens_budget, sample.kv_used_fraction) == (0, 1024, 0.0)
 
 
-@pytest.mark.parametrize("style", ["paretoserve", "vllm"])
+@pytest.mark.parametrize("style", ["paretoserve", "vllm", "sglang"])
 def test_sampler_reads_the_endpoints_metrics_and_the_processes(style):
     async def go(url):
         async with Sampler(url, "/metrics", EngineProcesses([os.getpid()])) as sampler:
