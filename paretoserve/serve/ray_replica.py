@@ -8,7 +8,10 @@ Imported by Ray's workers (and by `serve run` / `serve deploy` through `ray-serv
 - runs the embedded engine in its own process and serves our Starlette app through `serve.ingress`, so a
   request crosses one HTTP hop (Ray's proxy) and a handle call; or starts an external preset's engine as a
   child process and relays to it with our router (serve/router.py) over one backend;
-- answers Ray's `check_health` with the engine's readiness, so a replica that dies or hangs is replaced.
+- answers Ray's `check_health` with the engine's readiness, so a replica that dies or hangs is replaced;
+- pushes its engine's metrics to a small named actor (`MetricsBoard`) twice a second, so that `/metrics`, which
+  Ray's proxy sends to any one replica, answers every replica's, each sample labelled with its replica, as
+  our router's does (`paretoserve bench` and the sweep then sum them like one engine).
 
 Ray's proxy then caps each replica at `max_ongoing_requests` = the plan's batch (Ray's default of 5 would cap
 the batch) and queues at most `max_queued_requests` more per proxy before it answers 503.
@@ -20,11 +23,19 @@ import asyncio
 import dataclasses
 import logging
 import os
+import threading
+import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Callable
 
+import httpx
+import ray
+from prometheus_client import generate_latest
 from ray import serve
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from paretoserve.engine.config import EngineConfig
 from paretoserve.engine.core import Engine
@@ -34,8 +45,9 @@ from paretoserve.model import resolve_model
 from paretoserve.openai_api.app import ServerConfig, build_app
 from paretoserve.serve.backends import StaticReplica
 from paretoserve.serve.config import PlanError, ReplicaPlan, RouterConfig
+from paretoserve.serve.metrics import labelled_metrics
 from paretoserve.serve.pinning import pinned_cmd
-from paretoserve.serve.router import build_router
+from paretoserve.serve.router import METRICS_CONTENT_TYPE, build_router
 
 log = logging.getLogger("paretoserve.serve")
 
@@ -43,6 +55,8 @@ APP_NAME = "paretoserve"
 DEPLOYMENT_NAME = "EngineReplica"
 HEALTH_PERIOD_S = 2.0  # Ray's default of 10 s leaves a hung replica in rotation that long
 REPLICA_HEADER = b"x-paretoserve-ray-replica"  # on every answer: which replica (and node) served it
+PUSH_S = 0.5  # how often each replica puts its metrics on the board
+STALE_S = 5.0  # a replica that put nothing for this long (killed, replaced) is left out of /metrics
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,56 @@ class _ReplicaHeader:
         await self.app(scope, receive, tagged)
 
 
+@ray.remote(num_cpus=0)
+class MetricsBoard:
+    """Each replica's latest metrics text. Owned by the replica that created it (no cleanup needed: it goes with
+    that replica, and the next put of any other creates it again)."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, tuple[float, str]] = {}
+
+    def put(self, replica: str, text: str) -> None:
+        self.texts[replica] = (time.monotonic(), text)
+
+    def fresh(self) -> dict[str, str]:
+        now = time.monotonic()
+        return {replica: text for replica, (at, text) in self.texts.items() if now - at < STALE_S}
+
+
+def metrics_board():
+    """The deployment's board, created by whoever asks first."""
+    return MetricsBoard.options(
+        name=f"{APP_NAME}-metrics", namespace="serve", get_if_exists=True).remote()
+
+
+class MetricsPusher:
+    """A thread that puts this replica's metrics on the board every PUSH_S, and the /metrics route over the board."""
+
+    def __init__(self, label: str, text: Callable[[], str]) -> None:
+        self.label, self.text = label, text
+        self.stop = threading.Event()
+        self.board: Any = None  # the board's actor handle, once found
+        threading.Thread(target=self._push, name="paretoserve-metrics", daemon=True).start()
+
+    def _push(self) -> None:
+        while not self.stop.wait(PUSH_S):
+            try:
+                self.board = self.board or metrics_board()
+                ray.get(self.board.put.remote(self.label, self.text()), timeout=5)
+            except Exception:  # noqa: BLE001 - the board went with its replica, or the engine is busy: next time
+                self.board = None
+
+    async def route(self, request: Request) -> Response:
+        texts: dict[str, str] = {}
+        try:
+            board = self.board or metrics_board()
+            texts = await board.fresh.remote()
+        except Exception:  # noqa: BLE001 - no board (yet): this replica's own metrics still answer
+            pass
+        texts[self.label] = self.text()
+        return Response(labelled_metrics(texts), media_type=METRICS_CONTENT_TYPE)
+
+
 # serve.ingress calls its builder with no arguments, in the replica's process, right after the replica's
 # __init__ has run there: __init__ leaves the app it built here (Ray runs one replica per actor process).
 _BUILT: list[Starlette] = []
@@ -146,10 +210,13 @@ class EngineReplica:
         self.process: EngineProcess | None = None
         self.probe: HealthProbe | None = None
         self.backend: StaticReplica | None = None
+        self.metrics_url: str | None = None
         if plan.engine == "embedded":
             app = self._start_embedded(plan)
         else:
             app = self._start_external(plan)
+        self.metrics = MetricsPusher(context.replica_tag, self._metrics_text)
+        app.router.routes.insert(0, Route("/metrics", self.metrics.route, methods=["GET"]))  # before the app's own
         app.add_middleware(_ReplicaHeader, value=self.tag.encode())
         _BUILT.append(app)
         log.info("replica %s ready (cores %s)", self.tag, ",".join(map(str, self.cores)) or "any")
@@ -178,8 +245,21 @@ class EngineReplica:
                                      env=replica.env).start()
         self.process.wait_healthy(plan.health_timeout_s)
         self.probe = HealthProbe(url + replica.health_path)
+        self.metrics_url = url + replica.metrics_path
         self.backend = StaticReplica(0, url)
         return build_router([self.backend], RouterConfig(resume_streams=False), replica.metrics_path)
+
+    def _metrics_text(self) -> str:
+        """This replica's engine metrics: the embedded engine's registry, or the external engine's /metrics."""
+        if self.engine is not None:
+            return generate_latest(self.engine.metrics.registry).decode()
+        if self.process is None or self.metrics_url is None:
+            return ""
+        try:
+            answer = httpx.get(self.metrics_url, timeout=5, trust_env=False)
+        except httpx.HTTPError:
+            return ""
+        return answer.text if answer.status_code == 200 else ""
 
     async def check_health(self) -> None:
         """Ray calls this every HEALTH_PERIOD_S; raising makes Ray replace the replica."""
@@ -200,6 +280,8 @@ class EngineReplica:
 
     def __del__(self) -> None:
         """Ray's graceful stop of the replica: free the engine, or stop its process."""
+        if getattr(self, "metrics", None) is not None:
+            self.metrics.stop.set()
         if getattr(self, "engine", None) is not None:
             self.engine.stop()  # type: ignore[union-attr]
         if getattr(self, "probe", None) is not None:
@@ -214,8 +296,6 @@ ENGINE_DEPLOYMENT = serve.deployment(serve.ingress(_replica_app)(EngineReplica))
 
 
 def ray_node_id() -> str:
-    import ray
-
     return ray.get_runtime_context().get_node_id()
 
 

@@ -92,7 +92,7 @@ class RayServe:
         env = {"RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
         self.proc = EngineProcess(cmd, self.url, env=env)
         self.tree: list[psutil.Process] = []
-        self.up_s = 0.0
+        self.up_s = self.stop_s = 0.0
 
     def __enter__(self) -> RayServe:
         self.proc.start()
@@ -108,8 +108,10 @@ class RayServe:
 
     def terminate(self) -> int:
         """SIGTERM, and its exit status; asserts that every process it started is gone."""
+        stopping = time.monotonic()
         self.proc.child.send_signal(signal.SIGTERM)
         status = self.proc.child.wait(120)
+        self.stop_s = time.monotonic() - stopping
         assert not wait_gone([p.pid for p in self.tree], 30), "processes left after SIGTERM"
         return status
 
@@ -140,11 +142,14 @@ def test_two_replicas_answer_through_rays_proxy_and_sigterm_leaves_no_ray_proces
     assert all(a.json()["usage"]["completion_tokens"] == 4 for a in answers)
     served_by = {a.headers[REPLICA_HEADER.decode()].split()[0] for a in answers}
     assert len(served_by) == 2, served_by  # Ray's router used both replicas
-    assert health.status_code == 200 and "paretoserve_max_batch" in metrics.text
+    assert health.status_code == 200
+    labels = {line.split('replica="')[1].split('"')[0] for line in metrics.text.splitlines()
+              if line.startswith("paretoserve_max_batch{")}
+    assert labels == served_by  # /metrics through the proxy: every replica's, labelled (the metrics board)
     assert len(replicas) == 2
     assert all(len(cores) == 1 for cores in pinned)
     assert pinned[0] != pinned[1] or len(os.sched_getaffinity(0)) < 2
-    print(f"ray backend: 2 replicas up in {ray.up_s:.1f} s")
+    print(f"ray backend: 2 replicas up in {ray.up_s:.1f} s, stopped {ray.stop_s:.1f} s after SIGTERM")
 
 
 def _llama_server() -> bool:
