@@ -71,8 +71,9 @@ def add_parser(subparsers, help: str) -> None:
                    help="with --backend ray: deploy on this cluster (auto, ray://HOST:PORT) and leave it running; "
                         "default: a Ray instance of this run's own, stopped at the end")
     b.add_argument("--max-queue", type=int, default=None,
-                   help="with --backend ray: requests Ray's proxy queues beyond max_ongoing_requests (= --max-batch) "
-                        f"per replica before it answers 503 (default: {EngineConfig.max_queue})")
+                   help="with --backend ray: requests each Ray proxy queues for the replicas, past "
+                        "max_ongoing_requests (= --max-batch) each, before it answers 503 "
+                        f"(default: {EngineConfig.max_queue})")
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 

@@ -152,6 +152,31 @@ def test_two_replicas_answer_through_rays_proxy_and_sigterm_leaves_no_ray_proces
     print(f"ray backend: 2 replicas up in {ray.up_s:.1f} s, stopped {ray.stop_s:.1f} s after SIGTERM")
 
 
+@pytest.mark.integration
+def test_on_a_given_cluster_the_plan_is_deployed_and_deleted_and_the_cluster_keeps_running():
+    import ray
+    from ray import serve as ray_serve
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        raylet = cluster.head_node.all_processes["raylet"][0].process
+        with RayServe("--ray-address", cluster.address, "--replicas", "1", "--threads-per-replica", "1",
+                      "--max-batch", "2", "--ctx-per-seq", "64") as served:
+            answer = httpx.post(served.url + "/v1/completions", timeout=120, json={"prompt": "Hi", "max_tokens": 2})
+            served.proc.child.send_signal(signal.SIGTERM)
+            status = served.proc.child.wait(120)
+        assert status == 0 and answer.status_code == 200
+        assert raylet.poll() is None  # the cluster is someone else's: it keeps running
+        ray.init(address=cluster.address, logging_level="WARNING")
+        assert "paretoserve" not in ray_serve.status().applications  # only its application is gone
+    finally:
+        if ray.is_initialized():
+            ray_serve.shutdown()
+            ray.shutdown()
+        cluster.shutdown()
+
+
 def _llama_server() -> bool:
     try:
         find_llama_server()
