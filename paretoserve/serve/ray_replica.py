@@ -5,8 +5,8 @@ Imported by Ray's workers (and by `serve run` / `serve deploy` through `ray-serv
 
 - pins every thread of its process to its own share of the node's cores (from its local rank: Ray reserves
   `num_cpus` but never pins), before the engine starts its threads;
-- runs the embedded engine in its own process and serves our Starlette app through `serve.ingress`, so a
-  request crosses one HTTP hop (Ray's proxy) and a handle call; or starts an external preset's engine as a
+- runs the embedded engine in the replica's own process and serves our Starlette app through `serve.ingress`,
+  so a request crosses one HTTP hop (Ray's proxy) and a handle call; or starts an external preset's engine as a
   child process and relays to it with our router (serve/router.py) over one backend;
 - answers Ray's `check_health` with the engine's readiness, so a replica that dies or hangs is replaced;
 - pushes its engine's metrics to a small named actor (`MetricsBoard`) twice a second, so that `/metrics`, which
