@@ -57,18 +57,26 @@ def deployed(monkeypatch_module):
         yield Deployed(cluster, f"http://127.0.0.1:{port}", time.monotonic() - started,
                        {cluster.head_node.node_id, worker.node_id})
     finally:
-        started_here = [p.pid for p in psutil.Process().children(recursive=True)]  # the nodes' raylets, workers
+        started_here = {p.pid: _cmdline(p) for p in psutil.Process().children(recursive=True)}  # raylets, workers
         if ray.is_initialized():
             serve.shutdown()
             ray.shutdown()
         cluster.shutdown()
-    assert not wait_gone(started_here, 30), "Ray processes left after the cluster's shutdown"
+    left = wait_gone(list(started_here), 60)
+    assert not left, f"Ray processes left after the cluster's shutdown: {[started_here[p] for p in left]}"
 
 
 @pytest.fixture(scope="module")
 def monkeypatch_module():
     with pytest.MonkeyPatch.context() as patch:
         yield patch
+
+
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())[:200]
+    except psutil.Error:
+        return "?"
 
 
 def served_by(response: httpx.Response) -> tuple[str, str]:
@@ -132,7 +140,9 @@ def running_replicas() -> int:
 def test_a_killed_replica_actor_is_restarted_and_later_requests_succeed(deployed):
     before = replica_actors()
     assert len(before) == 2
-    with Load(deployed.url, clients=4) as load:
+    # 8 clients: more than one replica holds (4), so the proxy, which prefers its own node, uses both nodes and the
+    # replacement gets requests wherever it lands
+    with Load(deployed.url, clients=8) as load:
         time.sleep(3)
         victim = before[0]
         killed_at = time.monotonic()
@@ -150,7 +160,7 @@ def test_a_killed_replica_actor_is_restarted_and_later_requests_succeed(deployed
     assert victim.rsplit("#", 1)[1] not in {served_by(a)[0] for a in later}
     assert [a.status_code for a in later] == [200] * 6
     assert after and all(o[1] == 200 for o in after), after
-    assert len(failed) <= 8, failed  # at most the requests in flight on the killed replica (4 clients)
-    print(f"killed replica {victim.rsplit('#', 1)[1]} under 4 clients: {len(load.outcomes)} requests, "
+    assert len(failed) <= 8, failed  # at most the requests in flight on the killed replica, and its queue
+    print(f"killed replica {victim.rsplit('#', 1)[1]} under 8 clients: {len(load.outcomes)} requests, "
           f"{len(failed)} failed ({sorted({str(o[1]) for o in failed})}); replaced after {replaced_s:.1f} s, "
           f"the new replica served after {served_s:.1f} s")
