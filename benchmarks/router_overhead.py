@@ -39,10 +39,10 @@ P50_TARGET_MS, P99_TARGET_MS, RATE_TARGET = 1.0, 5.0, 1500.0
 class Connection:
     """One keep-alive HTTP/1.1 connection that sends a fixed POST and reads the whole answer."""
 
-    def __init__(self, port: int, body: bytes) -> None:
-        self.port = port
-        self.request = (f"POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                        f"content-length: {len(body)}\r\n\r\n").encode() + body
+    def __init__(self, port: int, body: bytes, prefix: str = "") -> None:
+        self.port = port  # prefix: a path ahead of /v1/completions (a Ray Serve route_prefix)
+        self.request = (f"POST {prefix}/v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
 
     async def open(self) -> "Connection":
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -67,8 +67,8 @@ class Connection:
         self.writer.close()
 
 
-async def latencies(port: int, body: bytes, n: int) -> list[float]:
-    conn = await Connection(port, body).open()
+async def latencies(port: int, body: bytes, n: int, prefix: str = "") -> list[float]:
+    conn = await Connection(port, body, prefix).open()
     try:
         for _ in range(50):  # warm-up: connection set-up and first-use costs stay out
             await conn.send()
@@ -77,8 +77,8 @@ async def latencies(port: int, body: bytes, n: int) -> list[float]:
         conn.close()
 
 
-async def rate(port: int, body: bytes, connections: int, duration_s: float) -> float:
-    conns = [await Connection(port, body).open() for _ in range(connections)]
+async def rate(port: int, body: bytes, connections: int, duration_s: float, prefix: str = "") -> float:
+    conns = [await Connection(port, body, prefix).open() for _ in range(connections)]
     stop_at = time.perf_counter() + duration_s
     done = [0]
 

@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "openai_api": {"engine"},
     "bench": {"engine", "limits", "model"},
     "estimate": {"engine", "geometry", "limits", "model", "results"},
-    "serve": {"engine", "engine_process", "engines", "limits", "openai_api"},
+    "serve": {"engine", "engine_process", "engines", "limits", "model", "openai_api"},
     "advise": {"bench", "engine", "engines", "estimate", "limits", "model", "results"},
     "report": {"advise", "limits", "results"},
     "sweep": {"advise", "bench", "engine", "engine_process", "estimate", "geometry", "limits", "results",

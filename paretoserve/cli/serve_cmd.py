@@ -1,4 +1,5 @@
-"""`paretoserve serve`: N engine replicas on this machine behind a load-balancing OpenAI-compatible router."""
+"""`paretoserve serve`: N engine replicas on this machine behind a load-balancing OpenAI-compatible router, or
+on Ray Serve (`--backend ray`: one deployment of N replicas behind Ray's proxy, on this machine or a cluster)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_model_arg, add_repack_arg, bind_port
+from paretoserve.engine.config import EngineConfig
 from paretoserve.engines import GGUF_ENGINES, preset
+from paretoserve.limits import IntRange
 from paretoserve.model import resolve_model
-from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, ReplicaPlan, RouterConfig, load_plan_file
+from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, PlanError, ReplicaPlan, RouterConfig, load_plan_file
 from paretoserve.serve.runner import serve
+
+BACKENDS = ("router", "ray")
+RAY_MAX_QUEUE = IntRange(1, 1 << 20)  # Ray's max_queued_requests: -1 (unbounded) or positive; we keep it bounded
 
 
 def add_parser(subparsers, help: str) -> None:
@@ -56,6 +63,17 @@ def add_parser(subparsers, help: str) -> None:
     r.add_argument("--drain-timeout", type=float, default=RouterConfig.drain_timeout_s,
                    help="on SIGTERM or Ctrl-C, seconds in-flight requests may take to finish (default: %(default)s)")
     r.add_argument("--log-dir", type=Path, default=None, help="write each replica's output to DIR/replica-N.log")
+    b = p.add_argument_group("backend")
+    b.add_argument("--backend", choices=BACKENDS, default="router",
+                   help="router: our router over replicas on this machine; ray: one Ray Serve deployment behind "
+                        "Ray's proxy (the `ray` extra) (default: %(default)s)")
+    b.add_argument("--ray-address", default=None,
+                   help="with --backend ray: deploy on this cluster (auto, ray://HOST:PORT) and leave it running; "
+                        "default: a Ray instance of this run's own, stopped at the end")
+    b.add_argument("--max-queue", type=int, default=None,
+                   help="with --backend ray: requests each Ray proxy queues for the replicas, past "
+                        "max_ongoing_requests (= --max-batch) each, before it answers 503 "
+                        f"(default: {EngineConfig.max_queue})")
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
@@ -78,10 +96,33 @@ def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)  # a PlanError, like every UserError, is one line and exit status 2
+    if args.backend != "ray" and (args.ray_address is not None or args.max_queue is not None):
+        raise PlanError("--ray-address and --max-queue apply to --backend ray")
     config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
                           drain_timeout_s=args.drain_timeout,
                           resume_streams=plan.engine_cmd is None and preset(plan.engine).resumes_streams)
     bind_port(args.host, args.port).close()  # refuse a taken --port before any replica starts
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="paretoserve serve: %(message)s")
     logging.getLogger("paretoserve").setLevel(getattr(logging, args.log_level.upper()))  # not every httpx request
+    if args.backend == "ray":
+        if args.model == "default":  # each Ray node assembles the bundled model itself
+            plan = dataclasses.replace(plan, model=args.model)
+        return ray_backend().serve_on_ray(plan, config, ray_options(args))
     return serve(plan, config, args.log_dir)  # a PlanError found once the machine is looked at (cores, MPS) too
+
+
+def ray_backend() -> ModuleType:
+    """serve/ray_backend.py, imported only for --backend ray; one line naming the extra when Ray is missing."""
+    try:
+        from paretoserve.serve import ray_backend
+    except ImportError as exc:
+        raise PlanError(f"--backend ray needs Ray Serve, which is not installed in this Python ({exc}): "
+                        'pip install -e ".[ray]"') from exc
+    return ray_backend
+
+
+def ray_options(args: argparse.Namespace):
+    options = ray_backend().RayOptions
+    queue = options.max_queued_requests if args.max_queue is None else args.max_queue
+    RAY_MAX_QUEUE.check("--max-queue", queue, PlanError)
+    return options(address=args.ray_address, max_queued_requests=queue)

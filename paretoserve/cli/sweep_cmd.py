@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import signal
 import sys
 import time
@@ -21,7 +22,7 @@ from paretoserve.model import resolve_model
 from paretoserve.results.store import SweepStore
 from paretoserve.serve.config import knob_ranges
 from paretoserve.sweep.environment import collect_environment
-from paretoserve.sweep.grid import SweepSpec, SweepSpecError
+from paretoserve.sweep.grid import BACKENDS, SweepSpec, SweepSpecError
 from paretoserve.sweep.measure import bench_measure
 from paretoserve.sweep.runner import run_points
 
@@ -51,6 +52,10 @@ def add_parser(subparsers, help: str) -> None:
     e.add_argument("--health-path", default=SweepSpec.health_path, help="readiness URL path (default: %(default)s)")
     e.add_argument("--health-timeout", type=float, default=SweepSpec.health_timeout_s,
                    help="seconds to wait for health (default: %(default)g)")
+    e.add_argument("--backend", choices=BACKENDS, default="router",
+                   help="router: one replica measured straight at its engine, several behind our router; ray: "
+                        "every point through Ray Serve's proxy (`serve --backend ray`, the `ray` extra) "
+                        "(default: %(default)s)")
     add_workload_args(p)
     search_args(p)
     o = p.add_argument_group("output")
@@ -76,7 +81,16 @@ def spec_from_args(args: argparse.Namespace, bench: BenchConfig, trace: list[Tra
         replicas=values("--replicas", "replicas", args.replicas), ctx_per_seq=_ctx_per_seq(args, bench, trace),
         engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack, health_path=args.health_path,
         metrics_path=bench.metrics_path,
-        health_timeout_s=args.health_timeout, repeats=args.repeats)
+        health_timeout_s=args.health_timeout, repeats=args.repeats,
+        backend=_backend(args.backend))
+
+
+def _backend(name: str) -> str:
+    """--backend, checked to be installed before any point runs."""
+    if name == "ray" and importlib.util.find_spec("ray") is None:
+        raise SweepSpecError('--backend ray needs Ray Serve, which is not installed in this Python: '
+                             'pip install -e ".[ray]"')
+    return name
 
 
 def _ctx_per_seq(args: argparse.Namespace, bench: BenchConfig, trace: list[TraceRow] | None) -> int | None:

@@ -76,6 +76,11 @@ class Engine:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """The engine thread runs (it ends at stop() or when the model failed to load)."""
+        return self._thread.is_alive()
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the model is loaded and warmed up; re-raises a load failure."""
         done = self.ready.wait(timeout)

@@ -93,10 +93,13 @@ class _Families:
 async def replica_metrics(backends: list[Backend], path: str, timeout_s: float = 5.0) -> bytes:
     """Every replica's metrics merged into one exposition, each sample labelled with its replica."""
     texts = await asyncio.gather(*(_fetch(b, path, timeout_s) for b in backends))
+    return labelled_metrics({b.label: text for b, text in zip(backends, texts, strict=True) if text is not None})
+
+
+def labelled_metrics(texts: dict[str, str]) -> bytes:
+    """Prometheus texts by replica label, merged into one exposition with a `replica` label on every sample."""
     merged: dict[str, Metric] = {}
-    for backend, text in zip(backends, texts, strict=True):
-        if text is None:
-            continue
+    for label, text in texts.items():
         try:
             families = list(text_string_to_metric_families(text))
         except ValueError:
@@ -104,7 +107,7 @@ async def replica_metrics(backends: list[Backend], path: str, timeout_s: float =
         for family in families:
             into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type,
                                                          family.unit))
-            into.samples.extend(s._replace(labels={**s.labels, "replica": backend.label}) for s in family.samples)
+            into.samples.extend(s._replace(labels={**s.labels, "replica": label}) for s in family.samples)
     return generate_latest(_Families(list(merged.values())))  # anything with collect() will do
 
 

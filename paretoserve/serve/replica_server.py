@@ -6,6 +6,8 @@
 
 The router and its supervisor run in their own process, so relaying costs the caller's process
 (often a load generator) nothing; stopping it stops every replica, and so does the caller's death.
+With `backend="ray"` the child is `serve --backend ray`: the same URL is Ray Serve's proxy, and the pids
+are the child's, its Ray proxy's and its Ray replicas' (with their engines).
 """
 
 from __future__ import annotations
@@ -13,13 +15,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import psutil
+
 from paretoserve.engine_process import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.serve.pinning import pinned_cmd
 
+RAY_READY = "Ray Serve on http://"  # what `serve --backend ray` logs once every replica is up
+RAY_PROCESSES = ("ray::ServeReplica", "ray::ProxyActor")  # what serves the requests (the router's counterpart)
 
-def serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None) -> list[str]:
-    """The `paretoserve serve` command line that runs `plan` with the router on `port`."""
+
+def serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None, backend: str = "router") -> list[str]:
+    """The `paretoserve serve` command line that runs `plan` with the router (or Ray's proxy) on `port`."""
+    argv = _serve_argv(plan, port, None if backend == "ray" else log_dir)
+    return argv if backend == "router" else [*argv, "--backend", backend]
+
+
+def _serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None) -> list[str]:
     argv = [sys.executable, "-m", "paretoserve", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--replicas", str(plan.replicas), "--max-batch", str(plan.max_batch),
             "--threads-per-replica", str(plan.threads_per_replica), "--model", plan.model,
@@ -44,12 +56,12 @@ class ReplicaServer:
     """The plan's replicas behind one router, in a child process group; a sync context manager."""
 
     def __init__(self, plan: ReplicaPlan, log_path: Path | None = None, log_dir: Path | None = None,
-                 port: int | None = None) -> None:
-        self.plan = plan
+                 port: int | None = None, backend: str = "router") -> None:
+        self.plan, self.backend = plan, backend
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Not pinned, but killed by the kernel should the caller die without stopping it (its replicas follow).
-        self.process = EngineProcess(pinned_cmd(serve_argv(plan, self.port, log_dir), None), self.base_url,
+        self.process = EngineProcess(pinned_cmd(serve_argv(plan, self.port, log_dir, backend), None), self.base_url,
                                      "/health", log_path=log_path)
         self.replica_pids: tuple[int, ...] = ()
 
@@ -69,6 +81,9 @@ class ReplicaServer:
 
     def wait_healthy(self, timeout_s: float = 300.0) -> None:
         """Block until every replica is healthy; LaunchError (with the replicas' states) on exit or timeout."""
+        if self.backend == "ray":
+            self._wait_ray(timeout_s)
+            return
         last: dict | None = None
 
         def all_healthy() -> bool:
@@ -85,6 +100,15 @@ class ReplicaServer:
                            for r in (last or {}).get("replicas", []))
         raise LaunchError(f"{self.plan.replicas} replicas not all healthy after {timeout_s:.0f} s at {self.base_url}"
                           f"{': ' + states if states else ''}\n{self.process.output_tail()}")
+
+    def _wait_ray(self, timeout_s: float) -> None:
+        """Ray's side: serve says every replica is up (serve.run returned), and /health answers through the proxy."""
+        with HealthProbe(self.base_url + "/health") as probe:
+            if wait_until(lambda: RAY_READY in self.process.output_tail(64000, 2000) and probe.ok(), timeout_s,
+                          self._raise_if_exited):
+                self.replica_pids = _ray_pids(self.process.child.pid)
+                return
+        raise LaunchError(f"Ray Serve not up after {timeout_s:.0f} s at {self.base_url}\n{self.process.output_tail()}")
 
     def _raise_if_exited(self) -> None:
         if self.process.child.poll() is not None:
@@ -107,7 +131,10 @@ class ReplicaServer:
         return self.process.exit_status()
 
     def restarts(self) -> int:
-        """How often the supervisor restarted a replica so far (0 when the router does not answer)."""
+        """How often the supervisor restarted a replica so far (0 when the router does not answer); on Ray, how many
+        of the processes found at start-up are gone (Ray replaced them)."""
+        if self.backend == "ray":
+            return sum(not psutil.pid_exists(pid) for pid in self.replica_pids)
         health = self.refresh() or {}
         return sum(r.get("restarts", 0) for r in health.get("replicas", []))
 
@@ -123,3 +150,15 @@ class ReplicaServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _ray_pids(pid: int) -> tuple[int, ...]:
+    """The Ray replicas and proxy started under `pid` (a local Ray instance), and what the replicas started."""
+    found: list[int] = []
+    for process in psutil.Process(pid).children(recursive=True):
+        try:
+            if any(name in " ".join(process.cmdline()) for name in RAY_PROCESSES):
+                found += [process.pid, *(c.pid for c in process.children(recursive=True))]
+        except psutil.Error:  # a short-lived helper that ended meanwhile
+            continue
+    return tuple(dict.fromkeys(found))

@@ -10,6 +10,8 @@ from paretoserve.limits import UserError
 from paretoserve.serve.config import PlanError, ReplicaPlan
 from paretoserve.serve.pinning import assign_cores, threads_for, usable_cores
 
+BACKENDS = ("router", "ray")
+
 
 class SweepSpecError(UserError):
     """A sweep flag outside its allowed range; the message names the flag."""
@@ -49,9 +51,15 @@ class SweepSpec:
     metrics_path: str = "/metrics"
     health_timeout_s: float = 300.0
     repeats: int = 1  # runs of each point, round by round, each on a freshly started engine
+    backend: str = "router"  # router: one replica measured straight at its engine, several behind our router;
+    # ray: every point through Ray Serve's proxy (serve --backend ray)
 
     def __post_init__(self) -> None:
         REPEATS.check("--repeats", self.repeats, SweepSpecError)
+        if self.backend not in BACKENDS:
+            raise SweepSpecError(f"--backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        if self.backend == "ray" and self.engine_cmd is not None:
+            raise SweepSpecError("--backend ray runs the engine presets (--engine); --engine-cmd is for the router")
         for point in self.points():
             self.plan(point)  # checks the paths, the template and every value once, before any engine starts
 
@@ -82,4 +90,8 @@ class SweepSpec:
         return self.plan(point).command(0, port, point.threads)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """sweep.json's spec; `backend` only where it is not the router, so sweeps from before it still resume."""
+        spec = asdict(self)
+        if spec["backend"] == "router":
+            del spec["backend"]
+        return spec

@@ -29,7 +29,7 @@ def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: Swee
     """Measure one configuration; a failure becomes a record with status 'failed' and its reason.
 
     One replica is measured straight at its engine; several through `paretoserve serve`'s router,
-    as they would be served.
+    as they would be served; with the ray backend every point through Ray Serve's proxy.
     """
     record = {"key": point.key(), "config": point.as_dict(), "started_at": time.time()}
     started = time.perf_counter()
@@ -54,8 +54,9 @@ def run_point(spec: SweepSpec, point: PointConfig, measure: Measure, store: Swee
 
 
 def _start(spec: SweepSpec, point: PointConfig, log_path: Path) -> EngineProcess | ReplicaServer:
-    if point.replicas > 1:
-        return ReplicaServer(spec.plan(point), log_path=log_path, log_dir=log_path.parent / point.key())
+    if point.replicas > 1 or spec.backend == "ray":
+        return ReplicaServer(spec.plan(point), log_path=log_path, log_dir=log_path.parent / point.key(),
+                             backend=spec.backend)
     port, plan = free_port(), spec.plan(point)
     return EngineProcess(plan.command(0, port, point.threads), f"http://127.0.0.1:{port}", spec.health_path,
                          log_path=log_path, env=plan.env)

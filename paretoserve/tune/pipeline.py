@@ -1,8 +1,8 @@
 """The tune loop: adaptive search sweep -> advise -> one run of the replica plan -> advise again -> report.
 
-Everything lands in one directory: `sweep/` (a sweep directory, resumable), `advice.json`, and
-`report.html` with its PNGs. The replica run is an ordinary sweep point (`...-rN`), so `advise` and
-`report` see it as measured.
+Everything lands in one directory: `sweep/` (a sweep directory, resumable), `advice.json` with the plan
+as Ray Serve config beside it (`ray-serve.yaml`, `ray-serve-llm.yaml`), and `report.html` with its PNGs.
+The replica run is an ordinary sweep point (`...-rN`), so `advise` and `report` see it as measured.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise_table, load_table
+from paretoserve.advise.ray_config import write_ray_configs
 from paretoserve.advise.roofline import RooflineError
 from paretoserve.engine_process import LaunchError
 from paretoserve.engines import GGUF_ENGINES, preset
@@ -98,6 +99,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
     store.export_csv(store.dir / "points.csv")
     advice_path = cfg.out / "advice.json"
     advice_path.write_text(json.dumps(advice.model_dump(), indent=2))
+    write_ray_configs(advice, load_table(store.dir), cfg.out)
     try:
         report = write_report(store.dir, cfg.out / "report.html", advice=advice)
     except ReportError as exc:

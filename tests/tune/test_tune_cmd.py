@@ -30,6 +30,7 @@ def test_tune_searches_verifies_replicas_reports_and_resumes(tmp_path, capsys):
     advice = json.loads((out / "advice.json").read_text())
     assert advice["b_opt"] >= 1 and advice["replica_plan"]["predicted_or_measured"] == "measured"
     assert {o["replicas"] for o in advice["replica_plan"]["options"]} == {1, 2}
+    assert (out / "ray-serve.yaml").is_file() and (out / "ray-serve-llm.yaml").is_file()  # beside advice.json
     html = (out / "report.html").read_text()
     assert "B_opt" in html and html.count("data:image/png;base64,") >= 3
     assert "report " + str(out / "report.html") in printed and "paretoserve serve --plan" in printed
