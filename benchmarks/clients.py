@@ -214,6 +214,7 @@ class TreeCpu:
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.seen: dict[tuple[int, float], float] = {}
+        self.names: dict[tuple[int, float], str] = {}
 
     def sample(self) -> float:
         try:
@@ -222,9 +223,19 @@ class TreeCpu:
             procs = []
         for p in procs:
             with contextlib.suppress(psutil.Error):
+                key = (p.pid, p.create_time())
                 t = p.cpu_times()
-                self.seen[(p.pid, p.create_time())] = t.user + t.system
+                self.seen[key] = t.user + t.system
+                if key not in self.names:  # its command line, as set by the process (AIPerf names its services)
+                    self.names[key] = " ".join(p.cmdline())[:80] or p.name()
         return sum(self.seen.values())
+
+    def by_process(self, top: int = 8) -> dict[str, float]:
+        """CPU seconds per command line, largest first."""
+        out: dict[str, float] = {}
+        for key, cpu in self.seen.items():
+            out[self.names.get(key, "?")] = out.get(self.names.get(key, "?"), 0.0) + cpu
+        return {name: round(cpu, 2) for name, cpu in sorted(out.items(), key=lambda kv: -kv[1])[:top]}
 
 
 def server_state(client: httpx.Client, url: str) -> tuple[float, float] | None:
@@ -319,6 +330,7 @@ def run_client(name: str, cmd: list[str], env: dict[str, str], output: Path, out
     result.wall_s = time.monotonic() - started
     # Reaped descendants are exact in getrusage; the samples also see any that escaped their parent's wait.
     result.client_cpu_total_s = max(children_cpu_s() - cpu_before, sum(watch.client.seen.values()))
+    result.extra["client_cpu_by_process_s"] = watch.client.by_process()
     span = watch.busy_span()
     if span:
         for key, value in span.items():
