@@ -12,11 +12,12 @@ figures, read from its own output (GuideLLM's JSON, AIPerf's `profile_export_aip
 - server tok/s: tokens the engine generated (its `/metrics` counter, sampled every 0.25 s) over the span it
   had requests running or waiting: the same clock for every client;
 - client CPU s: user + system time of the client's whole process tree, while the server was busy with its
-  requests (`run`) and in all, start-up included (`total`); engine CPU s over the same busy span.
+  requests (`run`) and in all, start-up included (`total`); engine CPU s over the same busy span, and what
+  everything else on the machine used meanwhile (`other`: on a shared machine, the noise).
 
     python benchmarks/clients.py [--requests 64] [--concurrency 8] [--input-tokens 32] [--output-tokens 64]
         [--clients bench,guidellm,aiperf] [--guidellm PATH] [--aiperf PATH] [--tokenizer DIR]
-        [--max-batch 8] [--threads 0] [--router --replicas 1] [--out DIR]
+        [--max-batch 8] [--threads 1] [--router --replicas 1] [--out DIR]
 
 The clients are not paretoserve's dependencies (their pins clash with ours); install each into its own
 virtualenv and pass its executable (the default is the name on PATH):
@@ -92,6 +93,7 @@ class ClientResult:
     client_cpu_run_s: float | None = None
     client_cpu_total_s: float | None = None
     engine_cpu_run_s: float | None = None
+    other_cpu_run_s: float | None = None  # everything else this machine ran meanwhile (this script included)
     log: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -261,7 +263,8 @@ class Watch:
         self.client = TreeCpu(client_pid)
         self.engines = [TreeCpu(p) for p in engine_pids]
         self.url = url
-        self.rows: list[tuple[float, float, float, float, float]] = []  # t, client cpu, engine cpu, busy, generated
+        # t, client cpu, engine cpu, requests running + waiting, tokens generated, the whole machine's busy cpu
+        self.rows: list[tuple[float, float, float, float, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -279,7 +282,7 @@ class Watch:
                 state = server_state(http, self.url)
                 if state is not None:
                     self.rows.append((time.monotonic(), self.client.sample(), sum(e.sample() for e in self.engines),
-                                      *state))
+                                      *state, machine_busy_cpu_s()))
                 if self._stop.wait(SAMPLE_INTERVAL_S):
                     return
 
@@ -295,7 +298,9 @@ class Watch:
         return {"busy_s": t1 - t0,
                 "server_output_throughput": (after[4] - before[4]) / (t1 - t0) if t1 > t0 else None,
                 "client_cpu_run_s": self._at(t1, 1) - self._at(t0, 1),
-                "engine_cpu_run_s": self._at(t1, 2) - self._at(t0, 2)}
+                "engine_cpu_run_s": self._at(t1, 2) - self._at(t0, 2),
+                "other_cpu_run_s": (self._at(t1, 5) - self._at(t0, 5)) - (self._at(t1, 1) - self._at(t0, 1))
+                - (self._at(t1, 2) - self._at(t0, 2))}
 
     def _at(self, t: float, col: int) -> float:
         """Column `col` linearly interpolated at time t."""
@@ -304,6 +309,12 @@ class Watch:
             if a[0] <= t <= b[0]:
                 return a[col] + (b[col] - a[col]) * (t - a[0]) / (b[0] - a[0]) if b[0] > a[0] else a[col]
         return rows[-1][col] if t > rows[-1][0] else rows[0][col]
+
+
+def machine_busy_cpu_s() -> float:
+    """CPU seconds every core of this machine spent busy since boot (all processes: the noise included)."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
 
 
 def children_cpu_s() -> float:
@@ -351,7 +362,8 @@ COLUMNS = (("client", "client", "s"), ("completed", "completed", "d"), ("failed"
            ("output tok/s", "output_throughput", ".1f"), ("mean TTFT ms", "mean_ttft_ms", ".0f"),
            ("p99 TTFT ms", "p99_ttft_ms", ".0f"), ("mean ITL ms", "mean_itl_ms", ".1f"),
            ("server tok/s", "server_output_throughput", ".1f"), ("client CPU s (run)", "client_cpu_run_s", ".1f"),
-           ("client CPU s (total)", "client_cpu_total_s", ".1f"), ("engine CPU s (run)", "engine_cpu_run_s", ".1f"))
+           ("client CPU s (total)", "client_cpu_total_s", ".1f"), ("engine CPU s (run)", "engine_cpu_run_s", ".1f"),
+           ("other CPU s (run)", "other_cpu_run_s", ".1f"))
 
 
 def table(results: list[ClientResult]) -> str:
@@ -408,7 +420,10 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--ctx-per-seq", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=0, help="engine threads (per replica with --router); 0 = all")
+    # One llama.cpp thread by default: on a 2-core machine that the clients (and often other work) share, two decode
+    # threads that wait on each other at every step slow down far more than the CPU the others take.
+    ap.add_argument("--threads", type=int, default=1, help="engine threads (per replica with --router); 0 = all "
+                    "cores (default: 1)")
     ap.add_argument("--router", action="store_true", help="through `paretoserve serve` (the router)")
     ap.add_argument("--replicas", type=int, default=1, help="with --router")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per client")

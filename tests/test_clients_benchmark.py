@@ -68,19 +68,20 @@ def test_bench_result_uses_vllms_names_and_tpot_as_itl() -> None:
 
 def test_the_busy_span_has_its_edges_between_samples_and_interpolates_cpu() -> None:
     watch = clients.Watch.__new__(clients.Watch)
-    # t, client cpu, engine cpu, requests running + waiting, tokens generated
-    watch.rows = [(0.0, 1.0, 0.0, 0, 100), (1.0, 2.0, 0.0, 0, 100), (2.0, 2.5, 1.0, 3, 110), (3.0, 3.0, 2.0, 2, 150),
-                  (4.0, 3.5, 3.0, 0, 180), (5.0, 9.0, 3.0, 0, 180)]
+    # t, client cpu, engine cpu, requests running + waiting, tokens generated, machine busy cpu
+    watch.rows = [(0.0, 1.0, 0.0, 0, 100, 0.0), (1.0, 2.0, 0.0, 0, 100, 1.0), (2.0, 2.5, 1.0, 3, 110, 3.0),
+                  (3.0, 3.0, 2.0, 2, 150, 5.0), (4.0, 3.5, 3.0, 0, 180, 7.0), (5.0, 9.0, 3.0, 0, 180, 9.0)]
     span = watch.busy_span()
     assert span["busy_s"] == pytest.approx(2.0)  # 1.5 .. 3.5
     assert span["server_output_throughput"] == pytest.approx(80 / 2.0)
     assert span["client_cpu_run_s"] == pytest.approx(3.25 - 2.25)
     assert span["engine_cpu_run_s"] == pytest.approx(2.5 - 0.5)
+    assert span["other_cpu_run_s"] == pytest.approx((6.0 - 2.0) - 1.0 - 2.0)
 
 
 def test_a_server_that_was_never_busy_has_no_span() -> None:
     watch = clients.Watch.__new__(clients.Watch)
-    watch.rows = [(0.0, 1.0, 0.0, 0, 0), (1.0, 2.0, 0.0, 0, 0)]
+    watch.rows = [(0.0, 1.0, 0.0, 0, 0, 0.0), (1.0, 2.0, 0.0, 0, 0, 1.0)]
     assert watch.busy_span() is None
 
 
