@@ -15,9 +15,12 @@ figures, read from its own output (GuideLLM's JSON, AIPerf's `profile_export_aip
   requests (`run`) and in all, start-up included (`total`); engine CPU s over the same busy span, and what
   everything else on the machine used meanwhile (`other`: on a shared machine, the noise).
 
+`aiperf-paced` is AIPerf again with `--request-rate 100 --arrival-pattern constant` added (see AIPERF_PACING).
+
     python benchmarks/clients.py [--requests 64] [--concurrency 8] [--input-tokens 32] [--output-tokens 64]
-        [--clients bench,guidellm,aiperf] [--guidellm PATH] [--aiperf PATH] [--tokenizer DIR]
-        [--max-batch 8] [--threads 1] [--router --replicas 1] [--out DIR]
+        [--clients bench,guidellm,aiperf,aiperf-paced] [--guidellm PATH] [--aiperf PATH] [--tokenizer DIR]
+        [--max-batch 8] [--threads 1] [--router --replicas 1] [--bench-args ..] [--guidellm-args ..]
+        [--aiperf-args ..] [--out DIR]
 
 The clients are not paretoserve's dependencies (their pins clash with ours); install each into its own
 virtualenv and pass its executable (the default is the name on PATH):
@@ -41,6 +44,7 @@ import datetime
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -57,7 +61,12 @@ import psutil
 from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
 
 SAMPLE_INTERVAL_S = 0.25
-CLIENTS = ("bench", "guidellm", "aiperf")
+CLIENTS = ("bench", "guidellm", "aiperf", "aiperf-paced")
+# AIPerf 0.13 in pure concurrency mode polls for a free slot without sleeping (its credit loop yields to the event
+# loop and tries again), which keeps its timing_manager process busy for the whole run: about half a core, taken
+# from a CPU engine. With a request rate far above what the engine completes (one tick per 10 ms here) the
+# concurrency stays the limit, and the loop sleeps between ticks instead.
+AIPERF_PACING = ("--request-rate", "100", "--arrival-pattern", "constant")
 INSTALL = {
     "guidellm": "python3 -m venv ~/venvs/guidellm && ~/venvs/guidellm/bin/pip install torch==2.13.0 "
                 "guidellm==0.8.1, then --guidellm ~/venvs/guidellm/bin/guidellm",
@@ -194,18 +203,19 @@ def guidellm_cmd(exe: str, s: Shape, out: Path) -> tuple[list[str], dict[str, st
     return cmd, offline_env(), path
 
 
-def aiperf_cmd(exe: str, s: Shape, out: Path) -> tuple[list[str], dict[str, str], Path]:
-    artifacts = out / "aiperf"
+def aiperf_cmd(exe: str, s: Shape, out: Path, paced: bool = False) -> tuple[list[str], dict[str, str], Path]:
+    artifacts = out / ("aiperf-paced" if paced else "aiperf")
     cmd = [exe, "profile", "--model", s.model, "--url", s.url, "--endpoint-type", "completions", "--streaming",
            "--tokenizer", str(s.tokenizer), "--concurrency", str(s.concurrency), "--request-count", str(s.requests),
            "--synthetic-input-tokens-mean", str(s.input_tokens), "--synthetic-input-tokens-stddev", "0",
            "--output-tokens-mean", str(s.output_tokens), "--extra-inputs", "ignore_eos:true",
-           "--use-server-token-count", "--random-seed", str(s.seed), "--artifact-dir", str(artifacts), "--ui", "none"]
+           "--use-server-token-count", "--random-seed", str(s.seed), "--artifact-dir", str(artifacts), "--ui", "none",
+           *(AIPERF_PACING if paced else ())]
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     return cmd, env, artifacts
 
 
-PARSERS = {"bench": parse_bench, "guidellm": parse_guidellm, "aiperf": parse_aiperf}
+PARSERS = {"bench": parse_bench, "guidellm": parse_guidellm, "aiperf": parse_aiperf, "aiperf-paced": parse_aiperf}
 
 
 # -- measuring a client --------------------------------------------------------------------------------
@@ -228,8 +238,8 @@ class TreeCpu:
                 key = (p.pid, p.create_time())
                 t = p.cpu_times()
                 self.seen[key] = t.user + t.system
-                if key not in self.names:  # its command line, as set by the process (AIPerf names its services)
-                    self.names[key] = " ".join(p.cmdline())[:80] or p.name()
+                # Its command line as it is now: AIPerf's services retitle themselves after they start.
+                self.names[key] = " ".join(p.cmdline())[:80].rstrip() or p.name()
         return sum(self.seen.values())
 
     def by_process(self, top: int = 8) -> dict[str, float]:
@@ -426,6 +436,8 @@ def main() -> None:
                     "cores (default: 1)")
     ap.add_argument("--router", action="store_true", help="through `paretoserve serve` (the router)")
     ap.add_argument("--replicas", type=int, default=1, help="with --router")
+    for name in ("bench", "guidellm", "aiperf"):
+        ap.add_argument(f"--{name}-args", default="", help=f"more arguments for {name}, one shell-quoted string")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per client")
     ap.add_argument("--out", default=None, help="directory for the clients' outputs and logs (default: a new one)")
     args = ap.parse_args()
@@ -434,7 +446,7 @@ def main() -> None:
     unknown = set(names) - set(CLIENTS)
     if unknown:
         ap.error(f"--clients: unknown {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
-    exes = {n: resolve_exe(n, getattr(args, n)) for n in ("guidellm", "aiperf") if n in names}
+    exes = {n: resolve_exe(n.split("-")[0], getattr(args, n.split("-")[0])) for n in names if n != "bench"}
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="paretoserve-clients-"))
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = tokenizer_dir(args.tokenizer, args.model) if exes else None
@@ -455,13 +467,15 @@ def main() -> None:
             if name == "bench":
                 cmd, env, output = bench_cmd(shape, out)
             elif exes[name] is None:
-                results.append(ClientResult(client=name, cmd=[], error=f"not found; install: {INSTALL[name]}"))
+                results.append(ClientResult(client=name, cmd=[],
+                                            error=f"not found; install: {INSTALL[name.split('-')[0]]}"))
                 print(f"{name}: {results[-1].error}", flush=True)
                 continue
             elif name == "guidellm":
                 cmd, env, output = guidellm_cmd(exes[name], shape, out)
             else:
-                cmd, env, output = aiperf_cmd(exes[name], shape, out)
+                cmd, env, output = aiperf_cmd(exes[name], shape, out, paced=name == "aiperf-paced")
+            cmd += shlex.split(getattr(args, f"{name.split('-')[0]}_args"))
             print(f"{name}: running ({datetime.datetime.now():%H:%M:%S})", flush=True)
             results.append(run_client(name, cmd, env, output, out, server, url, args.timeout))
             if results[-1].error:
