@@ -20,7 +20,7 @@ figures, read from its own output (GuideLLM's JSON, AIPerf's `profile_export_aip
     python benchmarks/clients.py [--requests 64] [--concurrency 8] [--input-tokens 32] [--output-tokens 64]
         [--clients bench,guidellm,aiperf,aiperf-paced] [--guidellm PATH] [--aiperf PATH] [--tokenizer DIR]
         [--max-batch 8] [--threads 1] [--router --replicas 1] [--bench-args ..] [--guidellm-args ..]
-        [--aiperf-args ..] [--out DIR]
+        [--aiperf-args ..] [--rounds 1] [--out DIR]
 
 The clients are not paretoserve's dependencies (their pins clash with ours); install each into its own
 virtualenv and pass its executable (the default is the name on PATH):
@@ -47,6 +47,7 @@ import resource
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -376,19 +377,39 @@ COLUMNS = (("client", "client", "s"), ("completed", "completed", "d"), ("failed"
            ("other CPU s (run)", "other_cpu_run_s", ".1f"))
 
 
+RANGED = ("output_throughput", "server_output_throughput")  # shown with their range over the rounds
+
+
 def table(results: list[ClientResult]) -> str:
+    """One row per client, in the order they ran: the median over its rounds (and the range of the token rates)."""
     lines = ["| " + " | ".join(c[0] for c in COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
+    rounds: dict[str, list[dict]] = {}
     for r in results:
-        flat = {**asdict(r), **(asdict(r.figures) if r.figures else {})}
-        cells = []
-        for _, key, spec in COLUMNS:
-            value = flat.get(key)
-            cells.append("-" if value is None else format(value, spec))
+        rounds.setdefault(r.client, []).append({**asdict(r), **(asdict(r.figures) if r.figures else {})})
+    for client, flats in rounds.items():
+        cells = [client]
+        for _, key, spec in COLUMNS[1:]:
+            values = [f[key] for f in flats if f.get(key) is not None]
+            if not values:
+                cells.append("-")
+                continue
+            cell = format(statistics.median(values), spec)
+            if key in RANGED and len(values) > 1:
+                cell += f" ({min(values):{spec}}-{max(values):{spec}})"
+            cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 # -- the run -----------------------------------------------------------------------------------------------
+
+def retarget(cmd: list[str], env: dict[str, str], output: Path, out: Path, run_dir: Path):
+    """The same command writing into `run_dir` instead of `out` (one directory per round)."""
+    if run_dir == out:
+        return cmd, env, output
+    old, new = str(out), str(run_dir)
+    return [a.replace(old, new) for a in cmd], env, Path(str(output).replace(old, new, 1))
+
 
 def resolve_exe(name: str, given: str | None) -> str | None:
     exe = given or name
@@ -438,6 +459,8 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=1, help="with --router")
     for name in ("bench", "guidellm", "aiperf"):
         ap.add_argument(f"--{name}-args", default="", help=f"more arguments for {name}, one shell-quoted string")
+    ap.add_argument("--rounds", type=int, default=1, help="run every client this many times, interleaved; the "
+                    "table shows medians and the token rates' ranges (default: 1)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per client")
     ap.add_argument("--out", default=None, help="directory for the clients' outputs and logs (default: a new one)")
     args = ap.parse_args()
@@ -463,7 +486,7 @@ def main() -> None:
               f"(max_batch {args.max_batch}, threads {args.threads or 'all'}); {args.requests} requests, "
               f"concurrency {args.concurrency}, {args.input_tokens} in / {args.output_tokens} out, streamed; "
               f"outputs in {out}", flush=True)
-        for name in names:
+        for round_no, name in ((i, n) for i in range(args.rounds) for n in names):
             if name == "bench":
                 cmd, env, output = bench_cmd(shape, out)
             elif exes[name] is None:
@@ -476,8 +499,14 @@ def main() -> None:
             else:
                 cmd, env, output = aiperf_cmd(exes[name], shape, out, paced=name == "aiperf-paced")
             cmd += shlex.split(getattr(args, f"{name.split('-')[0]}_args"))
-            print(f"{name}: running ({datetime.datetime.now():%H:%M:%S})", flush=True)
-            results.append(run_client(name, cmd, env, output, out, server, url, args.timeout))
+            print(f"{name}: running, round {round_no + 1} of {args.rounds} ({datetime.datetime.now():%H:%M:%S})",
+                  flush=True)
+            run_dir = out / f"round-{round_no + 1}" if args.rounds > 1 else out
+            run_dir.mkdir(exist_ok=True)
+            cmd, env, output = retarget(cmd, env, output, out, run_dir)
+            results.append(run_client(name, cmd, env, output, run_dir, server, url, args.timeout))
+            results[-1].extra["round"] = round_no + 1
+            (out / "clients.json").write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")  # so far
             if results[-1].error:
                 print(f"{name}: {results[-1].error}", flush=True)
     (out / "clients.json").write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")

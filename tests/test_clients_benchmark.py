@@ -108,3 +108,15 @@ def test_the_table_leaves_a_dash_where_a_client_did_not_run() -> None:
     assert lines[0].startswith("| client | completed | failed |")
     assert lines[2].startswith("| bench | 8 | 0 |") and "| 1.0 |" in lines[2]
     assert lines[3].startswith("| aiperf | - | - |")
+
+
+def test_rounds_are_shown_as_medians_with_the_token_rates_range() -> None:
+    base = clients.parse_bench(DATA / "bench.json")
+    runs = [clients.ClientResult(client="bench", cmd=[], figures=clients.Figures(**{**vars(base), "mean_ttft_ms": t}),
+                                 server_output_throughput=rate) for t, rate in ((100.0, 30.0), (300.0, 50.0),
+                                                                                (200.0, 40.0))]
+    row = clients.table(runs).splitlines()[2].split(" | ")
+    names = [c[0] for c in clients.COLUMNS]
+    assert row[names.index("mean TTFT ms")] == "200"
+    assert row[names.index("server tok/s")] == "40.0 (30.0-50.0)"
+    assert len(clients.table(runs).splitlines()) == 3  # one row per client
