@@ -16,6 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "gguf_header": set(),
     "engine_process": set(),
     "model": {"limits"},
+    "hf_export": {"limits", "model"},
     "geometry": {"gguf_header", "limits", "model"},
     "engine": {"gguf_header", "limits"},
     "results": {"geometry", "limits", "model"},
