@@ -44,6 +44,7 @@ def deployed(monkeypatch_module):
     for name, value in RAY_ENV.items():
         monkeypatch_module.setenv(name, value)
     started = time.monotonic()
+    before = {p.pid for p in psutil.Process().children(recursive=True)}  # e.g. the session's shared engine
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         worker = cluster.add_node(num_cpus=1)
@@ -57,7 +58,8 @@ def deployed(monkeypatch_module):
         yield Deployed(cluster, f"http://127.0.0.1:{port}", time.monotonic() - started,
                        {cluster.head_node.node_id, worker.node_id})
     finally:
-        started_here = {p.pid: _cmdline(p) for p in psutil.Process().children(recursive=True)}  # raylets, workers
+        started_here = {p.pid: _cmdline(p) for p in psutil.Process().children(recursive=True)
+                        if p.pid not in before}  # raylets, workers
         if ray.is_initialized():
             serve.shutdown()
             ray.shutdown()
