@@ -6,6 +6,10 @@ that it encodes the probe strings into the same ids as llama.cpp (what the engin
 included), and saves it under `cache_dir()/hf/NAME-KEY/`; the key changes when the GGUF file does, so a
 later run reuses the directory without importing transformers at all.
 
+vLLM has no GGUF loader: `export_model` writes the whole model beside it (`NAME-KEY-model/`: config.json,
+bf16 safetensors dequantized from the GGUF, and the checked tokenizer), and checks that its greedy next
+token on each CHECK_PROMPTS prompt is llama.cpp's.
+
 Needs the optional `hf` extra (`pip install -e ".[hf]"`): transformers 5's GGUF reader imports torch, so on a
 machine without a GPU install a CPU build of torch first.
 """
@@ -19,15 +23,25 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
+from paretoserve.engine.config import EngineConfig
+from paretoserve.engine.sampling import SamplingParams
+from paretoserve.engine.scheduler import Sequence, StepItem
 from paretoserve.limits import UserError
 from paretoserve.model import DEFAULT_MODEL, ModelSpec, cache_dir, resolve_model
 
 HF_EXTRA_HINT = 'pip install -e ".[hf]" (transformers, gguf, sentencepiece, torch; a CPU build of torch will do)'
+VLLM_EXTRA_HINT = 'pip install -e ".[vllm]" (the README has the two lines that install it on a CPU)'
 STAMP = "paretoserve-export.json"  # written last: a directory without it is not a finished export
 # Strings whose ids must agree with llama.cpp's: plain words, leading and repeated spaces, newlines and a tab,
 # punctuation, non-Latin scripts and an emoji (byte fallback), and the empty prompt (BOS alone).
 PROBES = ("hello", "The capital of France is", " leading space", "Hello, world!\n\ntwo  spaces\tand a tab",
           "émoji 🤗 日本語", "")
+
+
+# Prompts whose greedy next token the exported model must share with llama.cpp (Q4_K_M there, bf16 here).
+CHECK_PROMPTS = ("The capital of France is", "One, two, three, four,", "def add(a, b):\n    return")
 
 
 class ExportError(UserError):
@@ -78,6 +92,83 @@ def export_tokenizer(model: str = DEFAULT_MODEL, cache: str | Path | None = None
     return target
 
 
+def cached_model(model: str = DEFAULT_MODEL, cache: str | Path | None = None) -> Path | None:
+    """The finished export of the whole `model` (a GGUF or 'default'), or None (imports no transformers)."""
+    target = model_dir(resolve_model(model, cache), cache)
+    return target if (target / STAMP).is_file() else None
+
+
+def model_dir(spec: ModelSpec, cache: str | Path | None = None) -> Path:
+    """Where the whole model exported from this GGUF file lives, beside its tokenizer's export."""
+    tokenizer = export_dir(spec, cache)
+    return tokenizer.with_name(tokenizer.name + "-model")
+
+
+def export_model(model: str = DEFAULT_MODEL, cache: str | Path | None = None) -> Path:
+    """The Hugging Face directory of the whole model (config, bf16 weights, tokenizer) for engines without a
+    GGUF loader; exported and checked on first use (about a minute and 0.6 GB for the bundled model)."""
+    spec = resolve_model(model, cache)
+    target = model_dir(spec, cache)
+    if (target / STAMP).is_file():
+        return target
+    tokenizer_dir = export_tokenizer(model, cache)
+    torch, auto_model = _auto_model()
+    # transformers refuses to save a model loaded from a GGUF, so the weights move into a fresh model.
+    loaded = auto_model.from_pretrained(str(spec.path.parent), gguf_file=spec.path.name, dtype=torch.bfloat16)
+    fresh = auto_model.from_config(loaded.config, dtype=torch.bfloat16)
+    fresh.load_state_dict(loaded.state_dict())
+    del loaded
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        fresh.save_pretrained(str(partial))
+        for item in tokenizer_dir.iterdir():
+            if item.name != STAMP:
+                shutil.copy2(item, partial / item.name)
+        # Check the saved copy, as vLLM will load it.
+        mismatches = compare_next_tokens(auto_model.from_pretrained(str(partial), dtype=torch.bfloat16),
+                                         _auto_tokenizer().from_pretrained(str(partial)), spec.path)
+        if mismatches:
+            raise ExportError(f"the model exported from {spec.path} does not continue as llama.cpp does: "
+                              + "; ".join(mismatches))
+        stamp = {"source": str(spec.path), "size": spec.path.stat().st_size, "dtype": "bfloat16",
+                 "checked_prompts": list(CHECK_PROMPTS)}
+        (partial / STAMP).write_text(json.dumps(stamp) + "\n")
+        if (target / STAMP).is_file():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def compare_next_tokens(hf_model, tokenizer, gguf: Path, prompts: tuple[str, ...] = CHECK_PROMPTS) -> list[str]:
+    """One line per prompt whose greedy next token differs between the HF model and llama.cpp (the engine's
+    runner, with its weight placement for this CPU); empty if none."""
+    import torch
+
+    from paretoserve.engine.llama_runner import LlamaRunner  # loads llama.cpp: only where a check runs
+
+    reference = LlamaRunner(EngineConfig(model_path=gguf, model_name=gguf.name, max_batch=1, kv_tokens=256,
+                                         threads=1))
+    out = []
+    try:
+        for prompt in prompts:
+            ids = list(tokenizer(prompt).input_ids)
+            seq = Sequence(rid=0, prompt=ids, params=SamplingParams(), sink=None, slot=0)
+            want = int(np.argmax(reference.decode([StepItem(seq, ids, 0, True)])[0]))
+            reference.free(0)
+            with torch.no_grad():
+                got = int(hf_model(torch.tensor([ids])).logits[0, -1].argmax())
+            if got != want:
+                out.append(f"{prompt!r}: next token {got} ({tokenizer.decode([got])!r}) where llama.cpp gives "
+                           f"{want} ({tokenizer.decode([want])!r})")
+    finally:
+        reference.close()
+    return out
+
+
 def llama_cpp_ids(path: Path, probes: tuple[str, ...] = PROBES) -> dict[str, list[int]]:
     """Each probe's ids as the engine tokenizes a text prompt: llama.cpp, special tokens added and parsed."""
     import llama_cpp
@@ -121,6 +212,15 @@ def _auto_tokenizer():
     return AutoTokenizer
 
 
+def _auto_model():
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM
+    except ImportError as exc:
+        raise ExportError(f"exporting the model for vLLM needs torch and transformers: {VLLM_EXTRA_HINT}") from exc
+    return torch, AutoModelForCausalLM
+
+
 def _transformers_version() -> str:
     import transformers
 
@@ -131,9 +231,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m paretoserve.hf_export", description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=DEFAULT_MODEL, help="default (the bundled GGUF) or a GGUF path")
     ap.add_argument("--cache-dir", default=None, help="default: $PARETOSERVE_CACHE_DIR or ~/.cache/paretoserve")
+    ap.add_argument("--whole-model", action="store_true",
+                    help="export the weights and config too, for vLLM (default: the tokenizer only)")
     args = ap.parse_args(argv)
     try:
-        print(export_tokenizer(args.model, args.cache_dir))
+        print((export_model if args.whole_model else export_tokenizer)(args.model, args.cache_dir))
     except UserError as exc:
         raise SystemExit(f"error: {exc}") from exc
 

@@ -28,6 +28,7 @@ class Verdict(BaseModel):
     batch: int
     max_batch: int
     throughput: float
+    throughput_ci95: tuple[float, float] | None = None  # over repeats: the 95 % interval; None for one run
     efficiency: float | None  # T(B) / (B x T(1)); None without a batch-1 point
     meets: bool
     reasons: list[str]  # why it fails; empty when it meets every limit
@@ -96,8 +97,8 @@ def judge(point: Point, limits: list[RunLimit], min_efficiency: float, t1: float
         reasons.append(f"batching efficiency {efficiency:.3f} <= {min_efficiency:g} "
                        f"(T(B) / (B x T(1)), T(1) = {t1:.4g})")
     return Verdict(key=point.key, batch=point.batch, max_batch=point.max_batch, throughput=throughput,
-                   efficiency=efficiency, meets=not reasons, reasons=reasons, repeats=point.repeats,
-                   certainty=certainty(point, limits, not reasons))
+                   throughput_ci95=point.interval(metric), efficiency=efficiency, meets=not reasons, reasons=reasons,
+                   repeats=point.repeats, certainty=certainty(point, limits, not reasons))
 
 
 def certainty(point: Point, limits: list[RunLimit], meets: bool) -> str | None:

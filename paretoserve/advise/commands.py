@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -13,6 +14,8 @@ from paretoserve.advise.table import SweepTable
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ
 from paretoserve.engine.repack import cpu_flags, has_amx
 from paretoserve.engines import ENGINE_NAMES
+from paretoserve.hf_export import cached_model
+from paretoserve.limits import UserError
 from paretoserve.model import GGUF_ENGINES
 
 VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default
@@ -28,6 +31,13 @@ class Commands(BaseModel):
     llama_server: str
     vllm: str
     vllm_kv_bytes: str | None  # the same with --kv-cache-memory-bytes, where the KV need in bytes is known
+
+
+def _exported(model: str) -> Path | None:
+    try:
+        return cached_model(model)
+    except UserError:  # the GGUF file is no longer on this machine
+        return None
 
 
 def _line(*argv: object) -> str:
@@ -60,7 +70,10 @@ def commands(table: SweepTable, b_opt: int, plan: ReplicaAdvice, memory: MemoryA
     llama = _line("llama-server", "-m", model if model != "default" else "MODEL.gguf", "-np", b_opt, "-c",
                   kv_tokens_for(b_opt, ctx), *(["-t", threads] if threads else []), *(["--no-repack"] if amx else []),
                   "--port", 8080)
+    # a vLLM sweep of the bundled model (or a GGUF) ran its HF export: the directory, where it is on this machine
     vllm_model = hf_model
+    if table.engine == "vllm" and table.model and (table.model == "default" or table.model.endswith(".gguf")):
+        vllm_model = str(_exported(table.model) or "MODEL")
     utilisation = 0.9
     if memory.device_memory_bytes and memory.weights_bytes is not None and memory.kv_need_bytes is not None \
             and table.imported_from:

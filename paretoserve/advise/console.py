@@ -20,6 +20,11 @@ def share(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
 
 
+def rate(x: float, ci95: tuple[float, float] | None) -> str:
+    """A throughput, with its 95 % interval over repeats in brackets where it has one."""
+    return f"{x:,.1f}" + (f" [{ci95[0]:,.1f}, {ci95[1]:,.1f}]" if ci95 else "")
+
+
 def batches_table(advice: Advice) -> Table:
     fields = [lim.field for lim in advice.slo.limits]
     table = Table(title=f"BCA: B_opt = {advice.b_opt} under {escape(advice.slo.text)}"
@@ -31,7 +36,7 @@ def batches_table(advice: Advice) -> Table:
     for v in advice.batches:
         mark = "[bold green]B_opt[/]" if v.key == advice.b_opt_key else ("ok" if v.meets else
                                                                         escape("; ".join(v.reasons)))
-        table.add_row(str(v.batch), str(v.max_batch), f"{v.throughput:,.1f}",
+        table.add_row(str(v.batch), str(v.max_batch), rate(v.throughput, v.throughput_ci95),
                       "-" if v.efficiency is None else f"{v.efficiency:.3f}", mark)
     table.caption = (f"limits on {', '.join(fields)}; "
                      f"throughput kept at B_opt: {share(advice.throughput_fraction_at_b_opt)}")
@@ -63,7 +68,8 @@ def plan_table(advice: Advice) -> Table:
         chosen = (o.replicas, o.max_batch, o.predicted_or_measured) == (plan.replicas, plan.max_batch,
                                                                         plan.predicted_or_measured)
         low = f" (>= {o.throughput_low:,.0f})" if o.throughput_low is not None else ""
-        table.add_row(f"{'> ' if chosen else ''}{o.replicas}", str(o.max_batch), f"{o.throughput:,.1f}{low}",
+        table.add_row(f"{'> ' if chosen else ''}{o.replicas}", str(o.max_batch),
+                      rate(o.throughput, o.throughput_ci95) + low,
                       f"{o.latency_ms.get('mean_tpot_ms', float('nan')):.2f}",
                       f"{o.latency_ms.get('mean_itl_ms', float('nan')):.2f}", o.predicted_or_measured,
                       "ok" if o.meets_slo else escape("; ".join(o.reasons)))

@@ -12,9 +12,8 @@ from types import ModuleType
 
 from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_model_arg, add_repack_arg, bind_port
 from paretoserve.engine.config import EngineConfig
-from paretoserve.engines import GGUF_ENGINES, preset
+from paretoserve.engines import preset
 from paretoserve.limits import IntRange
-from paretoserve.model import resolve_model
 from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, PlanError, ReplicaPlan, RouterConfig, load_plan_file
 from paretoserve.serve.runner import serve
 
@@ -89,8 +88,8 @@ def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
                        metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)
     if plan.engine_cmd is None:
         preset(plan.engine).check()  # an engine that is not installed is one line before any replica starts
-    if plan.engine_cmd is None and plan.engine in GGUF_ENGINES:  # the bundled model is built once, before any start
-        plan = dataclasses.replace(plan, model=str(resolve_model(args.model, args.cache_dir).path))
+        # the model is built (the bundled GGUF) or exported (vLLM's HF directory) once, before any start
+        plan = dataclasses.replace(plan, model=preset(plan.engine).prepare(args.model, args.cache_dir))
     return plan
 
 

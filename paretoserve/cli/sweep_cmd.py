@@ -16,9 +16,8 @@ from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
 from paretoserve.cli.common import UsageError, add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import search_args, search_args_record, search_configs, search_sweep
 from paretoserve.engine.config import ctx_for
-from paretoserve.engines import GGUF_ENGINES, preset
+from paretoserve.engines import preset
 from paretoserve.limits import parse_int_list
-from paretoserve.model import resolve_model
 from paretoserve.results.store import SweepStore
 from paretoserve.serve.config import knob_ranges
 from paretoserve.sweep.environment import collect_environment
@@ -129,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
     search = search_configs(args, spec, bench.slo)
     if spec.engine_cmd is None:
         preset(spec.engine).check()  # an engine that is not installed is one line before the sweep starts
-        if spec.engine in GGUF_ENGINES:
-            resolve_model(spec.model)  # build the bundled model once, before the first engine starts
+        preset(spec.engine).prepare(spec.model, None)  # build or export the model once, before the first start
     store = SweepStore(args.out)
     spec_record = {**spec.as_dict(), "workload": workload_record(bench), **search_args_record(args)}
     store.open(spec_record, collect_environment(), args.resume, flag_names=WORKLOAD_FLAG_NAMES)

@@ -36,10 +36,18 @@ def search_args(parser: argparse.ArgumentParser) -> None:
                         "(default: grid)")
     s.add_argument("--min-gain", type=float, default=SearchConfig.min_gain,
                    help="stop doubling when it adds less than this share of throughput (default: %(default)s)")
+    add_remeasure_arg(s, SearchConfig.remeasure_budget)
     add_advice_flags(s, SEARCH_FLAGS, SEARCH_HELP)
     s.add_argument("--calibrate", metavar="DIR", default=None,
                    help="with --hardware: fit the roofline to this earlier sweep on the same hardware and engine "
                         "(default: the uncalibrated roofline)")
+
+
+def add_remeasure_arg(group, default: int) -> None:
+    """--remeasure-budget, shared by `sweep --search bca` and `tune`."""
+    group.add_argument("--remeasure-budget", type=int, default=default, metavar="RUNS",
+                       help="extra runs the search may spend measuring both caps of a doubling again when its gain "
+                            "is within the noise of --min-gain (0-100; default: %(default)s)")
 
 
 def search_args_record(args: argparse.Namespace) -> dict:
@@ -65,7 +73,8 @@ def search_configs(args: argparse.Namespace, spec: SweepSpec, slo: Slo | None
                          "and --replicas value")
     advice = advise_config(args, SEARCH_FLAGS, slo=slo)
     try:
-        search = SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain)
+        search = SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain,
+                              remeasure_budget=args.remeasure_budget)
     except ValueError as exc:
         raise UsageError(f"--search bca: {exc}") from exc
     if args.hardware is None:
@@ -84,6 +93,8 @@ def search_sweep(configs: tuple[SearchConfig, AdviseConfig, Guess | None], spec:
                  store: SweepStore, started: float) -> int:
     """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
     search, advice, guess = configs
+    print(f"search bca: up to {search.remeasure_budget} more runs where a doubling's gain is within the noise of "
+          f"--min-gain {search.min_gain:.0%}", file=sys.stderr)
     try:
         result, ran = run_search(spec, search, advice, measure, store, guess)
     except (AdviseError, LaunchError) as exc:
@@ -93,6 +104,7 @@ def search_sweep(configs: tuple[SearchConfig, AdviseConfig, Guess | None], spec:
     jumped = f"; the roofline's guess {result.guess} (predicted) was measured after the start" if result.guess else ""
     print(f"search bca: B_opt = {result.b_opt} (cap {result.b_opt_cap}){jumped}; ran {len(ran)} points "
           f"(caps {', '.join(map(str, result.measured))}) in {time.perf_counter() - started:.0f} s wall, "
-          f"{engine_s:.0f} s of it in points; {result.stop_reason or 'done'}; {store.points_path}")
+          f"{engine_s:.0f} s of it in points; {result.stop_reason or 'done'}; "
+          f"{result.remeasure_line(search.remeasure_budget)}; {store.points_path}")
     print(f"next: paretoserve advise {store.dir}", file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from paretoserve.cli.advice_args import add_advice_args, advise_config
 from paretoserve.cli.common import add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
+from paretoserve.cli.sweep_search import add_remeasure_arg
 from paretoserve.tune import TuneConfig, run_tune
 
 DEFAULTS = TuneConfig()
@@ -30,6 +31,7 @@ def add_parser(subparsers, help: str) -> None:
     add_repack_arg(g)
     g.add_argument("--min-gain", type=float, default=DEFAULTS.min_gain,
                    help="stop doubling the cap when it adds less than this share of throughput (default: %(default)s)")
+    add_remeasure_arg(g, DEFAULTS.remeasure_budget)
     g.add_argument("--repeats", type=int, default=DEFAULTS.repeats,
                    help="runs of each point, each on a freshly started engine; figures are means with 95 %% "
                         "intervals (default: %(default)s)")
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = TuneConfig(model=args.model, engine=args.engine, out=args.out, max_batch=args.max_batch,
                      threads=args.threads, repack=args.repack, repeats=args.repeats, wait_quiet_s=args.wait_quiet,
                      input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
-                     min_gain=args.min_gain, verify=args.verify, resume=args.resume, advice=advise_config(args))
+                     min_gain=args.min_gain, remeasure_budget=args.remeasure_budget, verify=args.verify,
+                     resume=args.resume, advice=advise_config(args))
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         result = run_tune(cfg, say=lambda line: print(line, file=sys.stderr))

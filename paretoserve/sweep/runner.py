@@ -6,6 +6,7 @@ point is recorded only once it is complete, so an interrupted sweep resumes wher
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
@@ -104,17 +105,17 @@ def run_search(spec: SweepSpec, search: SearchConfig, advice: AdviseConfig, meas
     Raises AdviseError when no batch meets the SLO, LaunchError when a point fails (the search cannot go on).
     """
     done = store.finished()
-    ran: list[dict] = []
+    ran: dict[str, dict] = {}  # the latest record of each point run now
 
-    def measure_cap(cap: int) -> Point:
+    def measure_cap(cap: int, extra: int) -> Point:
         point = PointConfig(cap, spec.kv_tokens[0], spec.threads[0], spec.replicas[0])
-        record = done.get(point.key())
-        if record is None or record.get("repeats", 1) < spec.repeats:  # its repeats run back to back
-            record = run_points(spec, [point], measure, store)[0]
-            ran.append(record)
+        record, runs = done.get(point.key()), spec.repeats + extra
+        if record is None or record.get("repeats", 1) < runs:  # its repeats run back to back
+            record = run_points(dataclasses.replace(spec, repeats=runs), [point], measure, store)[0]
+            done[point.key()] = ran[point.key()] = record
             if record["status"] != "ok":
                 raise LaunchError(f"point {point.key()} failed, so the search cannot go on: "
                                   f"{record.get('reason', '')[:300]}")
         return to_point(record)
 
-    return drive(bca_search(search, advice, guess), measure_cap), ran
+    return drive(bca_search(search, advice, guess), measure_cap), list(ran.values())

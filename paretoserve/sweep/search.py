@@ -9,6 +9,9 @@ measured point through send(), so the same code drives real engines and replays 
    bisection runs between the start and it.
 3. Double while the point meets the SLO and the floor and each doubling still adds `min_gain` throughput;
    if the start point already fails, halve until one meets.
+   When a doubling's gain is within the noise of `min_gain` (its 95 % interval over repeats holds it, or,
+   with one run of each, it lies between 0 and twice `min_gain`, since one run says nothing of the noise),
+   both caps are measured once more before deciding, while `remeasure_budget` runs last.
 4. Bisect between the last cap that met the SLO and the first that did not.
 B_opt is the largest measured batch that met everything, as the BCA over a full grid would pick it.
 """
@@ -23,9 +26,13 @@ from paretoserve.advise.advice import AdviseConfig
 from paretoserve.advise.bca import judge
 from paretoserve.advise.table import AdviseError, Point
 from paretoserve.bench.slo import RunLimit
+from paretoserve.limits import IntRange
 
 # (first measured point, the SLO's limits) -> a cap to measure next (sweep/guess.py), or None for no guess.
 Guess = Callable[[Point, list[RunLimit]], int | None]
+# What the search asks for: (cap, extra runs beyond the sweep's --repeats that cap must now have).
+Ask = tuple[int, int]
+REMEASURE_BUDGET = IntRange(0, 100, "extra runs")
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,14 @@ class SearchConfig:
     candidates: tuple[int, ...]  # batch caps it may run, ascending (every integer up to --max-batch for a real sweep)
     start: int = 32  # first cap measured (the nearest candidate)
     min_gain: float = 0.1  # a doubling that adds less throughput than this share ends the climb (the plateau)
+    remeasure_budget: int = 4  # extra runs the search may spend on doublings whose gain is within the noise
 
     def __post_init__(self) -> None:
         if not self.candidates or list(self.candidates) != sorted(set(self.candidates)) or self.candidates[0] < 1:
             raise ValueError("candidates must be distinct ascending batch caps >= 1")
         if not self.min_gain >= 0:
             raise ValueError(f"--min-gain must be >= 0; got {self.min_gain}")
+        REMEASURE_BUDGET.check("--remeasure-budget", self.remeasure_budget)
 
 
 @dataclass
@@ -50,6 +59,13 @@ class SearchResult:
     measured: list[int] = field(default_factory=list)  # caps in the order they were run
     stop_reason: str = ""
     guess: int | None = None  # the cap the roofline predicted, measured second (predicted, not B_opt)
+    remeasured: list[str] = field(default_factory=list)  # each doubling measured again, and why
+    remeasure_runs: int = 0  # extra runs spent on them, out of SearchConfig.remeasure_budget
+
+    def remeasure_line(self, budget: int) -> str:
+        """What the search spent of its re-measure budget, for the summary line."""
+        spent = f"{self.remeasure_runs} of {budget} re-measure runs"
+        return f"re-measured {'; '.join(self.remeasured)} ({spent})" if self.remeasured else spent
 
 
 def nearest_cap(candidates: tuple[int, ...], target: float, above: int | None = None,
@@ -70,11 +86,25 @@ def _guessed_cap(candidates: tuple[int, ...], guess: Guess | None, first: Point,
     return None if cap is None or (doubled is not None and cap <= doubled) else cap
 
 
-Measure = Callable[[int], Generator[int, Point, Point]]  # bca_search's: yields the cap unless already measured
+Measure = Callable[[int], Generator[Ask, Point, Point]]  # bca_search's: asks for the cap unless already measured
+
+
+def within_noise(lo: Point, upper: Point, metric: str, min_gain: float) -> str | None:
+    """Why the gain of doubling `lo` to `upper` cannot be told from `min_gain`, or None when it can."""
+    gain = upper.throughput(metric) / lo.throughput(metric) - 1
+    a, b = upper.interval(metric), lo.interval(metric)
+    if a is None or b is None:
+        if 0 < gain < 2 * min_gain:
+            return f"{gain:+.1%} from one run each, within {min_gain:.0%} of --min-gain {min_gain:.0%}"
+        return None
+    low, high = a[0] / b[1] - 1, a[1] / b[0] - 1
+    if low < min_gain <= high:
+        return f"{gain:+.1%}, 95 % interval {low:+.1%} to {high:+.1%} around --min-gain {min_gain:.0%}"
+    return None
 
 
 def _halve(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], hi: int,
-           limits: list[RunLimit]) -> Generator[int, Point, tuple[int, int]]:
+           limits: list[RunLimit]) -> Generator[Ask, Point, tuple[int, int]]:
     """Halve from `hi`, a cap that does not meet the SLO, until one does; returns (lo, hi)."""
     while True:
         lower = nearest_cap(candidates, hi / 2, below=hi)
@@ -87,7 +117,7 @@ def _halve(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int],
 
 
 def _bisect(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], lo: int, hi: int | None,
-            reason: str) -> Generator[int, Point, str]:
+            reason: str) -> Generator[Ask, Point, str]:
     """Bisect between `lo`, the last cap that met the SLO, and `hi`, the first that did not (none to do when
     `hi` is None); returns the stop reason."""
     while hi is not None:
@@ -100,18 +130,38 @@ def _bisect(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int]
     return reason
 
 
+@dataclass
+class _Runs:
+    """What the search has measured: each cap's latest Point, the order of first runs, the extra runs."""
+
+    points: dict[int, Point] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
+    extra: dict[int, int] = field(default_factory=dict)  # runs beyond --repeats, by cap
+    remeasured: list[str] = field(default_factory=list)  # each doubling measured again, and why
+
+    @property
+    def spent(self) -> int:
+        return sum(self.extra.values())
+
+    def measure(self, cap: int) -> Generator[Ask, Point, Point]:
+        """The cap's point, asked for unless it was measured already."""
+        if cap not in self.points:
+            self.points[cap] = yield cap, 0
+            self.order.append(cap)
+        return self.points[cap]
+
+    def again(self, *caps: int) -> Generator[Ask, Point, None]:
+        """One more run of each cap, interleaved as the sweep runs its repeats."""
+        for cap in caps:
+            self.extra[cap] = self.extra.get(cap, 0) + 1
+            self.points[cap] = yield cap, self.extra[cap]
+
+
 def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None = None
-               ) -> Generator[int, Point, SearchResult]:
-    """Yields caps to measure, receives each measured Point via send(), returns the SearchResult."""
-    points: dict[int, Point] = {}
-    order: list[int] = []
-
-    def measure(cap: int):
-        if cap not in points:
-            points[cap] = yield cap
-            order.append(cap)
-        return points[cap]
-
+               ) -> Generator[Ask, Point, SearchResult]:
+    """Yields (cap, extra runs) to measure, receives each measured Point via send(), returns the SearchResult."""
+    runs = _Runs()
+    points, measure = runs.points, runs.measure
     t1 = None
     if advice.min_efficiency > 0:
         if search.candidates[0] != 1:
@@ -140,6 +190,10 @@ def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None =
             reason = f"reached the largest cap allowed ({lo})"
             break
         yield from measure(upper)
+        while meets(upper) and runs.spent + 2 <= search.remeasure_budget and (
+                why := within_noise(points[lo], points[upper], advice.throughput_metric, search.min_gain)):
+            runs.remeasured.append(f"{lo} -> {upper} ({why})")
+            yield from runs.again(lo, upper)
         if not meets(upper):
             hi = upper
             break
@@ -148,16 +202,19 @@ def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None =
         if gain < search.min_gain:
             reason = f"plateau: doubling to {upper} added {gain:+.1%} throughput (< {search.min_gain:.0%})"
     reason = yield from _bisect(search.candidates, measure, meets, lo, hi, reason)
-    chosen = max((c for c in points if meets(c)), key=lambda c: (points[c].batch, c))
-    return SearchResult(b_opt=points[chosen].batch, b_opt_cap=chosen, measured=order, stop_reason=reason,
-                        guess=guessed)
+    meeting = [c for c in points if meets(c)]
+    if not meeting:  # measuring again moved every cap that had met the SLO past it
+        raise AdviseError(f"--slo: no batch meets {', '.join(map(str, limits))} once re-measured")
+    chosen = max(meeting, key=lambda c: (points[c].batch, c))
+    return SearchResult(b_opt=points[chosen].batch, b_opt_cap=chosen, measured=runs.order, stop_reason=reason,
+                        guess=guessed, remeasured=runs.remeasured, remeasure_runs=runs.spent)
 
 
-def drive(search: Generator[int, Point, SearchResult], measure: Callable[[int], Point]) -> SearchResult:
-    """Run a search to its end, measuring each cap it asks for with `measure`."""
+def drive(search: Generator[Ask, Point, SearchResult], measure: Callable[[int, int], Point]) -> SearchResult:
+    """Run a search to its end, measuring each (cap, extra runs) it asks for with `measure`."""
     try:
-        cap = next(search)
+        ask = next(search)
         while True:
-            cap = search.send(measure(cap))
+            ask = search.send(measure(*ask))
     except StopIteration as stop:
         return stop.value

@@ -11,7 +11,7 @@ from paretoserve.bench.repeats import REPEATS
 from paretoserve.engine.config import EngineConfig, available_cores, ctx_for, threads_range
 from paretoserve.engines import preset
 from paretoserve.limits import IntRange, UserError
-from paretoserve.sweep.search import SearchConfig
+from paretoserve.sweep.search import REMEASURE_BUDGET, SearchConfig
 
 TOKENS = IntRange(1, 8192)  # --input-tokens and --output-tokens of every point
 
@@ -34,6 +34,7 @@ class TuneConfig:
     output_tokens: int = 32
     duration_s: float = 15.0  # seconds of closed-loop load per point (then in-flight requests drain)
     min_gain: float = SearchConfig.min_gain  # a doubling that adds less throughput ends the climb (the plateau)
+    remeasure_budget: int = SearchConfig.remeasure_budget  # extra runs for doublings whose gain is within noise
     verify: bool = True  # measure the replica plan next to the best single engine
     repeats: int = 1  # runs of each point (back to back in the search), each on a freshly started engine
     wait_quiet_s: float = 0.0  # before each point's measured run, wait up to this long for a quiet machine
@@ -44,6 +45,7 @@ class TuneConfig:
         preset(self.engine).max_batch.check("--max-batch", self.max_batch, TuneError)  # the engine's own range
         threads_range().check("--threads", self.threads, TuneError)
         REPEATS.check("--repeats", self.repeats, TuneError)
+        REMEASURE_BUDGET.check("--remeasure-budget", self.remeasure_budget, TuneError)
         self.bench()  # the workload's own checks (--wait-quiet among them) before anything runs
         TOKENS.check("--input-tokens", self.input_tokens, TuneError)
         TOKENS.check("--output-tokens", self.output_tokens, TuneError)

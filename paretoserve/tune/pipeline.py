@@ -18,9 +18,9 @@ from paretoserve.advise import Advice, AdviseConfig, AdviseError, advise_table, 
 from paretoserve.advise.ray_config import write_ray_configs
 from paretoserve.advise.roofline import RooflineError
 from paretoserve.engine_process import LaunchError
-from paretoserve.engines import GGUF_ENGINES, preset
+from paretoserve.engines import preset
 from paretoserve.estimate.plans import RooflineConfig
-from paretoserve.model import ModelError, resolve_model
+from paretoserve.model import ModelError
 from paretoserve.report import ReportError, ReportFiles, write_report
 from paretoserve.results.store import StoreError, SweepStore
 from paretoserve.sweep.environment import collect_environment
@@ -50,8 +50,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
     started = time.perf_counter()
     try:
         preset(cfg.engine).check()  # an engine that is not installed is one line before anything runs
-        if cfg.engine in GGUF_ENGINES:
-            resolve_model(cfg.model)  # build the bundled model once, before the first engine starts
+        preset(cfg.engine).prepare(cfg.model, None)  # build or export the model once, before the first start
         spec = SweepSpec(model=cfg.model, max_batch=(cfg.max_batch,), threads=(cfg.threads,),
                          ctx_per_seq=cfg.ctx_per_seq, engine=cfg.engine, repack=cfg.repack, repeats=cfg.repeats)
     except (ModelError, SweepSpecError) as exc:
@@ -68,8 +67,10 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
     measure = bench_measure(bench, saturate=True)
 
     say(f"tune: searching the batch cap (1..{cfg.max_batch}) of {cfg.model} with {cfg.duration_s:g} s of load "
-        f"per point; results in {cfg.out}")
-    search = SearchConfig(candidates=tuple(range(1, cfg.max_batch + 1)), min_gain=cfg.min_gain)
+        f"per point (up to {cfg.remeasure_budget} more runs where a doubling's gain is within the noise); "
+        f"results in {cfg.out}")
+    search = SearchConfig(candidates=tuple(range(1, cfg.max_batch + 1)), min_gain=cfg.min_gain,
+                          remeasure_budget=cfg.remeasure_budget)
     advice_cfg = cfg.advice.model_copy(update={"advice_path": str(cfg.out / "advice.json")})
     try:
         guess = sweep_guess(spec.as_dict(), search.candidates, search.min_gain,
@@ -80,7 +81,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print) -> TuneResult:
     try:
         result, ran = run_search(spec, search, cfg.advice, measure, store, guess)
         say(f"tune: B_opt = {result.b_opt} after {len(ran)} new points (caps {', '.join(map(str, result.measured))});"
-            f" {result.stop_reason or 'done'}")
+            f" {result.stop_reason or 'done'}; {result.remeasure_line(search.remeasure_budget)}")
         advice = _advise(store.dir, advice_cfg, say)
         replica_record = None
         point = replica_point(advice, cfg.cores, cfg.advice.max_replicas) if cfg.verify else None

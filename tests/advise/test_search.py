@@ -21,7 +21,7 @@ def replay(sweep_dir, config: AdviseConfig, guess=None):
     """The search run against recorded points: each cap it asks for is looked up instead of measured."""
     by_cap = {p.max_batch: p for p in load_table(sweep_dir).singles()}
     search = bca_search(SearchConfig(candidates=tuple(sorted(by_cap))), config, guess)
-    return drive(search, lambda cap: by_cap[cap]), len(by_cap)
+    return drive(search, lambda cap, extra: by_cap[cap]), len(by_cap)
 
 
 @pytest.mark.parametrize("name", list(RULES))
@@ -48,7 +48,7 @@ def test_halves_when_the_start_breaks_the_slo_then_bisects():
     # TPOT = cap ms, limit 20 ms: the start (32) fails, 16 meets, then bisection between 16 and 32 lands on 20
     curve = {c: point(c, 10.0 * c, float(c)) for c in range(1, 65)}
     result = drive(bca_search(SearchConfig(candidates=tuple(range(1, 65))), AdviseConfig(slo="tpot_ms<=20")),
-                   lambda cap: curve[cap])
+                   lambda cap, extra: curve[cap])
     assert result.b_opt == 20
     assert result.measured[:2] == [32, 16] and len(result.measured) <= 7
 
@@ -56,7 +56,8 @@ def test_halves_when_the_start_breaks_the_slo_then_bisects():
 def test_no_cap_meets_the_slo():
     curve = {c: point(c, 10.0 * c, 100.0) for c in (1, 2, 4)}
     with pytest.raises(AdviseError, match="no batch meets"):
-        drive(bca_search(SearchConfig(candidates=(1, 2, 4)), AdviseConfig(slo="tpot_ms<=20")), lambda c: curve[c])
+        drive(bca_search(SearchConfig(candidates=(1, 2, 4)), AdviseConfig(slo="tpot_ms<=20")),
+              lambda c, extra: curve[c])
 
 
 def test_sweep_search_flags_are_checked_before_any_engine_starts(tmp_path, capsys):
@@ -100,7 +101,7 @@ def test_a_guess_beyond_the_slo_is_bisected_down():
     # TPOT = cap ms, limit 3 x TPOT(32) = 96 ms; the guess 512 fails, so the search bisects between 32 and 512
     curve = {c: point(c, 10.0 * c, float(c)) for c in range(1, 1025)}
     result = drive(bca_search(SearchConfig(candidates=tuple(range(1, 1025))), AdviseConfig(),
-                              lambda first, limits: 512), lambda cap: curve[cap])
+                              lambda first, limits: 512), lambda cap, extra: curve[cap])
     assert result.b_opt == 96 and result.guess == 512
     assert result.measured[:2] == [32, 512] and len(result.measured) <= 10
 
@@ -108,5 +109,44 @@ def test_a_guess_beyond_the_slo_is_bisected_down():
 def test_a_guess_at_the_next_doubling_is_not_a_jump():
     curve = {c: point(c, 10.0 * c, float(c)) for c in range(1, 65)}
     result = drive(bca_search(SearchConfig(candidates=tuple(range(1, 65))), AdviseConfig(slo="tpot_ms<=100"),
-                              lambda first, limits: 64), lambda cap: curve[cap])
+                              lambda first, limits: 64), lambda cap, extra: curve[cap])
     assert result.guess is None and result.measured == [32, 64]
+
+
+def noisy(cap, runs):
+    """A point measured `runs` times: throughput 100 at cap 32 and 108 at 64 (+8 %, near --min-gain 10 %), its
+    95 % interval ±20 / runs once there are two runs or more."""
+    mean = 100.0 if cap == 32 else 108.0
+    half = 20.0 / runs
+    p = point(cap, mean, float(cap) / 32)
+    return p.model_copy(update={"ci95": {} if runs == 1 else {"output_throughput": (mean - half, mean + half)}})
+
+
+def test_a_gain_within_the_noise_is_measured_again_within_the_budget():
+    asks = []
+
+    def measure(cap, extra):
+        asks.append((cap, extra))
+        return noisy(cap, 1 + extra)
+
+    search = SearchConfig(candidates=tuple(range(1, 129)), min_gain=0.1, remeasure_budget=4)
+    result = drive(bca_search(search, AdviseConfig(slo="tpot_ms<=100")), measure)
+    # one run each: +8 % lies within 10 % of --min-gain, so both are run again (A B), then the intervals
+    # (±10 around 100 and 108) still hold 10 %, so once more; the budget of 4 is then spent
+    assert asks == [(32, 0), (64, 0), (32, 1), (64, 1), (32, 2), (64, 2)]
+    assert result.remeasure_runs == 4 and len(result.remeasured) == 2
+    assert "from one run each" in result.remeasured[0] and "95 % interval" in result.remeasured[1]
+    assert result.stop_reason.startswith("plateau: doubling to 64 added +8.0%")
+    assert result.remeasure_line(4).endswith("(4 of 4 re-measure runs)")
+
+
+def test_a_gain_clear_of_the_noise_or_no_budget_measures_nothing_again():
+    curve = {c: point(c, 10.0 * c, 1.0) for c in range(1, 129)}  # doubling always adds 100 %
+    result = drive(bca_search(SearchConfig(candidates=tuple(range(1, 129))), AdviseConfig(slo="tpot_ms<=100")),
+                   lambda cap, extra: curve[cap])
+    assert result.remeasure_runs == 0 and result.remeasure_line(4) == "0 of 4 re-measure runs"
+    search = SearchConfig(candidates=tuple(range(1, 129)), remeasure_budget=0)
+    result = drive(bca_search(search, AdviseConfig(slo="tpot_ms<=100")), lambda cap, extra: noisy(cap, 1 + extra))
+    assert result.remeasure_runs == 0 and result.measured == [32, 64]
+    with pytest.raises(ValueError, match=r"--remeasure-budget must be an integer in \[0, 100\]"):
+        SearchConfig(candidates=(1,), remeasure_budget=-1)

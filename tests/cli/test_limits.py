@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from types import SimpleNamespace
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_the_thread_limit_follows_the_cores_found(cores):
 ])
 def test_serve_checks_the_embedded_engine_limits_before_any_replica(capsys, monkeypatch, flags, message):
     monkeypatch.setattr("paretoserve.cli.serve_cmd.serve", no_engine)
-    monkeypatch.setattr("paretoserve.cli.serve_cmd.resolve_model", no_engine)  # refused before the model is built
+    monkeypatch.setattr("paretoserve.engines.knobs.resolve_model", no_engine)  # refused before the model is built
     assert main(["serve", *flags]) == 2
     assert message in one_line_error(capsys)
 
@@ -70,7 +71,7 @@ def test_every_batch_cap_the_engine_allows_runs_with_its_default_step():
 def sweep_without_engines(monkeypatch):
     """Runs `sweep` up to its points, which are recorded here instead of run."""
     specs = []
-    monkeypatch.setattr("paretoserve.cli.sweep_cmd.resolve_model", lambda model: None)
+    monkeypatch.setattr("paretoserve.engines.knobs.resolve_model", lambda model, cache=None: SimpleNamespace(path="m"))
     monkeypatch.setattr("paretoserve.cli.sweep_cmd.run_points", lambda spec, *a, **k: specs.append(spec) or [])
     return specs
 

@@ -93,10 +93,17 @@ def test_vllm_without_a_kv_budget_takes_the_replicas_memory_share():
     assert flag(argv, "--gpu-memory-utilization") == "0.450" and "--kv-cache-memory-bytes" not in argv
 
 
-@pytest.mark.parametrize("engine", ["vllm", "sglang"])
-def test_hf_engines_refuse_the_bundled_gguf(engine):
-    with pytest.raises(PresetError, match=f"--engine {engine}: .*HF model directory"):
-        preset(engine).argv(knobs(model="default"))
+def test_vllm_runs_the_hf_export_of_a_gguf_and_sglang_refuses_it(tmp_path, monkeypatch):
+    exported = []
+    monkeypatch.setattr("paretoserve.engines.vllm.export_model",
+                        lambda model, cache=None: exported.append(model) or tmp_path / "export")
+    for model in ("default", "/models/mine.gguf"):
+        assert flag(preset("vllm").argv(knobs(model=model)), "--model") == str(tmp_path / "export")
+        assert preset("vllm").prepare(model, None) == str(tmp_path / "export")
+    assert exported == ["default", "default", "/models/mine.gguf", "/models/mine.gguf"]
+    assert preset("vllm").prepare("/hf/model", None) == "/hf/model"  # an HF directory (or hub id) as it is
+    with pytest.raises(PresetError, match="--engine sglang: .*HF model directory"):
+        preset("sglang").argv(knobs(model="default"))
 
 
 def test_sglang_maps_requests_tokens_context_and_memory():

@@ -11,7 +11,7 @@ from paretoserve.advise import AdviseConfig, advise
 from paretoserve.report import write_report
 from paretoserve.report.build import PLOT_NAMES
 from paretoserve.report.sweep_data import batch_series
-from tests.report.conftest import FAST, make_point, write_sweep
+from tests.report.conftest import FAST, THROUGHPUT, make_point, write_sweep
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +134,17 @@ def test_repeated_points_get_error_bars_and_single_runs_none():
                for c in ax.containers) == 1  # mean TPOT only: the other latencies have no interval
     once = throughput_vs_batch(batch_series([make_point(1, 100.0), make_point(2, 200.0)]), None)
     assert not once.axes[0].containers
+
+
+def test_repeated_points_show_intervals_in_the_rejected_and_replica_tables(tmp_path):
+    def repeated(p: dict) -> dict:
+        t = p["output_throughput"]
+        return {**p, "repeats": 3, "ci95": {"output_throughput": [0.9 * t, 1.1 * t]}}
+
+    points = [repeated(make_point(b, t)) for b, t in THROUGHPUT.items()]
+    points.append(repeated(make_point(8, 160.0, replicas=2, threads=1)))
+    files = write_report(write_sweep(tmp_path / "sweep", points), tmp_path / "report.html",
+                         advice=advise(tmp_path / "sweep", AdviseConfig(slo="tpot_ms<=100")), config=FAST)
+    html = files.html.read_text()
+    assert "<td>275 [247.5, 302.5]</td>" in section_text(html, "recommendation")  # B=32, rejected by the SLO
+    assert "<td>160 [144, 176]</td>" in section_text(html, "replicas")  # 2 x 8, measured three times
