@@ -17,6 +17,7 @@ machine without a GPU install a CPU build of torch first.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -113,9 +114,13 @@ def export_model(model: str = DEFAULT_MODEL, cache: str | Path | None = None) ->
         return target
     tokenizer_dir = export_tokenizer(model, cache)
     torch, auto_model = _auto_model()
-    # transformers refuses to save a model loaded from a GGUF, so the weights move into a fresh model.
-    loaded = auto_model.from_pretrained(str(spec.path.parent), gguf_file=spec.path.name, dtype=torch.bfloat16)
-    fresh = auto_model.from_config(loaded.config, dtype=torch.bfloat16)
+    # transformers refuses to save a model loaded from a GGUF, so the weights move into a fresh model whose
+    # config no longer says GGUF (vLLM would take it for a quantized checkpoint); float32 is its fast path.
+    loaded = auto_model.from_pretrained(str(spec.path.parent), gguf_file=spec.path.name, dtype=torch.float32)
+    config = copy.deepcopy(loaded.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = auto_model.from_config(config, dtype=torch.bfloat16)
     fresh.load_state_dict(loaded.state_dict())
     del loaded
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")

