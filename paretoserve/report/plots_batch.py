@@ -80,10 +80,11 @@ def energy_per_token(series: list[Series], b_opt: BOptMark | None) -> Figure | N
         for source, points in by_source.items():
             xs = [max_batch_of(p) for p in points]
             ys = [p["energy_per_output_token_j"] for p in points]
+            intervals = [(p.get("ci95") or {}).get("energy_per_output_token_j") for p in points]
             estimated = source == "estimated"
-            ax.plot(xs, ys, marker="o", color=colour(i), linestyle="--" if estimated else "-",
-                    markerfacecolor="none" if estimated else colour(i),
-                    label=f"{s.label} ({'ESTIMATED' if estimated else 'measured: ' + source})")
+            draw(ax, xs, ys, intervals, marker="o", color=colour(i), linestyle="--" if estimated else "-",
+                 markerfacecolor="none" if estimated else colour(i),
+                 label=f"{s.label} ({'ESTIMATED' if estimated else 'measured: ' + source})")
             drawn.extend(xs)
             sources.add(source)
     if not drawn:

@@ -20,7 +20,12 @@ def axis_label(field: str, estimated_energy: bool) -> str:
 
 def shown(field: str, value: float | None) -> float | None:
     """A value in the unit of its axis label: bytes as GB."""
-    return value / 1e9 if value is not None and field.endswith("_bytes") else value
+    return None if value is None else scaled(field, value)
+
+
+def scaled(field: str, value: float) -> float:
+    """A known value in the unit of its axis label: bytes as GB."""
+    return value / 1e9 if field.endswith("_bytes") else value
 
 
 def frontier_label(point: FrontierPoint) -> str:
@@ -49,9 +54,16 @@ def frontiers_figure(frontiers: list[Frontier], points: list[dict], b_opt_key: s
         cloud = [(x, y) for x, y in cloud if isinstance(x, (int, float)) and isinstance(y, (int, float))]
         if cloud:
             ax.scatter(*zip(*cloud, strict=True), s=14, color="#999999", label="measured")
-        xs = [shown(frontier.x, p.x) for p in frontier.points]
-        ys = [shown(frontier.y, p.y) for p in frontier.points]
+        xs = [scaled(frontier.x, p.x) for p in frontier.points]
+        ys = [scaled(frontier.y, p.y) for p in frontier.points]
         ax.plot(xs, ys, marker="o", markersize=4, color="#1f77b4", label="Pareto frontier")
+        by_key = {p.get("key"): p.get("ci95") or {} for p in points}
+        for axis, field, values in (("xerr", frontier.x, xs), ("yerr", frontier.y, ys)):
+            bounds = [by_key.get(p.key, {}).get(field) for p in frontier.points]
+            if any(bounds):  # repeated points: their 95 % intervals, in the axis' unit
+                spread = [[v - scaled(field, b[0]) if b else 0 for v, b in zip(values, bounds, strict=True)],
+                          [scaled(field, b[1]) - v if b else 0 for v, b in zip(values, bounds, strict=True)]]
+                ax.errorbar(xs, ys, fmt="none", ecolor="#1f77b4", capsize=2, **{axis: spread})
         for p, x, y in zip(frontier.points, xs, ys, strict=True):
             ax.annotate(frontier_label(p), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
         chosen = [(x, y) for p, x, y in zip(frontier.points, xs, ys, strict=True) if p.key == b_opt_key]

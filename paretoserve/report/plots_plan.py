@@ -28,6 +28,7 @@ class Bar:
     recommended: bool = False
     throughput_low: float | None = None  # predicted: the pessimistic end of the prediction
     meets_slo: bool = True
+    ci95: tuple[float, float] | None = None  # measured over repeats: the 95 % interval, drawn as an error bar
 
 
 def memory_breakdown_figure(memory: MemoryAdvice) -> Figure | None:
@@ -69,7 +70,7 @@ def advice_bars(advice: Advice) -> list[Bar]:
         latency = next((f"{k} {o.latency_ms[k]:.3g}" for k in ("mean_tpot_ms", "mean_itl_ms") if k in o.latency_ms), "")
         bars.append(Bar(f"{o.replicas} x B={o.max_batch}" + ("\n(predicted)" if predicted else ""), o.throughput,
                         latency, measured=not predicted, recommended=recommended, throughput_low=o.throughput_low,
-                        meets_slo=o.meets_slo))
+                        meets_slo=o.meets_slo, ci95=o.throughput_ci95))
     return bars if len(bars) > 1 else []
 
 
@@ -82,7 +83,7 @@ def measured_bars(points: list[dict]) -> list[Bar]:
     shown = ([max(singles, key=lambda p: p["output_throughput"])] if singles else []) + replicated
     return [Bar(point_label(p), float(p["output_throughput"]),
                 next((f"{k} {p[k]:.3g}" for k in ("mean_tpot_ms", "mean_itl_ms") if p.get(k) is not None), ""),
-                measured=True) for p in shown]
+                measured=True, ci95=(p.get("ci95") or {}).get("output_throughput")) for p in shown]
 
 
 def replica_figure(bars: list[Bar], throughput_label: str) -> Figure | None:
@@ -95,7 +96,9 @@ def replica_figure(bars: list[Bar], throughput_label: str) -> Figure | None:
     for i, bar in enumerate(bars):
         ax.bar(i, bar.throughput, color="#1f77b4" if bar.measured else "#ffffff",
                edgecolor=B_OPT_COLOUR if bar.recommended else "#1f77b4", linewidth=2.5 if bar.recommended else 1,
-               hatch=None if bar.measured else "//")
+               hatch=None if bar.measured else "//",
+               yerr=None if bar.ci95 is None else [[bar.throughput - bar.ci95[0]], [bar.ci95[1] - bar.throughput]],
+               capsize=3, error_kw={"ecolor": "#444444", "linewidth": 1})
         if bar.throughput_low is not None:
             ax.hlines(bar.throughput_low, i - 0.4, i + 0.4, colors="#444444", linestyles="--", linewidth=1)
         note = "" if bar.meets_slo else "\nmisses SLO"

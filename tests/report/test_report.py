@@ -148,3 +148,31 @@ def test_repeated_points_show_intervals_in_the_rejected_and_replica_tables(tmp_p
     html = files.html.read_text()
     assert "<td>275 [247.5, 302.5]</td>" in section_text(html, "recommendation")  # B=32, rejected by the SLO
     assert "<td>160 [144, 176]</td>" in section_text(html, "replicas")  # 2 x 8, measured three times
+
+
+def test_repeated_points_get_error_bars_on_the_energy_replica_and_pareto_plots():
+    from matplotlib.container import ErrorbarContainer
+
+    from paretoserve.advise.pareto import Frontier, FrontierPoint
+    from paretoserve.report.plots_batch import energy_per_token
+    from paretoserve.report.plots_pareto import frontiers_figure
+    from paretoserve.report.plots_plan import measured_bars, replica_figure
+
+    def bars_of(fig):
+        return [c for ax in fig.axes for c in ax.containers if isinstance(c, ErrorbarContainer)]
+
+    repeated = [{**make_point(b, 100.0 * b), "repeats": 3,
+                 "ci95": {"output_throughput": [90.0 * b, 110.0 * b], "energy_per_output_token_j": [0.1, 0.3]}}
+                for b in (1, 2)]
+    assert len(bars_of(energy_per_token(batch_series(repeated), None))) == 1
+    replicated = [*repeated, {**make_point(2, 300.0, replicas=2), "ci95": {"output_throughput": [280.0, 320.0]}}]
+    fig = replica_figure(measured_bars(replicated), "output tok/s")
+    segments = [tuple(seg[:, 1]) for ax in fig.axes for c in ax.containers if getattr(c, "errorbar", None)
+                for line in c.errorbar.lines[2] for seg in line.get_segments()]
+    assert segments == [(180.0, 220.0), (280.0, 320.0)]  # the best single engine (B=2) and 2 x B=2
+    frontier = Frontier(name="t", x="output_throughput", y="mean_tpot_ms", x_better="max", y_better="min",
+                        points=[FrontierPoint(key=p["key"], config=p["config"], x=p["output_throughput"],
+                                              y=p["mean_tpot_ms"]) for p in repeated])
+    assert len(bars_of(frontiers_figure([frontier], repeated, None, False))) == 1  # x intervals; y has none
+    single = [make_point(1, 100.0), make_point(2, 200.0)]
+    assert not bars_of(energy_per_token(batch_series(single), None))
