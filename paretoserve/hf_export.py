@@ -99,6 +99,14 @@ def cached_model(model: str = DEFAULT_MODEL, cache: str | Path | None = None) ->
     return target if (target / STAMP).is_file() else None
 
 
+def exported_name(directory: str | Path) -> str | None:
+    """The name the GGUF behind a whole-model export is served under, or None for any other directory."""
+    try:
+        return json.loads((Path(directory) / STAMP).read_text()).get("name")
+    except (OSError, ValueError):
+        return None
+
+
 def model_dir(spec: ModelSpec, cache: str | Path | None = None) -> Path:
     """Where the whole model exported from this GGUF file lives, beside its tokenizer's export."""
     tokenizer = export_dir(spec, cache)
@@ -136,7 +144,7 @@ def export_model(model: str = DEFAULT_MODEL, cache: str | Path | None = None) ->
         if mismatches:
             raise ExportError(f"the model exported from {spec.path} does not continue as llama.cpp does: "
                               + "; ".join(mismatches))
-        stamp = {"source": str(spec.path), "size": spec.path.stat().st_size, "dtype": "bfloat16",
+        stamp = {"source": str(spec.path), "name": spec.name, "size": spec.path.stat().st_size, "dtype": "bfloat16",
                  "checked_prompts": list(CHECK_PROMPTS)}
         (partial / STAMP).write_text(json.dumps(stamp) + "\n")
         if (target / STAMP).is_file():

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
 from paretoserve.geometry import GeometryError, load_geometry
-from paretoserve.hf_export import export_model
+from paretoserve.hf_export import export_model, exported_name
 from paretoserve.limits import IntRange
-from paretoserve.model import DEFAULT_MODEL, resolve_model
+from paretoserve.model import DEFAULT_MODEL
 
 INSTALL_HINT = 'pip install -e ".[vllm]"'
 SEQS = IntRange(1, 65536)
@@ -67,7 +67,7 @@ def vllm_argv(k: EngineKnobs) -> list[str]:
     model = hf_model(k.model)
     threads = ["env", "VLLM_CPU_OMP_THREADS_BIND=nobind", f"OMP_NUM_THREADS={k.threads}"] if k.threads else []
     argv = [*threads, sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-            *(["--served-model-name", resolve_model(k.model).name] if model != k.model else []),
+            *(["--served-model-name", name] if (name := exported_name(model)) else []),
             "--host", "127.0.0.1", "--port", str(k.port), "--max-num-seqs", str(k.max_batch), "--enforce-eager"]
     if k.ctx_per_seq is not None:
         argv += ["--max-model-len", str(k.ctx_per_seq)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -104,15 +103,19 @@ def test_vllm_without_a_kv_budget_or_context_takes_the_replicas_memory_share():
 
 def test_vllm_runs_the_hf_export_of_a_gguf_and_sglang_refuses_it(tmp_path, monkeypatch):
     exported = []
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "paretoserve-export.json").write_text('{"name": "gguf-name"}')
     monkeypatch.setattr("paretoserve.engines.vllm.export_model",
                         lambda model, cache=None: exported.append(model) or tmp_path / "export")
-    monkeypatch.setattr("paretoserve.engines.vllm.resolve_model", lambda model: SimpleNamespace(name="gguf-name"))
     for model in ("default", "/models/mine.gguf"):
         argv = preset("vllm").argv(knobs(model=model))
         assert (flag(argv, "--model"), flag(argv, "--served-model-name")) == (str(tmp_path / "export"), "gguf-name")
         assert preset("vllm").prepare(model, None) == str(tmp_path / "export")
     assert exported == ["default", "default", "/models/mine.gguf", "/models/mine.gguf"]
     assert preset("vllm").prepare("/hf/model", None) == "/hf/model"  # an HF directory (or hub id) as it is
+    # serve passes the export itself to each replica: still served under the GGUF's name
+    assert flag(preset("vllm").argv(knobs(model=str(tmp_path / "export"))), "--served-model-name") == "gguf-name"
+    assert "--served-model-name" not in preset("vllm").argv(knobs(model="/hf/model"))
     with pytest.raises(PresetError, match="--engine sglang: .*HF model directory"):
         preset("sglang").argv(knobs(model="default"))
 

@@ -144,7 +144,7 @@ def test_vllm_bench_serve_against_vllm_and_ours_imports_and_reports(vllm_url, en
 
 
 def test_sweep_advise_and_serve_with_engine_vllm(tmp_path, capsys):
-    from openai import OpenAI
+    from openai import APIConnectionError, InternalServerError, OpenAI
 
     from paretoserve.cli import main
 
@@ -169,7 +169,7 @@ def test_sweep_advise_and_serve_with_engine_vllm(tmp_path, capsys):
                     text = client.completions.create(model="gemma-3-270m-q4_k_m", prompt="One, two, three,",
                                                      max_tokens=4, temperature=0).choices[0].text
                     break
-                except Exception:
+                except (APIConnectionError, InternalServerError):  # not serving yet (a 503 while it starts)
                     if time.monotonic() > deadline or serve.poll() is not None:
                         raise
                     time.sleep(2)
