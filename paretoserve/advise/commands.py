@@ -14,11 +14,13 @@ from paretoserve.advise.table import SweepTable
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ
 from paretoserve.engine.repack import cpu_flags, has_amx
 from paretoserve.engines import ENGINE_NAMES
+from paretoserve.engines.vllm import kv_tokens_for as kv_tokens_for_vllm
 from paretoserve.hf_export import cached_model
 from paretoserve.limits import UserError
 from paretoserve.model import GGUF_ENGINES
 
-VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default
+VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default on a GPU
+VLLM_CPU_BLOCK_TOKENS = 128  # and of 128 on its CPU backend
 
 
 class Commands(BaseModel):
@@ -81,7 +83,11 @@ def commands(table: SweepTable, b_opt: int, plan: ReplicaAdvice, memory: MemoryA
         utilisation = math.ceil(100 * (memory.weights_bytes + memory.kv_need_bytes) / memory.device_memory_bytes) / 100
     vllm = _line("vllm", "serve", vllm_model, "--max-num-seqs", b_opt, "--gpu-memory-utilization", f"{utilisation:.2f}")
     kv_bytes = None
-    if memory.kv_need_bytes is not None and memory.kv_bytes_per_token:
+    if table.engine == "vllm" and not table.on_gpu and memory.kv_bytes_per_token:
+        # measured with vLLM on a CPU: B_opt sequences in its 128-token blocks, as the preset sized them
+        kv_bytes = _line("vllm", "serve", vllm_model, "--max-num-seqs", b_opt, "--kv-cache-memory-bytes",
+                         kv_tokens_for_vllm(b_opt, ctx, VLLM_CPU_BLOCK_TOKENS) * memory.kv_bytes_per_token)
+    elif memory.kv_need_bytes is not None and memory.kv_bytes_per_token:
         blocks = math.ceil(memory.kv_need_bytes / memory.kv_bytes_per_token / VLLM_BLOCK_TOKENS)
         kv_bytes = _line("vllm", "serve", vllm_model, "--max-num-seqs", b_opt, "--kv-cache-memory-bytes",
                          blocks * VLLM_BLOCK_TOKENS * memory.kv_bytes_per_token)

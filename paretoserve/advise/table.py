@@ -16,6 +16,7 @@ from paretoserve.results.store import StoreError
 from paretoserve.results.sweep import (
     device,
     engine_of,
+    exported_from,
     imported_from,
     kv_bytes_per_token,
     model_file,
@@ -59,7 +60,7 @@ def load_table(directory: str | Path) -> SweepTable:
         raise AdviseError(str(exc)) from exc
     spec, environment = sweep.spec, sweep.environment
     gguf = model_file(spec)
-    per_token = kv_bytes_per_token(spec, gguf)
+    per_token = kv_bytes_per_token(spec, gguf or exported_from(spec))  # the weights' size only from what ran
     device_bytes, device_name = device(environment)
     models = spec.get("model")
     return SweepTable(

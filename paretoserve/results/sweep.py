@@ -71,7 +71,19 @@ def embedded_model(spec: dict) -> str | None:
 
 def model_file(spec: dict) -> Path | None:
     """The GGUF file an embedded-engine sweep ran, when it is still on this machine."""
-    model = embedded_model(spec)
+    return _gguf(embedded_model(spec))
+
+
+def exported_from(spec: dict) -> Path | None:
+    """The GGUF a vLLM sweep ran the HF export of ('default' or a .gguf --model): the same geometry, other
+    weights (bf16), when it is still on this machine."""
+    model = spec.get("model")
+    if engine_of(spec) != "vllm" or not isinstance(model, str) or not (model == "default" or model.endswith(".gguf")):
+        return None
+    return _gguf(model)
+
+
+def _gguf(model: str | None) -> Path | None:
     if model == "default":
         try:
             return resolve_model("default").path  # builds the bundled model on first use

@@ -55,3 +55,14 @@ def test_the_serve_line_runs_the_engine_the_sweep_measured(tmp_path, engine, fla
     advice = advise(tmp_path / "sweep", AdviseConfig(slo="tpot_ms<=150"))
     assert advice.commands.serve.startswith(f"paretoserve serve --plan advice.json {flag}--model default --replicas 2")
     assert advice.memory.weights_bytes == 253_113_024  # llama-server loads the same GGUF
+
+
+def test_a_vllm_sweep_on_a_cpu_gets_its_kv_bytes_in_vllms_blocks(tmp_path):
+    shutil.copytree(SWEEP, tmp_path / "sweep")
+    stored = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    stored["spec"]["engine"] = "vllm"
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(stored))
+    advice = advise(tmp_path / "sweep", AdviseConfig(slo="tpot_ms<=150"))
+    # B_opt = 4 sequences of at most 128 tokens: two 128-token blocks each (one more for a sliding-window layer)
+    assert advice.commands.vllm_kv_bytes.endswith(f"--max-num-seqs 4 --kv-cache-memory-bytes {4 * 2 * 128 * 18 * 1024}")
+    assert "--engine vllm" in advice.commands.serve
