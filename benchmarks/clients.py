@@ -51,43 +51,23 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
+from client_outputs import PARSERS, Figures, Shape, aiperf_cmd, bench_cmd, guidellm_cmd
+from client_watch import Watch
 
 from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
 
-SAMPLE_INTERVAL_S = 0.25
 CLIENTS = ("bench", "guidellm", "aiperf", "aiperf-paced")
-# AIPerf 0.13 in pure concurrency mode polls for a free slot without sleeping (its credit loop yields to the event
-# loop and tries again), which keeps its timing_manager process busy for the whole run: about half a core, taken
-# from a CPU engine. With a request rate far above what the engine completes (one tick per 10 ms here) the
-# concurrency stays the limit, and the loop sleeps between ticks instead.
-AIPERF_PACING = ("--request-rate", "100", "--arrival-pattern", "constant")
 INSTALL = {
     "guidellm": "python3 -m venv ~/venvs/guidellm && ~/venvs/guidellm/bin/pip install torch==2.13.0 "
                 "guidellm==0.8.1, then --guidellm ~/venvs/guidellm/bin/guidellm",
     "aiperf": "python3 -m venv ~/venvs/aiperf && ~/venvs/aiperf/bin/pip install aiperf==0.13.0, "
               "then --aiperf ~/venvs/aiperf/bin/aiperf",
 }
-
-
-@dataclass
-class Figures:
-    """What a client reported about its own run, in one set of names."""
-
-    completed: int
-    failed: int
-    input_tokens_per_request: float | None
-    output_tokens_per_request: float | None
-    output_throughput: float | None  # tok/s
-    mean_ttft_ms: float | None
-    p99_ttft_ms: float | None
-    mean_itl_ms: float | None
 
 
 @dataclass
@@ -107,225 +87,6 @@ class ClientResult:
     log: str | None = None
     extra: dict = field(default_factory=dict)
 
-
-# -- what each client reported -------------------------------------------------------------------------
-
-def parse_guidellm(path: Path) -> Figures:
-    """GuideLLM's `--output kind=json`: one benchmark, metrics of its successful requests."""
-    bench = json.loads(path.read_text())["benchmarks"][0]
-    m = bench["metrics"]
-
-    def ok(name: str) -> dict:
-        return m[name]["successful"]
-
-    totals = m["request_totals"]
-    completed = int(totals["successful"])
-    out_tokens = ok("output_token_count")["total_sum"]
-    return Figures(
-        completed=completed, failed=int(totals["errored"]) + int(totals["incomplete"]),
-        input_tokens_per_request=ok("prompt_token_count")["mean"],
-        output_tokens_per_request=ok("output_token_count")["mean"],
-        output_throughput=out_tokens / bench["duration"] if bench["duration"] else None,
-        mean_ttft_ms=ok("time_to_first_token_ms")["mean"],
-        p99_ttft_ms=ok("time_to_first_token_ms")["percentiles"]["p99"],
-        mean_itl_ms=ok("inter_token_latency_ms")["mean"])
-
-
-def parse_aiperf(artifacts: Path) -> Figures:
-    """AIPerf's summary export, `profile_export_aiperf.json` (token counts from the server's usage); its
-    `request_count` counts the valid requests, `error_request_count` (present when there were any) the others."""
-    d = json.loads((artifacts / "profile_export_aiperf.json").read_text())
-
-    def stat(name: str, key: str = "avg") -> float | None:
-        return (d.get(name) or {}).get(key)
-
-    failed = stat("error_request_count")
-    if failed is None:
-        failed = sum(int(e.get("count", 0)) for e in d.get("error_summary") or [])
-    requests = stat("request_count") or 0
-    return Figures(
-        completed=int(requests), failed=int(failed),
-        input_tokens_per_request=stat("input_sequence_length"),
-        output_tokens_per_request=stat("output_sequence_length"),
-        output_throughput=stat("output_token_throughput"), mean_ttft_ms=stat("time_to_first_token"),
-        p99_ttft_ms=stat("time_to_first_token", "p99"), mean_itl_ms=stat("inter_token_latency"))
-
-
-def parse_bench(path: Path) -> Figures:
-    """`paretoserve bench --out`: vLLM's field names."""
-    r = json.loads(path.read_text())
-    completed = int(r["completed"])
-    return Figures(
-        completed=completed, failed=int(r["failed"]),
-        input_tokens_per_request=r["total_input_tokens"] / completed if completed else None,
-        output_tokens_per_request=r["total_output_tokens"] / completed if completed else None,
-        output_throughput=r["output_throughput"], mean_ttft_ms=r["mean_ttft_ms"], p99_ttft_ms=r["p99_ttft_ms"],
-        mean_itl_ms=r["mean_tpot_ms"])
-
-
-# -- how to run each client ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Shape:
-    url: str
-    model: str
-    tokenizer: Path
-    requests: int
-    concurrency: int
-    input_tokens: int
-    output_tokens: int
-    seed: int
-
-
-def offline_env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1"}
-
-
-def bench_cmd(s: Shape, out: Path) -> tuple[list[str], dict[str, str], Path]:
-    path = out / "bench.json"
-    cmd = [sys.executable, "-m", "paretoserve", "bench", "--url", s.url, "--served-model-name", s.model,
-           "--endpoint", "completions", "--input-tokens", str(s.input_tokens), "--output-tokens", str(s.output_tokens),
-           "--mode", "concurrency", "--concurrency", str(s.concurrency), "--requests", str(s.requests),
-           "--seed", str(s.seed), "--no-progress", "--out", str(path)]
-    return cmd, offline_env(), path
-
-
-def guidellm_cmd(exe: str, s: Shape, out: Path) -> tuple[list[str], dict[str, str], Path]:
-    path = out / "guidellm.json"
-    cmd = [exe, "run",
-           "--backend", f"kind=openai_http,target={s.url},model={s.model},request_format=/v1/completions",
-           "--profile", f"kind=concurrent,streams={s.concurrency}",
-           "--constraint", f"kind=max_requests,count={s.requests}",
-           "--data", f"kind=synthetic_text,prompt_tokens={s.input_tokens},output_tokens={s.output_tokens}",
-           "--tokenizer", f"kind=huggingface_auto,model={s.tokenizer}",
-           "--seed", f"kind=static,value={s.seed}",
-           "--output", f"kind=json,path={path}",
-           "--disable-console-interactive"]
-    return cmd, offline_env(), path
-
-
-def aiperf_cmd(exe: str, s: Shape, out: Path, paced: bool = False) -> tuple[list[str], dict[str, str], Path]:
-    artifacts = out / ("aiperf-paced" if paced else "aiperf")
-    cmd = [exe, "profile", "--model", s.model, "--url", s.url, "--endpoint-type", "completions", "--streaming",
-           "--tokenizer", str(s.tokenizer), "--concurrency", str(s.concurrency), "--request-count", str(s.requests),
-           "--synthetic-input-tokens-mean", str(s.input_tokens), "--synthetic-input-tokens-stddev", "0",
-           "--output-tokens-mean", str(s.output_tokens), "--extra-inputs", "ignore_eos:true",
-           "--use-server-token-count", "--random-seed", str(s.seed), "--artifact-dir", str(artifacts), "--ui", "none",
-           *(AIPERF_PACING if paced else ())]
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    return cmd, env, artifacts
-
-
-PARSERS = {"bench": parse_bench, "guidellm": parse_guidellm, "aiperf": parse_aiperf, "aiperf-paced": parse_aiperf}
-
-
-# -- measuring a client --------------------------------------------------------------------------------
-
-class TreeCpu:
-    """CPU seconds (user + system) of a process and everything it started, as last seen alive."""
-
-    def __init__(self, pid: int) -> None:
-        self.root = psutil.Process(pid)
-        self.seen: dict[tuple[int, float], float] = {}
-        self.names: dict[tuple[int, float], str] = {}
-
-    def sample(self) -> float:
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            procs = []
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                key = (p.pid, p.create_time())
-                t = p.cpu_times()
-                self.seen[key] = t.user + t.system
-                # Its command line as it is now: AIPerf's services retitle themselves after they start.
-                self.names[key] = " ".join(p.cmdline())[:80].rstrip() or p.name()
-        return sum(self.seen.values())
-
-    def by_process(self, top: int = 8) -> dict[str, float]:
-        """CPU seconds per command line, largest first."""
-        out: dict[str, float] = {}
-        for key, cpu in self.seen.items():
-            out[self.names.get(key, "?")] = out.get(self.names.get(key, "?"), 0.0) + cpu
-        return {name: round(cpu, 2) for name, cpu in sorted(out.items(), key=lambda kv: -kv[1])[:top]}
-
-
-def server_state(client: httpx.Client, url: str) -> tuple[float, float] | None:
-    """(requests running + waiting, tokens generated so far) summed over every label set (a router's replicas too)."""
-    try:
-        text = client.get(url + "/metrics").text
-    except httpx.HTTPError:
-        return None
-    busy = generated = 0.0
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in ("paretoserve_requests_running", "paretoserve_requests_waiting"):
-            busy += float(line.rsplit(" ", 1)[1])
-        elif name == "paretoserve_generation_tokens_total":
-            generated += float(line.rsplit(" ", 1)[1])
-    return busy, generated
-
-
-class Watch:
-    """Samples, every SAMPLE_INTERVAL_S: the client tree's CPU, the engine tree's CPU and the server's state."""
-
-    def __init__(self, client_pid: int, engine_pids: tuple[int, ...], url: str) -> None:
-        self.client = TreeCpu(client_pid)
-        self.engines = [TreeCpu(p) for p in engine_pids]
-        self.url = url
-        # t, client cpu, engine cpu, requests running + waiting, tokens generated, the whole machine's busy cpu
-        self.rows: list[tuple[float, float, float, float, float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> "Watch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        with httpx.Client(timeout=5.0, trust_env=False) as http:
-            while True:
-                state = server_state(http, self.url)
-                if state is not None:
-                    self.rows.append((time.monotonic(), self.client.sample(), sum(e.sample() for e in self.engines),
-                                      *state, machine_busy_cpu_s()))
-                if self._stop.wait(SAMPLE_INTERVAL_S):
-                    return
-
-    def busy_span(self) -> dict | None:
-        """The span the server had this client's requests, its edges halfway between samples; None if never busy."""
-        busy = [i for i, row in enumerate(self.rows) if row[3] > 0]
-        if not busy:
-            return None
-        first, last = busy[0], busy[-1]
-        before, after = self.rows[max(first - 1, 0)], self.rows[min(last + 1, len(self.rows) - 1)]
-        t0 = (before[0] + self.rows[first][0]) / 2
-        t1 = (self.rows[last][0] + after[0]) / 2
-        return {"busy_s": t1 - t0,
-                "server_output_throughput": (after[4] - before[4]) / (t1 - t0) if t1 > t0 else None,
-                "client_cpu_run_s": self._at(t1, 1) - self._at(t0, 1),
-                "engine_cpu_run_s": self._at(t1, 2) - self._at(t0, 2),
-                "other_cpu_run_s": (self._at(t1, 5) - self._at(t0, 5)) - (self._at(t1, 1) - self._at(t0, 1))
-                - (self._at(t1, 2) - self._at(t0, 2))}
-
-    def _at(self, t: float, col: int) -> float:
-        """Column `col` linearly interpolated at time t."""
-        rows = self.rows
-        for a, b in zip(rows, rows[1:], strict=False):
-            if a[0] <= t <= b[0]:
-                return a[col] + (b[col] - a[col]) * (t - a[0]) / (b[0] - a[0]) if b[0] > a[0] else a[col]
-        return rows[-1][col] if t > rows[-1][0] else rows[0][col]
-
-
-def machine_busy_cpu_s() -> float:
-    """CPU seconds every core of this machine spent busy since boot (all processes: the noise included)."""
-    t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
 
 
 def children_cpu_s() -> float:

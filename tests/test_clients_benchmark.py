@@ -4,6 +4,7 @@ and CPU arithmetic over the sampled series."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import sys
@@ -15,19 +16,23 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "clients"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("clients_benchmark", ROOT / "benchmarks" / "clients.py")
+def _load(name: str):
+    """A module of benchmarks/, as `python benchmarks/clients.py` imports it (its folder first on sys.path)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-clients = _load()
+clients = _load("clients")
+outputs, watching = importlib.import_module("client_outputs"), importlib.import_module("client_watch")  # its own
 
 
 def test_guidellm_json_is_read_from_its_successful_requests() -> None:
-    f = clients.parse_guidellm(DATA / "guidellm-0.8.1.json")
+    f = outputs.parse_guidellm(DATA / "guidellm-0.8.1.json")
     assert (f.completed, f.failed) == (8, 0)
     assert (f.input_tokens_per_request, f.output_tokens_per_request) == (32.0, 16.0)
     assert f.output_throughput == pytest.approx(128 / 4.9159, rel=1e-4)  # output tokens over its duration
@@ -40,26 +45,26 @@ def test_guidellm_counts_errored_and_incomplete_requests_as_failed(tmp_path: Pat
     d = json.loads((DATA / "guidellm-0.8.1.json").read_text())
     d["benchmarks"][0]["metrics"]["request_totals"].update(errored=2, incomplete=1)
     (tmp_path / "g.json").write_text(json.dumps(d))
-    assert clients.parse_guidellm(tmp_path / "g.json").failed == 3
+    assert outputs.parse_guidellm(tmp_path / "g.json").failed == 3
 
 
 def test_aiperf_summary_is_read_with_errors_from_either_field(tmp_path: Path) -> None:
     (tmp_path / "profile_export_aiperf.json").write_text((DATA / "aiperf-0.13.0.json").read_text())
-    f = clients.parse_aiperf(tmp_path)
+    f = outputs.parse_aiperf(tmp_path)
     assert (f.completed, f.failed, f.output_tokens_per_request) == (8, 0, 16.0)
     assert f.output_throughput == pytest.approx(23.0, abs=0.01)
     assert (round(f.mean_ttft_ms), round(f.p99_ttft_ms)) == (729, 876)
     d = json.loads((DATA / "aiperf-0.13.0.json").read_text())
     d["error_summary"] = [{"error_details": {"code": 400}, "count": 2}, {"error_details": {"code": 500}, "count": 1}]
     (tmp_path / "profile_export_aiperf.json").write_text(json.dumps(d))
-    assert clients.parse_aiperf(tmp_path).failed == 3
+    assert outputs.parse_aiperf(tmp_path).failed == 3
     d["error_request_count"] = {"unit": "requests", "avg": 4.0}
     (tmp_path / "profile_export_aiperf.json").write_text(json.dumps(d))
-    assert clients.parse_aiperf(tmp_path).failed == 4
+    assert outputs.parse_aiperf(tmp_path).failed == 4
 
 
 def test_bench_result_uses_vllms_names_and_tpot_as_itl() -> None:
-    f = clients.parse_bench(DATA / "bench.json")
+    f = outputs.parse_bench(DATA / "bench.json")
     r = json.loads((DATA / "bench.json").read_text())
     assert (f.completed, f.failed) == (8, 0)
     assert f.input_tokens_per_request == r["total_input_tokens"] / 8
@@ -67,7 +72,7 @@ def test_bench_result_uses_vllms_names_and_tpot_as_itl() -> None:
 
 
 def test_the_busy_span_has_its_edges_between_samples_and_interpolates_cpu() -> None:
-    watch = clients.Watch.__new__(clients.Watch)
+    watch = watching.Watch.__new__(watching.Watch)
     # t, client cpu, engine cpu, requests running + waiting, tokens generated, machine busy cpu
     watch.rows = [(0.0, 1.0, 0.0, 0, 100, 0.0), (1.0, 2.0, 0.0, 0, 100, 1.0), (2.0, 2.5, 1.0, 3, 110, 3.0),
                   (3.0, 3.0, 2.0, 2, 150, 5.0), (4.0, 3.5, 3.0, 0, 180, 7.0), (5.0, 9.0, 3.0, 0, 180, 9.0)]
@@ -80,7 +85,7 @@ def test_the_busy_span_has_its_edges_between_samples_and_interpolates_cpu() -> N
 
 
 def test_a_server_that_was_never_busy_has_no_span() -> None:
-    watch = clients.Watch.__new__(clients.Watch)
+    watch = watching.Watch.__new__(watching.Watch)
     watch.rows = [(0.0, 1.0, 0.0, 0, 0, 0.0), (1.0, 2.0, 0.0, 0, 0, 1.0)]
     assert watch.busy_span() is None
 
@@ -97,12 +102,12 @@ def test_server_state_sums_every_label_set() -> None:
         def get(self, url):
             return type("R", (), {"text": text})()
 
-    assert clients.server_state(Client(), "http://x") == (6.0, 42.0)
+    assert watching.server_state(Client(), "http://x") == (6.0, 42.0)
 
 
 def test_the_table_leaves_a_dash_where_a_client_did_not_run() -> None:
     missing = clients.ClientResult(client="aiperf", cmd=[], error="not found")
-    ran = clients.ClientResult(client="bench", cmd=["x"], figures=clients.parse_bench(DATA / "bench.json"),
+    ran = clients.ClientResult(client="bench", cmd=["x"], figures=outputs.parse_bench(DATA / "bench.json"),
                                client_cpu_total_s=1.04)
     lines = clients.table([ran, missing]).splitlines()
     assert lines[0].startswith("| client | completed | failed |")
@@ -111,8 +116,8 @@ def test_the_table_leaves_a_dash_where_a_client_did_not_run() -> None:
 
 
 def test_rounds_are_shown_as_medians_with_the_token_rates_range() -> None:
-    base = clients.parse_bench(DATA / "bench.json")
-    runs = [clients.ClientResult(client="bench", cmd=[], figures=clients.Figures(**{**vars(base), "mean_ttft_ms": t}),
+    base = outputs.parse_bench(DATA / "bench.json")
+    runs = [clients.ClientResult(client="bench", cmd=[], figures=outputs.Figures(**{**vars(base), "mean_ttft_ms": t}),
                                  server_output_throughput=rate) for t, rate in ((100.0, 30.0), (300.0, 50.0),
                                                                                 (200.0, 40.0))]
     row = clients.table(runs).splitlines()[2].split(" | ")
