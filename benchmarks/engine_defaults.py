@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import signal
-import sys
 import tempfile
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from paretoserve.engine.repack import cpu_flags
 from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
 from paretoserve.engines import preset
 from paretoserve.engines.llama_server import find_llama_server, no_repack
-from paretoserve.engines.vllm import hf_model
+from paretoserve.engines.vllm import hf_model, server_argv
 from paretoserve.model import resolve_model
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.tune import TuneConfig, run_tune
@@ -53,11 +52,7 @@ def default_argv(engine: str, port: int, threads: int, vllm_memory: float) -> li
         argv = [str(find_llama_server()), "-m", str(resolve_model("default").path), "--host", "127.0.0.1",
                 "--port", str(port), "-t", str(threads), "--metrics"]
         return argv + (["--no-repack"] if no_repack("auto", cpu_flags()) else [])
-    model = hf_model("default")
-    return ["env", "VLLM_CPU_OMP_THREADS_BIND=nobind", f"OMP_NUM_THREADS={threads}", sys.executable, "-m",
-            "vllm.entrypoints.openai.api_server", "--model", model, "--served-model-name",
-            resolve_model("default").name, "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
-            "--gpu-memory-utilization", f"{vllm_memory:.2f}"]
+    return [*server_argv(hf_model("default"), port, threads), "--gpu-memory-utilization", f"{vllm_memory:.2f}"]
 
 
 def measure(argv: list[str], env: dict[str, str], args: argparse.Namespace, slo: str) -> dict:

@@ -17,12 +17,14 @@ machine without a GPU install a CPU build of torch first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -72,9 +74,7 @@ def export_tokenizer(model: str = DEFAULT_MODEL, cache: str | Path | None = None
     tokenizer = auto_tokenizer.from_pretrained(str(spec.path.parent), gguf_file=spec.path.name)
     reference = llama_cpp_ids(spec.path)
     bos_added = _add_bos_where_llama_cpp_does(tokenizer, reference)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with staging(target) as partial:
         tokenizer.save_pretrained(str(partial))
         # Check the saved copy, as a client will load it: a setting lost on the way out shows up here.
         mismatches = compare_ids(auto_tokenizer.from_pretrained(str(partial)), reference)
@@ -84,13 +84,24 @@ def export_tokenizer(model: str = DEFAULT_MODEL, cache: str | Path | None = None
         stamp = {"source": str(spec.path), "size": spec.path.stat().st_size, "bos_added_by_export": bos_added,
                  "probes": {text: ids for text, ids in reference.items()}}
         (partial / STAMP).write_text(json.dumps(stamp, ensure_ascii=False) + "\n")
-        if (target / STAMP).is_file():  # another process finished the same export meanwhile
-            return target
-        shutil.rmtree(target, ignore_errors=True)  # an unfinished export left by a crash
-        os.replace(partial, target)
+    return target
+
+
+@contextlib.contextmanager
+def staging(target: Path) -> Iterator[Path]:
+    """An empty directory beside `target` to build an export in (ending with its STAMP); when the block ends
+    without an error it becomes `target`, unless another process finished the same export meanwhile. An
+    unfinished `target` left by a crash is replaced; the staging directory is gone in every case."""
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        if not (target / STAMP).is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(partial, target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return target
 
 
 def cached_model(model: str = DEFAULT_MODEL, cache: str | Path | None = None) -> Path | None:
@@ -131,9 +142,7 @@ def export_model(model: str = DEFAULT_MODEL, cache: str | Path | None = None) ->
     fresh = auto_model.from_config(config, dtype=torch.bfloat16)
     fresh.load_state_dict(loaded.state_dict())
     del loaded
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with staging(target) as partial:
         fresh.save_pretrained(str(partial))
         for item in tokenizer_dir.iterdir():
             if item.name != STAMP:
@@ -147,12 +156,6 @@ def export_model(model: str = DEFAULT_MODEL, cache: str | Path | None = None) ->
         stamp = {"source": str(spec.path), "name": spec.name, "size": spec.path.stat().st_size, "dtype": "bfloat16",
                  "checked_prompts": list(CHECK_PROMPTS)}
         (partial / STAMP).write_text(json.dumps(stamp) + "\n")
-        if (target / STAMP).is_file():
-            return target
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 

@@ -17,6 +17,11 @@ DEFAULT_MODEL = "default"
 GGUF_ENGINES = ("embedded", "llama-server")
 
 
+def names_gguf(model: str) -> bool:
+    """--model names a GGUF file: 'default' (the bundled one) or a path ending in .gguf."""
+    return model == DEFAULT_MODEL or model.endswith(".gguf")
+
+
 class ModelError(UserError):
     """A model file that is missing, unreadable or not a GGUF file."""
 

@@ -14,13 +14,11 @@ from paretoserve.advise.table import SweepTable
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ
 from paretoserve.engine.repack import cpu_flags, has_amx
 from paretoserve.engines import ENGINE_NAMES
+from paretoserve.engines.vllm import CPU_BLOCK_TOKENS, GPU_BLOCK_TOKENS
 from paretoserve.engines.vllm import kv_tokens_for as kv_tokens_for_vllm
 from paretoserve.hf_export import cached_model
 from paretoserve.limits import UserError
-from paretoserve.model import GGUF_ENGINES
-
-VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default on a GPU
-VLLM_CPU_BLOCK_TOKENS = 128  # and of 128 on its CPU backend
+from paretoserve.model import GGUF_ENGINES, names_gguf
 
 
 class Commands(BaseModel):
@@ -74,7 +72,7 @@ def commands(table: SweepTable, b_opt: int, plan: ReplicaAdvice, memory: MemoryA
                   "--port", 8080)
     # a vLLM sweep of the bundled model (or a GGUF) ran its HF export: the directory, where it is on this machine
     vllm_model = hf_model
-    if table.engine == "vllm" and table.model and (table.model == "default" or table.model.endswith(".gguf")):
+    if table.engine == "vllm" and table.model and names_gguf(table.model):
         vllm_model = str(_exported(table.model) or "MODEL")
     utilisation = 0.9
     if memory.device_memory_bytes and memory.weights_bytes is not None and memory.kv_need_bytes is not None \
@@ -86,10 +84,10 @@ def commands(table: SweepTable, b_opt: int, plan: ReplicaAdvice, memory: MemoryA
     if table.engine == "vllm" and not table.on_gpu and memory.kv_bytes_per_token:
         # measured with vLLM on a CPU: B_opt sequences in its 128-token blocks, as the preset sized them
         kv_bytes = _line("vllm", "serve", vllm_model, "--max-num-seqs", b_opt, "--kv-cache-memory-bytes",
-                         kv_tokens_for_vllm(b_opt, ctx, VLLM_CPU_BLOCK_TOKENS) * memory.kv_bytes_per_token)
+                         kv_tokens_for_vllm(b_opt, ctx, CPU_BLOCK_TOKENS) * memory.kv_bytes_per_token)
     elif memory.kv_need_bytes is not None and memory.kv_bytes_per_token:
-        blocks = math.ceil(memory.kv_need_bytes / memory.kv_bytes_per_token / VLLM_BLOCK_TOKENS)
+        blocks = math.ceil(memory.kv_need_bytes / memory.kv_bytes_per_token / GPU_BLOCK_TOKENS)
         kv_bytes = _line("vllm", "serve", vllm_model, "--max-num-seqs", b_opt, "--kv-cache-memory-bytes",
-                         blocks * VLLM_BLOCK_TOKENS * memory.kv_bytes_per_token)
+                         blocks * GPU_BLOCK_TOKENS * memory.kv_bytes_per_token)
     return Commands(kv_tokens=kv_tokens_for(b_opt, ctx), ctx_per_seq=ctx, engine=engine, serve=serve,
                     llama_server=llama, vllm=vllm, vllm_kv_bytes=kv_bytes)

@@ -26,7 +26,7 @@ from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
 from paretoserve.geometry import GeometryError, load_geometry
 from paretoserve.hf_export import export_model, exported_name
 from paretoserve.limits import IntRange
-from paretoserve.model import DEFAULT_MODEL
+from paretoserve.model import names_gguf
 
 INSTALL_HINT = 'pip install -e ".[vllm]"'
 SEQS = IntRange(1, 65536)
@@ -47,9 +47,13 @@ def kv_bytes_per_token(model: str) -> int:
                           f"{exc}") from exc
 
 
+GPU_BLOCK_TOKENS = 16  # vLLM's default KV block on a GPU
+CPU_BLOCK_TOKENS = 128  # and on its CPU backend (vllm/platforms/cpu.py)
+
+
 def block_tokens() -> int:
-    """vLLM's default KV block: 16 tokens on a GPU, 128 on its CPU backend (vllm/platforms/cpu.py)."""
-    return 16 if Path("/dev/nvidia0").exists() else 128
+    """vLLM's default KV block on this machine, in tokens."""
+    return GPU_BLOCK_TOKENS if Path("/dev/nvidia0").exists() else CPU_BLOCK_TOKENS
 
 
 def kv_tokens_for(max_batch: int, ctx_per_seq: int, block: int) -> int:
@@ -60,15 +64,21 @@ def kv_tokens_for(max_batch: int, ctx_per_seq: int, block: int) -> int:
 def hf_model(model: str, cache: str | None = None) -> str:
     """What vLLM loads for --model: an HF model directory as it is; 'default' or a GGUF file exported once into
     an HF directory (vLLM has no GGUF loader), found again in the cache on later calls."""
-    return str(export_model(model, cache)) if model == DEFAULT_MODEL or model.endswith(".gguf") else model
+    return str(export_model(model, cache)) if names_gguf(model) else model
+
+
+def server_argv(model: str, port: int, threads: int) -> list[str]:
+    """vLLM's OpenAI server on `model` (an HF directory) and `port` with `threads` CPU threads (0: vLLM's
+    choice), before any batch or KV flag: an export is served under its GGUF's name."""
+    pinned = ["env", "VLLM_CPU_OMP_THREADS_BIND=nobind", f"OMP_NUM_THREADS={threads}"] if threads else []
+    return [*pinned, sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+            *(["--served-model-name", name] if (name := exported_name(model)) else []),
+            "--host", "127.0.0.1", "--port", str(port), "--enforce-eager"]
 
 
 def vllm_argv(k: EngineKnobs) -> list[str]:
     model = hf_model(k.model)
-    threads = ["env", "VLLM_CPU_OMP_THREADS_BIND=nobind", f"OMP_NUM_THREADS={k.threads}"] if k.threads else []
-    argv = [*threads, sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-            *(["--served-model-name", name] if (name := exported_name(model)) else []),
-            "--host", "127.0.0.1", "--port", str(k.port), "--max-num-seqs", str(k.max_batch), "--enforce-eager"]
+    argv = [*server_argv(model, k.port, k.threads), "--max-num-seqs", str(k.max_batch)]
     if k.ctx_per_seq is not None:
         argv += ["--max-model-len", str(k.ctx_per_seq)]
     per_seq = k.kv_tokens // k.max_batch if k.kv_tokens is not None else k.ctx_per_seq

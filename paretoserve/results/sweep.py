@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretoserve.geometry import kv_bytes_per_token_gguf
-from paretoserve.model import GGUF_ENGINES, ModelError, resolve_model
+from paretoserve.model import GGUF_ENGINES, ModelError, names_gguf, resolve_model
 from paretoserve.results.point import Point, to_point, with_derived_energy
 from paretoserve.results.store import SweepStore
 
@@ -78,7 +78,7 @@ def exported_from(spec: dict) -> Path | None:
     """The GGUF a vLLM sweep ran the HF export of ('default' or a .gguf --model): the same geometry, other
     weights (bf16), when it is still on this machine."""
     model = spec.get("model")
-    if engine_of(spec) != "vllm" or not isinstance(model, str) or not (model == "default" or model.endswith(".gguf")):
+    if engine_of(spec) != "vllm" or not isinstance(model, str) or not names_gguf(model):
         return None
     return _gguf(model)
 
