@@ -1,8 +1,10 @@
-"""Shared fixtures: real `paretoserve engine` processes on the bundled model for the integration tests."""
+"""Shared fixtures: real `paretoserve engine` processes on the bundled model for the integration tests; the paper's
+measurements as sweep directories."""
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
@@ -46,3 +48,11 @@ def start_engine() -> Iterator[Callable[..., str]]:
 def cores(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
     """Sets how many cores this process may use, as every flag check reads it (engine/config.available_cores)."""
     return lambda n: monkeypatch.setattr("paretoserve.engine.config.available_cores", lambda: n)
+
+
+@pytest.fixture(scope="session")
+def paper_sweeps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The paper's sweeps, imported once per test session (`paper_data.paper_sweeps`)."""
+    from tests import paper_data  # here, so that tests without it never import the CLI
+
+    return paper_data.paper_sweeps(tmp_path_factory.mktemp("paper"))
