@@ -23,6 +23,7 @@ of up to SMALL_CLIENT samples gets one matrix over all of them, its blocks' matr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
@@ -57,11 +58,11 @@ class Coreset:
         return len(self.indices)
 
 
-def class_budgets(k: int, labels: np.ndarray) -> dict[int, int]:
-    """k_c = min(n_c, ceil(k n_c / n)) for every class present."""
-    classes, counts = np.unique(labels, return_counts=True)
-    n = len(labels)
-    return {int(c): min(int(n_c), math.ceil(k * n_c / n)) for c, n_c in zip(classes, counts, strict=True)}
+def class_budgets(k: int, counts: Sequence[int]) -> list[int]:
+    """Medoids per class, k_c = min(n_c, ceil(k n_c / n)), for classes of `counts` samples (n their sum), as the
+    authors' code shares a coreset of about k among classes."""
+    n = sum(counts)
+    return [min(n_c, math.ceil(k * n_c / n)) for n_c in counts]
 
 
 def block_count(n_c: int, k_c: int, max_class: int = MAX_CLASS, medoids_per_block: int = MEDOIDS_PER_BLOCK) -> int:
@@ -118,8 +119,7 @@ def _layout(counts: tuple[int, ...], k: int, max_class: int, medoids_per_block: 
     assigned: list[tuple[int, int, int]] = []
     blocks: list[tuple[int, int, int]] = []
     start = 0
-    for n_c in counts:
-        k_c = min(n_c, math.ceil(k * n_c / n))
+    for n_c, k_c in zip(counts, class_budgets(k, counts), strict=True):
         count = block_count(n_c, k_c, max_class, medoids_per_block)
         if k_c >= n_c:
             own.append(range(start, start + n_c))

@@ -54,6 +54,8 @@ def summarise_method(history: History, targets: list[float]) -> dict:
         "client_rounds": len(clients),
         "dropped_client_rounds": sum(c.dropped for c in clients),
         "coreset_client_rounds": sum(c.coreset_size > 0 for c in clients),
+        # not one full epoch in the deadline: FedProx's partial epoch, FedCore's coreset at the received model
+        "partial_epoch_client_rounds": sum(not c.dropped and c.samples < c.n for c in clients),
         "rounds": [r.to_dict() for r in history.rounds],
     }
 

@@ -13,9 +13,17 @@ def blobs(rng, n_per=(40, 60), dims=5):
 
 
 def test_class_budgets_are_ceil_and_capped():
-    labels = np.array([0] * 3 + [1] * 7 + [2] * 90)
-    assert class_budgets(10, labels) == {0: 1, 1: 1, 2: 9}
-    assert class_budgets(100, labels) == {0: 3, 1: 7, 2: 90}
+    assert class_budgets(10, [3, 7, 90]) == [1, 1, 9]
+    assert class_budgets(100, [3, 7, 90]) == [3, 7, 90]
+    assert class_budgets(5, [0, 4, 6]) == [0, 2, 3]
+
+
+@pytest.mark.parametrize("k,max_class", [(1, 1024), (10, 1024), (45, 1024), (45, 8), (199, 1024)])
+def test_the_selection_gives_each_class_its_budget(k, max_class):
+    rng = np.random.RandomState(5)
+    y = rng.choice(4, 200, p=[0.55, 0.3, 0.1, 0.05])
+    core = select([rng.normal(size=(200, 3))], y, k, rng=0, max_class=max_class)
+    assert np.bincount(y[core.indices], minlength=4).tolist() == class_budgets(k, np.bincount(y).tolist())
 
 
 @pytest.mark.parametrize("k", [1, 7, 33, 99])

@@ -3,7 +3,16 @@ import math
 import numpy as np
 import pytest
 
-from fedcore.schedule import DROPPED, Plan, compute_power, coreset_budget, epoch_deadline, plan_round, sample_clients
+from fedcore.schedule import (
+    DROPPED,
+    Plan,
+    compute_power,
+    coreset_budget,
+    epoch_deadline,
+    global_coreset_size,
+    plan_round,
+    sample_clients,
+)
 
 
 def sizes_and_speeds(seed=0, clients=30):
@@ -43,15 +52,29 @@ def test_plans_per_method():
     assert plan_round("fedavg-ds", *fast, deadline, epochs) == Plan(full_epochs=10)
     assert plan_round("fedavg-ds", *slow, deadline, epochs) is DROPPED
     assert plan_round("fedprox", *slow, deadline, epochs) == Plan(full_epochs=5, proximal=True)
-    assert plan_round("fedprox", 5000, 1.0, deadline, epochs).dropped  # int(150 / 5000 * 10) = 0 epochs
+    # int(150 / 5000 * 10) = 0 whole epochs: the 1,500 samples that fit, a partial epoch
+    assert plan_round("fedprox", 5000, 1.0, deadline, epochs) == Plan(full_epochs=1, proximal=True,
+                                                                      sample_budget=1500)
+    assert plan_round("fedprox", 5000, 0.01, 9.0, epochs) is DROPPED  # 0.9 samples fit: not even one
     assert plan_round("fedcore", *fast, deadline, epochs) == Plan(full_epochs=10, sample_budget=1500)
     assert plan_round("fedcore", 151, 1.0, 150.9, epochs).sample_budget == 1509  # not 1510: cut to the deadline
-    assert plan_round("fedcore", *hopeless, deadline, epochs).dropped  # 10 * 150 < 2000: not even one epoch
+    # 10 * 150 < 2000: not even the first epoch fits; a coreset at the received model, sized once measured
+    assert plan_round("fedcore", *hopeless, deadline, epochs) == Plan(coreset_epochs=10, sample_budget=1500,
+                                                                      coreset_at_global=True)
+    assert plan_round("fedcore", 5000, 0.01, 9.0, epochs) is DROPPED
     core = plan_round("fedcore", *slow, deadline, epochs)
     assert (core.full_epochs, core.coreset_epochs) == (1, 9)
     assert core.coreset_size == math.ceil((1500 - 300) / 9)
     with pytest.raises(ValueError, match="unknown method"):
         plan_round("fedsgd", *fast, deadline, epochs)
+
+
+def test_a_coreset_at_the_received_model_fills_what_the_forward_pass_leaves():
+    assert global_coreset_size(1500, 120.5, 10) == 138  # ceil(1379.5 / 10): the budget cuts the last epoch
+    assert global_coreset_size(1500, 0.0, 1) == 1500
+    assert global_coreset_size(1500, 1498.5, 10) == 1  # 1.5 samples left: one epoch of one sample, cut there
+    assert global_coreset_size(1500, 1499.5, 10) == 0  # under one sample left: dropped
+    assert global_coreset_size(1500, 2000.0, 10) == 0
 
 
 def test_same_clients_for_every_method_and_seeded_by_round():
