@@ -53,6 +53,17 @@ def describe_exit(status: int, cmd: list[str] | None = None) -> str:
     return f"killed by {name}: the engine crashed"
 
 
+def ended_itself(status: int) -> bool:
+    """Whether a process that ended with `status` ended itself (an exit, or a crash such as SIGSEGV), rather than
+    by a signal someone sent it (SIGKILL, SIGTERM, ...): only then may the last lines it wrote say why."""
+    if status >= 0:
+        return True
+    try:
+        return signal.Signals(-status).name in CRASH_SIGNALS
+    except ValueError:
+        return False
+
+
 class HealthProbe:
     """GET one health URL over one pooled connection; a context manager.
 

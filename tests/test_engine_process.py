@@ -4,7 +4,14 @@ import sys
 
 import pytest
 
-from paretoserve.engine_process import EngineProcess, LaunchError, describe_exit, embedded_engine_cmd, free_port
+from paretoserve.engine_process import (
+    EngineProcess,
+    LaunchError,
+    describe_exit,
+    embedded_engine_cmd,
+    ended_itself,
+    free_port,
+)
 
 
 def test_exit_status_and_signals_in_words():
@@ -12,6 +19,11 @@ def test_exit_status_and_signals_in_words():
     assert describe_exit(-9) == "killed by SIGKILL"
     assert describe_exit(-15) == "killed by SIGTERM"
     assert describe_exit(-11).startswith("killed by SIGSEGV: ")
+
+
+def test_an_exit_or_a_crash_is_the_process_own_end_a_sent_signal_is_not():
+    assert ended_itself(0) and ended_itself(3) and ended_itself(-11) and ended_itself(-6)
+    assert not ended_itself(-9) and not ended_itself(-15) and not ended_itself(-2) and not ended_itself(-250)
 
 
 def test_a_crash_names_the_flag_for_the_engine_it_was():

@@ -1,21 +1,18 @@
-"""Disjoint CPU cores for each replica, and the tiny exec wrapper that applies them.
+"""Disjoint CPU cores for each replica, and the command line that starts a replica on its cores.
 
-`python -m paretoserve.serve.pinning CORES -- CMD...` pins itself to CORES, asks the kernel to
-SIGKILL it when the thread that started it dies (so a supervisor killed with SIGKILL leaves no
-orphan engines), then execs CMD: the engine starts already pinned, before it creates any thread.
+`pinned_cmd` wraps an engine's command in `python -I exec_pinned.py CORES -- CMD...`, which pins itself, arranges to
+die with the thread that started it, and execs the engine.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
 import sys
+from pathlib import Path
 
 from paretoserve.serve.config import PlanError
 
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+EXEC_PINNED = str(Path(__file__).with_name("exec_pinned.py"))  # run as a script: see its docstring
 
 
 def usable_cores() -> list[int]:
@@ -41,27 +38,9 @@ def assign_cores(replicas: int, threads: int, cores: list[int]) -> list[tuple[in
 def pinned_cmd(cmd: list[str], cores: tuple[int, ...] | None) -> list[str]:
     """`cmd` wrapped so that it runs on `cores` only (None: not pinned) and dies with its supervisor."""
     spec = ",".join(map(str, cores)) if cores else "-"
-    return [sys.executable, "-m", "paretoserve.serve.pinning", spec, "--", *cmd]
+    return [sys.executable, "-I", EXEC_PINNED, spec, "--", *cmd]
 
 
 def _spans(cores: list[int]) -> str:
     return "cores " + ",".join(map(str, cores)) if cores else "no cores"
 
-
-def main(argv: list[str]) -> None:
-    spec, sep, cmd = argv[0], argv[1], argv[2:]
-    if sep != "--" or not cmd:
-        sys.exit("usage: python -m paretoserve.serve.pinning CORES|- -- CMD...")
-    if spec != "-":
-        os.sched_setaffinity(0, {int(c) for c in spec.split(",")})
-    # Not Linux: the supervisor's own SIGTERM/SIGKILL still stops the replica.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    try:
-        os.execvp(cmd[0], cmd)
-    except OSError as exc:
-        sys.exit(f"cannot run {cmd[0]}: {exc.strerror or exc}")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -2,7 +2,7 @@
 
 Each replica has its own thread that starts its engine, probes its health endpoint, and restarts it
 when it exits, stops answering or never becomes healthy. The thread that started a replica is the
-one that stops it, so the kernel's parent-death signal (see pinning.py) never fires early.
+one that stops it, so the kernel's parent-death signal (see exec_pinned.py) never fires early.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ import threading
 import time
 from pathlib import Path
 
-from paretoserve.engine_process import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
+from paretoserve.engine_process import (
+    EngineProcess,
+    HealthProbe,
+    LaunchError,
+    describe_exit,
+    ended_itself,
+    free_port,
+    wait_until,
+)
 from paretoserve.serve.config import ReplicaPlan
 from paretoserve.serve.mps import MpsDaemon
 from paretoserve.serve.pinning import assign_cores, pinned_cmd, threads_for, usable_cores
@@ -90,8 +98,7 @@ class Replica:
             while not stop.wait(plan.health_interval_s):
                 proc = process.child
                 if proc.poll() is not None:
-                    tail = process.output_tail(600).strip()[-600:]
-                    return f"{describe_exit(proc.returncode, self.cmd)}: {tail}", _since(healthy_since)
+                    return _ended(process, self.cmd), _since(healthy_since)
                 if probe.ok():
                     failures = 0
                     if healthy_since is None:
@@ -176,6 +183,16 @@ class Supervisor:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _ended(process: EngineProcess, cmd: list[str]) -> str:
+    """How a replica's engine ended: "killed by SIGKILL", or where it ended itself (an exit, a crash) that and the
+    last line it wrote: "exited with status 1: RuntimeError: ...". A signal sent from outside leaves nothing in the
+    log that says why, so no line from before it is quoted."""
+    status = process.child.returncode
+    how = describe_exit(status, cmd)
+    last_line = process.output_tail(600, 1).strip() if ended_itself(status) else ""
+    return f"{how}: {last_line}" if last_line else how
 
 
 def _since(t: float | None) -> float:

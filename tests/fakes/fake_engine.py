@@ -2,11 +2,12 @@
 minimal /v1/completions and /v1/chat/completions (plain JSON, or SSE with `"stream": true`).
 
     python fake_engine.py --port P [--max-batch B] [--health-delay S] [--never-healthy] [--crash-after S]
-                          [--token-delay S] [--fail-status CODE] [--replica I --never-healthy-replica J]
+                          [--token-delay S] [--fail-status CODE] [--replica I --never-healthy-replica J] [--say TEXT]
 
 --token-delay: seconds before each output token (streamed ones are sent as they come).
 --fail-status: answer every generation request with this status (e.g. 503) instead.
 --never-healthy-replica: behave as --never-healthy when --replica (serve's {replica}) equals it.
+--say: print TEXT at start, as a real engine logs its start.
 /metrics has fake_requests_total (generation requests received) and fake_pid.
 """
 
@@ -31,7 +32,10 @@ def main() -> None:
     parser.add_argument("--fail-status", type=int, default=None)
     parser.add_argument("--replica", type=int, default=None)
     parser.add_argument("--never-healthy-replica", type=int, default=None)
+    parser.add_argument("--say", default=None)
     args = parser.parse_args()
+    if args.say is not None:
+        print(args.say, flush=True)
     if args.replica is not None and args.replica == args.never_healthy_replica:
         args.never_healthy = True
     handler = handler_class(args)

@@ -29,6 +29,7 @@ def test_the_wrapper_pins_before_the_command_runs():
     probe = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
     out = subprocess.run(pinned_cmd(probe, (core,)), capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == f"[{core}]"
+    assert out.stderr == ""  # no runpy RuntimeWarning: the wrapper imports nothing of the package
 
 
 @pytest.mark.integration

@@ -54,7 +54,8 @@ def test_replica_server_gives_one_url_and_every_pid_and_drains_on_sigterm(tmp_pa
     assert [line for line in body if line.startswith("data:")][-1] == "data: [DONE]"
     assert sum('"text": "x"' in line for line in body) == 20
     assert wait_gone(children) == []
-    assert (tmp_path / "logs" / "replica-0.log").exists()
+    logs = [tmp_path / "serve.log", *(tmp_path / "logs" / f"replica-{i}.log" for i in range(TWO))]
+    assert [log.name for log in logs if "RuntimeWarning" in log.read_text()] == []  # each read: all exist
 
 
 async def _steady_load(url: str, seconds: float, workers: int, on_tick) -> list[dict]:
@@ -118,7 +119,7 @@ def test_kill_9_one_replica_under_steady_load():
                 health = server.refresh()
                 replica = health["replicas"][0] if health else {}
                 if replica.get("healthy") and replica.get("restarts") == 1:
-                    events["rejoined"] = now
+                    events["rejoined"], events["last_error"] = now, replica["last_error"]
 
         results = asyncio.run(_steady_load(server.base_url, 4.0, 6, on_tick))
         assert "rejoined" in events, "the killed replica did not come back within the run"
@@ -133,6 +134,7 @@ def test_kill_9_one_replica_under_steady_load():
     assert later and all(r["outcome"] == "ok" and r["replica"] == "1" for r in later)
     assert {a.headers["x-paretoserve-replica"] for a in after} == {"0", "1"}
     assert 'paretoserve_router_replica_restarts{replica="0"} 1.0' in metrics
+    assert events["last_error"] == "killed by SIGKILL"
     assert wait_gone([victim]) == []
 
 

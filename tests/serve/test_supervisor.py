@@ -1,6 +1,7 @@
 """The supervisor with real fake-engine processes: pinning, health, restarts, MPS, no orphans."""
 
 import os
+import signal
 import stat
 
 import httpx
@@ -55,6 +56,25 @@ def test_an_exit_quotes_only_what_this_run_of_the_replica_wrote(tmp_path):
         _wait(lambda: replica.restarts >= 1, 20)
         assert replica.last_error.startswith("exited with status 3") and "OldError" not in replica.last_error
     assert "OldError" in (tmp_path / "replica-0.log").read_text()  # the log itself keeps every run
+
+
+def test_a_replica_killed_by_sigkill_is_reported_by_the_signal_alone(tmp_path):
+    plan = ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--say", "engine-started"), **FAST)
+    with Supervisor(plan, log_dir=tmp_path) as supervisor:
+        replica = supervisor.replicas[0]
+        supervisor.wait_healthy(20)
+        victim = replica.pid
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: replica.restarts >= 1, 20)
+        assert replica.last_error == "killed by SIGKILL"  # not "engine-started", the line it wrote long before
+    assert wait_gone([victim]) == []
+
+
+def test_a_replica_log_holds_what_the_engine_wrote_and_no_warning(tmp_path):
+    with Supervisor(ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--say", "engine-started"), **FAST),
+                    log_dir=tmp_path) as supervisor:
+        supervisor.wait_healthy(20)
+    assert (tmp_path / "replica-0.log").read_text() == "engine-started\n"  # no runpy RuntimeWarning before it
 
 
 def test_a_replica_that_never_becomes_healthy_is_reported_and_restarted():
