@@ -140,13 +140,23 @@ def test_a_tiny_temperature_decodes_greedily_without_nan(sampler: Sampler, tempe
     assert sampler.sample(row.copy(), params, np.random.default_rng(0), 0) == 17  # even when handed a stream
 
 
-@pytest.mark.parametrize("seed", [-1, -(1 << 63), -2, (1 << 63) - 1, 0])
-def test_every_int64_seed_makes_a_random_stream(seed: int) -> None:
-    assert SamplingParams(seed=seed).make_rng() is not None
+def draws(seed: int) -> list[float]:
+    """The first four numbers of the stream a request with `seed` samples from."""
+    rng = SamplingParams(seed=seed).make_rng()
+    assert rng is not None  # the default temperature samples
+    return rng.random(4).tolist()
+
+
+@pytest.mark.parametrize("seed", [-(1 << 63), -2, (1 << 63) - 1, 0])
+def test_every_int64_seed_makes_a_stream_that_repeats(seed: int) -> None:
+    assert draws(seed) == draws(seed)
+
+
+def test_a_negative_seed_is_its_64_bit_pattern() -> None:
+    assert draws(-2) == np.random.default_rng((1 << 64) - 2).random(4).tolist() != draws(2)
 
 
 def test_seed_minus_one_means_random_and_other_seeds_repeat() -> None:
-    draws = lambda seed: SamplingParams(seed=seed).make_rng().random(4).tolist()  # noqa: E731
     assert draws(-1) != draws(-1)
     assert draws(-5) == draws(-5) and draws(7) == draws(7) and draws(-5) != draws(7)
 

@@ -3,9 +3,6 @@ on this 2-core CPU; the target is a median absolute throughput error <= 15 % on 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from paretoserve.estimate.calibrate import CalibrationError, calibrate, load_points
@@ -13,24 +10,9 @@ from paretoserve.estimate.hardware import load_hardware
 from paretoserve.estimate.roofline import ENGINES, Workload
 from paretoserve.geometry import geometry_from_hf_config, load_geometry
 from paretoserve.results.store import SweepStore
-from paretoserve.sweep.import_vllm import environment, import_runs
+from tests.paper_data import DATA, paper_config, paper_sweep
 
-DATA = Path(__file__).parents[1] / "data"
-PAPER = DATA / "mind-the-memory-gap" / "background"
 CPU_SWEEP = DATA / "estimate" / "gemma-3-270m-cpu-sweep"  # measured here, see its README.md
-
-
-def paper_config(model: str) -> dict:
-    return json.loads((DATA / "model-configs" / f"{model}.json").read_text())
-
-
-def paper_sweep(model: str, directory: Path) -> Path:
-    """The paper's background runs of one model as a sweep directory, as `paretoserve import vllm` writes it."""
-    store = SweepStore(directory)
-    store.open({"imported_from": "vllm"}, environment("H100 64 GB"), resume=False)
-    for record in import_runs([PAPER / model], model_config=paper_config(model)):
-        store.append(record)
-    return directory
 
 
 @pytest.mark.parametrize("model", ["opt-1.3b", "opt-2.7b"])

@@ -9,7 +9,7 @@ import pytest
 
 from paretoserve.cli import main
 from paretoserve.estimate import cpu_probe
-from tests.estimate.test_calibrate import paper_sweep
+from tests.paper_data import paper_sweep
 
 OPT13 = str(Path(__file__).parents[1] / "data" / "model-configs" / "opt-1.3b.json")
 

@@ -13,7 +13,7 @@ from paretoserve.estimate.plans import RooflineConfig, calibrate_sweep, predict_
 from paretoserve.estimate.roofline import ENGINES, Efficiency, Workload
 from paretoserve.geometry import GeometryError, geometry_from_hf_config
 from paretoserve.sweep.import_vllm import import_runs
-from tests.estimate.test_calibrate import DATA, paper_config, paper_sweep
+from tests.paper_data import DATA, paper_config, paper_sweep
 
 LONG = Workload(input_tokens=16, output_tokens=4096)  # decode dominates: prefill is a rounding error
 

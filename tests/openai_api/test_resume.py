@@ -13,7 +13,7 @@ import pytest
 
 from paretoserve.engine.core import TokenEvent
 from paretoserve.openai_api.app import ServerConfig, build_app
-from tests.openai_api.test_text import Vocab
+from tests.fakes.vocab import Vocab
 
 PROMPT = [0, 3]
 VOCAB = Vocab("Hi", " \xe2".encode("latin-1"), b"\x82", b"\xac and", " ST", "O", "x", b" caf\xc3", b"\xa9 ok", "P")

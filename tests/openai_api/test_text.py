@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from paretoserve.openai_api.text import TextStream
-
-
-class Vocab:
-    """A fake tokenizer: token id -> bytes, built from the pieces a test needs."""
-
-    def __init__(self, *pieces: bytes | str) -> None:
-        self.pieces = [p.encode() if isinstance(p, str) else p for p in pieces]
-
-    def __call__(self, token: int) -> bytes:
-        return self.pieces[token]
+from tests.fakes.vocab import Vocab
 
 
 def run(stream: TextStream, tokens: list[int]) -> list[str]:

@@ -11,7 +11,7 @@ from paretoserve.advise import AdviseConfig, advise
 from paretoserve.report import write_report
 from paretoserve.report.build import PLOT_NAMES
 from paretoserve.report.sweep_data import batch_series
-from tests.report.conftest import FAST, THROUGHPUT, make_point, write_sweep
+from tests.report.sweeps import FAST, THROUGHPUT, make_point, write_sweep
 
 pytestmark = pytest.mark.integration
 

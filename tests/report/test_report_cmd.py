@@ -8,7 +8,7 @@ import pytest
 
 from paretoserve.cli import main
 from paretoserve.results.store import SweepStore
-from tests.report.conftest import make_point, write_sweep
+from tests.report.sweeps import make_point, write_sweep
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 from paretoserve.advise import AdviseConfig
 from paretoserve.tune.pipeline import _advise
-from tests.report.conftest import make_point, write_sweep
+from tests.report.sweeps import make_point, write_sweep
 
 
 def test_tune_advises_without_the_roofline_when_the_search_measured_too_little(tmp_path):
