@@ -32,11 +32,11 @@ from paretoserve.bench.slo import parse_slo
 from paretoserve.cli.common import stop_on_sigterm
 from paretoserve.engine.repack import cpu_flags
 from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
-from paretoserve.engines import preset
-from paretoserve.engines.llama_server import find_llama_server, no_repack
-from paretoserve.engines.vllm import hf_model, server_argv
 from paretoserve.model import resolve_model
-from paretoserve.serve.config import ReplicaPlan
+from paretoserve.presets import preset
+from paretoserve.presets.llama_server import find_llama_server, no_repack
+from paretoserve.presets.vllm import hf_model, server_argv
+from paretoserve.serve.config import ServeConfig
 from paretoserve.tune import TuneConfig, run_tune
 
 FIELDS = ("request_goodput", "output_throughput", "rss_peak_bytes", "p99_ttft_ms", "mean_tpot_ms", "max_running",
@@ -82,7 +82,7 @@ def compare(engine: str, args: argparse.Namespace, work: Path) -> dict:
     limits = {lim.field: lim.bound_ms for lim in tuned.advice.slo.limits}
     bound = limits.get("mean_tpot_ms") or next(iter(limits.values()))
     slo = f"tpot_ms<={bound:.6g}"  # per request: its own TPOT within the run's bound
-    plan = ReplicaPlan(engine=engine, max_batch=tuned.advice.b_opt_max_batch, kv_tokens=tuned.advice.commands.kv_tokens,
+    plan = ServeConfig(engine=engine, max_batch=tuned.advice.b_opt_max_batch, kv_tokens=tuned.advice.commands.kv_tokens,
                        ctx_per_seq=tuned.advice.commands.ctx_per_seq, threads_per_replica=args.threads, pin=False)
     port = free_port()
     out = {"b_opt": tuned.advice.b_opt, "slo": slo, "tune_s": tuned.wall_s,

@@ -25,9 +25,9 @@ from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.runner import run_bench
 from paretoserve.cli.common import stop_on_sigterm
 from paretoserve.engine_process import EngineProcess, free_port
-from paretoserve.engines import PresetError, preset
 from paretoserve.limits import UserError
-from paretoserve.serve.config import ReplicaPlan
+from paretoserve.presets import PresetError, preset
+from paretoserve.serve.config import ServeConfig
 
 FIELDS = ("output_throughput", "mean_itl_ms", "p99_ttft_ms", "completed", "failed")
 BASELINE = "llama-server"
@@ -36,7 +36,7 @@ BASELINE = "llama-server"
 def measure(engine: str, cap: int, args: argparse.Namespace) -> dict:
     """Bench fields of one engine at one batch cap, on a freshly started engine warmed up first."""
     ctx = args.input_tokens + 1 + args.output_tokens
-    plan = ReplicaPlan(engine=engine, max_batch=cap, ctx_per_seq=ctx, threads_per_replica=args.threads,
+    plan = ServeConfig(engine=engine, max_batch=cap, ctx_per_seq=ctx, threads_per_replica=args.threads,
                        model=args.model, pin=False)
     port = free_port()
     with EngineProcess(plan.command(0, port, args.threads), f"http://127.0.0.1:{port}", plan.health_path,

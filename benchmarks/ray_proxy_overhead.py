@@ -38,7 +38,7 @@ from router_overhead import STUB, latencies, pct, rate  # noqa: E402
 
 from paretoserve.cli.common import stop_on_sigterm  # noqa: E402
 from paretoserve.engine_process import free_port  # noqa: E402
-from paretoserve.serve import ReplicaPlan, ReplicaServer  # noqa: E402
+from paretoserve.serve import ReplicaServer, ServeConfig  # noqa: E402
 
 DEPLOYMENT = {"num_replicas": 1, "max_ongoing_requests": 1024, "ray_actor_options": {"num_cpus": 0}}
 LOGGING = {"log_level": "WARNING", "enable_access_log": False}
@@ -127,7 +127,7 @@ def main() -> None:
         name, _, value = item.partition("=")
         os.environ[name] = value
 
-    plan = ReplicaPlan(replicas=1, pin=False, health_path="/v1/models",
+    plan = ServeConfig(replicas=1, pin=False, health_path="/v1/models",
                        engine_cmd=f"{sys.executable} {STUB} --serve {{port}}")
     ray_port, app_port = free_port(), free_port()
     with ReplicaServer(plan) as server:

@@ -30,12 +30,12 @@ from paretoserve.bench.runner import run_bench
 from paretoserve.cli.common import stop_on_sigterm
 from paretoserve.engine.config import available_cores
 from paretoserve.model import resolve_model
-from paretoserve.serve import ReplicaPlan, ReplicaServer
+from paretoserve.serve import ReplicaServer, ServeConfig
 
 FIELDS = ("output_throughput", "mean_itl_ms", "p99_ttft_ms")
 
 
-def measure(plan: ReplicaPlan, concurrency: int, args: argparse.Namespace) -> dict:
+def measure(plan: ServeConfig, concurrency: int, args: argparse.Namespace) -> dict:
     """Bench fields of one replica plan at one total concurrency, on a fresh server warmed up first."""
     with ReplicaServer(plan) as server:
         server.wait_healthy(600)
@@ -77,9 +77,9 @@ def main() -> None:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     model = str(resolve_model("default").path)
     ctx = args.input_tokens + args.output_tokens + 1  # + BOS
-    plans = {"1x2": ReplicaPlan(replicas=1, threads_per_replica=2, max_batch=args.max_batch, ctx_per_seq=ctx,
+    plans = {"1x2": ServeConfig(replicas=1, threads_per_replica=2, max_batch=args.max_batch, ctx_per_seq=ctx,
                                 model=model),
-             "2x1": ReplicaPlan(replicas=2, threads_per_replica=1, max_batch=max(1, args.max_batch // 2),
+             "2x1": ServeConfig(replicas=2, threads_per_replica=1, max_batch=max(1, args.max_batch // 2),
                                 ctx_per_seq=ctx, model=model)}
     print(f"bundled model, {args.input_tokens} input / {args.output_tokens} output tokens, ignore_eos, streamed, "
           f"through the router; other processes on this machine add noise")

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 from paretoserve.cli.common import stop_on_sigterm
-from paretoserve.serve import ReplicaPlan, ReplicaServer
+from paretoserve.serve import ReplicaServer, ServeConfig
 
 STUB = Path(__file__).with_name("loadgen_capacity.py")
 P50_TARGET_MS, P99_TARGET_MS, RATE_TARGET = 1.0, 5.0, 1500.0
@@ -108,7 +108,7 @@ def main() -> None:
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, stop_on_sigterm)  # unwinds through ReplicaServer, which stops its replicas
 
-    plan = ReplicaPlan(replicas=1, pin=False, health_path="/v1/models",
+    plan = ServeConfig(replicas=1, pin=False, health_path="/v1/models",
                        engine_cmd=f"{sys.executable} {STUB} --serve {{port}}")
     with ReplicaServer(plan) as server:
         server.wait_healthy(60)

@@ -10,8 +10,9 @@ from typing import Callable, Iterator
 import pytest
 
 from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
+from tests.waiting import HANG_S
 
-HEALTH_TIMEOUT_S = 180.0  # loading + warm-up takes ~5 s alone; far longer when other engines share the cores
+HEALTH_TIMEOUT_S = HANG_S  # loading + warm-up takes ~5 s alone; far longer when other engines share the cores
 
 # The engine every integration test shares: 16 slots of 256 tokens and a 64 KiB body limit (so a 413 is cheap).
 # One llama.cpp thread: on a 2-core machine shared with the test process (and often other engines), two

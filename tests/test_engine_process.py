@@ -12,6 +12,7 @@ from paretoserve.engine_process import (
     ended_itself,
     free_port,
 )
+from tests.waiting import HANG_S
 
 
 def test_exit_status_and_signals_in_words():
@@ -38,6 +39,6 @@ def test_an_engine_that_segfaults_before_health_is_reported_by_signal_with_its_l
     crash = "print('loading the model', flush=True); import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
     with EngineProcess([sys.executable, "-c", crash], f"http://127.0.0.1:{free_port()}") as proc, \
             pytest.raises(LaunchError) as err:
-        proc.wait_healthy(30)
+        proc.wait_healthy(HANG_S)
     message = str(err.value)
     assert "killed by SIGSEGV" in message and "status -11" not in message and "loading the model" in message

@@ -20,16 +20,16 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"gguf_header", "limits"},
     "hf_export": {"engine", "limits", "model"},
     "results": {"geometry", "limits", "model"},
-    "engines": {"engine", "engine_process", "geometry", "hf_export", "limits", "model"},
+    "presets": {"engine", "engine_process", "geometry", "hf_export", "limits", "model"},
     "openai_api": {"engine"},
     "bench": {"engine", "limits", "model"},
     "estimate": {"engine", "geometry", "limits", "model", "results"},
-    "serve": {"engine", "engine_process", "engines", "limits", "model", "openai_api"},
-    "advise": {"bench", "engine", "engines", "estimate", "hf_export", "limits", "model", "results"},
+    "serve": {"engine", "engine_process", "presets", "limits", "model", "openai_api"},
+    "advise": {"bench", "engine", "presets", "estimate", "hf_export", "limits", "model", "results"},
     "report": {"advise", "limits", "results"},
-    "sweep": {"advise", "bench", "engine", "engine_process", "estimate", "geometry", "limits", "results",
+    "sweep": {"advise", "bench", "engine", "engine_process", "estimate", "geometry", "limits", "presets", "results",
               "serve"},
-    "tune": {"advise", "bench", "engine", "engine_process", "engines", "estimate", "limits", "model", "report",
+    "tune": {"advise", "bench", "engine", "engine_process", "presets", "estimate", "limits", "model", "report",
              "results", "sweep"},
 }
 TOP = {"cli"}  # the command line may import anything
@@ -73,3 +73,12 @@ def test_the_table_has_no_cycle():
     order = list(ALLOWED)  # lowest first: everything a part may import comes before it
     for i, name in enumerate(order):
         assert ALLOWED[name] <= set(order[:i]), name
+
+
+if __name__ == "__main__":  # `python tests/test_layers.py`: the graph as it is, each part and what it imports
+    graph = {name: set() for name in sorted(set(ALLOWED) | TOP)}
+    for path in PACKAGE.rglob("*.py"):
+        if part(path) in graph:
+            graph[part(path)] |= imported_parts(path) - {part(path)}
+    for name, imported in graph.items():
+        print(f"{name} -> {', '.join(sorted(imported)) or '-'}")

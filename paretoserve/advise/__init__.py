@@ -5,6 +5,6 @@ Public entry point: `advise(sweep_dir, AdviseConfig(...)) -> Advice`; `Advice.mo
 """
 
 from paretoserve.advise.advice import Advice, AdviseConfig, advise, advise_table
-from paretoserve.advise.table import AdviseError, SweepTable, load_table
+from paretoserve.advise.table import AdviseError, SweepTable, load_table, sweep_table
 
-__all__ = ["Advice", "AdviseConfig", "AdviseError", "SweepTable", "advise", "advise_table", "load_table"]
+__all__ = ["Advice", "AdviseConfig", "AdviseError", "SweepTable", "advise", "advise_table", "load_table", "sweep_table"]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, Field, PlainSerializer, PlainValidator, field_validator
 
 from paretoserve.advise.bca import RELATIVE_METRIC, Verdict, choose_batch, resolve_limits
+from paretoserve.advise.calibrated_roofline import RooflineSummary, calibrated_roofline
 from paretoserve.advise.commands import Commands, commands
 from paretoserve.advise.memory import MemoryAdvice, device_memory, memory_advice
 from paretoserve.advise.pareto import Frontier, frontiers
-from paretoserve.advise.replicas import ReplicaAdvice, replica_plan
-from paretoserve.advise.roofline import RooflineSummary, calibrated_roofline
+from paretoserve.advise.replicas import ReplicaPlan, replica_plan
 from paretoserve.advise.table import AdviseError, Point, SweepTable, load_table
+from paretoserve.bench.metrics import ThroughputMetric
 from paretoserve.bench.slo import RunLimit, Slo, parse_slo
 
 PAPER_SLO_MULTIPLE = 3.0  # "Mind the Memory Gap": 3 x mean TPOT at B=32 when no SLO is given
@@ -42,8 +43,7 @@ class AdviseConfig(BaseModel):
     slo_metric: str = "tpot"  # tpot | itl | ttft | e2el, optionally p99_ / median_ / p90_ prefixed
     min_efficiency: float = 0.0  # floor on T(B) / (B x T(1)), exclusive
     device_memory: str | int | None = None  # bytes or '64GiB' / '80GB'; None = the sweep's environment
-    throughput_metric: Literal["output_throughput", "total_token_throughput", "request_throughput"] = \
-        "output_throughput"
+    throughput_metric: ThroughputMetric = "output_throughput"
     max_replicas: int = Field(8, ge=1)  # most replicas a predicted plan may use
     min_replica_gain: float = Field(0.05, ge=0.0)  # share of throughput more replicas must add to be chosen
     advice_path: str = "advice.json"  # what the `paretoserve serve --plan` line refers to
@@ -111,7 +111,7 @@ class Advice(BaseModel):
     freed_fraction: float | None  # of device memory
     memory: MemoryAdvice
     pareto: list[Frontier]
-    replica_plan: ReplicaAdvice
+    replica_plan: ReplicaPlan
     commands: Commands
     roofline: RooflineSummary | None = None  # the calibrated roofline behind predicted replica plans
 

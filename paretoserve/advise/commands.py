@@ -9,16 +9,16 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from paretoserve.advise.memory import MemoryAdvice
-from paretoserve.advise.replicas import ReplicaAdvice
+from paretoserve.advise.replicas import ReplicaPlan
 from paretoserve.advise.table import SweepTable
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ
 from paretoserve.engine.repack import cpu_flags, has_amx
-from paretoserve.engines import ENGINE_NAMES
-from paretoserve.engines.vllm import CPU_BLOCK_TOKENS, GPU_BLOCK_TOKENS
-from paretoserve.engines.vllm import kv_tokens_for as kv_tokens_for_vllm
 from paretoserve.hf_export import cached_model
 from paretoserve.limits import UserError
 from paretoserve.model import GGUF_ENGINES, names_gguf
+from paretoserve.presets import ENGINE_NAMES
+from paretoserve.presets.vllm import CPU_BLOCK_TOKENS, GPU_BLOCK_TOKENS
+from paretoserve.presets.vllm import kv_tokens_for as kv_tokens_for_vllm
 
 
 class Commands(BaseModel):
@@ -49,7 +49,7 @@ def kv_tokens_for(batch: int, ctx_per_seq: int) -> int:
     return batch * ctx_per_seq
 
 
-def commands(table: SweepTable, b_opt: int, plan: ReplicaAdvice, memory: MemoryAdvice,
+def commands(table: SweepTable, b_opt: int, plan: ReplicaPlan, memory: MemoryAdvice,
              advice_path: str = "advice.json") -> Commands:
     """Launch lines for B_opt on one engine and for the replica plan behind `paretoserve serve`."""
     gguf = table.engine in GGUF_ENGINES

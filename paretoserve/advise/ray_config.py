@@ -18,8 +18,8 @@ import yaml
 
 from paretoserve.advise.advice import Advice
 from paretoserve.advise.table import SweepTable
-from paretoserve.engines import ENGINE_NAMES
 from paretoserve.model import GGUF_ENGINES
+from paretoserve.presets import ENGINE_NAMES
 
 SERVE_FILE = "ray-serve.yaml"
 LLM_FILE = "ray-serve-llm.yaml"

@@ -17,10 +17,11 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from paretoserve.advise.bca import STEP_LATENCIES
+from paretoserve.advise.calibrated_roofline import ReplicaScale
 from paretoserve.advise.memory import MemoryAdvice, fits
-from paretoserve.advise.roofline import ReplicaScale
 from paretoserve.advise.table import Point, SweepTable
 from paretoserve.bench.slo import RunLimit
+from paretoserve.results.setup import ReplicaSetup
 
 HEADROOM = 0.9  # share of device memory engines may fill, vLLM's default, where the sweep does not say
 MEASURED_NOTE = "measured: the sweep ran replica points; the best one within the SLO"
@@ -51,7 +52,7 @@ class ReplicaCapacity(BaseModel):
     replicas_fit_cores: int | None  # None on an accelerator: replicas there share its compute
 
 
-class ReplicaAdvice(BaseModel):
+class ReplicaPlan(BaseModel):
     """The advised N x B plan (`advise --json`'s `replica_plan`), with every option it was chosen from."""
 
     replicas: int
@@ -69,6 +70,10 @@ class ReplicaAdvice(BaseModel):
     options: list[PlanOption]
     note: str
     decision: str | None = None  # why a plan with more replicas was not taken, when noise decided it
+
+    def setup(self) -> ReplicaSetup:
+        """The plan as a sweep point (what `tune` measures to confirm it): the KV budget left to the engine."""
+        return ReplicaSetup(self.max_batch, None, self.threads_per_replica, self.replicas)
 
 
 def option(point: Point, limits: list[RunLimit], metric: str, replicas: int | None = None,
@@ -159,13 +164,13 @@ def _shown(bounds: tuple[float, float]) -> str:
 
 def replica_plan(table: SweepTable, b_opt_point: Point, limits: list[RunLimit], metric: str,
                  memory: MemoryAdvice, max_replicas: int, min_gain: float = 0.0,
-                 roofline: ReplicaScale | None = None) -> ReplicaAdvice:
+                 roofline: ReplicaScale | None = None) -> ReplicaPlan:
     """The N x B plan with the most throughput within the SLO; see the module docstring for the rule."""
     capacity = replica_capacity(table, b_opt_point, memory)
     options, note = plan_options(table, b_opt_point, limits, metric, capacity, max_replicas, roofline)
     baseline = max((o for o in options if o.replicas == 1), key=lambda o: o.throughput)
     best, decision = choose(options, baseline, min_gain)
-    return ReplicaAdvice(
+    return ReplicaPlan(
         replicas=best.replicas, max_batch=best.max_batch, threads_per_replica=best.threads_per_replica,
         predicted_or_measured=best.predicted_or_measured, throughput_metric=metric,
         expected_throughput=best.throughput, expected_latency_ms=best.latency_ms, baseline=baseline,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from paretoserve.limits import UserError
 from paretoserve.results.point import Point
 from paretoserve.results.store import StoreError
 from paretoserve.results.sweep import (
+    Sweep,
     device,
     engine_of,
     exported_from,
@@ -46,6 +47,11 @@ class SweepTable(BaseModel):
     cores: int | None = None
     on_gpu: bool = False  # replicas share the accelerator, not the CPU cores
     cpu_features: list[str] | None = None  # the measured machine's llama.cpp-relevant CPU flags; None = not recorded
+    _sweep: Sweep | None = PrivateAttr(default=None)  # the sweep it was made of, so that nothing reads it again
+
+    def sweep(self) -> Sweep | str:
+        """The sweep as read (`sweep_table`), else its directory."""
+        return self._sweep or self.directory
 
     def singles(self) -> list[Point]:
         """The single-replica points, smallest batch first: the BCA's input."""
@@ -55,18 +61,24 @@ class SweepTable(BaseModel):
 def load_table(directory: str | Path) -> SweepTable:
     """Read a sweep directory (sweep.json + points.jsonl); raises AdviseError naming what is missing."""
     try:
-        sweep = read_sweep(directory)
+        return sweep_table(read_sweep(directory))
     except StoreError as exc:
         raise AdviseError(str(exc)) from exc
+
+
+def sweep_table(sweep: Sweep) -> SweepTable:
+    """The advisor's view of a sweep already read."""
     spec, environment = sweep.spec, sweep.environment
     gguf = model_file(spec)
     per_token = kv_bytes_per_token(spec, gguf or exported_from(spec))  # the weights' size only from what ran
     device_bytes, device_name = device(environment)
     models = spec.get("model")
-    return SweepTable(
+    table = SweepTable(
         directory=str(sweep.directory), points=sweep.points(per_token), imported_from=imported_from(spec),
         engine=engine_of(spec),
         model=", ".join(models) if isinstance(models, list) else models, kv_bytes_per_token=per_token,
         weights_bytes=gguf.stat().st_size if gguf else None, ctx_per_seq=spec.get("ctx_per_seq"),
         device_memory_bytes=device_bytes, device_name=device_name, cores=usable_cores(environment),
         on_gpu=on_gpu(spec, environment), cpu_features=environment.get("cpu_features"))
+    table._sweep = sweep
+    return table

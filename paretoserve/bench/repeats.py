@@ -12,11 +12,12 @@ import math
 import statistics
 from typing import Callable
 
+from paretoserve.bench.metrics import GOODPUT, THROUGHPUT_METRICS
 from paretoserve.bench.summary import LATENCY_METRICS, STATS
 from paretoserve.limits import IntRange
 
 REPEATS = IntRange(1, 100, "runs of the same configuration")
-THROUGHPUTS = ("request_throughput", "output_throughput", "total_token_throughput", "request_goodput")
+THROUGHPUTS = (*THROUGHPUT_METRICS, GOODPUT)
 HEADLINE = (*THROUGHPUTS, *(f"{stat}_{metric}" for metric in LATENCY_METRICS for stat, _ in STATS),
             "energy_per_output_token_j")
 COUNTS = ("completed", "failed", "total_input_tokens", "total_output_tokens", "connection_retries", "preemptions",

@@ -13,6 +13,7 @@ from paretoserve.limits import UserError
 # name -> (module in this package, one-line help); only the module of the command being run is imported,
 # so an engine or replica start does not pay for the report's plotting imports.
 COMMANDS = {
+    "tune": ("tune_cmd", "the main job: search sweep -> advise -> verify replicas -> report"),
     "engine": ("engine_cmd", "run one embedded llama.cpp engine behind an OpenAI API"),
     "bench": ("bench_cmd", "drive a workload through an OpenAI-compatible endpoint and summarise it"),
     "sweep": ("sweep_cmd", "measure an engine across batch caps, KV budgets and threads"),
@@ -21,14 +22,18 @@ COMMANDS = {
     "report": ("report_cmd", "one self-contained HTML report (and PNGs) of a sweep directory"),
     "serve": ("serve_cmd", "run N engine replicas behind a load-balancing OpenAI-compatible router"),
     "estimate": ("estimate_cmd", "roofline model of decoding: where throughput plateaus and why"),
-    "tune": ("tune_cmd", "the main job: search sweep -> advise -> verify replicas -> report"),
     "demo": ("demo_cmd", "a one-minute smoke run: engine + concurrent requests + throughput"),
 }
 
 
+DESCRIPTION = ("paretoserve finds the batch cap, KV budget and replica count that give a small language model the "
+               "most throughput on one device within a latency SLO, and serves that plan: `paretoserve tune` does it "
+               "all in one run (the main job), the other commands are its steps.")
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The parser, with the full flags of the subcommand named in `argv` (every one's help line either way)."""
-    parser = argparse.ArgumentParser(prog="paretoserve", description=__doc__)
+    parser = argparse.ArgumentParser(prog="paretoserve", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"paretoserve {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)

@@ -5,11 +5,11 @@ Ray Serve config (ray-serve.yaml, ray-serve-llm.yaml)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from paretoserve.advise import advise_table, load_table
+from paretoserve.advise.advice_file import advice_json
 from paretoserve.advise.console import print_advice
 from paretoserve.advise.ray_config import write_ray_configs
 from paretoserve.cli.advice_args import add_advice_args, advise_config
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     advice = advise_table(table, config)
     written = write_ray_configs(advice, table, args.ray_out or args.dir)
     if args.json:
-        print(json.dumps(advice.model_dump(), indent=2))
+        print(advice_json(advice))
     else:
         print_advice(advice)
     print("Ray Serve config: " + ", ".join(map(str, written)), file=sys.stderr if args.json else sys.stdout)

@@ -8,9 +8,9 @@ import socket
 
 from paretoserve.engine.config import DEFAULT_CTX_PER_SEQ, KV_LAYOUTS, EngineConfig
 from paretoserve.engine.repack import REPACK_MODES
-from paretoserve.engines import ENGINE_NAMES
 from paretoserve.limits import UserError
 from paretoserve.model import DEFAULT_MODEL, resolve_model
+from paretoserve.presets import ENGINE_NAMES
 
 
 class UsageError(UserError):
@@ -70,7 +70,7 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_engine_choice(group) -> None:
-    """--engine, for every command that starts engines: a preset of paretoserve/engines."""
+    """--engine, for every command that starts engines: a preset of paretoserve/presets."""
     group.add_argument("--engine", choices=ENGINE_NAMES, default="embedded",
                        help="which engine each replica runs: the embedded llama.cpp engine, llama-server (the "
                             "llama-server extra), vllm (the vllm extra) or sglang; --engine-cmd starts any other "

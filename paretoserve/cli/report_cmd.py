@@ -7,9 +7,10 @@ import argparse
 from pathlib import Path
 
 from paretoserve.advise import Advice
+from paretoserve.advise.advice_file import read_advice
 from paretoserve.cli.advice_args import add_advice_args, advise_config, given_advice_flags
 from paretoserve.cli.common import UsageError
-from paretoserve.report import ReportConfig, compute_advice, load_advice_file, write_report
+from paretoserve.report import ReportConfig, compute_advice, read_for_report, write_report
 
 
 def add_parser(subparsers, help: str) -> None:
@@ -33,11 +34,14 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"--advice shows a saved advice as it is; {', '.join(given)} apply only when "
                              "the report advises itself: drop them or drop --advice")
-        advice: Advice | None = load_advice_file(args.advice)
+        advice: Advice | None = read_advice(args.advice, "--advice")
         reason = None
+        sweep = read_for_report(args.dir)
     else:
-        advice, reason = compute_advice(args.dir, advise_config(args))
-    files = write_report(args.dir, args.out, advice=advice, no_advice_reason=reason, config=config)
+        advise = advise_config(args)
+        sweep = read_for_report(args.dir)  # read once, for the advice and the page
+        advice, reason = compute_advice(sweep, advise)
+    files = write_report(sweep, args.out, advice=advice, no_advice_reason=reason, config=config)
     verdict = f"B_opt = {files.b_opt}" if files.b_opt is not None else f"no recommendation: {reason}"
     print(f"report: {files.html} ({len(files.plots)} plots beside it); {verdict}")
     return 0

@@ -9,12 +9,14 @@ import logging
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+from paretoserve.advise.advice_file import PLAN_FIELDS, read_plan
 from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_model_arg, add_repack_arg, bind_port
 from paretoserve.engine.config import EngineConfig
-from paretoserve.engines import preset
 from paretoserve.limits import IntRange
-from paretoserve.serve.config import PLACEHOLDERS, PLAN_FIELDS, PlanError, ReplicaPlan, RouterConfig, load_plan_file
+from paretoserve.presets import preset
+from paretoserve.serve.config import PLACEHOLDERS, PlanError, RouterConfig, ServeConfig
 from paretoserve.serve.runner import serve
 
 BACKENDS = ("router", "ray")
@@ -28,14 +30,14 @@ def add_parser(subparsers, help: str) -> None:
     g.add_argument("--plan", type=Path, default=None,
                    help="JSON from `paretoserve advise --json` (its replica_plan: replicas, max_batch, "
                         "threads_per_replica, kv_tokens)")
-    g.add_argument("--replicas", type=int, default=None, help=f"engine replicas (default: {ReplicaPlan.replicas})")
+    g.add_argument("--replicas", type=int, default=None, help=f"engine replicas (default: {ServeConfig.replicas})")
     g.add_argument("--max-batch", type=int, default=None,
-                   help=f"batch cap of each replica (default: {ReplicaPlan.max_batch})")
+                   help=f"batch cap of each replica (default: {ServeConfig.max_batch})")
     g.add_argument("--kv-tokens", type=int, default=None, help="KV cache cells of each replica (default: engine's)")
     g.add_argument("--ctx-per-seq", type=int, default=None, help="prompt + output per sequence (not --engine-cmd)")
     g.add_argument("--threads-per-replica", type=int, default=None,
                    help="threads (and pinned cores) of each replica; 0 = usable cores / replicas (default: "
-                        f"{ReplicaPlan.threads_per_replica})")
+                        f"{ServeConfig.threads_per_replica})")
     g.add_argument("--no-pin", action="store_true", help="do not pin replicas to their own cores")
     e = p.add_argument_group("engine")
     add_model_arg(e, files="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang)",
@@ -45,14 +47,14 @@ def add_parser(subparsers, help: str) -> None:
     e.add_argument("--engine-cmd", default=None,
                    help="command template of any other engine, with " + " ".join("{" + n + "}" for n in PLACEHOLDERS))
     add_repack_arg(e)
-    e.add_argument("--mem-fraction", type=float, default=ReplicaPlan.mem_fraction,
+    e.add_argument("--mem-fraction", type=float, default=ServeConfig.mem_fraction,
                    help="device memory all replicas share; {mem_fraction} is this / replicas (default: %(default)s)")
     e.add_argument("--mps", action="store_true", help="run the CUDA MPS daemon while the replicas run")
-    e.add_argument("--health-path", default=ReplicaPlan.health_path,
+    e.add_argument("--health-path", default=ServeConfig.health_path,
                    help="replica readiness path (default: %(default)s)")
-    e.add_argument("--metrics-path", default=ReplicaPlan.metrics_path,
+    e.add_argument("--metrics-path", default=ServeConfig.metrics_path,
                    help="replica Prometheus path (default: %(default)s)")
-    e.add_argument("--health-timeout", type=float, default=ReplicaPlan.health_timeout_s,
+    e.add_argument("--health-timeout", type=float, default=ServeConfig.health_timeout_s,
                    help="seconds a replica may take to become healthy before it is restarted (default: %(default)g)")
     r = p.add_argument_group("router")
     r.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -77,13 +79,14 @@ def add_parser(subparsers, help: str) -> None:
     p.set_defaults(run=run)
 
 
-def plan_from_args(args: argparse.Namespace) -> ReplicaPlan:
-    """Flags over the --plan file over the defaults; every value checked (PlanError names the flag)."""
-    fields = load_plan_file(args.plan) if args.plan is not None else {}
+def plan_from_args(args: argparse.Namespace) -> ServeConfig:
+    """Flags over the --plan file (advice.json's replica plan) over the defaults; every value checked (the error
+    names the flag, or --plan and the field)."""
+    fields: dict[str, Any] = read_plan(args.plan, "--plan").given() if args.plan is not None else {}
     for name in PLAN_FIELDS:
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
-    plan = ReplicaPlan(**fields, model=args.model, engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack,
+    plan = ServeConfig(**fields, model=args.model, engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack,
                        pin=not args.no_pin, mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
                        metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)
     if plan.engine_cmd is None:

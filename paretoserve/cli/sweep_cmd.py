@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import signal
 import sys
@@ -11,19 +10,16 @@ import time
 from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
-from paretoserve.bench.trace import TraceRow, read_trace, trace_digest
+from paretoserve.bench.trace import TraceRow, read_trace
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
 from paretoserve.cli.common import UsageError, add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
-from paretoserve.cli.sweep_search import search_args, search_args_record, search_configs, search_sweep
+from paretoserve.cli.sweep_search import search_args, search_args_record, search_line, search_plan
 from paretoserve.engine.config import ctx_for
-from paretoserve.engines import preset
 from paretoserve.limits import parse_int_list
-from paretoserve.results.store import SweepStore
+from paretoserve.results.store import is_finished
 from paretoserve.serve.config import knob_ranges
-from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import BACKENDS, SweepSpec, SweepSpecError
-from paretoserve.sweep.measure import bench_measure
-from paretoserve.sweep.runner import run_points
+from paretoserve.sweep.session import POINT_URL, SessionConfig, SweepSession
 
 # sweep.json's workload settings whose key does not name their flag (for --resume's mismatch message)
 WORKLOAD_FLAG_NAMES = {"trace_sha256": "the trace's content (sha256 of --dataset trace:PATH)"}
@@ -111,45 +107,38 @@ def _ctx_per_seq(args: argparse.Namespace, bench: BenchConfig, trace: list[Trace
     return args.ctx_per_seq or ctx_for(prompt, output)  # the engine's range checks an explicit one
 
 
-def workload_record(bench: BenchConfig) -> dict:
-    """The workload as sweep.json keeps it: every bench setting as text, and a trace's digest, so that --resume
-    refuses other settings or an edited trace."""
-    record = {k: str(v) for k, v in dataclasses.asdict(bench).items() if k not in ("url", "engine_pids")}
-    if bench.trace_path is not None:
-        record["trace_sha256"] = trace_digest(Path(bench.trace_path).expanduser())
-    return record
-
-
 def run(args: argparse.Namespace) -> int:
-    args.url = "http://127.0.0.1:1"  # checked now, replaced by each point's engine address
+    args.url = POINT_URL
     bench = config_from_args(args)
     trace = read_trace(Path(bench.trace_path).expanduser()) if bench.trace_path is not None else None
     spec = spec_from_args(args, bench, trace)
-    search = search_configs(args, spec, bench.slo)
-    if spec.engine_cmd is None:
-        preset(spec.engine).check()  # an engine that is not installed is one line before the sweep starts
-        preset(spec.engine).prepare(spec.model, None)  # build or export the model once, before the first start
-    store = SweepStore(args.out)
-    spec_record = {**spec.as_dict(), "workload": workload_record(bench), **search_args_record(args)}
-    store.open(spec_record, collect_environment(), args.resume, flag_names=WORKLOAD_FLAG_NAMES)
+    search = search_plan(args, spec, bench.slo)
+    session = SweepSession(SessionConfig(spec, bench, args.out, args.resume, saturate=args.concurrency is None,
+                                         settings=search_args_record(args), flag_names=WORKLOAD_FLAG_NAMES))
+    session.open()
+    started = time.perf_counter()
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    measure = bench_measure(bench, saturate=args.concurrency is None)
     try:
         if search is not None:
-            return search_sweep(search, spec, measure, store, time.perf_counter())
-        points = spec.points()
-        complete = {key for key, r in store.finished().items() if r.get("repeats", 1) >= spec.repeats}
-        todo = [p for p in points if p.key() not in complete]
-        print(f"sweep: {len(points)} points, {len(points) - len(todo)} already done, results in {args.out}",
-              file=sys.stderr)
-        records = run_points(spec, todo, measure, store)
+            print(f"search bca: up to {search.config.remeasure_budget} more runs where a doubling's gain is within "
+                  f"the noise of --min-gain {search.config.min_gain:.0%}", file=sys.stderr)
+            result, ran = session.search(search)
+            session.export_csv()
+            print(search_line(result, ran, search.config.remeasure_budget, time.perf_counter() - started,
+                              session.store.points_path))
+            print(f"next: paretoserve advise {session.store.dir}", file=sys.stderr)
+            return 0
+        todo, total = session.todo(), len(spec.points())
+        print(f"sweep: {total} points, {total - len(todo)} already done, results in {args.out}", file=sys.stderr)
+        records = session.run(todo)
     except KeyboardInterrupt:  # main exits with 128 + the signal's number
-        print(f"sweep interrupted; finished points are in {store.points_path}; continue with --resume",
+        print(f"sweep interrupted; finished points are in {session.store.points_path}; continue with --resume",
               file=sys.stderr)
         raise
-    csv_path = store.export_csv(store.dir / "points.csv")
-    failed = [r for r in records if r["status"] != "ok"]
+    csv_path = session.export_csv()
+    failed = [r for r in records if not is_finished(r)]
     for r in failed:
         print(f"point {r['key']} failed: {r['reason'][:300]}", file=sys.stderr)
-    print(f"sweep done: {len(records) - len(failed)} ok, {len(failed)} failed; {store.points_path}, {csv_path}")
+    print(f"sweep done: {len(records) - len(failed)} ok, {len(failed)} failed; {session.store.points_path}, "
+          f"{csv_path}")
     return 1 if failed and len(failed) == len(records) else 0

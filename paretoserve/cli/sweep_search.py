@@ -1,22 +1,16 @@
-"""`paretoserve sweep --search bca`: the flags, and running the adaptive search (sweep/search.py) on real engines."""
+"""`paretoserve sweep --search bca`: its flags, turned into the search plan (sweep/session.py), and its summary line."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
+from pathlib import Path
 
-from paretoserve.advise import AdviseConfig, AdviseError
 from paretoserve.bench.slo import Slo
 from paretoserve.cli.advice_args import add_advice_flags, advise_config
 from paretoserve.cli.common import UsageError
-from paretoserve.engine_process import LaunchError
-from paretoserve.estimate.plans import RooflineConfig
-from paretoserve.results.store import SweepStore
 from paretoserve.sweep.grid import SweepSpec
-from paretoserve.sweep.guess import sweep_guess
-from paretoserve.sweep.runner import Measure, run_search
-from paretoserve.sweep.search import Guess, SearchConfig
+from paretoserve.sweep.search import SearchConfig, SearchResult
+from paretoserve.sweep.session import SearchPlan, plan_search
 
 # The advice flags the search reads (the SLO's own --slo is the workload's), with what they mean here.
 SEARCH_FLAGS = ("slo_multiple", "slo_ref_batch", "slo_metric", "min_efficiency", "hardware", "model_geometry")
@@ -57,8 +51,7 @@ def search_args_record(args: argparse.Namespace) -> dict:
     return {"search": {k: getattr(args, k) for k in ("search", *SEARCH_FLAGS, "min_gain", "calibrate")}}
 
 
-def search_configs(args: argparse.Namespace, spec: SweepSpec, slo: Slo | None
-                   ) -> tuple[SearchConfig, AdviseConfig, Guess | None] | None:
+def search_plan(args: argparse.Namespace, spec: SweepSpec, slo: Slo | None) -> SearchPlan | None:
     """The search's settings and its roofline guess (None for a grid sweep), checked before anything is
     created or started. `slo` is the workload's parsed --slo: each point's bench counts goodput by it per
     request, and the search judges each point's run summary by it (a bare metric is the run's mean)."""
@@ -71,40 +64,17 @@ def search_configs(args: argparse.Namespace, spec: SweepSpec, slo: Slo | None
     if any(len(values) > 1 for values in (spec.kv_tokens, spec.threads, spec.replicas)):
         raise UsageError("--search bca searches the batch cap only: give one --kv-tokens, --threads-per-replica "
                          "and --replicas value")
-    advice = advise_config(args, SEARCH_FLAGS, slo=slo)
-    try:
-        search = SearchConfig(candidates=tuple(range(1, max(spec.max_batch) + 1)), min_gain=args.min_gain,
-                              remeasure_budget=args.remeasure_budget)
-    except ValueError as exc:
-        raise UsageError(f"--search bca: {exc}") from exc
-    if args.hardware is None:
-        if given:
-            raise UsageError(f"{given[0]} needs --hardware (the roofline it applies to)")
-        return search, advice, None
-    try:
-        guess = sweep_guess(spec.as_dict(), search.candidates, search.min_gain,
-                            RooflineConfig(args.hardware, advice.model_geometry), args.calibrate)
-    except ValueError as exc:  # the message names --hardware, --model-geometry or --calibrate
-        raise UsageError(str(exc)) from exc
-    return search, advice, guess
+    if args.hardware is None and given:
+        raise UsageError(f"{given[0]} needs --hardware (the roofline it applies to)")
+    return plan_search(spec, advise_config(args, SEARCH_FLAGS, slo=slo), args.min_gain, args.remeasure_budget,
+                       args.calibrate)
 
 
-def search_sweep(configs: tuple[SearchConfig, AdviseConfig, Guess | None], spec: SweepSpec, measure: Measure,
-                 store: SweepStore, started: float) -> int:
-    """Run the search, one engine point at a time (finished points of a resumed sweep are reused)."""
-    search, advice, guess = configs
-    print(f"search bca: up to {search.remeasure_budget} more runs where a doubling's gain is within the noise of "
-          f"--min-gain {search.min_gain:.0%}", file=sys.stderr)
-    try:
-        result, ran = run_search(spec, search, advice, measure, store, guess)
-    except (AdviseError, LaunchError) as exc:
-        raise UsageError(f"--search bca: {exc}") from exc
-    store.export_csv(store.dir / "points.csv")
+def search_line(result: SearchResult, ran: list[dict], budget: int, wall_s: float, points_path: Path) -> str:
+    """The search's summary: B_opt, the caps it ran, its wall time and why it stopped."""
     engine_s = sum(r.get("wall_s") or 0.0 for r in ran)
     jumped = f"; the roofline's guess {result.guess} (predicted) was measured after the start" if result.guess else ""
-    print(f"search bca: B_opt = {result.b_opt} (cap {result.b_opt_cap}){jumped}; ran {len(ran)} points "
-          f"(caps {', '.join(map(str, result.measured))}) in {time.perf_counter() - started:.0f} s wall, "
-          f"{engine_s:.0f} s of it in points; {result.stop_reason or 'done'}; "
-          f"{result.remeasure_line(search.remeasure_budget)}; {store.points_path}")
-    print(f"next: paretoserve advise {store.dir}", file=sys.stderr)
-    return 0
+    return (f"search bca: B_opt = {result.b_opt} (cap {result.b_opt_cap}){jumped}; ran {len(ran)} points "
+            f"(caps {', '.join(map(str, result.measured))}) in {wall_s:.0f} s wall, "
+            f"{engine_s:.0f} s of it in points; {result.stop_reason or 'done'}; "
+            f"{result.remeasure_line(budget)}; {points_path}")

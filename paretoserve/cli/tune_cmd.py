@@ -1,5 +1,5 @@
-"""`paretoserve tune`: the main job. An adaptive sweep of the embedded engine's batch cap on the bundled model
-(or --model), the BCA advice, one run of the replica plan next to the best single engine, and the HTML report."""
+"""`paretoserve tune`: the main job. An adaptive sweep of an engine's batch cap on the bundled model (or --model), the
+BCA advice, one run of the replica plan next to the best single engine, and the HTML report."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from paretoserve.cli.advice_args import add_advice_args, advise_config
 from paretoserve.cli.common import add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import add_remeasure_arg
+from paretoserve.results.store import is_finished
 from paretoserve.tune import TuneConfig, run_tune
 
 DEFAULTS = TuneConfig()
@@ -72,7 +73,7 @@ def summary(result) -> str:
     unit = "tok/s" if plan.throughput_metric != "request_throughput" else "req/s"
     lines = [f"B_opt = {advice.b_opt} (cap {advice.b_opt_max_batch}) under {advice.slo.text}: "
              f"{advice.throughput_at_b_opt:.1f} {unit}, {advice.throughput_fraction_at_b_opt:.0%} of the best measured"]
-    if result.replica_record is not None and result.replica_record.get("status") == "ok":
+    if result.replica_record is not None and is_finished(result.replica_record):
         config = result.replica_record["config"]
         lines.append(f"replicas measured: {config['replicas']} x cap {config['max_batch']} "
                      f"(threads={config['threads']} each): "

@@ -56,6 +56,10 @@ class Engine:
         self._runner: LlamaRunner | None = None  # set by the engine thread once the model has loaded
         self._verbose = verbose
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        # Exact at any moment, unlike `state` (one step old): the 429 check reads them while a step runs.
+        self._counts = threading.Lock()
+        self._queued = 0  # submitted, not yet holding a slot (in the inbox or the scheduler's queue)
+        self._holding = 0  # holding a batch slot
         self._ids = itertools.count()
         self._scheduler = Scheduler(config.max_batch, config.kv_cells, config.step_tokens)
         self._sampler = Sampler()
@@ -94,12 +98,12 @@ class Engine:
         self._thread.join(timeout)
 
     def waiting_count(self) -> int:
-        """Requests submitted but not yet holding a slot (approximate from other threads)."""
-        return self.state.waiting + self._inbox.qsize()
+        """Requests submitted but not yet holding a slot."""
+        return self._queued
 
     def free_slots(self) -> int:
-        """Batch slots no request holds after the last step: requests that will start without queueing."""
-        return self.config.max_batch - self.state.running
+        """Batch slots no request holds: requests that will start without queueing."""
+        return self.config.max_batch - self._holding
 
     # -- requests (event loop) ------------------------------------------------------------
 
@@ -109,6 +113,7 @@ class Engine:
         events: asyncio.Queue[TokenEvent] = asyncio.Queue()
         seq = Sequence(rid=next(self._ids), prompt=list(prompt), params=params, sink=(loop, events),
                        rng=params.make_rng(), adjust=params.make_adjust())
+        self._count(queued=1)
         self._inbox.put(("add", seq))
         finished = False
         try:
@@ -153,6 +158,7 @@ class Engine:
             if kind == "stop":
                 return False
             if kind == "add" and (problem := self._refusal(payload)):  # never scheduled: nothing to release
+                self._count(queued=-1)
                 self._deliver([(payload, TokenEvent((), "error", problem))])
             elif kind == "add":
                 sched.add(payload)
@@ -171,7 +177,8 @@ class Engine:
     def _step(self) -> None:
         sched = self._scheduler
         started = time.perf_counter()
-        sched.admit()
+        admitted = len(sched.admit())
+        self._count(queued=-admitted, holding=admitted)
         items = sched.plan()
         if items:
             try:
@@ -220,8 +227,16 @@ class Engine:
         if seq is None:
             return
         if seq.slot >= 0:
+            self._count(holding=-1)
             self.runner.free(seq.slot)
+        else:
+            self._count(queued=-1)
         self.metrics.finished(reason)
+
+    def _count(self, queued: int = 0, holding: int = 0) -> None:
+        with self._counts:
+            self._queued += queued
+            self._holding += holding
 
     def _fail(self, seqs, message: str) -> None:
         events = []

@@ -27,9 +27,9 @@ from paretoserve.estimate.roofline import (
 )
 from paretoserve.geometry import ModelGeometry
 from paretoserve.limits import UserError
-from paretoserve.results.point import Point, to_point
-from paretoserve.results.store import StoreError, SweepStore, is_finished
-from paretoserve.results.sweep import usable_cores
+from paretoserve.results.point import Point
+from paretoserve.results.store import POINTS_FILE, NoFinishedPoint, StoreError, SweepStore
+from paretoserve.results.sweep import Sweep, read_sweep, usable_cores
 
 SPEC_BANDWIDTH_LIMITS = (0.01, 1.0)  # a spec-sheet bandwidth is a ceiling no kernel beats
 MEASURED_BANDWIDTH_LIMITS = (0.01, 2.0)  # a bandwidth measured on a busy machine can come out low
@@ -37,6 +37,7 @@ COMPUTE_GRID = (0.005, 4.0)  # above 1 when int8 dot products beat the fp32 peak
 GRID_POINTS = 20
 REFINE_ROUNDS = 3
 PRIOR_WEIGHT = 1e-3  # a factor 2.7 away from the default costs as much as a 3 % error on one point
+MIN_BATCH_SIZES = 3  # the fewest batch sizes a fit is made on (each is also left out once to test it)
 
 
 class CalibrationError(UserError):
@@ -101,26 +102,32 @@ class CalibratedModel:
         return statistics.median(abs(p.leave_out_error) for p in self.points)
 
 
-def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[MeasuredPoint]:
-    """The finished single-replica points of a sweep directory with the fields a fit needs, smallest batch first.
+def read_calibration_sweep(sweep_dir: str | Path) -> Sweep:
+    """The sweep in `sweep_dir` (results.read_sweep); CalibrationError starting with the directory when there is
+    none or it has no finished point."""
+    if not SweepStore(sweep_dir).points_path.exists():
+        raise CalibrationError(f"{sweep_dir}: no {POINTS_FILE} there (a sweep directory from "
+                               "`paretoserve sweep` or `paretoserve import vllm`)")
+    try:
+        return read_sweep(sweep_dir)
+    except NoFinishedPoint as exc:
+        raise _too_few(sweep_dir, 0) from exc
+    except StoreError as exc:
+        raise CalibrationError(f"{sweep_dir}: cannot read its points ({str(exc).removeprefix('DIR: ')})") from exc
+
+
+def load_points(sweep: str | Path | Sweep, correct_cpu_share: bool = False) -> list[MeasuredPoint]:
+    """The finished single-replica points of a sweep (read already, or its directory) with the fields a fit needs,
+    smallest batch first.
 
     With `correct_cpu_share`, a point whose engine got only part of its threads' cores (a CPU shared with
     other work) is fitted at measured throughput / that share: what the engine does with its cores to itself.
     """
-    store = SweepStore(sweep_dir)
-    if not store.points_path.exists():
-        raise CalibrationError(f"{sweep_dir}: no points.jsonl there (a sweep directory from "
-                               "`paretoserve sweep` or `paretoserve import vllm`)")
-    try:
-        records = store.records()
-    except (OSError, StoreError) as exc:
-        raise CalibrationError(f"{sweep_dir}: cannot read its points ({exc})") from exc
-    try:
-        cores = usable_cores(store.read_spec().get("environment") or {})
-    except StoreError:
-        cores = None
+    where = _name(sweep)
+    sweep = sweep if isinstance(sweep, Sweep) else read_calibration_sweep(sweep)
+    cores = usable_cores(sweep.environment)
     points = []
-    for p in (to_point(r) for r in records if is_finished(r)):
+    for p in sweep.points():
         if not p.completed or not p.output_throughput or p.replicas != 1:
             continue  # replicas share the device: not one engine's decode step
         shape = Workload(input_tokens=max(round(p.input_tokens_per_request or 0), 1),
@@ -130,10 +137,19 @@ def load_points(sweep_dir: str | Path, correct_cpu_share: bool = False) -> list[
         points.append(MeasuredPoint(key=p.key, max_batch=p.max_batch, batch=p.mean_batch, workload=shape,
                                     output_throughput=target, measured_output_throughput=p.output_throughput,
                                     cpu_share=share))
-    if len({p.max_batch for p in points}) < 3:
-        raise CalibrationError(f"{sweep_dir}: needs finished single-replica points at 3 or more batch "
-                               f"sizes; found {len(points)} point(s)")
+    if len({p.max_batch for p in points}) < MIN_BATCH_SIZES:
+        raise _too_few(where, len(points))
     return sorted(points, key=lambda p: (p.max_batch, p.key))
+
+
+def _too_few(where: str | Path, found: int) -> CalibrationError:
+    return CalibrationError(f"{where}: needs finished single-replica points at {MIN_BATCH_SIZES} or more batch "
+                            f"sizes; found {found} point(s)")
+
+
+def _name(sweep: str | Path | Sweep) -> str | Path:
+    """The sweep's directory as given (or as read), for messages and the calibration's source."""
+    return sweep.directory if isinstance(sweep, Sweep) else sweep
 
 
 def _cpu_share(point: Point, machine_cores: int | None) -> float | None:
@@ -144,11 +160,12 @@ def _cpu_share(point: Point, machine_cores: int | None) -> float | None:
     return min(busy / cores, 1.0)
 
 
-def calibrate(sweep_dir: str | Path, geometry: ModelGeometry, hardware: HardwareSpec, engine: EngineAssumptions,
+def calibrate(sweep: str | Path | Sweep, geometry: ModelGeometry, hardware: HardwareSpec, engine: EngineAssumptions,
               correct_cpu_share: bool = False, points: list[MeasuredPoint] | None = None) -> CalibratedModel:
-    """Fit the efficiencies to every point of `sweep_dir` (`points`, when the caller already loaded them),
-    and refit without each batch size to test it."""
-    points = points if points is not None else load_points(sweep_dir, correct_cpu_share)
+    """Fit the efficiencies to every point of `sweep` (read already, or its directory; `points`, when the caller
+    already loaded them), and refit without each batch size to test it."""
+    sweep_dir = _name(sweep)
+    points = points if points is not None else load_points(sweep, correct_cpu_share)
     terms = _Terms(points, geometry, hardware, engine)
     efficiency = terms.fit(np.ones(len(points), dtype=bool))
     fitted = terms.throughput(efficiency)

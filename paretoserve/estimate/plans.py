@@ -13,13 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from paretoserve.estimate.calibrate import CalibratedModel, calibrate, load_points
+from paretoserve.estimate.calibrate import CalibratedModel, calibrate, load_points, read_calibration_sweep
 from paretoserve.estimate.cpu_probe import CpuProbeConfig
 from paretoserve.estimate.hardware import HardwareSpec, load_hardware
 from paretoserve.estimate.roofline import ENGINES, EngineAssumptions, Workload, predict
 from paretoserve.geometry import GeometryError, ModelGeometry, load_geometry
-from paretoserve.results.store import StoreError, SweepStore
-from paretoserve.results.sweep import geometry_source, runs_vllm
+from paretoserve.results.sweep import Sweep, geometry_source, runs_vllm
 
 
 @dataclass(frozen=True)
@@ -42,14 +41,6 @@ class ReplicaPrediction:
     label: str = "predicted"
 
 
-def sweep_spec(sweep_dir: str | Path) -> dict:
-    """The `spec` a sweep directory was recorded with ({} when sweep.json is missing or unreadable)."""
-    try:
-        return SweepStore(sweep_dir).read_spec().get("spec") or {}
-    except StoreError:
-        return {}
-
-
 def sweep_geometry(spec: dict, config: RooflineConfig) -> ModelGeometry:
     """The geometry of the model a sweep ran: --model-geometry, else its config.json (imported) or GGUF (own)."""
     source = config.model_geometry or geometry_source(spec)
@@ -70,17 +61,17 @@ def sweep_engine(spec: dict) -> EngineAssumptions:
     return ENGINES["llama.cpp"]
 
 
-def calibrate_sweep(sweep_dir: str | Path, config: RooflineConfig, hardware: HardwareSpec | None = None
+def calibrate_sweep(sweep: str | Path | Sweep, config: RooflineConfig, hardware: HardwareSpec | None = None
                     ) -> CalibratedModel:
     """The roofline of `config.hardware` (or `hardware`, already loaded) fitted to the single-engine points
-    of `sweep_dir`.
+    of `sweep` (read already, or its directory).
 
     Raises GeometryError, HardwareError or CalibrationError (ValueErrors naming the flag or directory).
     """
-    points = load_points(sweep_dir)  # a directory without usable points says so before its model is looked up
-    spec = sweep_spec(sweep_dir)
+    read = sweep if isinstance(sweep, Sweep) else read_calibration_sweep(sweep)
+    points = load_points(read)  # a sweep without usable points says so before its model is looked up
     hardware = hardware or load_hardware(config.hardware, CpuProbeConfig(cache_dir=config.cache_dir))
-    return calibrate(sweep_dir, sweep_geometry(spec, config), hardware, sweep_engine(spec), points=points)
+    return calibrate(sweep, sweep_geometry(read.spec, config), hardware, sweep_engine(read.spec), points=points)
 
 
 def predict_replicas(model: CalibratedModel, replicas: int, batch: float, workload: Workload,

@@ -265,7 +265,7 @@ async def _collect(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prom
 async def _sse(shape: _CompletionShape, deltas: AsyncIterator[Delta], n_prompt: int, usage: str | None,
                with_tokens: bool = False, first: bool = True) -> AsyncIterator[str]:
     """The stream's events; `usage` as _usage_mode says; `with_tokens` puts each one's token ids ahead of it
-    (server/resume.py)."""
+    (openai_api/resume.py)."""
     end = "data: [DONE]\n\n"
     try:
         async for delta in deltas:

@@ -99,7 +99,7 @@ class ResponseFormat(_Body):
 
 
 class Resume(_Body):
-    """`paretoserve_resume`, the router's extension of a stream (server/resume.py): send token ids, continue."""
+    """`paretoserve_resume`, the router's extension of a stream (openai_api/resume.py): send token ids, continue."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
     tokens: list[int] = Field(default_factory=list)  # generated on a replica that died; the client has their text

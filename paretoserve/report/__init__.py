@@ -1,11 +1,12 @@
-"""The HTML report: a sweep directory and its advice -> one self-contained HTML file and PNG plots.
+"""The HTML report: a sweep and its advice -> one self-contained HTML file and PNG plots.
 
-`write_report(sweep_dir, out_html, advice=..., no_advice_reason=...)` writes it; `compute_advice(sweep_dir,
-AdviseConfig(...))` gives the advice or the advisor's reason for having none.
+`write_report(sweep, out_html, advice=..., no_advice_reason=...)` writes it; `compute_advice(sweep,
+AdviseConfig(...))` gives the advice or the advisor's reason for having none. `sweep` is a `results.Sweep`
+already read (`read_for_report` reads one, naming DIR in its errors) or its directory.
 """
 
 from paretoserve.report.build import ReportConfig, ReportFiles, write_report
-from paretoserve.report.recommendation import compute_advice, load_advice_file
-from paretoserve.report.sweep_data import ReportError
+from paretoserve.report.recommendation import compute_advice
+from paretoserve.report.sweep_data import ReportError, read_for_report
 
-__all__ = ["ReportConfig", "ReportError", "ReportFiles", "compute_advice", "load_advice_file", "write_report"]
+__all__ = ["ReportConfig", "ReportError", "ReportFiles", "compute_advice", "read_for_report", "write_report"]

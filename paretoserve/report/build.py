@@ -16,6 +16,7 @@ from paretoserve.report.plots_pareto import frontiers_figure
 from paretoserve.report.plots_plan import advice_bars, measured_bars, memory_breakdown_figure, replica_figure
 from paretoserve.report.recommendation import as_advice, sweep_frontiers
 from paretoserve.report.sweep_data import ReportError, SweepData, batch_series, load_sweep
+from paretoserve.results.sweep import Sweep
 
 PLOT_NAMES = ("throughput_vs_batch", "latency_vs_batch", "pareto_frontiers", "memory_breakdown", "energy_per_token",
               "replicas")
@@ -41,14 +42,14 @@ class ReportFiles:
     b_opt: int | None
 
 
-def write_report(sweep_dir: str | Path, out_html: str | Path, advice: Advice | dict | None = None,
+def write_report(sweep: str | Path | Sweep, out_html: str | Path, advice: Advice | dict | None = None,
                  no_advice_reason: str | None = None, config: ReportConfig = ReportConfig()) -> ReportFiles:
-    """Write `out_html` and `<stem>_<plot>.png` beside it for the sweep in `sweep_dir`.
+    """Write `out_html` and `<stem>_<plot>.png` beside it for `sweep` (read already, or its directory).
 
     `advice` is `advise()`'s result (or its `model_dump()`); without it the report shows the measurements
     and says `no_advice_reason` where the recommendation would be (see `compute_advice`).
     """
-    data = load_sweep(sweep_dir)
+    data = load_sweep(sweep)
     advice = as_advice(advice)
     reason = no_advice_reason or "no advice was given"
     out_html = Path(out_html)

@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 
 from paretoserve.report.figure import BOptMark, batch_axis, colour, draw, new_figure, pairs
 from paretoserve.report.sweep_data import Series
-from paretoserve.results.point import max_batch_of
+from paretoserve.results.point import Point
 
 # (panel title, summary field prefix); each panel draws mean, median and p99 where measured.
 LATENCY_PANELS = (("TPOT (time per output token)", "tpot_ms"), ("ITL (inter-token latency)", "itl_ms"),
@@ -38,7 +38,7 @@ def throughput_vs_batch(series: list[Series], b_opt: BOptMark | None) -> Figure 
 def latency_vs_batch(series: list[Series], b_opt: BOptMark | None, slo_limits_ms: dict[str, float]) -> Figure | None:
     """One panel per latency metric measured (TPOT, ITL, TTFT): mean, p50 and p99 over the batch cap."""
     panels = [(title, name) for title, name in LATENCY_PANELS
-              if any(p.get(f"{stat}{name}") is not None for s in series for p in s.points for stat, _, _ in
+              if any(p.figure(f"{stat}{name}") is not None for s in series for p in s.points for stat, _, _ in
                      LATENCY_STATS)]
     if not panels:
         return None
@@ -73,14 +73,14 @@ def energy_per_token(series: list[Series], b_opt: BOptMark | None) -> Figure | N
     ax = fig.add_subplot()
     drawn, sources = [], set()
     for i, s in enumerate(series):
-        by_source: dict[str, list[dict]] = {}
+        by_source: dict[str, list[Point]] = {}
         for p in s.points:
-            if p.get("energy_per_output_token_j") is not None and p.get("energy_source") not in (None, "none"):
-                by_source.setdefault(p["energy_source"], []).append(p)
+            if p.energy_per_output_token_j is not None and p.energy_source not in (None, "none"):
+                by_source.setdefault(p.energy_source, []).append(p)
         for source, points in by_source.items():
-            xs = [max_batch_of(p) for p in points]
-            ys = [p["energy_per_output_token_j"] for p in points]
-            intervals = [(p.get("ci95") or {}).get("energy_per_output_token_j") for p in points]
+            xs = [p.max_batch for p in points]
+            ys = [p.energy_per_output_token_j for p in points]
+            intervals = [p.interval("energy_per_output_token_j") for p in points]
             estimated = source == "estimated"
             draw(ax, xs, ys, intervals, marker="o", color=colour(i), linestyle="--" if estimated else "-",
                  markerfacecolor="none" if estimated else colour(i),

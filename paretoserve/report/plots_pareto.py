@@ -6,6 +6,7 @@ from matplotlib.figure import Figure
 
 from paretoserve.advise.pareto import Frontier, FrontierPoint
 from paretoserve.report.figure import B_OPT_COLOUR, new_figure
+from paretoserve.results.point import Point
 
 FIELD_LABELS = {"median_tpot_ms": "p50 TPOT (ms)", "p99_tpot_ms": "p99 TPOT (ms)", "median_itl_ms": "p50 ITL (ms)",
                 "p99_itl_ms": "p99 ITL (ms)", "memory_bytes": "memory (GB)",
@@ -38,10 +39,10 @@ def frontier_title(frontier: Frontier, estimated_energy: bool) -> str:
     return f"{axis_label(frontier.y, estimated_energy)} vs {axis_label(frontier.x, estimated_energy)}"
 
 
-def frontiers_figure(frontiers: list[Frontier], points: list[dict], b_opt_key: str | None,
+def frontiers_figure(frontiers: list[Frontier], points: list[Point], b_opt_key: str | None,
                      estimated_energy: bool) -> Figure | None:
-    """One panel per frontier with points: measured points grey (where the field is a summary field), the
-    non-dominated ones joined and labelled, B_opt's point ringed."""
+    """One panel per frontier with points: measured points grey (not on the memory axis, whose frontier may
+    hold estimates), the non-dominated ones joined and labelled, B_opt's point ringed."""
     frontiers = [f for f in frontiers if f.points]
     if not frontiers:
         return None
@@ -50,14 +51,15 @@ def frontiers_figure(frontiers: list[Frontier], points: list[dict], b_opt_key: s
     fig = new_figure(4.0 * columns, 3.0 * rows)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, frontier in zip(axes, frontiers, strict=False):
-        cloud = [(shown(frontier.x, p.get(frontier.x)), shown(frontier.y, p.get(frontier.y))) for p in points]
+        cloud = [(shown(frontier.x, _measured(p, frontier.x)), shown(frontier.y, _measured(p, frontier.y)))
+                 for p in points]
         cloud = [(x, y) for x, y in cloud if isinstance(x, (int, float)) and isinstance(y, (int, float))]
         if cloud:
             ax.scatter(*zip(*cloud, strict=True), s=14, color="#999999", label="measured")
         xs = [scaled(frontier.x, p.x) for p in frontier.points]
         ys = [scaled(frontier.y, p.y) for p in frontier.points]
         ax.plot(xs, ys, marker="o", markersize=4, color="#1f77b4", label="Pareto frontier")
-        by_key = {p.get("key"): p.get("ci95") or {} for p in points}
+        by_key = {p.key: p.ci95 for p in points}
         for axis, field, values in (("xerr", frontier.x, xs), ("yerr", frontier.y, ys)):
             bounds = [by_key.get(p.key, {}).get(field) for p in frontier.points]
             if any(bounds):  # repeated points: their 95 % intervals, in the axis' unit
@@ -81,3 +83,9 @@ def frontiers_figure(frontiers: list[Frontier], points: list[dict], b_opt_key: s
     for ax in axes[len(frontiers):]:
         ax.set_visible(False)
     return fig
+
+
+def _measured(point: Point, field: str) -> float | None:
+    """The point's own figure on a frontier's axis; none on the memory axis (KV peak + weights where the
+    frontier had no measured memory)."""
+    return None if field == "memory_bytes" else point.figure(field)

@@ -11,7 +11,7 @@ from paretoserve.advise.memory import MemoryAdvice
 from paretoserve.advise.replicas import PlanOption
 from paretoserve.report.figure import B_OPT_COLOUR, new_figure
 from paretoserve.report.sweep_data import point_label
-from paretoserve.results.point import replicas_of
+from paretoserve.results.point import Point
 
 MEMORY_PARTS = {"weights": ("weights", "#7f7f7f"), "kv_needed": ("KV needed at B_opt", "#1f77b4"),
                 "kv_freed": ("KV freed", "#2ca02c"), "rest": ("rest", "#dddddd")}
@@ -74,16 +74,16 @@ def advice_bars(advice: Advice) -> list[Bar]:
     return bars if len(bars) > 1 else []
 
 
-def measured_bars(points: list[dict]) -> list[Bar]:
+def measured_bars(points: list[Point]) -> list[Bar]:
     """Without advice: the measured replica points beside the single engine with the most throughput."""
-    replicated = [p for p in points if replicas_of(p) > 1 and p.get("output_throughput") is not None]
-    singles = [p for p in points if replicas_of(p) == 1 and p.get("output_throughput") is not None]
+    replicated = [p for p in points if p.replicas > 1]
+    singles = [p for p in points if p.replicas == 1]
     if not replicated:
         return []
-    shown = ([max(singles, key=lambda p: p["output_throughput"])] if singles else []) + replicated
-    return [Bar(point_label(p), float(p["output_throughput"]),
-                next((f"{k} {p[k]:.3g}" for k in ("mean_tpot_ms", "mean_itl_ms") if p.get(k) is not None), ""),
-                measured=True, ci95=(p.get("ci95") or {}).get("output_throughput")) for p in shown]
+    shown = ([max(singles, key=lambda p: p.output_throughput)] if singles else []) + replicated
+    return [Bar(point_label(p), p.output_throughput,
+                next((f"{k} {p.latency_ms[k]:.3g}" for k in ("mean_tpot_ms", "mean_itl_ms") if k in p.latency_ms), ""),
+                measured=True, ci95=p.interval("output_throughput")) for p in shown]
 
 
 def replica_figure(bars: list[Bar], throughput_label: str) -> Figure | None:

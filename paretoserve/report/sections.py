@@ -9,7 +9,7 @@ from paretoserve.advise.pareto import Frontier
 from paretoserve.report.html_page import Plot, fmt, gigabytes, image, paragraph, percent, preformatted, section, table
 from paretoserve.report.plots_pareto import axis_label, frontier_label, frontier_title, shown
 from paretoserve.report.sweep_data import SweepData, point_label
-from paretoserve.results.point import max_batch_of, replicas_of
+from paretoserve.results.point import Point
 
 
 def overview(data: SweepData) -> str:
@@ -103,7 +103,7 @@ def memory(advice: Advice | None, plot: Plot | None, no_advice_reason: str) -> s
 def energy(data: SweepData, plot: Plot | None) -> str:
     """The energy plot, marked when any figure is estimated; said plainly when nothing was measured."""
     sources = data.energy_sources()
-    notes = sorted({p["energy_note"] for p in data.points if p.get("energy_note")})
+    notes = sorted({p.energy_note for p in data.points if p.energy_note})
     parts = []
     if "estimated" in sources:
         parts.append(paragraph("ESTIMATED energy: the figures marked 'estimated' were not measured but derived "
@@ -113,7 +113,7 @@ def energy(data: SweepData, plot: Plot | None) -> str:
                                f"{', '.join(sorted(sources))}).", "missing"))
     else:
         parts.append(image(plot))
-        counts = {source: sum(1 for p in data.points if (p.get("energy_source") or "none") == source)
+        counts = {source: sum(1 for p in data.points if (p.energy_source or "none") == source)
                   for source in sorted(sources)}
         parts.append(paragraph("Energy source: " + "; ".join(f"{source} ({n} of {len(data.points)} points)"
                                                             for source, n in counts.items()) + "."))
@@ -166,10 +166,9 @@ def measurements(data: SweepData) -> str:
                "mean ITL ms", "p99 ITL ms", "mean TTFT ms", "J per output token", "KV peak"]
     fields = ("output_throughput", "request_throughput", "mean_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "p99_itl_ms",
               "mean_ttft_ms")
-    rows = [[point_label(p), p["config"].get("kv_tokens"), p["config"].get("threads"),
-             *(_with_interval(p, f) for f in fields), _energy_cell(p), percent(p.get("kv_peak_fraction"))]
-            for p in sorted(data.points, key=lambda p: (replicas_of(p), max_batch_of(p)))]
-    repeated = max((p.get("repeats") or 1 for p in data.points), default=1)
+    rows = [[point_label(p), p.kv_tokens, p.threads, *(_with_interval(p, f) for f in fields), _energy_cell(p),
+             percent(p.kv_peak_fraction)] for p in sorted(data.points, key=lambda p: (p.replicas, p.max_batch))]
+    repeated = max((p.repeats for p in data.points), default=1)
     parts = [table(headers, rows)]
     if repeated > 1:
         parts.insert(0, paragraph(f"Figures are means over up to {repeated} repeats of each point, with their "
@@ -181,9 +180,9 @@ def measurements(data: SweepData) -> str:
     return section("measurements", "Measurements", *parts)
 
 
-def _with_interval(point: dict, field: str):
-    """A record's figure, with its 95 % interval over repeats in brackets where it has one."""
-    return bracketed(point.get(field), (point.get("ci95") or {}).get(field))
+def _with_interval(point: Point, field: str):
+    """A point's figure, with its 95 % interval over repeats in brackets where it has one."""
+    return bracketed(point.figure(field), point.interval(field))
 
 
 def bracketed(value, bounds):
@@ -191,8 +190,8 @@ def bracketed(value, bounds):
     return f"{fmt(value)} [{fmt(bounds[0])}, {fmt(bounds[1])}]" if bounds and value is not None else value
 
 
-def _energy_cell(point: dict) -> str:
-    value, source = point.get("energy_per_output_token_j"), point.get("energy_source") or "none"
+def _energy_cell(point: Point) -> str:
+    value, source = point.energy_per_output_token_j, point.energy_source or "none"
     if value is None or source == "none":
         return "-"
     return f"{fmt(value)} ({'ESTIMATED' if source == 'estimated' else source})"

@@ -1,4 +1,4 @@
-"""A sweep directory read for the report: its points grouped into series over the batch cap."""
+"""A sweep read for the report: its points (results.Point) grouped into series over the batch cap."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretoserve.limits import UserError
-from paretoserve.results.point import max_batch_of, replicas_of
+from paretoserve.results.point import Point
 from paretoserve.results.store import StoreError
-from paretoserve.results.sweep import read_sweep
+from paretoserve.results.sweep import Sweep, read_sweep
 
 
 class ReportError(UserError):
@@ -20,20 +20,19 @@ class Series:
     """Points that differ only in their batch cap, sorted by it: one line on a 'vs batch' plot."""
 
     label: str
-    points: tuple[dict, ...]
+    points: tuple[Point, ...]
 
     def batches(self) -> list[int]:
         """The nominal batch (the cap, `max_batch`) of each point: the x axis of every 'vs batch cap' plot."""
-        return [max_batch_of(p) for p in self.points]
+        return [p.max_batch for p in self.points]
 
     def values(self, name: str) -> list[float | None]:
-        """One summary field per point (None where the point lacks it)."""
-        return [p.get(name) for p in self.points]
+        """One figure per point (None where the point lacks it)."""
+        return [p.figure(name) for p in self.points]
 
     def intervals(self, name: str) -> list[tuple[float, float] | None]:
         """Each point's 95 % interval of `name` over its repeats (None where it ran once)."""
-        bounds = [(p.get("ci95") or {}).get(name) for p in self.points]
-        return [(b[0], b[1]) if b else None for b in bounds]
+        return [p.interval(name) for p in self.points]
 
 
 @dataclass(frozen=True)
@@ -43,44 +42,49 @@ class SweepData:
     directory: Path
     spec: dict
     environment: dict
-    points: tuple[dict, ...]  # status ok
-    failed: tuple[dict, ...] = field(default=())
+    points: tuple[Point, ...]  # finished ones
+    failed: tuple[dict, ...] = field(default=())  # the records of the points that did not finish: key, reason
 
-    def replica_points(self) -> list[dict]:
-        return [p for p in self.points if replicas_of(p) > 1]
+    def replica_points(self) -> list[Point]:
+        return [p for p in self.points if p.replicas > 1]
 
     def energy_sources(self) -> set[str]:
         """The energy_source of every point; 'none' for points that do not record one."""
-        return {p.get("energy_source") or "none" for p in self.points}
+        return {p.energy_source or "none" for p in self.points}
 
 
-def point_label(point: dict) -> str:
+def point_label(point: Point) -> str:
     """'B=64', or 'N x B=64' for a replica point."""
-    batch = max_batch_of(point)
-    replicas = replicas_of(point)
-    return f"B={batch}" if replicas == 1 else f"{replicas} x B={batch}"
+    return f"B={point.max_batch}" if point.replicas == 1 else f"{point.replicas} x B={point.max_batch}"
 
 
-def load_sweep(directory: str | Path) -> SweepData:
-    """Read sweep.json and points.jsonl; an absent directory or a sweep without a finished point is an error."""
+def read_for_report(sweep: str | Path | Sweep) -> Sweep:
+    """The sweep, read from its directory (sweep.json and points.jsonl) unless it was already; ReportError naming
+    DIR for an absent directory or a sweep without a finished point."""
+    if isinstance(sweep, Sweep):
+        return sweep
     try:
-        sweep = read_sweep(directory)  # energy derived as the advisor derives it: the figures its frontiers use
+        return read_sweep(sweep)  # energy derived as the advisor derives it: the figures its frontiers use
     except StoreError as exc:
         raise ReportError(str(exc)) from exc
+
+
+def load_sweep(sweep: str | Path | Sweep) -> SweepData:
+    """What the report shows of a sweep already read, or read from its directory (see `read_for_report`)."""
+    sweep = read_for_report(sweep)
     return SweepData(directory=sweep.directory, spec=sweep.spec, environment=sweep.environment,
-                     points=tuple(sorted(sweep.records, key=_order)), failed=sweep.failed)
+                     points=tuple(sorted(sweep.points(), key=_order)), failed=sweep.failed)
 
 
-def _order(point: dict) -> tuple:
-    c = point["config"]
-    return replicas_of(point), c.get("threads") or 0, c.get("kv_tokens") or 0, max_batch_of(point)
+def _order(point: Point) -> tuple:
+    return point.replicas, point.threads, point.kv_tokens or 0, point.max_batch
 
 
-def batch_series(points: tuple[dict, ...] | list[dict]) -> list[Series]:
+def batch_series(points: tuple[Point, ...] | list[Point]) -> list[Series]:
     """Group points by replicas and threads; also by KV budget where one batch cap has several budgets."""
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[Point]] = {}
     for p in points:
-        groups.setdefault((replicas_of(p), p["config"].get("threads") or 0), []).append(p)
+        groups.setdefault((p.replicas, p.threads), []).append(p)
     split_groups = {key: _by_kv(members) for key, members in groups.items()}
     several = len(groups) > 1
     series = []
@@ -91,16 +95,16 @@ def batch_series(points: tuple[dict, ...] | list[dict]) -> list[Series]:
                 label.append(f"{threads} thread{'s' if threads > 1 else ''}")
             if kv_tokens is not None:
                 label.append(f"KV {kv_tokens} tokens")
-            series.append(Series(", ".join(label), tuple(sorted(members, key=max_batch_of))))
+            series.append(Series(", ".join(label), tuple(sorted(members, key=lambda p: p.max_batch))))
     return series
 
 
-def _by_kv(members: list[dict]) -> list[tuple[int | None, list[dict]]]:
+def _by_kv(members: list[Point]) -> list[tuple[int | None, list[Point]]]:
     """One part when every batch cap appears once (KV budgets then follow the cap), else one part per budget."""
-    batches = [max_batch_of(p) for p in members]
+    batches = [p.max_batch for p in members]
     if len(batches) == len(set(batches)):
         return [(None, members)]
-    parts: dict[int | None, list[dict]] = {}
+    parts: dict[int | None, list[Point]] = {}
     for p in members:
-        parts.setdefault(p["config"].get("kv_tokens"), []).append(p)
+        parts.setdefault(p.kv_tokens, []).append(p)
     return list(parts.items())

@@ -41,7 +41,8 @@ class Point(BaseModel):
     kv_peak_bytes: float | None = None  # kv_peak_fraction x kv_budget_bytes
     memory_bytes: float | None = None  # measured peak: device memory, else engine process RSS
     energy_per_output_token_j: float | None = None
-    energy_source: str | None = None
+    energy_source: str | None = None  # as recorded (nvml, rapl, estimated, none), or how a vLLM import's was derived
+    energy_note: str | None = None  # how the energy was measured or estimated, in words
     preemptions: int | None = None
     gpu_memory_utilization: float | None = None  # vLLM: the share of device memory all replicas were given
     engine_cpu_cores: float | None = None  # mean busy cores of the engine process (CPU sweeps)
@@ -58,6 +59,14 @@ class Point(BaseModel):
 
     def throughput(self, metric: str) -> float:
         return getattr(self, metric)
+
+    def figure(self, field: str) -> float | None:
+        """A figure by its points.jsonl or Point name (`output_throughput`, `mean_tpot_ms`, `p99_itl_ms`,
+        `energy_per_output_token_j`, `kv_peak_fraction`, ...); None where the point lacks it."""
+        if LATENCY_FIELD.match(field):
+            return self.latency_ms.get(field)
+        value = getattr(self, field, None)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def interval(self, field: str) -> tuple[float, float] | None:
         """The 95 % interval of `field` (a throughput or a latency field) over the repeats; None for one run."""
@@ -128,7 +137,7 @@ def to_point(record: dict, kv_bytes_per_token: int | None = None) -> Point:
         kv_peak_fraction=kv_peak, kv_budget_bytes=budget,
         kv_peak_bytes=kv_peak * budget if kv_peak is not None and budget else None,
         memory_bytes=record.get("device_memory_peak_bytes") or record.get("rss_peak_bytes"),
-        energy_per_output_token_j=energy, energy_source=source if energy is not None else None,
+        energy_per_output_token_j=energy, energy_source=source, energy_note=record.get("energy_note"),
         preemptions=int(record["preemptions"]) if isinstance(record.get("preemptions"), (int, float)) else None,
         gpu_memory_utilization=record.get("gpu_memory_utilization"),
         engine_cpu_cores=cores if isinstance(cores, (int, float)) else None, wall_s=record.get("wall_s"),

@@ -12,11 +12,18 @@ from paretoserve.limits import UserError
 
 # The flag of a sweep.json setting is its key with dashes (`duration_s` -> --duration), except these.
 FLAG_NAMES = {"threads": "--threads-per-replica"}
+SPEC_FILE = "sweep.json"  # {"spec": ..., "environment": ...}, written once
+POINTS_FILE = "points.jsonl"  # one record per point, appended as each ends
+LOGS_DIR = "logs"  # one engine log per point
 TOKEN_RANGE = re.compile(r"\{'low': (\d+), 'high': (\d+)\}")
 
 
 class StoreError(UserError):
     """The directory holds another sweep, or a file in it cannot be read."""
+
+
+class NoFinishedPoint(StoreError):
+    """The sweep directory holds no point that finished ok (yet)."""
 
 
 def is_finished(record: dict) -> bool:
@@ -30,9 +37,11 @@ class SweepStore:
 
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
-        self.spec_path = self.dir / "sweep.json"
-        self.points_path = self.dir / "points.jsonl"
-        self.logs_dir = self.dir / "logs"
+        self.spec_path = self.dir / SPEC_FILE
+        self.points_path = self.dir / POINTS_FILE
+        self.logs_dir = self.dir / LOGS_DIR
+        self._records: dict[str, dict] | None = None  # points.jsonl as read once, then kept up to date by append
+        self._stored: dict | None = None  # sweep.json as read or written once
 
     def open(self, spec: dict, environment: dict, resume: bool,
              flag_names: dict[str, str] | None = None) -> set[str]:
@@ -52,14 +61,15 @@ class SweepStore:
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
             tmp = self.spec_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"spec": spec, "environment": environment}, indent=2))
+            self._stored = {"spec": spec, "environment": json.loads(json.dumps(environment))}
+            tmp.write_text(json.dumps(self._stored, indent=2))
             os.replace(tmp, self.spec_path)
         self.logs_dir.mkdir(exist_ok=True)
         return set(self.finished())
 
     def finished(self) -> dict[str, dict]:
         """The records of the points that finished ok, by key (what a resumed sweep does not run again)."""
-        return {r["key"]: r for r in self.records() if r.get("status") == "ok"}
+        return {r["key"]: r for r in self.records() if is_finished(r)}
 
     def read_finished(self) -> tuple[dict, list[dict], list[dict]]:
         """For readers of a finished sweep: (sweep.json, ok points, failed points); StoreError naming DIR when
@@ -67,7 +77,7 @@ class SweepStore:
         if not self.dir.is_dir():
             raise StoreError(f"DIR: no such sweep directory: {self.dir}")
         if not self.spec_path.exists():
-            raise StoreError(f"DIR: {self.dir} holds no sweep.json; give a directory made by `paretoserve sweep` "
+            raise StoreError(f"DIR: {self.dir} holds no {SPEC_FILE}; give a directory made by `paretoserve sweep` "
                              "or `paretoserve import vllm`")
         try:
             stored, records = self.read_spec(), self.records()
@@ -77,15 +87,18 @@ class SweepStore:
             raise StoreError(f"DIR: cannot read {self.points_path}: {exc.strerror or exc}") from exc
         ok = [r for r in records if is_finished(r)]
         if not ok:
-            raise StoreError(f"DIR: {self.dir} has no finished point yet ({len(records)} recorded, none ok); "
-                             "run or resume the sweep first")
-        return stored, ok, [r for r in records if r.get("status") != "ok"]
+            raise NoFinishedPoint(f"DIR: {self.dir} has no finished point yet ({len(records)} recorded, none ok); "
+                                  "run or resume the sweep first")
+        return stored, ok, [r for r in records if not is_finished(r)]
 
     def read_spec(self) -> dict:
-        try:
-            return json.loads(self.spec_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {self.spec_path}: {exc}") from exc
+        """sweep.json, read once per store."""
+        if self._stored is None:
+            try:
+                self._stored = json.loads(self.spec_path.read_text())
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"cannot read {self.spec_path}: {exc}") from exc
+        return self._stored
 
     def append(self, record: dict) -> None:
         """Add one finished point, flushed to disk before returning."""
@@ -93,11 +106,19 @@ class SweepStore:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        if self._records is not None:
+            self._records[record["key"]] = record
 
     def records(self) -> list[dict]:
-        """Every recorded point; a later record of the same key replaces an earlier (failed) one."""
+        """Every recorded point; a later record of the same key replaces an earlier (failed) one. points.jsonl is
+        read once per store; what this store appends since is added as it is written."""
+        if self._records is None:
+            self._records = self._read_records()
+        return list(self._records.values())
+
+    def _read_records(self) -> dict[str, dict]:
         if not self.points_path.exists():
-            return []
+            return {}
         by_key: dict[str, dict] = {}
         for line in self.points_path.read_text().splitlines():
             try:
@@ -105,7 +126,7 @@ class SweepStore:
             except ValueError:
                 continue  # a line cut short by a crash
             by_key[record["key"]] = record
-        return list(by_key.values())
+        return by_key
 
     def export_csv(self, path: str | Path) -> Path:
         """One row per point: its config columns, status, then every scalar summary field."""

@@ -33,10 +33,10 @@ class Sweep:
         return [to_point(r, kv_bytes_per_token) for r in self.records]
 
 
-def read_sweep(directory: str | Path) -> Sweep:
-    """Read sweep.json and points.jsonl; StoreError naming DIR when the directory is missing, is not a sweep,
-    or has no finished point."""
-    store = SweepStore(directory)
+def read_sweep(directory: str | Path | SweepStore) -> Sweep:
+    """Read sweep.json and points.jsonl (a store open for writing gives what it holds, without reading the
+    points again); StoreError naming DIR when the directory is missing, is not a sweep, or has no finished point."""
+    store = directory if isinstance(directory, SweepStore) else SweepStore(directory)
     stored, ok, failed = store.read_finished()
     return Sweep(directory=store.dir, spec=stored.get("spec") or {}, environment=stored.get("environment") or {},
                  records=tuple(with_derived_energy(r) for r in ok), failed=tuple(failed))

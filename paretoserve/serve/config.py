@@ -1,24 +1,22 @@
-"""What `serve` runs: the replica plan (engine, replicas, threads, memory share) and the router's knobs.
+"""What `serve` runs: the replicas (engine, replicas, threads, memory share) and the router's knobs.
 
-A plan comes from flags, from `--plan advice.json` (the `replica_plan` object that `advise --json`
-prints), or both: a flag given on the command line wins over the file.
+`paretoserve serve` builds a ServeConfig from its flags and `--plan advice.json` (read in cli/serve_cmd.py
+through advise/advice_file.py): a flag given on the command line wins over the file.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from paretoserve.engine.config import ConfigError, EngineConfig, threads_range
 from paretoserve.engine_process import PROBE_TIMEOUT_S
-from paretoserve.engines import EngineKnobs, EnginePreset, preset
 from paretoserve.limits import IntRange, UserError
+from paretoserve.presets import EngineKnobs, EnginePreset, preset
 
 # Placeholders an --engine-cmd template may use (the sweep's, plus each replica's device memory share).
 PLACEHOLDERS = ("model", "port", "max_batch", "kv_tokens", "threads", "replica", "mem_fraction")
-PLAN_FIELDS = ("replicas", "max_batch", "kv_tokens", "threads_per_replica", "ctx_per_seq")
 
 # serve's own ranges; the embedded engine's come from its config (engine/config.py), an --engine-cmd's are these.
 REPLICAS = IntRange(1, 256)
@@ -42,7 +40,7 @@ def knob_ranges(engine: str, engine_cmd: str | None) -> dict[str, IntRange]:
 
 
 @dataclass(frozen=True)
-class ReplicaPlan:
+class ServeConfig:
     """N copies of one engine on this machine, and how the supervisor keeps them alive."""
 
     replicas: int = 1
@@ -51,7 +49,7 @@ class ReplicaPlan:
     ctx_per_seq: int | None = None  # context per sequence, for presets that take it (not --engine-cmd)
     threads_per_replica: int = 0  # 0 = the usable cores divided evenly among the replicas
     model: str = "default"  # what the engine loads, or {model} of the template
-    engine: str = "embedded"  # the preset that starts each replica (paretoserve/engines), unless engine_cmd
+    engine: str = "embedded"  # the preset that starts each replica (paretoserve/presets), unless engine_cmd
     engine_cmd: str | None = None  # template of any other engine
     repack: str = "auto"  # llama.cpp engines: weight repacking (engine/repack.py)
     pin: bool = True  # give each replica its own cores with sched_setaffinity
@@ -164,34 +162,3 @@ class RouterConfig:
         MAX_BODY_BYTES.check("--max-body-bytes", self.max_body_bytes, PlanError)
         if self.drain_timeout_s < 0:
             raise PlanError(f"--drain-timeout must be >= 0 seconds; got {self.drain_timeout_s!r}")
-
-
-def load_plan_file(path: str | Path) -> dict:
-    """The plan fields of an `advise --json` output (its `replica_plan`, and `commands.ctx_per_seq`) or of a
-    bare replica-plan object.
-
-    Returns only the fields present and not null, checked to be positive integers.
-    """
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise PlanError(f"--plan: cannot read {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise PlanError(f"--plan: {path} is not valid JSON: {exc}") from exc
-    plan = data.get("replica_plan", data) if isinstance(data, dict) else None
-    if not isinstance(plan, dict) or "replicas" not in plan:
-        raise PlanError(f"--plan: {path} has no replica_plan object with a 'replicas' field "
-                        "(expected the JSON that `paretoserve advise --json` prints)")
-    commands = data.get("commands") if isinstance(data, dict) else None
-    if isinstance(commands, dict) and plan.get("ctx_per_seq") is None:
-        plan = {**plan, "ctx_per_seq": commands.get("ctx_per_seq")}  # advise puts the context beside its commands
-    fields = {}
-    for name in PLAN_FIELDS:
-        value = plan.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "threads_per_replica" else 1):
-            raise PlanError(f"--plan: replica_plan.{name} must be a positive integer; got {value!r}")
-        fields[name] = value
-    return fields
-

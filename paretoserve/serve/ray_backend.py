@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import ray
 from ray import serve
 
-from paretoserve.serve.config import PlanError, ReplicaPlan, RouterConfig
+from paretoserve.serve.config import PlanError, RouterConfig, ServeConfig
 from paretoserve.serve.pinning import assign_cores, threads_for, usable_cores
 from paretoserve.serve.ray_replica import APP_NAME, RayPlan, build
 
@@ -38,7 +38,7 @@ class RayOptions:
     max_queued_requests: int = RayPlan.max_queued_requests
 
 
-def ray_plan(plan: ReplicaPlan, threads: int, num_gpus: float, options: RayOptions) -> RayPlan:
+def ray_plan(plan: ServeConfig, threads: int, num_gpus: float, options: RayOptions) -> RayPlan:
     """The plan as the deployment builder takes it."""
     if plan.engine_cmd is not None:
         raise PlanError("--backend ray runs the engine presets (--engine); --engine-cmd is for the router backend")
@@ -54,7 +54,7 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # unwinds from wherever the main thread is, to the shutdown below
 
 
-def start_ray(plan: ReplicaPlan, options: RayOptions) -> int:
+def start_ray(plan: ServeConfig, options: RayOptions) -> int:
     """Connect to the cluster, or start a local instance sized for the plan; returns each replica's threads."""
     os.environ.update(RAY_ENV)  # read by ray.init, and inherited by every Ray process it starts
     cores = usable_cores()
@@ -73,7 +73,7 @@ def start_ray(plan: ReplicaPlan, options: RayOptions) -> int:
     return threads
 
 
-def gpu_share(plan: ReplicaPlan) -> float:
+def gpu_share(plan: ServeConfig) -> float:
     """Each replica's num_gpus: 1/N of a GPU for a GPU engine when the cluster has GPUs (memory is capped by the
     engine's own flag, from --mem-fraction or --kv-tokens), else 0."""
     if plan.engine not in GPU_ENGINES or ray.cluster_resources().get("GPU", 0) < 1:
@@ -81,7 +81,7 @@ def gpu_share(plan: ReplicaPlan) -> float:
     return int(1000 / plan.replicas) / 1000
 
 
-def serve_on_ray(plan: ReplicaPlan, config: RouterConfig, options: RayOptions) -> int:
+def serve_on_ray(plan: ServeConfig, config: RouterConfig, options: RayOptions) -> int:
     """Deploy, serve until SIGTERM or Ctrl-C, then take down what this run started. Returns the exit status."""
     started = time.monotonic()
     stop = threading.Event()

@@ -44,7 +44,7 @@ from paretoserve.engine_process import EngineProcess, HealthProbe, free_port
 from paretoserve.model import resolve_model
 from paretoserve.openai_api.app import ServerConfig, build_app
 from paretoserve.serve.backends import StaticReplica
-from paretoserve.serve.config import PlanError, ReplicaPlan, RouterConfig
+from paretoserve.serve.config import PlanError, RouterConfig, ServeConfig
 from paretoserve.serve.metrics import labelled_metrics
 from paretoserve.serve.pinning import pinned_cmd
 from paretoserve.serve.router import METRICS_CONTENT_TYPE, build_router
@@ -64,7 +64,7 @@ class RayPlan:
     """What `build` takes (the `args` of ray-serve.yaml): the replica plan's fields and Ray's own knobs."""
 
     replicas: int = 1
-    max_batch: int = ReplicaPlan.max_batch
+    max_batch: int = ServeConfig.max_batch
     threads_per_replica: int = 1  # Ray's num_cpus of each replica, and the engine's threads
     kv_tokens: int | None = None
     ctx_per_seq: int | None = None
@@ -72,10 +72,10 @@ class RayPlan:
     engine: str = "embedded"
     repack: str = "auto"
     pin: bool = True
-    mem_fraction: float = ReplicaPlan.mem_fraction  # device memory all replicas share (GPU engines)
+    mem_fraction: float = ServeConfig.mem_fraction  # device memory all replicas share (GPU engines)
     num_gpus: float = 0.0  # each replica's share of a GPU: 1 / replicas on a GPU node, 0 on CPUs
     max_queued_requests: int = EngineConfig.max_queue  # per proxy, beyond max_ongoing_requests x replicas
-    health_timeout_s: float = ReplicaPlan.health_timeout_s
+    health_timeout_s: float = ServeConfig.health_timeout_s
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> RayPlan:
@@ -86,9 +86,9 @@ class RayPlan:
                             f"{', '.join(sorted(known))}")
         return cls(**args)
 
-    def replica_plan(self) -> ReplicaPlan:
+    def replica_plan(self) -> ServeConfig:
         """The same plan as `serve` checks it (PlanError names the field)."""
-        return ReplicaPlan(replicas=self.replicas, max_batch=self.max_batch, kv_tokens=self.kv_tokens,
+        return ServeConfig(replicas=self.replicas, max_batch=self.max_batch, kv_tokens=self.kv_tokens,
                            ctx_per_seq=self.ctx_per_seq, threads_per_replica=self.threads_per_replica,
                            model=self.model, engine=self.engine, repack=self.repack, pin=self.pin,
                            mem_fraction=self.mem_fraction, health_timeout_s=self.health_timeout_s)

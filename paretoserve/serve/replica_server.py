@@ -1,6 +1,6 @@
 """`paretoserve serve` as a child process, for code that measures replicas (the sweep): one URL, all pids.
 
-    with ReplicaServer(ReplicaPlan(replicas=2, max_batch=8, threads_per_replica=1)) as server:
+    with ReplicaServer(ServeConfig(replicas=2, max_batch=8, threads_per_replica=1)) as server:
         server.wait_healthy(300)
         ... drive load at server.base_url; sample server.pids ...
 
@@ -18,20 +18,20 @@ from pathlib import Path
 import psutil
 
 from paretoserve.engine_process import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
-from paretoserve.serve.config import ReplicaPlan
+from paretoserve.serve.config import ServeConfig
 from paretoserve.serve.pinning import pinned_cmd
 
 RAY_READY = "Ray Serve on http://"  # what `serve --backend ray` logs once every replica is up
 RAY_PROCESSES = ("ray::ServeReplica", "ray::ProxyActor")  # what serves the requests (the router's counterpart)
 
 
-def serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None, backend: str = "router") -> list[str]:
+def serve_argv(plan: ServeConfig, port: int, log_dir: Path | None = None, backend: str = "router") -> list[str]:
     """The `paretoserve serve` command line that runs `plan` with the router (or Ray's proxy) on `port`."""
     argv = _serve_argv(plan, port, None if backend == "ray" else log_dir)
     return argv if backend == "router" else [*argv, "--backend", backend]
 
 
-def _serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None) -> list[str]:
+def _serve_argv(plan: ServeConfig, port: int, log_dir: Path | None = None) -> list[str]:
     argv = [sys.executable, "-m", "paretoserve", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--replicas", str(plan.replicas), "--max-batch", str(plan.max_batch),
             "--threads-per-replica", str(plan.threads_per_replica), "--model", plan.model,
@@ -55,7 +55,7 @@ def _serve_argv(plan: ReplicaPlan, port: int, log_dir: Path | None = None) -> li
 class ReplicaServer:
     """The plan's replicas behind one router, in a child process group; a sync context manager."""
 
-    def __init__(self, plan: ReplicaPlan, log_path: Path | None = None, log_dir: Path | None = None,
+    def __init__(self, plan: ServeConfig, log_path: Path | None = None, log_dir: Path | None = None,
                  port: int | None = None, backend: str = "router") -> None:
         self.plan, self.backend = plan, backend
         self.port = port or free_port()

@@ -1,4 +1,4 @@
-"""The router's side of resuming a greedy stream whose replica died (the engine's side: server/resume.py).
+"""The router's side of resuming a greedy stream whose replica died (the engine's side: openai_api/resume.py).
 
 A greedy stream asks its replica for token ids (`paretoserve_resume: {}` in the body). The router
 relays it whole event by event, taking off each event's `: tokens ...` comment line and keeping

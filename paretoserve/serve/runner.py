@@ -15,7 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from paretoserve.engine_process import LaunchError
-from paretoserve.serve.config import ReplicaPlan, RouterConfig
+from paretoserve.serve.config import RouterConfig, ServeConfig
 from paretoserve.serve.router import build_router
 from paretoserve.serve.supervisor import Supervisor
 
@@ -36,7 +36,7 @@ def _announce(supervisor: Supervisor, config: RouterConfig, timeout_s: float) ->
         log.warning("%s; serving with the healthy ones", exc)
 
 
-def serve(plan: ReplicaPlan, config: RouterConfig, log_dir: Path | None = None) -> int:
+def serve(plan: ServeConfig, config: RouterConfig, log_dir: Path | None = None) -> int:
     """Run until SIGTERM or Ctrl-C; every replica is stopped before this returns. Returns the exit status."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
     supervisor = Supervisor(plan, log_dir)

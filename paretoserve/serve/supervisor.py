@@ -21,7 +21,7 @@ from paretoserve.engine_process import (
     free_port,
     wait_until,
 )
-from paretoserve.serve.config import ReplicaPlan
+from paretoserve.serve.config import ServeConfig
 from paretoserve.serve.mps import MpsDaemon
 from paretoserve.serve.pinning import assign_cores, pinned_cmd, threads_for, usable_cores
 
@@ -34,7 +34,7 @@ class Replica:
     """One engine process and what the router and /health need to know about it."""
 
     def __init__(self, index: int, port: int, cmd: list[str], cores: tuple[int, ...] | None,
-                 plan: ReplicaPlan, log_path: Path | None, env: dict[str, str]) -> None:
+                 plan: ServeConfig, log_path: Path | None, env: dict[str, str]) -> None:
         self.index, self.port, self.cores = index, port, cores
         self.url = f"http://127.0.0.1:{port}"
         self.cmd, self.plan, self.log_path, self.env = cmd, plan, log_path, env
@@ -118,7 +118,7 @@ class Replica:
 class Supervisor:
     """Start the plan's replicas, keep them alive, stop them all; use as a context manager (sync)."""
 
-    def __init__(self, plan: ReplicaPlan, log_dir: Path | None = None) -> None:
+    def __init__(self, plan: ServeConfig, log_dir: Path | None = None) -> None:
         self.plan = plan
         self.log_dir = log_dir
         self.replicas: list[Replica] = []

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 
 from paretoserve.bench.repeats import REPEATS
 from paretoserve.limits import UserError
-from paretoserve.serve.config import PlanError, ReplicaPlan
+from paretoserve.results.setup import ReplicaSetup
+from paretoserve.serve.config import PlanError, ServeConfig
 from paretoserve.serve.pinning import assign_cores, threads_for, usable_cores
 
 BACKENDS = ("router", "ray")
@@ -15,23 +16,6 @@ BACKENDS = ("router", "ray")
 
 class SweepSpecError(UserError):
     """A sweep flag outside its allowed range; the message names the flag."""
-
-
-@dataclass(frozen=True)
-class PointConfig:
-    """One engine configuration of the sweep."""
-
-    max_batch: int
-    kv_tokens: int | None  # None = the engine's own default
-    threads: int
-    replicas: int = 1
-
-    def key(self) -> str:
-        """A stable name for the point: what --resume matches finished points by."""
-        return f"b{self.max_batch}-kv{self.kv_tokens or 'default'}-t{self.threads}-r{self.replicas}"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -44,7 +28,7 @@ class SweepSpec:
     threads: tuple[int, ...] = (0,)
     replicas: tuple[int, ...] = (1,)
     ctx_per_seq: int | None = None  # longest prompt + output of the workload, for presets that take it
-    engine: str = "embedded"  # the preset that starts each engine (paretoserve/engines), unless engine_cmd
+    engine: str = "embedded"  # the preset that starts each engine (paretoserve/presets), unless engine_cmd
     engine_cmd: str | None = None  # template for any other engine
     repack: str = "auto"  # llama.cpp engines: weight repacking (engine/repack.py)
     health_path: str = "/health"
@@ -63,15 +47,15 @@ class SweepSpec:
         for point in self.points():
             self.plan(point)  # checks the paths, the template and every value once, before any engine starts
 
-    def points(self) -> list[PointConfig]:
+    def points(self) -> list[ReplicaSetup]:
         """The full grid, smallest batch first."""
-        return [PointConfig(b, kv, t, r) for r, t, kv, b in
+        return [ReplicaSetup(b, kv, t, r) for r, t, kv, b in
                 itertools.product(self.replicas, self.threads, self.kv_tokens, self.max_batch)]
 
-    def plan(self, point: PointConfig) -> ReplicaPlan:
+    def plan(self, point: ReplicaSetup) -> ServeConfig:
         """How `paretoserve serve` (or, for one replica, the sweep itself) starts the engines of `point`."""
         try:
-            plan = ReplicaPlan(replicas=point.replicas, max_batch=point.max_batch, kv_tokens=point.kv_tokens,
+            plan = ServeConfig(replicas=point.replicas, max_batch=point.max_batch, kv_tokens=point.kv_tokens,
                                ctx_per_seq=self.ctx_per_seq if self.engine_cmd is None else None,
                                threads_per_replica=point.threads, model=self.model, engine=self.engine,
                                engine_cmd=self.engine_cmd,
@@ -85,7 +69,7 @@ class SweepSpec:
         except PlanError as exc:
             raise SweepSpecError(str(exc)) from exc
 
-    def command(self, point: PointConfig, port: int) -> list[str]:
+    def command(self, point: ReplicaSetup, port: int) -> list[str]:
         """The argv that starts the single engine of a one-replica `point` listening on `port`."""
         return self.plan(point).command(0, port, point.threads)
 

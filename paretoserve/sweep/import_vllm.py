@@ -12,13 +12,13 @@ import json
 import re
 from pathlib import Path
 
+from paretoserve.bench.metrics import GOODPUT, THROUGHPUT_METRICS
 from paretoserve.geometry import GeometryError, hf_dtype_bytes, kv_shape_from_hf_config
 from paretoserve.limits import UserError
-from paretoserve.sweep.grid import PointConfig
+from paretoserve.results.setup import ReplicaSetup
 
 SUMMARY_FIELDS = ("date", "backend", "model_id", "num_prompts", "request_rate", "max_concurrency", "duration",
-                  "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
-                  "request_goodput", "output_throughput", "total_token_throughput")
+                  "completed", "failed", "total_input_tokens", "total_output_tokens", *THROUGHPUT_METRICS, GOODPUT)
 # Where a run's batch cap came from when nothing but the client's concurrency limit tells it.
 CONCURRENCY_SOURCE = "the run's --max-concurrency (no launch record or engine metrics)"
 LATENCY_RE = re.compile(r"^(mean|median|std|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")
@@ -88,7 +88,7 @@ def merge_results(results: list[dict]) -> dict:
         merged = {k: results[0].get(k) for k in ("date", "backend", "model_id", "request_rate")}
         merged["duration"] = max(r["duration"] for r in results)
         for k in ("completed", "failed", "num_prompts", "total_input_tokens", "total_output_tokens",
-                  "request_throughput", "request_goodput", "output_throughput", "total_token_throughput"):
+                  *THROUGHPUT_METRICS, GOODPUT):
             if all(isinstance(r.get(k), (int, float)) for r in results):
                 merged[k] = sum(r[k] for r in results)
         weights = [r.get("completed") or 0 for r in results]
@@ -215,7 +215,7 @@ def import_runs(paths: list[str | Path], kv_per_token: int | None = None,
         power = mean_power(sorted(folder.glob("metrics_gpu_device_nvidia_smi*.csv")), summary["duration"])
         if power is not None:
             record["mean_power_w"] = power
-        point = PointConfig(max_batch=max_batch, kv_tokens=kv_tokens, threads=0, replicas=replicas)
+        point = ReplicaSetup(max_batch=max_batch, kv_tokens=kv_tokens, threads=0, replicas=replicas)
         key = point.key() if point.key() not in keys else f"{point.key()}@{folder}"
         keys.add(key)
         records.append({"key": key, "config": point.as_dict(), "status": "ok", **record, "source": str(folder)})

@@ -26,13 +26,17 @@ from paretoserve.advise.advice import AdviseConfig
 from paretoserve.advise.bca import judge
 from paretoserve.advise.table import AdviseError, Point
 from paretoserve.bench.slo import RunLimit
-from paretoserve.limits import IntRange
+from paretoserve.limits import IntRange, UserError
 
 # (first measured point, the SLO's limits) -> a cap to measure next (sweep/guess.py), or None for no guess.
 Guess = Callable[[Point, list[RunLimit]], int | None]
 # What the search asks for: (cap, extra runs beyond the sweep's --repeats that cap must now have).
 Ask = tuple[int, int]
 REMEASURE_BUDGET = IntRange(0, 100, "extra runs")
+
+
+class SearchError(UserError):
+    """The search cannot start or go on: a setting out of range, or a point that failed; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,10 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if not self.candidates or list(self.candidates) != sorted(set(self.candidates)) or self.candidates[0] < 1:
-            raise ValueError("candidates must be distinct ascending batch caps >= 1")
+            raise SearchError("candidates must be distinct ascending batch caps >= 1")
         if not self.min_gain >= 0:
-            raise ValueError(f"--min-gain must be >= 0; got {self.min_gain}")
-        REMEASURE_BUDGET.check("--remeasure-budget", self.remeasure_budget)
+            raise SearchError(f"--min-gain must be >= 0; got {self.min_gain}")
+        REMEASURE_BUDGET.check("--remeasure-budget", self.remeasure_budget, SearchError)
 
 
 @dataclass
@@ -86,7 +90,7 @@ def _guessed_cap(candidates: tuple[int, ...], guess: Guess | None, first: Point,
     return None if cap is None or (doubled is not None and cap <= doubled) else cap
 
 
-Measure = Callable[[int], Generator[Ask, Point, Point]]  # bca_search's: asks for the cap unless already measured
+MeasureCap = Callable[[int], Generator[Ask, Point, Point]]  # bca_search's: asks for the cap unless already measured
 
 
 def within_noise(lo: Point, upper: Point, metric: str, min_gain: float) -> str | None:
@@ -103,7 +107,7 @@ def within_noise(lo: Point, upper: Point, metric: str, min_gain: float) -> str |
     return None
 
 
-def _halve(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], hi: int,
+def _halve(candidates: tuple[int, ...], measure: MeasureCap, meets: Callable[[int], bool], hi: int,
            limits: list[RunLimit]) -> Generator[Ask, Point, tuple[int, int]]:
     """Halve from `hi`, a cap that does not meet the SLO, until one does; returns (lo, hi)."""
     while True:
@@ -116,7 +120,7 @@ def _halve(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int],
         hi = lower
 
 
-def _bisect(candidates: tuple[int, ...], measure: Measure, meets: Callable[[int], bool], lo: int, hi: int | None,
+def _bisect(candidates: tuple[int, ...], measure: MeasureCap, meets: Callable[[int], bool], lo: int, hi: int | None,
             reason: str) -> Generator[Ask, Point, str]:
     """Bisect between `lo`, the last cap that met the SLO, and `hi`, the first that did not (none to do when
     `hi` is None); returns the stop reason."""

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from paretoserve.advise import AdviseConfig
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.repeats import REPEATS
-from paretoserve.engine.config import EngineConfig, available_cores, ctx_for, threads_range
-from paretoserve.engines import preset
+from paretoserve.engine.config import EngineConfig, ctx_for, threads_range
 from paretoserve.limits import IntRange, UserError
+from paretoserve.presets import preset
 from paretoserve.sweep.search import REMEASURE_BUDGET, SearchConfig
+from paretoserve.sweep.session import POINT_URL
 
 TOKENS = IntRange(1, 8192)  # --input-tokens and --output-tokens of every point
 
 
 class TuneError(UserError):
-    """A tune setting out of range, or a step that cannot go on; the message names the flag."""
+    """A tune setting out of range; the message names the flag."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class TuneConfig:
     """One engine preset on one model, searched over its batch cap, then the replica plan verified."""
 
     model: str = "default"
-    engine: str = "embedded"  # the preset that runs every point (paretoserve/engines)
+    engine: str = "embedded"  # the preset that runs every point (paretoserve/presets)
     out: Path = Path("tune")
     max_batch: int = EngineConfig.max_batch  # largest batch cap the search may run: the embedded engine's default
     threads: int = 0  # threads of the single engine; 0 = every core
@@ -46,7 +48,7 @@ class TuneConfig:
         threads_range().check("--threads", self.threads, TuneError)
         REPEATS.check("--repeats", self.repeats, TuneError)
         REMEASURE_BUDGET.check("--remeasure-budget", self.remeasure_budget, TuneError)
-        self.bench()  # the workload's own checks (--wait-quiet among them) before anything runs
+        _ = self.bench  # built now: the workload's own checks (--wait-quiet among them) before anything runs
         TOKENS.check("--input-tokens", self.input_tokens, TuneError)
         TOKENS.check("--output-tokens", self.output_tokens, TuneError)
         if not 1.0 <= self.duration_s <= 3600.0:
@@ -55,17 +57,13 @@ class TuneConfig:
             raise TuneError(f"--min-gain must be in [0, 10]; got {self.min_gain:g}")
 
     @property
-    def cores(self) -> int:
-        return available_cores()
-
-    @property
     def ctx_per_seq(self) -> int:
         """KV cells one sequence needs: its prompt (plus a BOS token) and its output."""
         return ctx_for(self.input_tokens, self.output_tokens)
 
+    @cached_property
     def bench(self) -> BenchConfig:
         """The workload every point runs: fixed lengths, ignore_eos, closed loop at the point's cap."""
-        return BenchConfig(url="http://127.0.0.1:1", input_tokens=TokenRange(self.input_tokens, self.input_tokens),
+        return BenchConfig(url=POINT_URL, input_tokens=TokenRange(self.input_tokens, self.input_tokens),
                            output_tokens=TokenRange(self.output_tokens, self.output_tokens),
                            duration_s=self.duration_s, mode="concurrency", warmup=1, wait_quiet_s=self.wait_quiet_s)
-

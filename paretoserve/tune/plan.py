@@ -5,19 +5,21 @@ from __future__ import annotations
 import math
 
 from paretoserve.advise import Advice
-from paretoserve.sweep.grid import PointConfig
+from paretoserve.engine.config import available_cores
+from paretoserve.results.setup import ReplicaSetup
 
 
-def replica_point(advice: Advice, cores: int, max_replicas: int) -> PointConfig | None:
+def replica_point(advice: Advice, cores: int | None, max_replicas: int) -> ReplicaSetup | None:
     """The advised replica plan when it has several replicas; else the alternative a user would try next:
-    the cores split among N replicas (as many as fit memory, cores and `max_replicas`) sharing the same total
-    batch as B_opt's cap. None when only one replica fits."""
+    the `cores` the sweep ran on (None: this machine's) split among N replicas (as many as fit memory, cores and
+    `max_replicas`) sharing the same total batch as B_opt's cap. None when only one replica fits."""
     plan = advice.replica_plan
     if plan.replicas > 1:
-        return PointConfig(plan.max_batch, None, plan.threads_per_replica, plan.replicas)
+        return ReplicaSetup(plan.max_batch, None, plan.threads_per_replica, plan.replicas)
+    cores = cores or available_cores()
     limits = [n for n in (cores, plan.replicas_fit_memory, max_replicas) if n is not None]
     replicas = min(limits)
     if replicas < 2:
         return None
     cap = math.ceil(advice.b_opt_max_batch / replicas)
-    return PointConfig(cap, None, cores // replicas, replicas)
+    return ReplicaSetup(cap, None, cores // replicas, replicas)

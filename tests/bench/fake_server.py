@@ -3,6 +3,9 @@
 Each streamed request waits `ttft_s`, sends its first token, then one token every `itl_s`, for
 max_tokens tokens (ignore_eos or not), then `data: [DONE]`, and ends its body `after_done_s` later.
 Every `fail_every`-th request (in arrival order) gets a 500 (or `fail_status`).
+Tests that need requests to overlap, or a server to stay silent, wait on events instead of timing them:
+before its first token a request waits until `together` requests have been in flight at once and until
+`hold` is set; after its first token, until `hold_rest` is set. Leaving the server sets both events.
 /metrics shows paretoserve's, vLLM's or llama-server's metric names with the live running count.
 """
 
@@ -21,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from paretoserve.engine_process import free_port
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -35,6 +39,9 @@ class FakeConfig:
     usage: bool = True  # honour stream_options.include_usage
     max_model_len: int = 4096
     after_done_s: float = 0.0  # how long a stream's body stays open after its `data: [DONE]`
+    together: int = 0  # before its first token, a request waits until this many were in flight at once
+    hold: threading.Event | None = None  # before its first token, a request waits until this is set
+    hold_rest: threading.Event | None = None  # after its first token, a stream waits until this is set
 
 
 @dataclass
@@ -70,14 +77,13 @@ class FakeServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fake server did not start")
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started, "the fake server serving", interval_s=0.01)
         return self
 
     def __exit__(self, *exc) -> None:
+        for event in (self.config.hold, self.config.hold_rest):
+            if event is not None:
+                event.set()  # so that no held stream keeps the server from stopping
         self._server.should_exit = True
         self._thread.join(10)
 
@@ -165,8 +171,11 @@ class FakeServer:
         async def stream():
             done = False
             try:
+                await _until(lambda: s.max_running >= c.together and (c.hold is None or c.hold.is_set()))
                 await asyncio.sleep(c.ttft_s)
                 for i in range(n_out):
+                    if i == 1 and c.hold_rest is not None:
+                        await _until(c.hold_rest.is_set)
                     if i:
                         await asyncio.sleep(c.itl_s)
                     choice = {"index": 0, "delta": {"content": "tok "}} if chat else {"index": 0, "text": "tok "}
@@ -188,3 +197,9 @@ class FakeServer:
                     s.running -= 1
 
         return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+async def _until(condition) -> None:
+    """Poll `condition` on the server's event loop; cancelled with the stream when its client leaves."""
+    while not condition():
+        await asyncio.sleep(0.005)

@@ -13,8 +13,9 @@ from paretoserve.bench.loadgen import arrival_offsets, ramp_up, trace_offsets
 from paretoserve.bench.trace import load_trace, read_trace
 from paretoserve.bench.workload import SYNTHETIC_ID_RANGE, WORDS, WorkloadError
 from paretoserve.cli import main
-from paretoserve.cli.sweep_cmd import WORKLOAD_FLAG_NAMES, workload_record
+from paretoserve.cli.sweep_cmd import WORKLOAD_FLAG_NAMES
 from paretoserve.results.store import StoreError, SweepStore
+from paretoserve.sweep.session import workload_record
 
 URL = "http://127.0.0.1:1"  # never reached: every refusal here comes before the first request
 

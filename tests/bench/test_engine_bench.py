@@ -9,6 +9,7 @@ import pytest
 from paretoserve.bench import BenchConfig, TokenRange
 from paretoserve.bench.runner import run_bench
 from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
+from tests.conftest import HEALTH_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ def test_exact_output_lengths_against_the_engine():
     url = f"http://127.0.0.1:{port}"
     cmd = embedded_engine_cmd(port, "127.0.0.1", "--max-batch", "4", "--ctx-per-seq", "256")
     with EngineProcess(cmd, url) as engine:
-        engine.wait_healthy(180)
+        engine.wait_healthy(HEALTH_TIMEOUT_S)
         cfg = BenchConfig(url=url, requests=8, concurrency=4, input_tokens=TokenRange(24, 24),
                           output_tokens=TokenRange(16, 16), sample_interval_s=0.2)
         result = asyncio.run(run_bench(cfg))

@@ -11,14 +11,14 @@ import pytest
 from paretoserve.bench import BenchConfig, TokenRange
 from paretoserve.bench.runner import run_bench
 from paretoserve.engine_process import EngineProcess, free_port
-from paretoserve.engines.knobs import EngineKnobs, PresetError
-from paretoserve.engines.llama_server import LLAMA_SERVER, find_llama_server
+from paretoserve.presets.knobs import EngineKnobs, PresetError
+from paretoserve.presets.llama_server import LLAMA_SERVER, find_llama_server
+from tests.conftest import HEALTH_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
 SLOTS = 16
 OUTPUT_TOKENS = 12
-HEALTH_TIMEOUT_S = 120.0
 
 
 def llama_server_or_skip() -> None:

@@ -1,4 +1,8 @@
-"""The load generator against the fake server: token counts, load patterns, timings, failures."""
+"""The load generator against the fake server: token counts, load patterns, timings, failures.
+
+Where requests must overlap, the fake server holds them until they do (`together`) rather than giving them time
+to; timings are checked as orderings and lower bounds, which hold however busy the machine. How close the sends
+come to their planned times, and the measured latencies to the scripted ones, is benchmarks/loadgen_timing.py's."""
 
 from __future__ import annotations
 
@@ -54,15 +58,15 @@ def test_exact_token_counts_with_token_id_prompts():
 
 @pytest.mark.parametrize("n", [3, 20])
 def test_closed_loop_keeps_exactly_n_in_flight(n):
-    with FakeServer(ttft_s=0.05, itl_s=0.005) as server:
+    with FakeServer(ttft_s=0.05, itl_s=0.005, together=n) as server:  # the first n answer once all n arrived
         result = drive(server, LoadPattern("concurrency", n, requests=4 * n), specs(4 * n))
     assert len(result.records) == 4 * n and all(r.ok for r in result.records)
     assert server.state.max_running == n
     assert max_in_flight(result.records) == n
-    # Every request after the first n goes out the moment an earlier one ended.
+    # Every request after the first n goes out once an earlier one ended, never before.
     ends = sorted(r.end_s for r in result.records)
-    for r in sorted(result.records, key=lambda r: r.sent_s)[n:]:
-        assert r.sent_s - max(e for e in ends if e <= r.sent_s) < 0.05
+    for k, r in enumerate(sorted(result.records, key=lambda r: r.sent_s)[n:], start=1):
+        assert sum(e <= r.sent_s for e in ends) >= k
 
 
 def test_the_pool_never_holds_more_requests_than_connections():
@@ -74,7 +78,7 @@ def test_the_pool_never_holds_more_requests_than_connections():
         finally:
             await pool.aclose()
 
-    with FakeServer(ttft_s=0.05, itl_s=0.005) as server:
+    with FakeServer(ttft_s=0.05, itl_s=0.005, together=4) as server:
         result = asyncio.run(go(server.url))
     assert all(r.ok for r in result.records)
     assert server.state.max_running == 4
@@ -98,8 +102,7 @@ def test_rate_mode_sends_at_the_seeded_times():
     planned = list(itertools.islice(arrival_offsets(40.0, "poisson", 3), 20))
     for result in runs:
         assert [r.intended_s for r in result.records] == planned
-        lags = [r.sent_s - r.intended_s for r in result.records]
-        assert min(lags) >= 0 and statistics.median(lags) < 0.02  # generous: CI machines are shared
+        assert all(r.ok and r.sent_s >= r.intended_s for r in result.records)  # never early
 
 
 def test_a_trace_sends_its_requests_at_the_planned_times(tmp_path):
@@ -113,10 +116,8 @@ def test_a_trace_sends_its_requests_at_the_planned_times(tmp_path):
     planned = [t / 1000 for t in offsets_ms]
     assert [r.intended_s for r in result.records] == pytest.approx(planned)
     assert all(r.ok for r in result.records) and len(result.records) == len(rows)  # each line once, no cycling
-    lags = [r.sent_s - r.intended_s for r in result.records]
-    assert min(lags) >= 0 and statistics.median(lags) < 0.02  # generous: CI machines are shared
-    arrived = [t - server.state.arrivals[0] for t in server.state.arrivals]
-    assert arrived == pytest.approx(planned, abs=0.05)
+    assert all(r.sent_s >= r.intended_s for r in result.records)  # never early
+    assert len(server.state.arrivals) == len(rows)
     assert sorted(len(body["prompt"]) for body in server.state.bodies) == [8 + i for i in range(len(rows))]
 
 
@@ -136,10 +137,9 @@ def test_duration_bounds_an_open_loop_run():
 
 
 def test_burst_sends_everything_at_t0():
-    with FakeServer(ttft_s=0.5) as server:
+    with FakeServer(together=16) as server:  # no answer before all 16 arrived: the client must not wait for one
         result = drive(server, LoadPattern("burst", requests=16), specs(16, n_out=1))
-    assert all(r.intended_s == 0.0 for r in result.records)
-    assert max(r.sent_s for r in result.records) < 0.4
+    assert all(r.intended_s == 0.0 and r.ok for r in result.records)
     assert server.state.max_running == 16
 
 
@@ -147,11 +147,12 @@ def test_latencies_match_the_servers_scripted_delays():
     with FakeServer(ttft_s=0.08, itl_s=0.02) as server:
         result = drive(server, LoadPattern("concurrency", 2, requests=6), specs(6, n_out=6))
     f = latency_fields(result.records)
-    # Tolerances allow for a busy machine; the arithmetic itself is checked exactly in test_summary.py.
-    assert f["median_ttft_ms"] == pytest.approx(80, abs=20)
-    assert f["median_tpot_ms"] == pytest.approx(20, abs=6)
-    assert f["median_itl_ms"] == pytest.approx(20, abs=6)
-    assert f["median_e2el_ms"] == pytest.approx(80 + 5 * 20, abs=30)
+    # A client sees the server's delays or longer, never shorter, however busy the machine: lower bounds only.
+    # The arithmetic is checked exactly in test_summary.py; how close a quiet machine comes to the scripted
+    # delays is benchmarks/loadgen_timing.py's.
+    assert f["median_ttft_ms"] >= 80 and f["p99_ttft_ms"] >= 80
+    assert f["median_e2el_ms"] >= 80 + 5 * 20
+    assert f["median_tpot_ms"] > 0 and f["median_itl_ms"] > 0
 
 
 def test_failures_are_recorded_with_the_servers_message():

@@ -12,7 +12,7 @@ import pytest
 
 from paretoserve.cli import main
 from paretoserve.engine.config import EngineConfig
-from paretoserve.serve.config import PlanError, ReplicaPlan
+from paretoserve.serve.config import PlanError, ServeConfig
 from tests.serve.helpers import fake_cmd
 
 
@@ -42,10 +42,10 @@ def test_sweep_refuses_more_threads_per_replica_than_cores(tmp_path, capsys, cor
 
 def test_the_thread_limit_follows_the_cores_found(cores):
     cores(4)
-    assert ReplicaPlan(threads_per_replica=3).threads_per_replica == 3
+    assert ServeConfig(threads_per_replica=3).threads_per_replica == 3
     cores(2)
     with pytest.raises(PlanError, match=r"--threads-per-replica must be an integer in \[0, 2\]"):
-        ReplicaPlan(threads_per_replica=3)
+        ServeConfig(threads_per_replica=3)
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -55,7 +55,7 @@ def test_the_thread_limit_follows_the_cores_found(cores):
 ])
 def test_serve_checks_the_embedded_engine_limits_before_any_replica(capsys, monkeypatch, flags, message):
     monkeypatch.setattr("paretoserve.cli.serve_cmd.serve", no_engine)
-    monkeypatch.setattr("paretoserve.engines.knobs.resolve_model", no_engine)  # refused before the model is built
+    monkeypatch.setattr("paretoserve.presets.knobs.resolve_model", no_engine)  # refused before the model is built
     assert main(["serve", *flags]) == 2
     assert message in one_line_error(capsys)
 
@@ -63,16 +63,16 @@ def test_serve_checks_the_embedded_engine_limits_before_any_replica(capsys, monk
 def test_every_batch_cap_the_engine_allows_runs_with_its_default_step():
     assert EngineConfig(model_path="m", model_name="m", max_batch=4096, ctx_per_seq=16).max_step_tokens == 4096
     assert EngineConfig(model_path="m", model_name="m", max_batch=8).max_step_tokens == 512
-    assert ReplicaPlan(max_batch=1000, ctx_per_seq=64).max_batch == 1000
-    assert ReplicaPlan(max_batch=5000, engine_cmd=fake_cmd()).max_batch == 5000  # another engine: serve's range
+    assert ServeConfig(max_batch=1000, ctx_per_seq=64).max_batch == 1000
+    assert ServeConfig(max_batch=5000, engine_cmd=fake_cmd()).max_batch == 5000  # another engine: serve's range
 
 
 @pytest.fixture
 def sweep_without_engines(monkeypatch):
     """Runs `sweep` up to its points, which are recorded here instead of run."""
     specs = []
-    monkeypatch.setattr("paretoserve.engines.knobs.resolve_model", lambda model, cache=None: SimpleNamespace(path="m"))
-    monkeypatch.setattr("paretoserve.cli.sweep_cmd.run_points", lambda spec, *a, **k: specs.append(spec) or [])
+    monkeypatch.setattr("paretoserve.presets.knobs.resolve_model", lambda model, cache=None: SimpleNamespace(path="m"))
+    monkeypatch.setattr("paretoserve.sweep.session.run_points", lambda spec, *a, **k: specs.append(spec) or [])
     return specs
 
 
@@ -130,7 +130,7 @@ def sigterm_self(*args, **kwargs):
 
 
 def test_sigterm_ends_sweep_with_143(tmp_path, capsys, monkeypatch, restore_sigterm, sweep_without_engines):
-    monkeypatch.setattr("paretoserve.cli.sweep_cmd.run_points", sigterm_self)
+    monkeypatch.setattr("paretoserve.sweep.session.run_points", sigterm_self)
     assert main(["sweep", "--out", str(tmp_path / "s"), "--engine-cmd", fake_cmd()]) == 143
     assert "sweep interrupted" in capsys.readouterr().err
 
@@ -144,5 +144,5 @@ def test_sigterm_ends_tune_with_143(tmp_path, capsys, monkeypatch, restore_sigte
 def test_ctrl_c_still_ends_with_130(tmp_path, monkeypatch, sweep_without_engines):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr("paretoserve.cli.sweep_cmd.run_points", interrupt)
+    monkeypatch.setattr("paretoserve.sweep.session.run_points", interrupt)
     assert main(["sweep", "--out", str(tmp_path / "s"), "--engine-cmd", fake_cmd()]) == 130

@@ -8,6 +8,7 @@ from paretoserve.engine.config import EngineConfig
 from paretoserve.engine.core import Engine
 from paretoserve.engine.sampling import SamplingParams
 from paretoserve.model import resolve_model
+from tests.conftest import HEALTH_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +18,7 @@ def engine():
     spec = resolve_model("default")
     eng = Engine(EngineConfig(model_path=spec.path, model_name=spec.name, max_batch=4, ctx_per_seq=64, threads=1))
     eng.start()
-    eng.wait_ready(120)
+    assert eng.wait_ready(HEALTH_TIMEOUT_S)
     yield eng
     eng.stop()
 

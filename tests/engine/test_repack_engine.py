@@ -12,6 +12,7 @@ from paretoserve.engine.llama_load import resolve_repack
 from paretoserve.engine.llama_runner import LlamaRunner
 from paretoserve.engine.scheduler import StepItem
 from paretoserve.model import resolve_model
+from tests.waiting import HANG_S
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def first_logits(repack: str) -> np.ndarray:
 def test_engine_serves_with_the_extra_buffers_off(start_engine):
     url = start_engine("--max-batch", "2", "--ctx-per-seq", "64", "--threads", "1", "--repack", "off")
     body = {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0, "ignore_eos": True}
-    response = httpx.post(url + "/v1/completions", json=body, timeout=60)
+    response = httpx.post(url + "/v1/completions", json=body, timeout=HANG_S)
     assert response.status_code == 200 and response.json()["usage"]["completion_tokens"] == 4
 
 

@@ -10,6 +10,7 @@ from paretoserve.estimate.hardware import load_hardware
 from paretoserve.estimate.roofline import ENGINES, Workload
 from paretoserve.geometry import geometry_from_hf_config, load_geometry
 from paretoserve.results.store import SweepStore
+from paretoserve.results.sweep import read_sweep
 from tests.paper_data import DATA, paper_config, paper_sweep
 
 CPU_SWEEP = DATA / "estimate" / "gemma-3-270m-cpu-sweep"  # measured here, see its README.md
@@ -49,9 +50,12 @@ def test_too_few_points_is_a_calibration_error(tmp_path):
         load_points(tmp_path)
     store = SweepStore(tmp_path)
     store.open({}, {}, resume=False)
+    store.append({"key": "b2", "config": {"max_batch": 2}, "status": "failed"})
+    with pytest.raises(CalibrationError, match="3 or more batch sizes; found 0 point"):
+        load_points(tmp_path)
     store.append({"key": "b1", "config": {"max_batch": 1}, "status": "ok", "completed": 4,
                   "total_input_tokens": 40, "total_output_tokens": 40, "output_throughput": 10.0})
-    with pytest.raises(CalibrationError, match="3 or more batch sizes"):
+    with pytest.raises(CalibrationError, match="3 or more batch sizes; found 1 point"):
         load_points(tmp_path)
 
 
@@ -62,7 +66,7 @@ def test_cpu_share_correction_divides_by_the_cores_the_engine_got(tmp_path):
         store.append({"key": f"b{cap}", "config": {"max_batch": cap, "threads": threads}, "status": "ok",
                       "completed": 8, "total_input_tokens": 256, "total_output_tokens": 512,
                       "output_throughput": 40.0, "engine_cpu_cores": busy})
-    raw = load_points(tmp_path)
+    raw = load_points(read_sweep(tmp_path))  # a sweep already read, as advise and sweep's guess hand it over
     assert [p.output_throughput for p in raw] == [40.0] * 4
     corrected = load_points(tmp_path, correct_cpu_share=True)
     assert [p.cpu_share for p in corrected] == [0.5, 0.5, 1.0, None]  # threads 0 = both usable cores

@@ -7,6 +7,9 @@ minimal /v1/completions and /v1/chat/completions (plain JSON, or SSE with `"stre
 --token-delay: seconds before each output token (streamed ones are sent as they come).
 --fail-status: answer every generation request with this status (e.g. 503) instead.
 --never-healthy-replica: behave as --never-healthy when --replica (serve's {replica}) equals it.
+--crash-on-request: exit with status 3 on the first generation request (a crash a test can time).
+--unhealthy-while PATH: when PATH exists at start, answer /health with 503 until PATH is removed (a restarted
+replica a test keeps out of service while others, started before PATH was made, serve).
 --say: print TEXT at start, as a real engine logs its start.
 /metrics has fake_requests_total (generation requests received) and fake_pid.
 """
@@ -28,6 +31,8 @@ def main() -> None:
     parser.add_argument("--health-delay", type=float, default=0.0)
     parser.add_argument("--never-healthy", action="store_true")
     parser.add_argument("--crash-after", type=float, default=None)
+    parser.add_argument("--crash-on-request", action="store_true")
+    parser.add_argument("--unhealthy-while", default=None)
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--fail-status", type=int, default=None)
     parser.add_argument("--replica", type=int, default=None)
@@ -49,6 +54,7 @@ def main() -> None:
 def handler_class(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
     """The request handler of the engine `args` describe; its clock for --health-delay starts now."""
     born = time.monotonic()
+    held = _existing(args.unhealthy_while)  # checked at start only: replicas started before it was made serve
     received = [0]
     lock = threading.Lock()
 
@@ -71,7 +77,7 @@ def handler_class(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self.path == "/health":
-                ok = not args.never_healthy and time.monotonic() - born >= args.health_delay
+                ok = not args.never_healthy and time.monotonic() - born >= args.health_delay and not _exists(held)
                 self._send(200 if ok else 503, b"{}")
             elif self.path == "/metrics":
                 text = f"fake_max_batch {args.max_batch}\nfake_pid {os.getpid()}\nfake_requests_total {received[0]}\n"
@@ -85,6 +91,7 @@ def handler_class(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
+            _crash_if(args.crash_on_request)
             with lock:
                 received[0] += 1
             if args.fail_status is not None:
@@ -110,6 +117,19 @@ def handler_class(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
             self._chunk(b"")
 
     return Handler
+
+
+def _existing(path: str | None) -> str | None:
+    return path if path is not None and os.path.exists(path) else None
+
+
+def _exists(path: str | None) -> bool:
+    return path is not None and os.path.exists(path)
+
+
+def _crash_if(crash: bool) -> None:
+    if crash:
+        os._exit(3)
 
 
 if __name__ == "__main__":

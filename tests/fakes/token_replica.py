@@ -13,12 +13,12 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 
 import uvicorn
 
 from paretoserve.engine_process import free_port
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -40,10 +40,7 @@ class TokenReplica:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "the fake replica did not start"
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started, "the fake replica serving", interval_s=0.01)
         return self
 
     def __exit__(self, *exc) -> None:

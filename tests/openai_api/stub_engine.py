@@ -19,6 +19,7 @@ from paretoserve.engine.core import TokenEvent
 from paretoserve.engine.sampling import SamplingParams
 from paretoserve.openai_api.app import ServerConfig, build_app
 from tests.serve.helpers import running_app
+from tests.waiting import HANG_S
 
 N_VOCAB = 256
 
@@ -73,5 +74,5 @@ class StubEngine:
 def stub_client(engine: StubEngine | None = None) -> Iterator[tuple[httpx.Client, StubEngine]]:
     """The engine's app over `engine`, served by uvicorn in a thread; an httpx client bound to it."""
     engine = engine or StubEngine()
-    with running_app(build_app(engine, ServerConfig())) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with running_app(build_app(engine, ServerConfig())) as url, httpx.Client(base_url=url, timeout=HANG_S) as client:
         yield client, engine

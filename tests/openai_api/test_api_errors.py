@@ -127,7 +127,7 @@ def test_chunked_body_over_the_size_limit_is_413(engine_url: str) -> None:
 
 
 def test_engine_still_serves_after_bad_input(engine_url: str) -> None:
-    wait_for(engine_url, idle, 30, "an idle engine")
+    wait_for(engine_url, idle, "an idle engine")
     samples = scrape(engine_url)
     assert finished(samples, "error") == 0  # no bad input ever reached llama_decode
     out = completion(engine_url, max_tokens=8, temperature=0, ignore_eos=True)
@@ -148,12 +148,12 @@ def test_full_queue_gets_429_with_retry_after(start_engine) -> None:
     with httpx.Client(timeout=TIMEOUT) as client:
         running = client.send(client.build_request("POST", url + "/v1/completions", json=long_body), stream=True)
         try:
-            wait_for(url, lambda s: s[("paretoserve_requests_running",)] == 1, 60, "the first request running")
+            wait_for(url, lambda s: s[("paretoserve_requests_running",)] == 1, "the first request running")
             with httpx.Client(timeout=TIMEOUT) as client2:
                 queued = client2.send(client2.build_request("POST", url + "/v1/completions", json=long_body),
                                       stream=True)
                 try:
-                    wait_for(url, lambda s: s[("paretoserve_requests_waiting",)] == 1, 30, "one request queued")
+                    wait_for(url, lambda s: s[("paretoserve_requests_waiting",)] == 1, "one request queued")
                     for path, body in (("/v1/completions", {"prompt": "hi", "max_tokens": 2}),
                                        ("/v1/chat/completions", {"messages": USER, "max_tokens": 2})):
                         r = httpx.post(url + path, json=body, timeout=TIMEOUT)
@@ -165,7 +165,7 @@ def test_full_queue_gets_429_with_retry_after(start_engine) -> None:
                     queued.close()
         finally:
             running.close()
-    wait_for(url, idle, 30, "an idle engine once both clients left")
+    wait_for(url, idle, "an idle engine once both clients left")
     r = httpx.post(url + "/v1/completions", json={"prompt": "hi", "max_tokens": 2, "ignore_eos": True},
                    timeout=TIMEOUT)
     assert r.status_code == 200

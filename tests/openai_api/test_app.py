@@ -67,7 +67,7 @@ def test_a_client_leaving_a_plain_request_gets_no_invalid_state_error() -> None:
         return {"type": "http.disconnect"}
 
     async def work():
-        await asyncio.sleep(10)
+        await asyncio.Event().wait()  # never done: only the disconnect ends the request
 
     async def main():
         request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from paretoserve.serve.backends import StaticReplica
 from tests.openai_api.api_helpers import CTX_PER_SEQ, completion, idle, wait_for
 from tests.serve.helpers import running_router
+from tests.waiting import HANG_S  # one request: only a hang takes this long
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = 1000  # each goes to both servers
 IN_FLIGHT = 6  # cases at once: well inside the engine's queue, so none is a 429
-TIMEOUT_S = 60.0  # one request: far longer than any takes here, so only a hang reaches it
 MAX_TOKENS = 3  # keeps the run short; a longer generation exercises nothing the fuzzer is after
 
 
@@ -75,7 +75,7 @@ class Sender:
             self._local.session = session
             for server, url in self.servers.items():
                 try:
-                    status = case.call(base_url=url, session=session, timeout=TIMEOUT_S).status_code
+                    status = case.call(base_url=url, session=session, timeout=HANG_S).status_code
                 except requests.RequestException as exc:  # a timeout or a dropped connection
                     status = type(exc).__name__
                 with self._lock:
@@ -108,6 +108,6 @@ def test_generated_requests_get_no_5xx_from_the_engine_or_the_router(engine_url:
         print({server: dict(sorted(counts.items(), key=str)) for server, counts in sent.items()})  # -s shows it
         assert not sender.failures, f"{len(sender.failures)} failures:\n" + "\n".join(sender.failures[:10])
         assert min(sum(counts.values()) for counts in sent.values()) >= EXAMPLES, sent
-        wait_for(engine_url, idle, 60, "an idle engine after the generated requests")
+        wait_for(engine_url, idle, "an idle engine after the generated requests")
         for url in (engine_url, router_url):  # both still serve
             assert completion(url, max_tokens=2, ignore_eos=True, temperature=0)["usage"]["completion_tokens"] == 2

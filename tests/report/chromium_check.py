@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.waiting import HANG_S
+
 BINARIES = ("chromium", "chromium-browser", "google-chrome")
 RESULT_ID = "paretoserve-page-check"
 HEAD_HOOK = """<script>
@@ -50,7 +52,7 @@ def find_chromium() -> str | None:
     return next((path for path in map(shutil.which, BINARIES) if path), None)
 
 
-def check_page(html_path: Path, chromium: str, timeout_s: float = 90.0) -> PageCheck:
+def check_page(html_path: Path, chromium: str, timeout_s: float = HANG_S) -> PageCheck:
     """Load a copy of `html_path` (with the two check scripts) in headless Chromium and read the results."""
     html = html_path.read_text(encoding="utf-8")
     html = html.replace("<head>", "<head>\n" + HEAD_HOOK, 1).replace("</body>", BODY_CHECK + "\n</body>", 1)

@@ -11,6 +11,7 @@ from paretoserve.advise import AdviseConfig, advise
 from paretoserve.report import write_report
 from paretoserve.report.build import PLOT_NAMES
 from paretoserve.report.sweep_data import batch_series
+from paretoserve.results.point import to_point
 from tests.report.sweeps import FAST, THROUGHPUT, make_point, write_sweep
 
 pytestmark = pytest.mark.integration
@@ -107,8 +108,9 @@ def test_predicted_plan_is_labelled_and_a_rerun_removes_stale_plots(tmp_path):
 
 
 def test_series_split_by_kv_budget_only_where_one_cap_has_several():
-    def at(batch: int, kv: int, replicas: int = 1) -> dict:
-        return {"config": {"max_batch": batch, "kv_tokens": kv, "threads": 2, "replicas": replicas}}
+    def at(batch: int, kv: int, replicas: int = 1):
+        return to_point({"key": f"b{batch}-kv{kv}-t2-r{replicas}",
+                         "config": {"max_batch": batch, "kv_tokens": kv, "threads": 2, "replicas": replicas}})
 
     one_budget_per_cap = batch_series([at(1, 512), at(4, 2048), at(2, 1024)])
     assert [(s.label, s.batches()) for s in one_budget_per_cap] == [("1 engine", [1, 2, 4])]
@@ -123,8 +125,9 @@ def test_repeated_points_get_error_bars_and_single_runs_none():
 
     from paretoserve.report.plots_batch import latency_vs_batch, throughput_vs_batch
 
-    repeated = [{**make_point(b, 100.0 * b), "repeats": 3,
-                 "ci95": {"output_throughput": [90.0 * b, 110.0 * b], "mean_tpot_ms": [9.0, 11.0]}} for b in (1, 2)]
+    repeated = [to_point({**make_point(b, 100.0 * b), "repeats": 3,
+                          "ci95": {"output_throughput": [90.0 * b, 110.0 * b], "mean_tpot_ms": [9.0, 11.0]}})
+                for b in (1, 2)]
     fig = throughput_vs_batch(batch_series(repeated), None)
     bars = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
     assert len(bars) == 1
@@ -132,7 +135,7 @@ def test_repeated_points_get_error_bars_and_single_runs_none():
     assert [(seg[0][1], seg[1][1]) for seg in segments] == [(90.0, 110.0), (180.0, 220.0)]
     assert sum(isinstance(c, ErrorbarContainer) for ax in latency_vs_batch(batch_series(repeated), None, {}).axes
                for c in ax.containers) == 1  # mean TPOT only: the other latencies have no interval
-    once = throughput_vs_batch(batch_series([make_point(1, 100.0), make_point(2, 200.0)]), None)
+    once = throughput_vs_batch(batch_series([to_point(make_point(b, 100.0 * b)) for b in (1, 2)]), None)
     assert not once.axes[0].containers
 
 
@@ -161,18 +164,18 @@ def test_repeated_points_get_error_bars_on_the_energy_replica_and_pareto_plots()
     def bars_of(fig):
         return [c for ax in fig.axes for c in ax.containers if isinstance(c, ErrorbarContainer)]
 
-    repeated = [{**make_point(b, 100.0 * b), "repeats": 3,
-                 "ci95": {"output_throughput": [90.0 * b, 110.0 * b], "energy_per_output_token_j": [0.1, 0.3]}}
-                for b in (1, 2)]
+    repeated = [to_point({**make_point(b, 100.0 * b), "repeats": 3, "ci95": {
+        "output_throughput": [90.0 * b, 110.0 * b], "energy_per_output_token_j": [0.1, 0.3]}}) for b in (1, 2)]
     assert len(bars_of(energy_per_token(batch_series(repeated), None))) == 1
-    replicated = [*repeated, {**make_point(2, 300.0, replicas=2), "ci95": {"output_throughput": [280.0, 320.0]}}]
+    replicated = [*repeated, to_point({**make_point(2, 300.0, replicas=2),
+                                       "ci95": {"output_throughput": [280.0, 320.0]}})]
     fig = replica_figure(measured_bars(replicated), "output tok/s")
     segments = [tuple(seg[:, 1]) for ax in fig.axes for c in ax.containers if getattr(c, "errorbar", None)
                 for line in c.errorbar.lines[2] for seg in line.get_segments()]
     assert segments == [(180.0, 220.0), (280.0, 320.0)]  # the best single engine (B=2) and 2 x B=2
     frontier = Frontier(name="t", x="output_throughput", y="mean_tpot_ms", x_better="max", y_better="min",
-                        points=[FrontierPoint(key=p["key"], config=p["config"], x=p["output_throughput"],
-                                              y=p["mean_tpot_ms"]) for p in repeated])
+                        points=[FrontierPoint(key=p.key, config=p.config(), x=p.output_throughput,
+                                              y=p.latency_ms["mean_tpot_ms"]) for p in repeated])
     assert len(bars_of(frontiers_figure([frontier], repeated, None, False))) == 1  # x intervals; y has none
-    single = [make_point(1, 100.0), make_point(2, 200.0)]
+    single = [to_point(make_point(b, 100.0 * b)) for b in (1, 2)]
     assert not bars_of(energy_per_token(batch_series(single), None))

@@ -1,22 +1,36 @@
-"""Shared pieces of the serve tests: the fake engine's command, an in-process router, orphan checks."""
+"""Shared pieces of the serve tests: the fake engine's command, an in-process router, orphan checks, and HTTP
+calls whose timeout only a hang reaches."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import socket
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
+import httpx
 import psutil
 import uvicorn
 
 from paretoserve.engine_process import free_port
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.router import build_router
+from tests.waiting import HANG_S, wait_until
 
 FAKE = Path(__file__).parents[1] / "fakes" / "fake_engine.py"
+
+
+def post(url: str, **kwargs) -> httpx.Response:
+    return httpx.post(url, timeout=HANG_S, **kwargs)
+
+
+def get(url: str, **kwargs) -> httpx.Response:
+    return httpx.get(url, timeout=HANG_S, **kwargs)
 
 
 def fake_cmd(*flags: str) -> str:
@@ -39,10 +53,7 @@ def running_app(app, port: int | None = None) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.01)
+    wait_until(lambda: server.started, "the app serving", interval_s=0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -50,7 +61,20 @@ def running_app(app, port: int | None = None) -> Iterator[str]:
         thread.join(10)
 
 
-def wait_gone(pids, timeout_s: float = 10.0) -> list[int]:
+@contextlib.contextmanager
+def sent_and_left(url: str, path: str, body: dict) -> Iterator[None]:
+    """POST `body` over a plain socket and never read the answer; leaving the block closes the connection, as a
+    client does that gave up waiting."""
+    address = urlsplit(url)
+    data = json.dumps(body).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n")
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        sock.sendall(head.encode() + data)
+        yield
+
+
+def wait_gone(pids, timeout_s: float = HANG_S) -> list[int]:
     """The pids among `pids` still alive (zombies count as gone) after waiting up to `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:

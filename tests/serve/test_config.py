@@ -1,14 +1,13 @@
-import json
-
 import pytest
 
-from paretoserve.serve.config import PlanError, ReplicaPlan, RouterConfig, load_plan_file
+from paretoserve.results.setup import ReplicaSetup
+from paretoserve.serve.config import PlanError, RouterConfig, ServeConfig
 from paretoserve.serve.replica_server import serve_argv
-from paretoserve.sweep.grid import PointConfig, SweepSpec
+from paretoserve.sweep.grid import SweepSpec
 
 
 def test_embedded_command_carries_the_engine_knobs():
-    cmd = ReplicaPlan(replicas=2, max_batch=8, kv_tokens=4096, ctx_per_seq=256, model="/m.gguf").command(1, 9001, 1)
+    cmd = ServeConfig(replicas=2, max_batch=8, kv_tokens=4096, ctx_per_seq=256, model="/m.gguf").command(1, 9001, 1)
     assert cmd[1:4] == ["-m", "paretoserve", "engine"]
     text = " ".join(cmd)
     for part in ("--port 9001", "--model /m.gguf", "--max-batch 8", "--threads 1", "--kv-tokens 4096",
@@ -17,17 +16,17 @@ def test_embedded_command_carries_the_engine_knobs():
 
 
 def test_repack_reaches_every_replica_and_the_serve_child():
-    plan = ReplicaPlan(replicas=2, max_batch=8, model="/m.gguf", repack="off")
+    plan = ServeConfig(replicas=2, max_batch=8, model="/m.gguf", repack="off")
     assert " --repack off" in " ".join(plan.command(0, 9001, 1))
     assert " --repack off" in " ".join(serve_argv(plan, 9000))
-    assert "--repack" not in " ".join(ReplicaPlan(model="/m.gguf").command(0, 9001, 1))  # auto: the engine decides
-    assert SweepSpec(model="/m.gguf", max_batch=(4,), repack="no-amx").plan(PointConfig(4, None, 1)).repack == "no-amx"
+    assert "--repack" not in " ".join(ServeConfig(model="/m.gguf").command(0, 9001, 1))  # auto: the engine decides
+    assert SweepSpec(model="/m.gguf", max_batch=(4,), repack="no-amx").plan(ReplicaSetup(4, None, 1)).repack == "no-amx"
     with pytest.raises(PlanError, match="--repack off applies to the llama.cpp presets only"):
-        ReplicaPlan(engine_cmd="llama-server --port {port}", repack="off")
+        ServeConfig(engine_cmd="llama-server --port {port}", repack="off")
 
 
 def test_template_gets_each_replica_its_share_of_memory():
-    plan = ReplicaPlan(replicas=3, max_batch=16, model="m", mem_fraction=0.9,
+    plan = ServeConfig(replicas=3, max_batch=16, model="m", mem_fraction=0.9,
                        engine_cmd="vllm serve {model} --port {port} --max-num-seqs {max_batch} "
                                   "--gpu-memory-utilization {mem_fraction} --seed {replica}")
     assert plan.mem_fraction_per_replica == 0.3
@@ -36,7 +35,7 @@ def test_template_gets_each_replica_its_share_of_memory():
 
 
 def test_memory_shares_never_add_up_to_more_than_the_total():
-    plan = ReplicaPlan(replicas=7, mem_fraction=0.9)
+    plan = ServeConfig(replicas=7, mem_fraction=0.9)
     assert plan.mem_fraction_per_replica * 7 <= 0.9
 
 
@@ -53,7 +52,7 @@ def test_memory_shares_never_add_up_to_more_than_the_total():
 ])
 def test_bad_plans_name_the_flag(kwargs, flag):
     with pytest.raises(PlanError, match=flag.replace("{", r"\{").replace("}", r"\}")):
-        ReplicaPlan(**kwargs)
+        ServeConfig(**kwargs)
 
 
 def test_router_config_checks_its_flags():
@@ -61,36 +60,3 @@ def test_router_config_checks_its_flags():
         RouterConfig(port=70000)
     with pytest.raises(PlanError, match="--max-body-bytes"):
         RouterConfig(max_body_bytes=10)
-
-
-def test_plan_file_accepts_advise_output(tmp_path):
-    path = tmp_path / "advice.json"
-    path.write_text(json.dumps({"b_opt": 16, "replica_plan": {"replicas": 2, "max_batch": 16, "kv_tokens": None,
-                                                              "threads_per_replica": 1,
-                                                              "predicted_or_measured": "measured"},
-                                "commands": {"ctx_per_seq": 160, "serve": "paretoserve serve ..."}}))
-    assert load_plan_file(path) == {"replicas": 2, "max_batch": 16, "threads_per_replica": 1, "ctx_per_seq": 160}
-
-
-def test_plan_file_accepts_a_bare_replica_plan(tmp_path):
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps({"replicas": 3, "max_batch": 4, "kv_tokens": 2048}))
-    assert load_plan_file(path) == {"replicas": 3, "max_batch": 4, "kv_tokens": 2048}
-
-
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"),
-    ('{"b_opt": 4}', "no replica_plan"),
-    ('{"replica_plan": {"replicas": "two"}}', "replica_plan.replicas"),
-    ('{"replica_plan": {"replicas": 2, "max_batch": 0}}', "replica_plan.max_batch"),
-])
-def test_bad_plan_files_say_what_is_wrong(tmp_path, content, message):
-    path = tmp_path / "advice.json"
-    path.write_text(content)
-    with pytest.raises(PlanError, match=f"--plan.*{message}"):
-        load_plan_file(path)
-
-
-def test_missing_plan_file(tmp_path):
-    with pytest.raises(PlanError, match="--plan: cannot read"):
-        load_plan_file(tmp_path / "nope.json")

@@ -13,23 +13,24 @@ import pytest
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.runner import run_bench
 from paretoserve.model import resolve_model
-from paretoserve.serve import ReplicaPlan, ReplicaServer
+from paretoserve.serve import ReplicaServer, ServeConfig
 from tests.conftest import HEALTH_TIMEOUT_S
+from tests.waiting import HANG_S
 
 pytestmark = pytest.mark.integration
 
 
 def test_two_pinned_replicas_of_the_real_engine_serve_through_the_router():
-    plan = ReplicaPlan(replicas=2, threads_per_replica=1, max_batch=2, ctx_per_seq=64,
+    plan = ServeConfig(replicas=2, threads_per_replica=1, max_batch=2, ctx_per_seq=64,
                        model=str(resolve_model("default").path))
     with ReplicaServer(plan) as server:
         server.wait_healthy(HEALTH_TIMEOUT_S)
-        chat = httpx.post(server.base_url + "/v1/chat/completions", timeout=120,
+        chat = httpx.post(server.base_url + "/v1/chat/completions", timeout=HANG_S,
                           json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
         bench = BenchConfig(url=server.base_url, input_tokens=TokenRange(8, 8), output_tokens=TokenRange(8, 8),
                             requests=8, concurrency=4, energy="none", engine_pids=server.pids)
         result = asyncio.run(run_bench(bench))
-        metrics = httpx.get(server.base_url + "/metrics").text
+        metrics = httpx.get(server.base_url + "/metrics", timeout=HANG_S).text
     assert chat.status_code == 200 and chat.json()["usage"]["completion_tokens"] == 4
     assert result["completed"] == 8 and result["failed"] == 0
     assert result["server"]["paretoserve"] is True and result["prompts"] == "token ids"
@@ -58,12 +59,12 @@ async def _greedy_streams(url: str, bodies: list[tuple[str, dict]], on_event) ->
                         on_event(i)
         return result
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HANG_S)) as session:
         return await asyncio.gather(*(one(session, i, path, body) for i, (path, body) in enumerate(bodies)))
 
 
 def test_greedy_streams_survive_a_replica_killed_with_sigkill_mid_run():
-    plan = ReplicaPlan(replicas=2, threads_per_replica=1, max_batch=8, ctx_per_seq=128,
+    plan = ServeConfig(replicas=2, threads_per_replica=1, max_batch=8, ctx_per_seq=128,
                        model=str(resolve_model("default").path))
     common = {"max_tokens": 40, "temperature": 0, "ignore_eos": True, "stream": True,
               "stream_options": {"include_usage": True}}
@@ -72,7 +73,7 @@ def test_greedy_streams_survive_a_replica_killed_with_sigkill_mid_run():
     bodies = [(path, {**common, **kind}) for path, kind in kinds] * 4  # 8 at once: 4 on each replica
     with ReplicaServer(plan) as server:
         server.wait_healthy(HEALTH_TIMEOUT_S)
-        prompt_tokens = {path: httpx.post(server.base_url + path, json={**kind, "max_tokens": 1}, timeout=120)
+        prompt_tokens = {path: httpx.post(server.base_url + path, json={**kind, "max_tokens": 1}, timeout=HANG_S)
                          .json()["usage"]["prompt_tokens"] for path, kind in kinds}
         victim, events, killed = server.replica_pids[0], [0] * len(bodies), []
 
@@ -83,7 +84,7 @@ def test_greedy_streams_survive_a_replica_killed_with_sigkill_mid_run():
                 killed.append(list(events))
 
         results = asyncio.run(_greedy_streams(server.base_url, bodies, on_event))
-        metrics = httpx.get(server.base_url + "/metrics").text
+        metrics = httpx.get(server.base_url + "/metrics", timeout=HANG_S).text
     assert killed and max(killed[0]) < common["max_tokens"]
     on_victim = sum(r["replica"] == "0" for r in results)
     assert on_victim == 4

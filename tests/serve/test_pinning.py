@@ -5,6 +5,7 @@ import pytest
 
 from paretoserve.serve.config import PlanError
 from paretoserve.serve.pinning import assign_cores, pinned_cmd, threads_for, usable_cores
+from tests.waiting import HANG_S
 
 
 def test_cores_are_disjoint_and_consecutive():
@@ -27,12 +28,12 @@ def test_threads_zero_shares_the_cores_evenly():
 def test_the_wrapper_pins_before_the_command_runs():
     core = usable_cores()[-1]
     probe = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
-    out = subprocess.run(pinned_cmd(probe, (core,)), capture_output=True, text=True, timeout=30)
+    out = subprocess.run(pinned_cmd(probe, (core,)), capture_output=True, text=True, timeout=HANG_S)
     assert out.stdout.strip() == f"[{core}]"
     assert out.stderr == ""  # no runpy RuntimeWarning: the wrapper imports nothing of the package
 
 
 @pytest.mark.integration
 def test_the_wrapper_reports_a_missing_command():
-    out = subprocess.run(pinned_cmd(["/no/such/engine"], None), capture_output=True, text=True, timeout=30)
+    out = subprocess.run(pinned_cmd(["/no/such/engine"], None), capture_output=True, text=True, timeout=HANG_S)
     assert out.returncode != 0 and "cannot run /no/such/engine" in out.stderr

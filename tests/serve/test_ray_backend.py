@@ -15,11 +15,12 @@ import pytest
 
 from paretoserve.cli import main
 from paretoserve.engine_process import EngineProcess, free_port, wait_until
-from paretoserve.engines import PresetError
-from paretoserve.engines.llama_server import find_llama_server
-from paretoserve.serve.config import PlanError, ReplicaPlan
+from paretoserve.presets import PresetError
+from paretoserve.presets.llama_server import find_llama_server
+from paretoserve.serve.config import PlanError, ServeConfig
 from tests.conftest import HEALTH_TIMEOUT_S
 from tests.serve.helpers import wait_gone
+from tests.waiting import HANG_S
 
 serve = pytest.importorskip("ray.serve", reason="the `ray` extra is not installed")
 
@@ -45,7 +46,7 @@ def test_the_deployment_caps_each_replica_at_its_batch_and_bounds_the_queue():
 
 
 def test_a_gpu_engine_gets_its_share_of_a_gpu_and_its_environment():
-    plan = ReplicaPlan(replicas=3, max_batch=8, threads_per_replica=1, engine="vllm", model="/models/m")
+    plan = ServeConfig(replicas=3, max_batch=8, threads_per_replica=1, engine="vllm", model="/models/m")
     app = build(ray_plan(plan, 1, 0.333, RayOptions()).args())
     options = app._bound_deployment.ray_actor_options
     assert options["num_gpus"] == 0.333
@@ -54,7 +55,7 @@ def test_a_gpu_engine_gets_its_share_of_a_gpu_and_its_environment():
 
 def test_plans_the_ray_backend_cannot_run_are_refused_in_one_line():
     with pytest.raises(PlanError, match="--engine-cmd"):
-        ray_plan(ReplicaPlan(engine_cmd="engine --port {port}"), 1, 0.0, RayOptions())
+        ray_plan(ServeConfig(engine_cmd="engine --port {port}"), 1, 0.0, RayOptions())
     with pytest.raises(PlanError, match="unknown field"):
         RayPlan.from_args({"replicas": 2, "batch": 8})
     with pytest.raises(PlanError, match="--max-batch"):
@@ -70,7 +71,7 @@ def test_without_ray_the_error_names_the_extra():
     code = ("import sys; sys.modules['ray'] = None\n"
             "from paretoserve.cli import main\n"
             "sys.exit(main(['serve', '--backend', 'ray', '--port', '0']))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 2
     assert '.[ray]' in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -110,9 +111,9 @@ class RayServe:
         """SIGTERM, and its exit status; asserts that every process it started is gone."""
         stopping = time.monotonic()
         self.proc.child.send_signal(signal.SIGTERM)
-        status = self.proc.child.wait(120)
+        status = self.proc.child.wait(HANG_S)
         self.stop_s = time.monotonic() - stopping
-        assert not wait_gone([p.pid for p in self.tree], 30), "processes left after SIGTERM"
+        assert not wait_gone([p.pid for p in self.tree]), "processes left after SIGTERM"
         return status
 
     def __exit__(self, *exc) -> None:
@@ -130,12 +131,13 @@ def test_two_replicas_answer_through_rays_proxy_and_sigterm_leaves_no_ray_proces
         pinned = sorted(tuple(p.cpu_affinity()) for p in replicas)
 
         def complete(i: int) -> httpx.Response:
-            return httpx.post(ray.url + "/v1/completions", timeout=120, json={"prompt": f"Hi {i}", "max_tokens": 4})
+            return httpx.post(ray.url + "/v1/completions", timeout=HANG_S,
+                              json={"prompt": f"Hi {i}", "max_tokens": 4})
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(complete, range(12)))
-        health = httpx.get(ray.url + "/health", timeout=30)
-        metrics = httpx.get(ray.url + "/metrics", timeout=30)
+        health = httpx.get(ray.url + "/health", timeout=HANG_S)
+        metrics = httpx.get(ray.url + "/metrics", timeout=HANG_S)
         status = ray.terminate()
     assert status == 0, ray.proc.output_tail()
     assert [a.status_code for a in answers] == [200] * 12
@@ -163,9 +165,10 @@ def test_on_a_given_cluster_the_plan_is_deployed_and_deleted_and_the_cluster_kee
         raylet = cluster.head_node.all_processes["raylet"][0].process
         with RayServe("--ray-address", cluster.address, "--replicas", "1", "--threads-per-replica", "1",
                       "--max-batch", "2", "--ctx-per-seq", "64") as served:
-            answer = httpx.post(served.url + "/v1/completions", timeout=120, json={"prompt": "Hi", "max_tokens": 2})
+            answer = httpx.post(served.url + "/v1/completions", timeout=HANG_S,
+                                json={"prompt": "Hi", "max_tokens": 2})
             served.proc.child.send_signal(signal.SIGTERM)
-            status = served.proc.child.wait(120)
+            status = served.proc.child.wait(HANG_S)
         assert status == 0 and answer.status_code == 200
         assert raylet.poll() is None  # the cluster is someone else's: it keeps running
         ray.init(address=cluster.address, logging_level="WARNING")
@@ -191,8 +194,8 @@ def test_an_external_engine_runs_as_the_replicas_child_and_is_relayed():
     with RayServe("--engine", "llama-server", "--replicas", "1", "--threads-per-replica", "1", "--max-batch", "2",
                   "--ctx-per-seq", "64") as ray:
         engines = ray.processes("llama-server")
-        answer = httpx.post(ray.url + "/v1/completions", timeout=120, json={"prompt": "Hi", "max_tokens": 3})
-        models = httpx.get(ray.url + "/v1/models", timeout=30)
+        answer = httpx.post(ray.url + "/v1/completions", timeout=HANG_S, json={"prompt": "Hi", "max_tokens": 3})
+        models = httpx.get(ray.url + "/v1/models", timeout=HANG_S)
         status = ray.terminate()
     assert status == 0
     assert len(engines) == 1 and answer.status_code == 200, answer.text

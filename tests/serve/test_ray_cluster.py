@@ -15,6 +15,7 @@ import pytest
 from paretoserve.engine_process import free_port, wait_until
 from tests.conftest import HEALTH_TIMEOUT_S
 from tests.serve.helpers import wait_gone
+from tests.waiting import HANG_S
 
 pytest.importorskip("ray.serve", reason="the `ray` extra is not installed")
 
@@ -64,7 +65,7 @@ def deployed(monkeypatch_module):
             serve.shutdown()
             ray.shutdown()
         cluster.shutdown()
-    left = wait_gone(list(started_here), 60)
+    left = wait_gone(list(started_here))
     assert not left, f"Ray processes left after the cluster's shutdown: {[started_here[p] for p in left]}"
 
 
@@ -91,7 +92,7 @@ def test_replicas_spread_over_both_nodes_and_requests_reach_both(deployed):
     # Ray's proxy prefers the replica on its own node while it has room (max_ongoing_requests = 4): twice as
     # many clients overflow to the other node.
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: httpx.post(deployed.url + "/v1/completions", json=BODY, timeout=120),
+        answers = list(pool.map(lambda _: httpx.post(deployed.url + "/v1/completions", json=BODY, timeout=HANG_S),
                                 range(24)))
     assert [a.status_code for a in answers] == [200] * 24
     per_node = {n: sum(served_by(a)[1] == n for a in answers) for n in {served_by(a)[1] for a in answers}}
@@ -108,7 +109,7 @@ class Load:
         self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
 
     def _client(self) -> None:
-        with httpx.Client(timeout=120) as client:
+        with httpx.Client(timeout=HANG_S) as client:
             while not self.stop.is_set():
                 t = time.monotonic()
                 try:
@@ -126,7 +127,7 @@ class Load:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         for thread in self.threads:
-            thread.join(150)
+            thread.join(HANG_S)
 
 
 def replica_actors() -> list[str]:
@@ -145,7 +146,7 @@ def test_a_killed_replica_actor_is_restarted_and_later_requests_succeed(deployed
     # 8 clients: more than one replica holds (4), so the proxy, which prefers its own node, uses both nodes and the
     # replacement gets requests wherever it lands
     with Load(deployed.url, clients=8) as load:
-        time.sleep(3)
+        assert wait_until(lambda: len(load.outcomes) >= 16, HEALTH_TIMEOUT_S)  # the load runs on both replicas
         victim = before[0]
         killed_at = time.monotonic()
         ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
@@ -153,12 +154,12 @@ def test_a_killed_replica_actor_is_restarted_and_later_requests_succeed(deployed
                           HEALTH_TIMEOUT_S), serve.status()
         replaced_s = time.monotonic() - killed_at
         new_tag = (set(replica_actors()) - set(before)).pop().rsplit("#", 1)[1]
-        assert wait_until(lambda: any(r == new_tag for _, _, r in load.outcomes), 60)
+        assert wait_until(lambda: any(r == new_tag for _, _, r in load.outcomes), HEALTH_TIMEOUT_S)
         served_s = time.monotonic() - killed_at
-        time.sleep(2)
+        assert wait_until(lambda: sum(o[0] > killed_at + served_s for o in load.outcomes) >= 8, HEALTH_TIMEOUT_S)
     after = [o for o in load.outcomes if o[0] > killed_at + served_s]
     failed = [o for o in load.outcomes if o[1] != 200]
-    later = [httpx.post(deployed.url + "/v1/completions", json=BODY, timeout=120) for _ in range(6)]
+    later = [httpx.post(deployed.url + "/v1/completions", json=BODY, timeout=HANG_S) for _ in range(6)]
     assert victim.rsplit("#", 1)[1] not in {served_by(a)[0] for a in later}
     assert [a.status_code for a in later] == [200] * 6
     assert after and all(o[1] == 200 for o in after), after

@@ -9,6 +9,7 @@ from paretoserve.serve.backends import StaticReplica
 from paretoserve.serve.resume import Relayed, is_greedy, with_resume
 from tests.fakes.token_replica import TokenReplica
 from tests.serve.helpers import running_router
+from tests.waiting import HANG_S
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ GREEDY = {"prompt": "hello", "max_tokens": 12, "temperature": 0, "stream": True,
 
 def _stream(url: str, body: dict, path: str = "/v1/completions") -> tuple[list, str]:
     """The client's view: every `data:` payload (decoded where it is JSON), and the raw text."""
-    response = httpx.post(url + path, json=body, timeout=10)
+    response = httpx.post(url + path, json=body, timeout=HANG_S)
     assert response.status_code == 200
     payloads = [line[6:] for line in response.text.split("\n") if line.startswith("data: ")]
     return [_json(p) for p in payloads], response.text
@@ -45,7 +46,7 @@ def test_a_greedy_stream_continues_on_another_replica_with_every_token_once():
     a, b, replicas = _pair(die_after=3)
     with a, b, running_router(replicas) as url:
         events, raw = _stream(url, GREEDY)
-        metrics = httpx.get(url + "/metrics").text
+        metrics = httpx.get(url + "/metrics", timeout=HANG_S).text
     assert _text(events) == "".join(f"t{i} " for i in range(12))
     assert [e for e in events if isinstance(e, dict) and e.get("usage")] == \
            [{"id": events[0]["id"], "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 12,

@@ -9,9 +9,10 @@ import psutil
 import pytest
 
 from paretoserve.engine_process import LaunchError
-from paretoserve.serve.config import PlanError, ReplicaPlan
+from paretoserve.serve.config import PlanError, ServeConfig
 from paretoserve.serve.supervisor import Supervisor
-from tests.serve.helpers import fake_cmd, wait_gone
+from tests.serve.helpers import fake_cmd, post, wait_gone
+from tests.waiting import HANG_S, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -21,11 +22,11 @@ FAST = dict(health_interval_s=0.1, restart_backoff_s=(0.2, 1.0), stop_grace_s=3.
 def test_replicas_run_pinned_to_their_own_cores_and_stop_without_orphans(tmp_path):
     cores = len(os.sched_getaffinity(0))
     n = min(2, cores)
-    with Supervisor(ReplicaPlan(replicas=n, engine_cmd=fake_cmd(), **FAST), log_dir=tmp_path) as supervisor:
-        supervisor.wait_healthy(30)
+    with Supervisor(ServeConfig(replicas=n, engine_cmd=fake_cmd(), **FAST), log_dir=tmp_path) as supervisor:
+        supervisor.wait_healthy(HANG_S)
         pids = supervisor.pids
         affinity = [tuple(psutil.Process(p).cpu_affinity()) for p in pids]
-        answers = [httpx.post(r.url + "/v1/completions", json={"prompt": "x"}).status_code
+        answers = [post(r.url + "/v1/completions", json={"prompt": "x"}).status_code
                    for r in supervisor.replicas]
         statuses = [r.status() for r in supervisor.replicas]
     assert len(pids) == n and answers == [200] * n
@@ -37,12 +38,14 @@ def test_replicas_run_pinned_to_their_own_cores_and_stop_without_orphans(tmp_pat
 
 
 def test_a_replica_that_exits_is_restarted():
-    plan = ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--crash-after", "0.8"), **FAST)
+    plan = ServeConfig(replicas=1, engine_cmd=fake_cmd("--crash-on-request"), **FAST)
     with Supervisor(plan) as supervisor:
         replica = supervisor.replicas[0]
-        supervisor.wait_healthy(20)
+        supervisor.wait_healthy(HANG_S)
         first = replica.pid
-        _wait(lambda: replica.restarts >= 1 and replica.healthy, 20)
+        with pytest.raises(httpx.HTTPError):  # it exits with status 3 instead of answering
+            post(replica.url + "/v1/completions", json={"prompt": "x"})
+        _wait(lambda: replica.restarts >= 1 and replica.healthy)
         assert replica.pid != first
         assert "exited with status 3" in replica.last_error
     assert wait_gone([first]) == []
@@ -50,38 +53,38 @@ def test_a_replica_that_exits_is_restarted():
 
 def test_an_exit_quotes_only_what_this_run_of_the_replica_wrote(tmp_path):
     (tmp_path / "replica-0.log").write_text("Traceback (most recent call last):\nOldError: an earlier serve\n")
-    plan = ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--crash-after", "0.5"), **FAST)
+    plan = ServeConfig(replicas=1, engine_cmd=fake_cmd("--crash-after", "0.5"), **FAST)
     with Supervisor(plan, log_dir=tmp_path) as supervisor:
         replica = supervisor.replicas[0]
-        _wait(lambda: replica.restarts >= 1, 20)
+        _wait(lambda: replica.restarts >= 1)
         assert replica.last_error.startswith("exited with status 3") and "OldError" not in replica.last_error
     assert "OldError" in (tmp_path / "replica-0.log").read_text()  # the log itself keeps every run
 
 
 def test_a_replica_killed_by_sigkill_is_reported_by_the_signal_alone(tmp_path):
-    plan = ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--say", "engine-started"), **FAST)
+    plan = ServeConfig(replicas=1, engine_cmd=fake_cmd("--say", "engine-started"), **FAST)
     with Supervisor(plan, log_dir=tmp_path) as supervisor:
         replica = supervisor.replicas[0]
-        supervisor.wait_healthy(20)
+        supervisor.wait_healthy(HANG_S)
         victim = replica.pid
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: replica.restarts >= 1, 20)
+        _wait(lambda: replica.restarts >= 1)
         assert replica.last_error == "killed by SIGKILL"  # not "engine-started", the line it wrote long before
     assert wait_gone([victim]) == []
 
 
 def test_a_replica_log_holds_what_the_engine_wrote_and_no_warning(tmp_path):
-    with Supervisor(ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--say", "engine-started"), **FAST),
+    with Supervisor(ServeConfig(replicas=1, engine_cmd=fake_cmd("--say", "engine-started"), **FAST),
                     log_dir=tmp_path) as supervisor:
-        supervisor.wait_healthy(20)
+        supervisor.wait_healthy(HANG_S)
     assert (tmp_path / "replica-0.log").read_text() == "engine-started\n"  # no runpy RuntimeWarning before it
 
 
 def test_a_replica_that_never_becomes_healthy_is_reported_and_restarted():
-    plan = ReplicaPlan(replicas=1, engine_cmd=fake_cmd("--never-healthy"), health_timeout_s=0.5, **FAST)
+    plan = ServeConfig(replicas=1, engine_cmd=fake_cmd("--never-healthy"), health_timeout_s=0.5, **FAST)
     with Supervisor(plan) as supervisor:
         replica = supervisor.replicas[0]
-        _wait(lambda: replica.restarts >= 1, 20)
+        _wait(lambda: replica.restarts >= 1)
         assert not replica.healthy and "not healthy 0.5 s after its start" in replica.last_error
         with pytest.raises(LaunchError, match="replica 0"):
             supervisor.wait_healthy(0.2)
@@ -89,7 +92,7 @@ def test_a_replica_that_never_becomes_healthy_is_reported_and_restarted():
 
 def test_too_many_cores_are_refused_before_anything_starts():
     cores = len(os.sched_getaffinity(0))
-    supervisor = Supervisor(ReplicaPlan(replicas=cores + 1, engine_cmd=fake_cmd(), **FAST))
+    supervisor = Supervisor(ServeConfig(replicas=cores + 1, engine_cmd=fake_cmd(), **FAST))
     with pytest.raises(PlanError, match=f"needs {cores + 1} cores"):
         supervisor.start()
     assert supervisor.replicas == []
@@ -109,9 +112,9 @@ def _fake_mps(tmp_path, monkeypatch):
 
 def test_mps_runs_while_the_replicas_run(tmp_path, monkeypatch):
     log = _fake_mps(tmp_path, monkeypatch)
-    plan = ReplicaPlan(replicas=1, engine_cmd=fake_cmd(), mps=True, **FAST)
+    plan = ServeConfig(replicas=1, engine_cmd=fake_cmd(), mps=True, **FAST)
     with Supervisor(plan) as supervisor:
-        supervisor.wait_healthy(20)
+        supervisor.wait_healthy(HANG_S)
         replica_env = psutil.Process(supervisor.pids[0]).environ()
         assert log.read_text().split()[0] == "start"
     lines = log.read_text().splitlines()
@@ -123,13 +126,8 @@ def test_mps_runs_while_the_replicas_run(tmp_path, monkeypatch):
 def test_mps_without_its_control_program_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PlanError, match="--mps needs nvidia-cuda-mps-control on PATH"):
-        Supervisor(ReplicaPlan(replicas=1, engine_cmd=fake_cmd(), mps=True, **FAST)).start()
+        Supervisor(ServeConfig(replicas=1, engine_cmd=fake_cmd(), mps=True, **FAST)).start()
 
 
-def _wait(condition, timeout_s: float) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+def _wait(condition) -> None:
+    wait_until(condition, "the replica's state")

@@ -4,7 +4,8 @@ import pytest
 
 from paretoserve.advise import AdviseConfig, advise, load_table
 from paretoserve.advise.table import AdviseError, Point
-from paretoserve.estimate.plans import RooflineConfig, sweep_spec
+from paretoserve.estimate.plans import RooflineConfig
+from paretoserve.results.sweep import read_sweep
 from paretoserve.sweep.guess import sweep_guess
 from paretoserve.sweep.search import SearchConfig, bca_search, drive
 
@@ -88,7 +89,7 @@ def test_roofline_guess_calibrated_on_another_model_saves_runs(paper_sweeps):
     runs = {}
     for name in ("opt-1.3b", "opt-2.7b", "llama-2-7b", "llama-2-13b"):
         caps = tuple(p.max_batch for p in load_table(paper_sweeps[name]).singles())
-        guess = sweep_guess(sweep_spec(paper_sweeps[name]), caps, 0.1, RooflineConfig("h100-64gb"),
+        guess = sweep_guess(read_sweep(paper_sweeps[name]).spec, caps, 0.1, RooflineConfig("h100-64gb"),
                             calibrate_dir=str(paper_sweeps["background-2.7b"]))
         result, _ = replay(paper_sweeps[name], RULES[name], guess)
         assert result.b_opt == advise(paper_sweeps[name], RULES[name]).b_opt

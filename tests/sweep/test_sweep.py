@@ -1,16 +1,20 @@
+import contextlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from paretoserve.limits import IntRange, parse_int_list
+from paretoserve.results.setup import ReplicaSetup
 from paretoserve.results.store import StoreError, SweepStore
-from paretoserve.sweep.grid import PointConfig, SweepSpec, SweepSpecError
-from paretoserve.sweep.runner import run_point, run_points
+from paretoserve.sweep.engine_runs import EngineRuns
+from paretoserve.sweep.grid import SweepSpec, SweepSpecError
+from paretoserve.sweep.runner import run_points
+from tests.serve.helpers import wait_gone
+from tests.waiting import HANG_S, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -21,9 +25,9 @@ def fake_cmd(extra: str = "") -> str:
     return f"{sys.executable} {FAKE} --port {{port}} --max-batch {{max_batch}} {extra}"
 
 
-def measure_fake(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
+def measure_fake(point: ReplicaSetup, base_url: str, pids: tuple[int, ...]) -> dict:
     """Reads the fake engine's metrics, proving the point's engine was up with the point's config."""
-    text = httpx.get(base_url + "/metrics").text
+    text = httpx.get(base_url + "/metrics", timeout=HANG_S).text
     fields = dict(line.split() for line in text.splitlines())
     return {"output_throughput": float(fields["fake_max_batch"]) * 10, "engine_pid": pids[0]}
 
@@ -83,10 +87,10 @@ def test_csv_export_flattens_config(tmp_path):
 
 
 def test_points_run_record_and_stop_their_engines(tmp_path):
-    spec = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), health_timeout_s=20)
+    spec = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4))
     store = SweepStore(tmp_path)
     store.open(spec.as_dict(), {}, resume=False)
-    records = run_points(spec, spec.points(), measure_fake, store)
+    records = run_points(spec, spec.points(), EngineRuns(measure_fake), store)
     assert [r["output_throughput"] for r in records] == [20.0, 40.0]
     assert all(r["status"] == "ok" for r in store.records())
     for r in records:  # the engine of each point is gone once its point is recorded
@@ -97,18 +101,18 @@ def test_points_run_record_and_stop_their_engines(tmp_path):
 def test_repeats_interleave_round_by_round_and_a_resume_runs_only_what_is_missing(tmp_path):
     order: list[int] = []
 
-    def measure(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
+    def measure(point: ReplicaSetup, base_url: str, pids: tuple[int, ...]) -> dict:
         order.append(point.max_batch)
         return {"output_throughput": 10.0 * point.max_batch + len(order), "completed": 1}
 
-    spec = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), health_timeout_s=20, repeats=2)
+    spec = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), repeats=2)
     store = SweepStore(tmp_path)
     store.open(spec.as_dict(), {}, resume=False)
-    records = run_points(spec, spec.points()[:1], measure, store)  # as if stopped after point 2's two runs
+    records = run_points(spec, spec.points()[:1], EngineRuns(measure), store)  # as if stopped after point 2's two runs
     assert order == [2, 2] and records[0]["repeats"] == 2
-    spec3 = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), health_timeout_s=20, repeats=3)
+    spec3 = SweepSpec(engine_cmd=fake_cmd(), max_batch=(2, 4), repeats=3)
     order.clear()
-    records = run_points(spec3, spec3.points(), measure, store)
+    records = run_points(spec3, spec3.points(), EngineRuns(measure), store)
     assert order == [4, 4, 2, 4]  # round by round: point 2 already had its first two
     by_key = {r["key"]: r for r in records}
     b2 = by_key["b2-kvdefault-t0-r1"]
@@ -118,50 +122,61 @@ def test_repeats_interleave_round_by_round_and_a_resume_runs_only_what_is_missin
     assert len(SweepStore(tmp_path).records()) == 2  # the last record of each key replaces the earlier ones
 
 
-def measure_until_crash(point: PointConfig, base_url: str, pids: tuple[int, ...]) -> dict:
-    for _ in range(100):
-        try:
-            httpx.get(base_url + "/health")
-        except httpx.HTTPError:
-            break
-        time.sleep(0.05)
+def measure_until_crash(point: ReplicaSetup, base_url: str, pids: tuple[int, ...]) -> dict:
+    """Sends the request on which the fake engine exits, and returns once it no longer answers."""
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(base_url + "/v1/completions", json={"prompt": "x"}, timeout=HANG_S)
+    wait_until(lambda: not _answers(base_url), "the engine gone")
     return {"output_throughput": 1.0}
 
 
-@pytest.mark.parametrize("extra, measure, reason", [
-    ("--never-healthy", measure_fake, "not healthy"),
-    ("--health-delay 5 --crash-after 0.3", measure_fake, "exited with status 3 before it was healthy"),
-    ("--crash-after 1", measure_until_crash, "exited with status 3 during the run"),
+def _answers(base_url: str) -> bool:
+    try:
+        httpx.get(base_url + "/health", timeout=HANG_S)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+# Only the engine that never becomes healthy needs a short --health-timeout; the others end by their exit, which
+# no health timeout may overtake however slowly the machine starts them.
+@pytest.mark.parametrize("extra, health_timeout_s, measure, reason", [
+    ("--never-healthy", 2, measure_fake, "not healthy"),
+    ("--never-healthy --crash-after 0.3", HANG_S, measure_fake, "exited with status 3 before it was healthy"),
+    ("--crash-on-request", HANG_S, measure_until_crash, "exited with status 3 during the run"),
 ])
-def test_failed_point_is_recorded_with_reason(tmp_path, extra, measure, reason):
-    spec = SweepSpec(engine_cmd=fake_cmd(extra), max_batch=(1,), health_timeout_s=2)
+def test_failed_point_is_recorded_with_reason(tmp_path, extra, health_timeout_s, measure, reason):
+    spec = SweepSpec(engine_cmd=fake_cmd(extra), max_batch=(1,), health_timeout_s=health_timeout_s)
     store = SweepStore(tmp_path)
     store.open(spec.as_dict(), {}, resume=False)
-    record = run_point(spec, spec.points()[0], measure, store)
+    record = run_point(spec, measure, store)
     assert record["status"] == "failed" and reason in record["reason"]
 
 
 def test_a_replica_point_runs_behind_the_router_and_leaves_no_process(tmp_path):
-    import psutil
-
     spec = SweepSpec(engine_cmd=fake_cmd("--replica {replica}"), max_batch=(2,), threads=(1,), replicas=(2,))
     store = SweepStore(tmp_path / "s")
     store.open(spec.as_dict(), {}, resume=False)
     seen = {}
 
     def measure(point, base_url, pids):
-        seen.update(pids=pids, health=httpx.get(base_url + "/health").json(),
-                    models=httpx.get(base_url + "/v1/models").status_code)
+        seen.update(pids=pids, health=httpx.get(base_url + "/health", timeout=HANG_S).json(),
+                    models=httpx.get(base_url + "/v1/models", timeout=HANG_S).status_code)
         return {"output_throughput": 1.0}
 
-    record = run_point(spec, spec.points()[0], measure, store)
+    record = run_point(spec, measure, store)
     assert record["status"] == "ok" and record["config"]["replicas"] == 2
     assert seen["health"]["healthy_replicas"] == 2 and seen["models"] == 200
     assert len(seen["pids"]) == 3  # the router and its two replicas, for RSS and CPU sampling
-    time.sleep(0.5)
-    assert not [p for p in seen["pids"] if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert wait_gone(seen["pids"]) == []
 
 
 def test_a_replica_plan_needing_more_cores_than_exist_is_refused_before_any_engine_starts():
     with pytest.raises(SweepSpecError, match="lower --replicas"):
         SweepSpec(engine_cmd=fake_cmd(), max_batch=(2,), threads=(1,), replicas=(len(os.sched_getaffinity(0)) + 1,))
+
+
+def run_point(spec: SweepSpec, measure, store: SweepStore) -> dict:
+    """One run of the spec's first point on a real (fake) engine, logged where the sweep logs it."""
+    point = spec.points()[0]
+    return EngineRuns(measure).run(spec, point, store.logs_dir / f"{point.key()}.log")

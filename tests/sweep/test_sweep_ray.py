@@ -32,4 +32,4 @@ def test_a_ray_point_is_measured_through_rays_proxy_over_both_replicas(tmp_path,
     assert record["max_running"] > 2  # summed over both replicas' metrics: one replica alone runs at most 2
     assert json.loads((out / "sweep.json").read_text())["spec"]["backend"] == "ray"
     left = [p.pid for p in psutil.Process().children(recursive=True) if p.pid not in before]
-    assert not wait_gone(left, 30)
+    assert not wait_gone(left)

@@ -23,7 +23,7 @@ import pytest
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.runner import run_bench
 from paretoserve.engine_process import EngineProcess, free_port
-from paretoserve.serve.config import ReplicaPlan
+from paretoserve.serve.config import ServeConfig
 
 OPT_IN = "PARETOSERVE_TEST_VLLM"
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -87,7 +87,7 @@ def test_the_export_continues_as_llama_cpp_does():
 @pytest.fixture(scope="module")
 def vllm_url():
     """One vLLM engine started as `--engine vllm` starts it (the bundled model's export, 8 sequences)."""
-    plan = ReplicaPlan(engine="vllm", model="default", pin=False, **SMALL)
+    plan = ServeConfig(engine="vllm", model="default", pin=False, **SMALL)
     port = free_port()
     with EngineProcess(plan.command(0, port, 2), f"http://127.0.0.1:{port}", plan.health_path,
                        env=plan.env) as process:

@@ -22,11 +22,11 @@ import math
 import sys
 from pathlib import Path
 
-from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
 from paretoserve.geometry import GeometryError, load_geometry
 from paretoserve.hf_export import export_model, exported_name
 from paretoserve.limits import IntRange
 from paretoserve.model import names_gguf
+from paretoserve.presets.knobs import EngineKnobs, EnginePreset, PresetError
 
 INSTALL_HINT = 'pip install -e ".[vllm]"'
 SEQS = IntRange(1, 65536)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from paretoserve.engine.repack import cpu_flags
-from paretoserve.engines import ENGINE_NAMES, PresetError, preset
-from paretoserve.engines import llama_server as ls
-from paretoserve.engines.knobs import EngineKnobs
-from paretoserve.serve.config import PlanError, ReplicaPlan
+from paretoserve.presets import ENGINE_NAMES, PresetError, preset
+from paretoserve.presets import llama_server as ls
+from paretoserve.presets.knobs import EngineKnobs
+from paretoserve.serve.config import PlanError, ServeConfig
 
 CPUINFO = Path(__file__).parents[1] / "data" / "cpuinfo"
 CONFIGS = Path(__file__).parents[1] / "data" / "model-configs"
@@ -65,7 +65,7 @@ def test_llama_server_turns_repacking_off_where_amx_would_crash_it(monkeypatch, 
 
 def test_llama_server_cannot_drop_amx_alone():
     with pytest.raises(PlanError, match="--repack no-amx: --engine llama-server takes auto, all, off"):
-        ReplicaPlan(engine="llama-server", repack="no-amx")
+        ServeConfig(engine="llama-server", repack="no-amx")
 
 
 def test_a_missing_llama_server_names_the_extra(monkeypatch):
@@ -81,7 +81,7 @@ def test_vllm_maps_seqs_context_and_kv_bytes_from_the_models_config(tmp_path, mo
     config = json.loads((CONFIGS / "opt-1.3b.json").read_text())
     (model / "config.json").write_text(json.dumps(config))
     named = preset("vllm")
-    monkeypatch.setattr("paretoserve.engines.vllm.block_tokens", lambda: 128)
+    monkeypatch.setattr("paretoserve.presets.vllm.block_tokens", lambda: 128)
     argv = named.argv(knobs(model=str(model), kv_tokens=1000, ctx_per_seq=512))
     # two threads, unbound: vLLM would bind one thread to each core it may use
     assert argv[:3] == ["env", "VLLM_CPU_OMP_THREADS_BIND=nobind", "OMP_NUM_THREADS=2"]
@@ -106,7 +106,7 @@ def test_vllm_runs_the_hf_export_of_a_gguf_and_sglang_refuses_it(tmp_path, monke
     exported = []
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "paretoserve-export.json").write_text('{"name": "gguf-name"}')
-    monkeypatch.setattr("paretoserve.engines.vllm.export_model",
+    monkeypatch.setattr("paretoserve.presets.vllm.export_model",
                         lambda model, cache=None: exported.append(model) or tmp_path / "export")
     for model in ("default", "/models/mine.gguf"):
         argv = preset("vllm").argv(knobs(model=model))
@@ -130,22 +130,22 @@ def test_sglang_maps_requests_tokens_context_and_memory():
 
 
 def test_a_plan_runs_its_preset_with_each_replicas_share(llama):
-    plan = ReplicaPlan(replicas=2, max_batch=16, kv_tokens=2048, engine="llama-server", model="/m/g.gguf")
+    plan = ServeConfig(replicas=2, max_batch=16, kv_tokens=2048, engine="llama-server", model="/m/g.gguf")
     argv = plan.command(1, 9100, 1)
     assert (flag(argv, "-np"), flag(argv, "-c"), flag(argv, "-t"), flag(argv, "--port")) == ("16", "2048", "1", "9100")
     assert plan.env == {} and not plan.embedded
 
 
 def test_preset_ranges_are_the_engines_not_the_embedded_ones():
-    assert ReplicaPlan(engine="vllm", model="/hf/model", max_batch=5000).max_batch == 5000
+    assert ServeConfig(engine="vllm", model="/hf/model", max_batch=5000).max_batch == 5000
     with pytest.raises(PlanError, match=r"--max-batch must be an integer in \[1, 4096\]; got 5000"):
-        ReplicaPlan(engine="embedded", max_batch=5000)
+        ServeConfig(engine="embedded", max_batch=5000)
 
 
 def test_engine_and_engine_cmd_are_one_or_the_other():
     with pytest.raises(PlanError, match="--engine vllm and --engine-cmd both"):
-        ReplicaPlan(engine="vllm", engine_cmd="x --port {port}")
+        ServeConfig(engine="vllm", engine_cmd="x --port {port}")
 
 
 def test_ctx_per_seq_only_where_the_engine_has_it():
-    assert ReplicaPlan(engine="llama-server", ctx_per_seq=128).ctx_per_seq == 128
+    assert ServeConfig(engine="llama-server", ctx_per_seq=128).ctx_per_seq == 128

@@ -5,7 +5,7 @@ from __future__ import annotations
 from paretoserve.engine.config import KV_TOKENS, MAX_BATCH
 from paretoserve.engine.repack import REPACK_MODES
 from paretoserve.engine_process import embedded_engine_cmd
-from paretoserve.engines.knobs import EngineKnobs, EnginePreset, gguf_file
+from paretoserve.presets.knobs import EngineKnobs, EnginePreset, gguf_file
 
 
 def embedded_argv(k: EngineKnobs) -> list[str]:

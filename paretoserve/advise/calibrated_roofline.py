@@ -39,7 +39,7 @@ def calibrated_roofline(table: SweepTable, hardware: str, model_geometry: str | 
                         ) -> tuple[RooflineSummary, ReplicaScale]:
     """Calibrate on `table`'s sweep; the scale predicts copies of its single-engine points."""
     try:
-        model = calibrate_sweep(table.directory, RooflineConfig(hardware, model_geometry))
+        model = calibrate_sweep(table.sweep(), RooflineConfig(hardware, model_geometry))
     except CalibrationError as exc:
         raise RooflineError(f"--hardware {hardware}: cannot calibrate the roofline on {exc}") from exc
     except ValueError as exc:  # unknown hardware or unreadable geometry: the message names the flag

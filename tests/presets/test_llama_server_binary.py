@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from paretoserve.engines.knobs import PresetError
-from paretoserve.engines.llama_server import find_llama_server
+from paretoserve.presets.knobs import PresetError
+from paretoserve.presets.llama_server import find_llama_server
 
 
 def fake_package(binary: Path | None) -> types.ModuleType:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
 from paretoserve.limits import IntRange
+from paretoserve.presets.knobs import EngineKnobs, EnginePreset, PresetError
 
 SEQS = IntRange(1, 65536)
 KV_TOKENS = IntRange(16, 1 << 30)

@@ -3,12 +3,12 @@ engine from paretoserve's knobs, its health and metrics paths, and what installs
 
 from __future__ import annotations
 
-from paretoserve.engines.embedded import EMBEDDED
-from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError
-from paretoserve.engines.llama_server import LLAMA_SERVER
-from paretoserve.engines.sglang import SGLANG
-from paretoserve.engines.vllm import VLLM
 from paretoserve.model import GGUF_ENGINES
+from paretoserve.presets.embedded import EMBEDDED
+from paretoserve.presets.knobs import EngineKnobs, EnginePreset, PresetError
+from paretoserve.presets.llama_server import LLAMA_SERVER
+from paretoserve.presets.sglang import SGLANG
+from paretoserve.presets.vllm import VLLM
 
 PRESETS = (EMBEDDED, LLAMA_SERVER, VLLM, SGLANG)
 ENGINE_NAMES = tuple(p.name for p in PRESETS)

