@@ -24,13 +24,12 @@ ALLOWED: dict[str, set[str]] = {
     "openai_api": {"engine"},
     "bench": {"engine", "limits", "model"},
     "estimate": {"engine", "geometry", "limits", "model", "results"},
-    "serve": {"engine", "engine_process", "presets", "limits", "model", "openai_api"},
-    "advise": {"bench", "engine", "presets", "estimate", "hf_export", "limits", "model", "results"},
+    "serve": {"engine", "engine_process", "limits", "model", "openai_api", "presets"},
+    "advise": {"bench", "engine", "estimate", "hf_export", "limits", "model", "presets", "results"},
     "report": {"advise", "limits", "results"},
     "sweep": {"advise", "bench", "engine", "engine_process", "estimate", "geometry", "limits", "presets", "results",
               "serve"},
-    "tune": {"advise", "bench", "engine", "engine_process", "presets", "estimate", "limits", "model", "report",
-             "results", "sweep"},
+    "tune": {"advise", "bench", "engine", "limits", "presets", "report", "results", "sweep"},
 }
 TOP = {"cli"}  # the command line may import anything
 

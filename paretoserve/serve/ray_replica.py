@@ -240,7 +240,7 @@ class EngineReplica:
         cmd = dataclasses.replace(replica, model=model).command(0, port, plan.threads_per_replica)
         url = f"http://127.0.0.1:{port}"
         # Started by the thread that runs this replica's code, which lives as long as the replica: the child
-        # gets SIGKILL from the kernel should the replica's process die (pinning.py).
+        # gets SIGKILL from the kernel should the replica's process die (exec_pinned.py).
         self.process = EngineProcess(pinned_cmd(cmd, self.cores or None), url, replica.health_path,
                                      env=replica.env).start()
         self.process.wait_healthy(plan.health_timeout_s)

@@ -9,13 +9,13 @@ recorded points.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from paretoserve.advise import Advice, AdviseConfig, SweepTable, advise_table, sweep_table
+from paretoserve.advise.advice_file import ADVICE_FILE, write_advice
 from paretoserve.advise.calibrated_roofline import RooflineError
 from paretoserve.advise.ray_config import write_ray_configs
 from paretoserve.report import ReportFiles, write_report
@@ -57,7 +57,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print, runs: PointRun
     result, ran = session.search(search)
     say(f"tune: B_opt = {result.b_opt} after {len(ran)} new points (caps {', '.join(map(str, result.measured))});"
         f" {result.stop_reason or 'done'}; {result.remeasure_line(search.config.remeasure_budget)}")
-    advice_cfg = cfg.advice.model_copy(update={"advice_path": str(cfg.out / "advice.json")})
+    advice_cfg = cfg.advice.model_copy(update={"advice_path": str(cfg.out / ADVICE_FILE)})
     sweep = session.sweep()
     table = sweep_table(sweep)
     advice = _advise(table, advice_cfg, say)
@@ -76,8 +76,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print, runs: PointRun
         if not is_finished(replica_record):
             say(f"tune: the replica run failed: {replica_record.get('reason', '')[:300]}")
     session.export_csv()
-    advice_path = cfg.out / "advice.json"
-    advice_path.write_text(json.dumps(advice.model_dump(), indent=2))
+    advice_path = write_advice(advice, cfg.out / ADVICE_FILE)
     write_ray_configs(advice, table, cfg.out)
     report = write_report(sweep, cfg.out / "report.html", advice=advice)
     return TuneResult(session.store.dir, advice_path, advice, result, len(ran), replica_record, report,

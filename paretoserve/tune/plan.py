@@ -15,7 +15,7 @@ def replica_point(advice: Advice, cores: int | None, max_replicas: int) -> Repli
     `max_replicas`) sharing the same total batch as B_opt's cap. None when only one replica fits."""
     plan = advice.replica_plan
     if plan.replicas > 1:
-        return ReplicaSetup(plan.max_batch, None, plan.threads_per_replica, plan.replicas)
+        return plan.setup()
     cores = cores or available_cores()
     limits = [n for n in (cores, plan.replicas_fit_memory, max_replicas) if n is not None]
     replicas = min(limits)

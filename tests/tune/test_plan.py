@@ -1,11 +1,13 @@
 from types import SimpleNamespace
 
+from paretoserve.advise.replicas import ReplicaPlan
 from paretoserve.tune.plan import replica_point
 
 
 def advice(replicas=1, max_batch=64, threads=0, fit_memory=None, b_opt_cap=64):
-    plan = SimpleNamespace(replicas=replicas, max_batch=max_batch, threads_per_replica=threads,
-                           replicas_fit_memory=fit_memory)
+    """An advice with only the fields replica_point reads (the plan a real ReplicaPlan, unvalidated)."""
+    plan = ReplicaPlan.model_construct(replicas=replicas, max_batch=max_batch, threads_per_replica=threads,
+                                       replicas_fit_memory=fit_memory)
     return SimpleNamespace(replica_plan=plan, b_opt_max_batch=b_opt_cap)
 
 
