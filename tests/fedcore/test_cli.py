@@ -8,6 +8,7 @@ pytest.importorskip("flwr")
 pytest.importorskip("kmedoids")
 
 from fedcore.cli import main  # noqa: E402
+from tests.waiting import HANG_S  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def test_a_small_run_writes_results_and_a_self_contained_report(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "fedcore", "run", "--dataset", "synthetic:0.5,0.5", "--clients", "12",
                            "--per-round", "4", "--rounds", "3", "--epochs", "3", "--out", str(out), "--json"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
     saved = json.loads((out / "results.json").read_text())

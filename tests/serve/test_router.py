@@ -172,12 +172,16 @@ def test_no_healthy_replica_is_a_503_with_retry_after():
 def test_least_outstanding_spreads_concurrent_requests():
     import concurrent.futures
 
-    # Each replica answers once it holds 3 at once: the requests overlap however slowly they arrive, and an
-    # uneven split never finishes (the clients time out after HANG_S).
-    with FakeServer(together=3) as a, FakeServer(together=3) as b, \
+    # The replicas answer nothing until all 6 requests reached them: the 6 are in flight together however slowly
+    # they arrive, as a router under load sees them.
+    hold = threading.Event()
+    with FakeServer(hold=hold) as a, FakeServer(hold=hold) as b, \
             running_router([StaticReplica(0, a.url), StaticReplica(1, b.url)]) as url, \
             concurrent.futures.ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(lambda _: post(url + "/v1/completions", json={**BODY, "stream": True}), range(6)))
+        sent = [pool.submit(post, url + "/v1/completions", json={**BODY, "stream": True}) for _ in range(6)]
+        wait_until(lambda: len(a.state.bodies) + len(b.state.bodies) == 6, "all 6 requests at the replicas")
+        hold.set()
+        answers = [future.result() for future in sent]
     assert all(a.status_code == 200 for a in answers)
     assert len(a.state.bodies) == len(b.state.bodies) == 3
 
