@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from paretoserve.advise.advice_file import PLAN_FIELDS, read_plan
+from paretoserve.cli.access_args import add_access_args, api_keys, warn_if_open
 from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_model_arg, add_repack_arg, bind_port
 from paretoserve.engine.config import EngineConfig
 from paretoserve.limits import IntRange
@@ -63,6 +64,7 @@ def add_parser(subparsers, help: str) -> None:
                    help="largest request body accepted (default: %(default)s)")
     r.add_argument("--drain-timeout", type=float, default=RouterConfig.drain_timeout_s,
                    help="on SIGTERM or Ctrl-C, seconds in-flight requests may take to finish (default: %(default)s)")
+    add_access_args(r)
     r.add_argument("--log-dir", type=Path, default=None, help="write each replica's output to DIR/replica-N.log")
     b = p.add_argument_group("backend")
     b.add_argument("--backend", choices=BACKENDS, default="router",
@@ -100,12 +102,14 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)  # a PlanError, like every UserError, is one line and exit status 2
     if args.backend != "ray" and (args.ray_address is not None or args.max_queue is not None):
         raise PlanError("--ray-address and --max-queue apply to --backend ray")
+    keys = api_keys(args)
     config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-                          drain_timeout_s=args.drain_timeout,
+                          drain_timeout_s=args.drain_timeout, api_keys=keys,
                           resume_streams=plan.engine_cmd is None and preset(plan.engine).resumes_streams)
     bind_port(args.host, args.port).close()  # refuse a taken --port before any replica starts
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="paretoserve serve: %(message)s")
     logging.getLogger("paretoserve").setLevel(getattr(logging, args.log_level.upper()))  # not every httpx request
+    warn_if_open("serve", args.host, keys)
     if args.backend == "ray":
         if args.model == "default":  # each Ray node assembles the bundled model itself
             plan = dataclasses.replace(plan, model=args.model)

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from paretoserve.engine.core import Engine
 from paretoserve.engine.sampling import SamplingParams
+from paretoserve.openai_api.auth import ApiKeys, auth_middleware
 from paretoserve.openai_api.chat import render_chat
 from paretoserve.openai_api.errors import error_handling, log_unexpected, new_request_id
 from paretoserve.openai_api.openapi import openapi_document
@@ -43,6 +44,7 @@ class ServerConfig:
     port: int = 8000
     max_body_bytes: int = 1 << 20  # a 2,048-token prompt is ~10 KB of text; 1 MiB leaves ample room
     retry_after_s: int = 1  # what a 429 tells the client to wait
+    api_keys: ApiKeys = ApiKeys()  # none: every route open
 
 
 @dataclass(frozen=True)
@@ -324,4 +326,4 @@ def build_app(engine: Engine, config: ServerConfig) -> Starlette:
         Route("/metrics", api.metrics, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, **error_handling())
+    return Starlette(routes=routes, **error_handling(auth_middleware(config.api_keys)))

@@ -73,7 +73,8 @@ class UnexpectedErrors:
                 pass
 
 
-def error_handling() -> dict:
-    """Starlette keyword arguments that give an app these error answers."""
+def error_handling(inner: list[Middleware] | None = None) -> dict:
+    """Starlette keyword arguments that give an app these error answers; `inner` middleware (the API key check)
+    runs inside them, so its own failures are answered the same way."""
     return {"exception_handlers": {ApiError: api_error_handler, HTTPException: http_error_handler},
-            "middleware": [Middleware(UnexpectedErrors)]}
+            "middleware": [Middleware(UnexpectedErrors), *(inner or [])]}

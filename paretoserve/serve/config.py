@@ -13,6 +13,7 @@ from pathlib import Path
 from paretoserve.engine.config import ConfigError, EngineConfig, threads_range
 from paretoserve.engine_process import PROBE_TIMEOUT_S
 from paretoserve.limits import IntRange, UserError
+from paretoserve.openai_api.auth import ApiKeys
 from paretoserve.presets import EngineKnobs, EnginePreset, preset
 
 # Placeholders an --engine-cmd template may use (the sweep's, plus each replica's device memory share).
@@ -156,6 +157,8 @@ class RouterConfig:
     read_timeout_s: float = 600.0  # longest silence from a replica; non-streamed answers come whole at the end
     eject_s: float = 2.0  # a replica that refused a connection gets no requests for this long
     resume_streams: bool = True  # resume greedy streams elsewhere: the replicas are paretoserve engines
+    api_keys: ApiKeys = ApiKeys()  # the clients' keys; none: every route open
+    replica_key: str | None = None  # what the router sends its replicas; None: each client's own Authorization
 
     def __post_init__(self) -> None:
         PORT.check("--port", self.port, PlanError)

@@ -51,8 +51,7 @@ class Relay:
 
     async def open(self, path: str, body: bytes, headers: Mapping[str, str], stream: bool) -> Upstream:
         """Send the request (retrying once elsewhere); return the answer with the first chunk of a stream."""
-        auth = headers.get("authorization")  # an engine started with an API key still gets it
-        out_headers = JSON_HEADERS if auth is None else {**JSON_HEADERS, "authorization": auth}
+        out_headers = {**JSON_HEADERS, **self.replica_headers(headers)}
         tried: list[Backend] = []
         refusal: Upstream | None = None
         error = ""
@@ -100,6 +99,12 @@ class Relay:
             raise ApiError(502, error + ("; retried once on another replica" if len(tried) > 1 else ""),
                            type_="server_error", code="replica_failed")
         raise self.unavailable()
+
+    def replica_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """What a replica gets of the client's headers: its Authorization, unless the router holds a key of its
+        own for its replicas (then the session sends that one, and a client's key never leaves the router)."""
+        auth = headers.get("authorization")
+        return {"authorization": auth} if auth is not None and self.config.replica_key is None else {}
 
     def unavailable(self) -> ApiError:
         """The 503 for 'no replica can take this now', counted as a refusal."""

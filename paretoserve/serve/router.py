@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from paretoserve.openai_api.auth import auth_middleware
 from paretoserve.openai_api.errors import error_handling
 from paretoserve.openai_api.openapi import openapi_document
 from paretoserve.openai_api.protocol import ApiError, describe, parse_json, read_body
@@ -92,9 +93,11 @@ class Router:
         """One pooled session per replica, on the serving event loop; closed at shutdown."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout_s,
                                         sock_read=self.config.read_timeout_s)
+        key = self.config.replica_key
+        headers = {"authorization": f"Bearer {key}"} if key is not None else None  # every request, /metrics too
         for backend in self.backends:
             backend.session = aiohttp.ClientSession(
-                base_url=backend.replica.url, timeout=timeout, auto_decompress=False,
+                base_url=backend.replica.url, timeout=timeout, auto_decompress=False, headers=headers,
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None))
         try:
             yield
@@ -120,13 +123,13 @@ class Router:
         return RelayCall(self.relay, endpoint, path, body, request.headers, stream, resumable)
 
     async def models(self, request: Request) -> Response:
-        status, body, media_type = await self._replica_models()
+        status, body, media_type = await self._replica_models(request)
         return Response(body, status_code=status, media_type=media_type)
 
     async def model(self, request: Request) -> Response:
         """One model (models.retrieve), looked up in a replica's list: not every engine serves this route."""
         model_id = request.path_params["model_id"]
-        status, body, _ = await self._replica_models()
+        status, body, _ = await self._replica_models(request)
         try:
             models = json.loads(body)["data"] if status == 200 else None
         except (ValueError, KeyError, TypeError):
@@ -143,13 +146,14 @@ class Router:
                            code="model_not_found")
         return JSONResponse(found)
 
-    async def _replica_models(self) -> tuple[int, bytes, str]:
+    async def _replica_models(self, request: Request) -> tuple[int, bytes, str]:
         """A healthy replica's answer to GET /v1/models: status, body and content type."""
         backend = self.balancer.pick()
         if backend is None:
             raise self.relay.unavailable()
         try:
-            async with backend.client.get("/v1/models") as response:
+            async with backend.client.get("/v1/models", headers=self.relay.replica_headers(request.headers)) \
+                    as response:
                 return (response.status, await response.read(),
                         response.headers.get("content-type", "application/json"))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -193,6 +197,6 @@ def build_router(replicas: Sequence[ReplicaView], config: RouterConfig, metrics_
         Route("/metrics", router.prometheus, methods=["GET"]),
         Route("/openapi.json", router.openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=router.lifespan, **error_handling())
+    app = Starlette(routes=routes, lifespan=router.lifespan, **error_handling(auth_middleware(config.api_keys)))
     app.state.router = router
     return app
