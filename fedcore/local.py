@@ -30,7 +30,7 @@ from fedcore.training import SGD, train_epochs
 class LocalResult:
     params: Params | None  # None when the client dropped out
     samples: int  # samples processed (full epochs + coreset epochs)
-    sim_time: float  # simulated seconds: samples / speed (+ selection, when charged)
+    sim_time: float  # simulated time: (samples + charged CPU work, in samples) / speed
     coreset_size: int  # 0 without a coreset
     selection_cpu_s: float  # proxies (their forward pass) and clustering
     train_cpu_s: float
@@ -48,7 +48,7 @@ def local_update(model: Model, params: Params, data: ClientData, plan: Plan, spe
                  rng: np.random.RandomState, *, charge_selection: bool = False,
                  max_class: int = MAX_CLASS, medoids_per_block: int = MEDOIDS_PER_BLOCK) -> LocalResult:
     """Run `plan` from the global `params`: full epochs, then (FedCore) the coreset epochs; `speed` in samples
-    per simulated second. FedProx's proximal anchor is the global model in every epoch (the reference code
+    per simulated time unit. FedProx's proximal anchor is the global model in every epoch (the reference code
     re-anchored after epoch 1)."""
     if plan.dropped:
         return DROPPED
