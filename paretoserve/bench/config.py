@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from paretoserve.bench.access import Access
 from paretoserve.bench.slo import Slo
 from paretoserve.limits import IntRange, UserError
 
@@ -75,6 +76,7 @@ class BenchConfig:
     energy: str = "auto"
     watts_per_core: float | None = None  # None = energy.DEFAULT_WATTS_PER_CORE
     wait_quiet_s: float = 0.0  # before the measured run, wait up to this long for other processes to go quiet
+    access: Access = Access()  # the API key and the TLS trust; none of it is written to a result
 
     def __post_init__(self) -> None:
         self._check_target()
@@ -85,6 +87,7 @@ class BenchConfig:
         """The server, the endpoint and what is sent to it."""
         if not self.url.startswith(("http://", "https://")):
             raise BenchConfigError(f"--url must start with http:// or https://; got {self.url!r}")
+        self.access.check_url(self.url)
         _choice("--endpoint", self.endpoint, ENDPOINTS)
         _choice("--mode", self.mode, MODES)
         _choice("--arrival", self.arrival, ARRIVALS)

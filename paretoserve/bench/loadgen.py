@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 import aiohttp
 
+from paretoserve.bench.access import Access
 from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.workload import RequestSpec
 
@@ -121,17 +122,20 @@ class ClientPool:
     connections, created once and closed with `aclose()` (call it in a `finally`). aiohttp, not httpx:
     a streamed request cost the client 0.19 ms of CPU against 1.4 ms for httpx on this machine."""
 
-    def __init__(self, base_url: str, connections: int, timeout_s: float) -> None:
+    def __init__(self, base_url: str, connections: int, timeout_s: float, access: Access | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        connector = aiohttp.TCPConnector(limit=max(1, connections), limit_per_host=0)
+        access = access or Access()
+        tls = access.ssl_context()
+        connector = aiohttp.TCPConnector(limit=max(1, connections), limit_per_host=0, ssl=tls)
         timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 30.0))
         # trust_env=False: no proxy from the environment between the client and what it measures.
         options: dict[str, Any] = {"timeout": timeout, "trust_env": False, "auto_decompress": False,
-                   "skip_auto_headers": ("User-Agent",)}
+                   "skip_auto_headers": ("User-Agent",), "headers": access.headers()}
         self.session = aiohttp.ClientSession(connector=connector, **options)
         # Retries of a request whose pooled connection was dropped: always a new connection, never another
         # pooled one that the server may have dropped as well.
-        self.fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0), **options)
+        self.fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0, ssl=tls),
+                                           **options)
         # False once the server dropped a kept-alive connection unanswered: from then on (the warm-up's lesson
         # holds for the run) every request goes out on a connection of its own.
         self.reuse = True

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
+from paretoserve.bench.access import Access
+
 BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m"  # what `paretoserve engine --model default` serves
 LOCAL_HOSTS = {"localhost", "0.0.0.0", "::"}
 
@@ -32,13 +34,20 @@ class ServerInfo:
         return {**asdict(self), "paretoserve": self.ours}
 
 
-async def probe(base_url: str, timeout_s: float = 10.0) -> ServerInfo:
-    """GET /v1/models; a server without it is still benchmarked (model unknown)."""
-    async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, trust_env=False) as client:
+async def probe(base_url: str, timeout_s: float = 10.0, access: Access | None = None) -> ServerInfo:
+    """GET /v1/models; a server without it is still benchmarked (model unknown); one that refuses the key is
+    an EndpointError naming --api-key."""
+    access = access or Access()
+    async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, trust_env=False,
+                                 headers=access.headers(), verify=access.ssl_context()) as client:
         try:
             response = await client.get("/v1/models")
         except httpx.HTTPError as exc:
             raise EndpointError(f"--url: nothing answers at {base_url} ({type(exc).__name__}: {exc})") from exc
+    if response.status_code in (401, 403):
+        given = "the --api-key given" if access.api_key is not None else "no --api-key"
+        raise EndpointError(f"--url {base_url} answers {response.status_code} with {given}: give the server's key "
+                            "with --api-key")
     if response.status_code != 200:
         return ServerInfo(None, None, None)
     try:

@@ -40,7 +40,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     `keep_requests`, it holds every request's own record under "requests"."""
     progress = progress or Progress()
     try:
-        server = await probe.probe(cfg.url)
+        server = await probe.probe(cfg.url, access=cfg.access)
     except probe.EndpointError as exc:
         raise BenchError(str(exc)) from exc
     as_ids = _prompt_as_ids(cfg, server)
@@ -56,7 +56,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     limit = len(specs) if cfg.mode == "trace" else cfg.request_limit
     pattern = LoadPattern(cfg.mode, cfg.concurrency, cfg.rate, cfg.arrival, cfg.seed, limit, cfg.duration_s,
                           burstiness=cfg.gamma_shape, ramp_up_s=cfg.ramp_up_s or 0.0)
-    pool = ClientPool(cfg.url, _pool_size(cfg, limit), cfg.request_timeout_s)
+    pool = ClientPool(cfg.url, _pool_size(cfg, limit), cfg.request_timeout_s, cfg.access)
     try:
         await pool.touch()
         bodies = encode_bodies(builder, specs)
@@ -66,7 +66,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
         busy = await asyncio.to_thread(quiet.wait_quiet, cfg.wait_quiet_s, pids, _stderr) \
             if cfg.wait_quiet_s > 0 else None
         async with Sampler(cfg.url, cfg.metrics_path, EngineProcesses(pids), gpu, rapl,
-                           cfg.sample_interval_s) as sampler:
+                           cfg.sample_interval_s, cfg.access) as sampler:
             await sampler.sample()
             generator = LoadGenerator(pool, builder, specs, pattern, bodies=bodies,
                                       on_done=lambda r: progress.done(r, generator.now()))
@@ -213,6 +213,8 @@ def _header(cfg: BenchConfig, server: probe.ServerInfo, as_ids: bool, tokenizer:
     config["output_tokens"] = str(cfg.output_tokens) if cfg.output_tokens else None
     config["engine_pids"] = list(pids)
     config["watts_per_core"] = plan.watts_per_core
+    config["access"] = {"api_key": cfg.access.api_key is not None, "ca_file": cfg.access.ca_file,
+                        "insecure": cfg.access.insecure}  # whether a key was sent, never the key
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "tool": f"paretoserve {__version__} bench",

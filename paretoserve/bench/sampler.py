@@ -16,6 +16,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from paretoserve.bench.access import Access
 from paretoserve.bench.energy import RaplReader
 from paretoserve.bench.gpu import NvmlReader
 
@@ -144,10 +145,12 @@ class Sampler:
     """Takes a Sample every `interval_s` until stopped; `sample()` takes one at once."""
 
     def __init__(self, base_url: str, metrics_path: str, processes: EngineProcesses,
-                 gpu: NvmlReader | None = None, rapl: RaplReader | None = None, interval_s: float = 1.0) -> None:
+                 gpu: NvmlReader | None = None, rapl: RaplReader | None = None, interval_s: float = 1.0,
+                 access: Access | None = None) -> None:
         self.metrics_url = base_url.rstrip("/") + metrics_path
         self.slots_url = base_url.rstrip("/") + LLAMA_SLOTS_PATH
         self.processes = processes
+        self.access = access or Access()
         self.gpu = gpu
         self.rapl = rapl
         self.interval_s = interval_s
@@ -159,7 +162,8 @@ class Sampler:
         self._t0 = time.perf_counter()
 
     async def __aenter__(self) -> "Sampler":
-        self._client = httpx.AsyncClient(timeout=2.0, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=2.0, trust_env=False, headers=self.access.headers(),
+                                         verify=self.access.ssl_context())
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -1,4 +1,5 @@
-"""Who may reach a server that `engine` or `serve` starts: API keys and the warning for an open address."""
+"""Who may reach a server that `engine` or `serve` starts, and how: API keys, the warning for an open address,
+and TLS (uvicorn's, from a key and certificate file as vLLM's --ssl-keyfile / --ssl-certfile)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,24 @@ import ipaddress
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from paretoserve.cli.common import UsageError
 from paretoserve.openai_api.auth import ENV_VAR, ApiKeys
 
 
 def add_access_args(group) -> None:
-    """--api-key (repeatable) and --keyed-metrics."""
+    """--api-key (repeatable), --keyed-metrics, --ssl-keyfile and --ssl-certfile."""
     group.add_argument("--api-key", action="append", default=None, metavar="KEY",
                        help="clients must send 'Authorization: Bearer KEY' on every /v1/* route; repeat for several "
                             f"keys (default: ${ENV_VAR}, else none; /health stays open)")
     group.add_argument("--keyed-metrics", action="store_true",
                        help="/metrics needs a key too (default: open, for Prometheus and bench's sampler: it "
                             "shows counts, never prompts or outputs)")
+    group.add_argument("--ssl-keyfile", default=None, metavar="PEM",
+                       help="serve https with this private key (with --ssl-certfile)")
+    group.add_argument("--ssl-certfile", default=None, metavar="PEM",
+                       help="serve https with this certificate chain (with --ssl-keyfile)")
 
 
 def api_keys(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> ApiKeys:
@@ -33,6 +39,21 @@ def api_keys(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) 
     if args.keyed_metrics and not given:
         raise UsageError(f"--keyed-metrics needs a key: give --api-key or ${ENV_VAR}")
     return ApiKeys.of(given, metrics=args.keyed_metrics)
+
+
+def check_tls(args: argparse.Namespace) -> str:
+    """The scheme served: https when --ssl-keyfile and --ssl-certfile are given together (both existing files)."""
+    files = {"--ssl-keyfile": args.ssl_keyfile, "--ssl-certfile": args.ssl_certfile}
+    given = {flag: path for flag, path in files.items() if path is not None}
+    if not given:
+        return "http"
+    if len(given) == 1:
+        missing = next(flag for flag in files if flag not in given)
+        raise UsageError(f"{next(iter(given))} needs {missing} too: TLS takes a private key and its certificate")
+    for flag, path in given.items():
+        if not Path(path).is_file():
+            raise UsageError(f"{flag}: no such file {path!r}")
+    return "https"
 
 
 def is_loopback(host: str) -> bool:

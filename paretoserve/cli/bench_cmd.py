@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
 
+from paretoserve.bench.access import Access
 from paretoserve.bench.config import (
     ARRIVALS,
     ENDPOINTS,
@@ -24,12 +27,21 @@ from paretoserve.bench.repeats import REPEATS, combine
 from paretoserve.bench.runner import run_bench
 from paretoserve.bench.slo import parse_slo
 from paretoserve.cli.common import UsageError
+from paretoserve.openai_api.auth import ENV_VAR
 
 
 def add_parser(subparsers, help: str) -> None:
     p = subparsers.add_parser("bench", help=help,
                               description=__doc__)
     p.add_argument("--url", required=True, help="base URL of the endpoint, e.g. http://127.0.0.1:8000")
+    a = p.add_argument_group("access")
+    a.add_argument("--api-key", default=None, metavar="KEY",
+                   help="sent as 'Authorization: Bearer KEY' with every request, /metrics included (default: "
+                        "$PARETOSERVE_API_KEY, else none)")
+    a.add_argument("--ca-file", default=None, metavar="PEM",
+                   help="https --url: trust the certificates in this file (a self-signed server's) instead of the "
+                        "system's")
+    a.add_argument("--insecure", action="store_true", help="https --url: do not check the server's certificate")
     add_workload_args(p)
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=None, help="write the result JSON here")
@@ -130,7 +142,15 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         slo=parse_slo(args.slo) if args.slo else None, metrics_path=args.metrics_path,
         sample_interval_s=args.sample_interval,
         engine_pids=tuple(args.engine_pid or ()), energy=args.energy, watts_per_core=args.watts_per_core,
-        wait_quiet_s=args.wait_quiet)
+        wait_quiet_s=args.wait_quiet, access=access_from_args(args))
+
+
+def access_from_args(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Access:
+    """bench's key (--api-key, else $PARETOSERVE_API_KEY) and TLS trust; sweep has none of these flags."""
+    if not hasattr(args, "api_key"):
+        return Access()
+    key = args.api_key if args.api_key is not None else environ.get(ENV_VAR)
+    return Access(api_key=key, ca_file=args.ca_file, insecure=args.insecure)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import uvicorn
 
-from paretoserve.cli.access_args import add_access_args, api_keys, warn_if_open
+from paretoserve.cli.access_args import add_access_args, api_keys, check_tls, warn_if_open
 from paretoserve.cli.common import add_engine_args, add_model_args, add_server_args, bind_port, engine_config
 from paretoserve.engine.core import Engine
 from paretoserve.engine.llama_load import resolve_repack
@@ -32,28 +32,29 @@ def add_parser(subparsers, help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    keys = api_keys(args)  # a bad key is one line before the port is taken
+    keys, scheme = api_keys(args), check_tls(args)  # a bad key or a missing file is one line before the port is taken
     sock = bind_port(args.host, args.port)  # a taken port is refused before the model loads; uvicorn serves on it
     try:
-        return _serve(args, sock, keys)
+        return _serve(args, sock, keys, scheme)
     finally:
         sock.close()
 
 
-def _serve(args: argparse.Namespace, sock: socket.socket, keys: ApiKeys) -> int:
+def _serve(args: argparse.Namespace, sock: socket.socket, keys: ApiKeys, scheme: str) -> int:
     choice = resolve_repack(args.repack)
     config = replace(engine_config(args), repack=choice.mode)  # resolved once, so the banner says what loads
     port = sock.getsockname()[1]  # the port bound, also when --port 0 asked for any free one
     engine = Engine(config, verbose=args.log_level == "debug")
     engine.start()
     app = build_app(engine, ServerConfig(host=args.host, port=port, max_body_bytes=args.max_body_bytes, api_keys=keys))
-    print(f"paretoserve engine: {config.model_name} on http://{args.host}:{port} "
+    print(f"paretoserve engine: {config.model_name} on {scheme}://{args.host}:{port} "
           f"(max_batch={config.max_batch}, kv_tokens={config.kv_tokens}, ctx_per_seq={config.ctx_per_seq}, "
           f"kv_layout={config.kv_layout}, threads={config.threads}, repack={choice.mode}: {choice.reason})",
           file=sys.stderr, flush=True)
     warn_if_open("engine", args.host, keys)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_level=args.log_level,
-                                           access_log=False))
+                                           access_log=False, ssl_keyfile=args.ssl_keyfile,
+                                           ssl_certfile=args.ssl_certfile))
     threading.Thread(target=_exit_on_load_failure, args=(engine, server), daemon=True).start()
     try:
         server.run(sockets=[sock])

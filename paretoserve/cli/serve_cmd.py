@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from paretoserve.advise.advice_file import PLAN_FIELDS, read_plan
-from paretoserve.cli.access_args import add_access_args, api_keys, warn_if_open
+from paretoserve.cli.access_args import add_access_args, api_keys, check_tls, warn_if_open
 from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_model_arg, add_repack_arg, bind_port
 from paretoserve.engine.config import EngineConfig
 from paretoserve.limits import IntRange
@@ -103,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
     if args.backend != "ray" and (args.ray_address is not None or args.max_queue is not None):
         raise PlanError("--ray-address and --max-queue apply to --backend ray")
     keys = api_keys(args)
+    if check_tls(args) == "https" and args.backend == "ray":
+        raise PlanError("--ssl-keyfile and --ssl-certfile apply to the router backend: Ray Serve's proxy serves "
+                        "plain http (put a TLS gateway in front of it)")
     config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-                          drain_timeout_s=args.drain_timeout, api_keys=keys,
+                          drain_timeout_s=args.drain_timeout, api_keys=keys, ssl_keyfile=args.ssl_keyfile,
+                          ssl_certfile=args.ssl_certfile,
                           resume_streams=plan.engine_cmd is None and preset(plan.engine).resumes_streams)
     bind_port(args.host, args.port).close()  # refuse a taken --port before any replica starts
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="paretoserve serve: %(message)s")

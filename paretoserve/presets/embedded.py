@@ -21,4 +21,4 @@ def embedded_argv(k: EngineKnobs) -> list[str]:
 
 EMBEDDED = EnginePreset(
     name="embedded", argv=embedded_argv, max_batch=MAX_BATCH, kv_tokens=KV_TOKENS, repack_modes=REPACK_MODES,
-    takes_ctx_per_seq=True, resumes_streams=True, prepare=gguf_file)
+    takes_ctx_per_seq=True, resumes_streams=True, prepare=gguf_file, api_key_env="PARETOSERVE_API_KEY")

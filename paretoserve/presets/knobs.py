@@ -45,6 +45,9 @@ class EnginePreset:
     env: dict[str, str] = field(default_factory=dict)
     extra: str | None = None
     metrics_flag: str | None = None
+    # How it takes an API key: an environment variable (kept out of `ps`), else a flag; neither: it takes none.
+    api_key_env: str | None = None
+    api_key_flag: str | None = None
     repack_modes: tuple[str, ...] = ("auto",)  # the --repack values it can honour
     takes_ctx_per_seq: bool = False  # --ctx-per-seq sets its context per sequence
     resumes_streams: bool = False  # it has paretoserve's greedy-stream resume extension

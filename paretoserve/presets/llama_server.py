@@ -65,4 +65,4 @@ def llama_server_argv(k: EngineKnobs) -> list[str]:
 LLAMA_SERVER = EnginePreset(
     name="llama-server", argv=llama_server_argv, max_batch=SLOTS, kv_tokens=CONTEXT, extra="llama-server",
     metrics_flag="--metrics", repack_modes=("auto", "all", "off"), takes_ctx_per_seq=True, check=find_llama_server,
-    prepare=gguf_file)
+    prepare=gguf_file, api_key_env="LLAMA_API_KEY")  # llama-server's --api-key; it also keys /metrics

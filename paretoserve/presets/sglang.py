@@ -36,4 +36,5 @@ def sglang_argv(k: EngineKnobs) -> list[str]:
 
 
 SGLANG = EnginePreset(name="sglang", argv=sglang_argv, max_batch=SEQS, kv_tokens=KV_TOKENS,
-                      metrics_flag="--enable-metrics", takes_ctx_per_seq=True, check=check_sglang)
+                      metrics_flag="--enable-metrics", takes_ctx_per_seq=True, check=check_sglang,
+                      api_key_flag="--api-key")  # SGLang's server reads no key from its environment

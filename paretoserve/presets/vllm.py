@@ -92,4 +92,5 @@ def vllm_argv(k: EngineKnobs) -> list[str]:
 
 VLLM = EnginePreset(
     name="vllm", argv=vllm_argv, max_batch=SEQS, kv_tokens=KV_TOKENS, extra="vllm", takes_ctx_per_seq=True,
-    env={"HF_HUB_OFFLINE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}, check=check_vllm, prepare=hf_model)
+    env={"HF_HUB_OFFLINE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}, check=check_vllm, prepare=hf_model,
+    api_key_env="VLLM_API_KEY")

@@ -7,7 +7,7 @@ through advise/advice_file.py): a flag given on the command line wins over the f
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretoserve.engine.config import ConfigError, EngineConfig, threads_range
@@ -17,7 +17,7 @@ from paretoserve.openai_api.auth import ApiKeys
 from paretoserve.presets import EngineKnobs, EnginePreset, preset
 
 # Placeholders an --engine-cmd template may use (the sweep's, plus each replica's device memory share).
-PLACEHOLDERS = ("model", "port", "max_batch", "kv_tokens", "threads", "replica", "mem_fraction")
+PLACEHOLDERS = ("model", "port", "max_batch", "kv_tokens", "threads", "replica", "mem_fraction", "api_key")
 
 # serve's own ranges; the embedded engine's come from its config (engine/config.py), an --engine-cmd's are these.
 REPLICAS = IntRange(1, 256)
@@ -64,6 +64,7 @@ class ServeConfig:
     unhealthy_after: int = 3  # failed probes in a row that take a healthy replica out
     restart_backoff_s: tuple[float, float] = (1.0, 30.0)  # first and longest wait before a restart
     stop_grace_s: float = 10.0  # SIGTERM -> SIGKILL
+    api_key: str | None = field(default=None, repr=False)  # what each replica requires, where it takes a key
 
     def __post_init__(self) -> None:
         named = preset(self.engine)  # PresetError names --engine and its choices
@@ -127,21 +128,37 @@ class ServeConfig:
         return self.engine == "embedded" and self.engine_cmd is None
 
     @property
+    def takes_api_key(self) -> bool:
+        """Whether each replica is started with `api_key`: its preset takes one, or the template has {api_key}."""
+        if self.engine_cmd is not None:
+            return "{api_key}" in self.engine_cmd
+        named = preset(self.engine)
+        return named.api_key_env is not None or named.api_key_flag is not None
+
+    @property
     def env(self) -> dict[str, str]:
-        """What the preset adds to each replica's environment."""
-        return dict(preset(self.engine).env) if self.engine_cmd is None else {}
+        """What the preset adds to each replica's environment (its API key among it, where it reads one there)."""
+        if self.engine_cmd is not None:
+            return {}
+        named = preset(self.engine)
+        keyed = {named.api_key_env: self.api_key} if self.api_key is not None and named.api_key_env else {}
+        return {**named.env, **keyed}
 
     def command(self, replica: int, port: int, threads: int) -> list[str]:
         """The argv that starts replica number `replica` listening on `port` with `threads` threads."""
         if self.engine_cmd is not None:
             text = self.engine_cmd.format(model=self.model, port=port, max_batch=self.max_batch,
                                           kv_tokens=self.kv_tokens, threads=threads, replica=replica,
-                                          mem_fraction=self.mem_fraction_per_replica)
+                                          mem_fraction=self.mem_fraction_per_replica, api_key=self.api_key or "")
             return shlex.split(text)
-        return preset(self.engine).argv(EngineKnobs(
+        named = preset(self.engine)
+        argv = named.argv(EngineKnobs(
             model=self.model, port=port, max_batch=self.max_batch, kv_tokens=self.kv_tokens,
             ctx_per_seq=self.ctx_per_seq, threads=threads, mem_fraction=self.mem_fraction_per_replica,
             repack=self.repack))
+        if self.api_key is not None and named.api_key_env is None and named.api_key_flag is not None:
+            argv += [named.api_key_flag, self.api_key]
+        return argv
 
 
 @dataclass(frozen=True)
@@ -158,7 +175,13 @@ class RouterConfig:
     eject_s: float = 2.0  # a replica that refused a connection gets no requests for this long
     resume_streams: bool = True  # resume greedy streams elsewhere: the replicas are paretoserve engines
     api_keys: ApiKeys = ApiKeys()  # the clients' keys; none: every route open
-    replica_key: str | None = None  # what the router sends its replicas; None: each client's own Authorization
+    replica_key: str | None = field(default=None, repr=False)  # sent to the replicas; None: each client's own
+    ssl_keyfile: str | None = None  # with ssl_certfile: the router serves https (uvicorn's TLS)
+    ssl_certfile: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_certfile is not None else "http"
 
     def __post_init__(self) -> None:
         PORT.check("--port", self.port, PlanError)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import ray
 from ray import serve
 
+from paretoserve.openai_api.auth import ApiKeys
 from paretoserve.serve.config import PlanError, RouterConfig, ServeConfig
 from paretoserve.serve.pinning import assign_cores, threads_for, usable_cores
 from paretoserve.serve.ray_replica import APP_NAME, RayPlan, build
@@ -38,8 +39,10 @@ class RayOptions:
     max_queued_requests: int = RayPlan.max_queued_requests
 
 
-def ray_plan(plan: ServeConfig, threads: int, num_gpus: float, options: RayOptions) -> RayPlan:
-    """The plan as the deployment builder takes it."""
+def ray_plan(plan: ServeConfig, threads: int, num_gpus: float, options: RayOptions,
+             keys: ApiKeys | None = None) -> RayPlan:
+    """The plan as the deployment builder takes it; `keys` (the clients') as digests the deployment checks."""
+    keys = keys or ApiKeys()
     if plan.engine_cmd is not None:
         raise PlanError("--backend ray runs the engine presets (--engine); --engine-cmd is for the router backend")
     if plan.mps:
@@ -47,7 +50,8 @@ def ray_plan(plan: ServeConfig, threads: int, num_gpus: float, options: RayOptio
     return RayPlan(replicas=plan.replicas, max_batch=plan.max_batch, threads_per_replica=threads,
                    kv_tokens=plan.kv_tokens, ctx_per_seq=plan.ctx_per_seq, model=plan.model, engine=plan.engine,
                    repack=plan.repack, pin=plan.pin, mem_fraction=plan.mem_fraction, num_gpus=num_gpus,
-                   max_queued_requests=options.max_queued_requests, health_timeout_s=plan.health_timeout_s)
+                   max_queued_requests=options.max_queued_requests, health_timeout_s=plan.health_timeout_s,
+                   api_key_digests=tuple(d.hex() for d in keys.digests), keyed_metrics=keys.metrics)
 
 
 def _interrupt(signum, frame) -> None:
@@ -90,7 +94,7 @@ def serve_on_ray(plan: ServeConfig, config: RouterConfig, options: RayOptions) -
     try:
         threads = start_ray(plan, options)
         signal.signal(signal.SIGTERM, _interrupt)  # after ray.init, whose own handler would abort the process
-        app = build(ray_plan(plan, threads, gpu_share(plan), options).args())
+        app = build(ray_plan(plan, threads, gpu_share(plan), options, config.api_keys).args())
         # Cluster-wide options: on a cluster whose Serve already runs, its own HTTP options stay in force.
         serve.start(proxy_location="HeadOnly", http_options={"host": config.host, "port": config.port},
                     logging_config={"log_level": "WARNING"})

@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
@@ -43,6 +44,7 @@ from paretoserve.engine.llama_load import resolve_repack
 from paretoserve.engine_process import EngineProcess, HealthProbe, free_port
 from paretoserve.model import resolve_model
 from paretoserve.openai_api.app import ServerConfig, build_app
+from paretoserve.openai_api.auth import ApiKeys
 from paretoserve.serve.backends import StaticReplica
 from paretoserve.serve.config import PlanError, RouterConfig, ServeConfig
 from paretoserve.serve.metrics import labelled_metrics
@@ -76,6 +78,13 @@ class RayPlan:
     num_gpus: float = 0.0  # each replica's share of a GPU: 1 / replicas on a GPU node, 0 on CPUs
     max_queued_requests: int = EngineConfig.max_queue  # per proxy, beyond max_ongoing_requests x replicas
     health_timeout_s: float = ServeConfig.health_timeout_s
+    # The clients' keys as SHA-256 hex digests: the deployment checks them, and Ray's config never holds a key.
+    api_key_digests: tuple[str, ...] = ()
+    keyed_metrics: bool = False
+
+    @property
+    def api_keys(self) -> ApiKeys:
+        return ApiKeys(tuple(bytes.fromhex(d) for d in self.api_key_digests), self.keyed_metrics)
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> RayPlan:
@@ -84,6 +93,8 @@ class RayPlan:
         if unknown:
             raise PlanError(f"ray-serve.yaml args: unknown field(s) {', '.join(unknown)}; known: "
                             f"{', '.join(sorted(known))}")
+        if "api_key_digests" in args:
+            args = {**args, "api_key_digests": tuple(args["api_key_digests"])}  # a list once through YAML
         return cls(**args)
 
     def replica_plan(self) -> ServeConfig:
@@ -211,6 +222,7 @@ class EngineReplica:
         self.probe: HealthProbe | None = None
         self.backend: StaticReplica | None = None
         self.metrics_url: str | None = None
+        self.metrics_headers: dict[str, str] = {}  # the external engine's key, which keys its /metrics too
         if plan.engine == "embedded":
             app = self._start_embedded(plan)
         else:
@@ -231,10 +243,14 @@ class EngineReplica:
         engine.wait_ready(plan.health_timeout_s)  # a load failure fails the replica
         if not engine.ready.is_set():
             raise RuntimeError(f"the engine did not load within {plan.health_timeout_s:g} s")
-        return build_app(engine, ServerConfig())
+        return build_app(engine, ServerConfig(api_keys=plan.api_keys))
 
     def _start_external(self, plan: RayPlan) -> Starlette:
         replica = plan.replica_plan()
+        key = secrets.token_urlsafe(32) if replica.takes_api_key else None  # the engine serves this replica alone
+        replica = dataclasses.replace(replica, api_key=key)
+        if key is not None:
+            self.metrics_headers = {"Authorization": f"Bearer {key}"}
         model = str(resolve_model(plan.model).path) if replica.engine == "llama-server" else plan.model
         port = free_port()
         cmd = dataclasses.replace(replica, model=model).command(0, port, plan.threads_per_replica)
@@ -247,7 +263,8 @@ class EngineReplica:
         self.probe = HealthProbe(url + replica.health_path)
         self.metrics_url = url + replica.metrics_path
         self.backend = StaticReplica(0, url)
-        return build_router([self.backend], RouterConfig(resume_streams=False), replica.metrics_path)
+        return build_router([self.backend], RouterConfig(resume_streams=False, api_keys=plan.api_keys, replica_key=key),
+                            replica.metrics_path)
 
     def _metrics_text(self) -> str:
         """This replica's engine metrics: the embedded engine's registry, or the external engine's /metrics."""
@@ -256,7 +273,7 @@ class EngineReplica:
         if self.process is None or self.metrics_url is None:
             return ""
         try:
-            answer = httpx.get(self.metrics_url, timeout=5, trust_env=False)
+            answer = httpx.get(self.metrics_url, timeout=5, trust_env=False, headers=self.metrics_headers)
         except httpx.HTTPError:
             return ""
         return answer.text if answer.status_code == 200 else ""

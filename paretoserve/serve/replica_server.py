@@ -56,13 +56,15 @@ class ReplicaServer:
     """The plan's replicas behind one router, in a child process group; a sync context manager."""
 
     def __init__(self, plan: ServeConfig, log_path: Path | None = None, log_dir: Path | None = None,
-                 port: int | None = None, backend: str = "router") -> None:
+                 port: int | None = None, backend: str = "router", api_key: str | None = None) -> None:
         self.plan, self.backend = plan, backend
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Not pinned, but killed by the kernel should the caller die without stopping it (its replicas follow).
+        # The clients' key reaches `serve` in its environment, never on its command line (`ps` shows that).
+        env = {"PARETOSERVE_API_KEY": api_key} if api_key is not None else None
         self.process = EngineProcess(pinned_cmd(serve_argv(plan, self.port, log_dir, backend), None), self.base_url,
-                                     "/health", log_path=log_path)
+                                     "/health", log_path=log_path, env=env)
         self.replica_pids: tuple[int, ...] = ()
 
     @property

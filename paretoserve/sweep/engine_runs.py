@@ -25,11 +25,12 @@ from paretoserve.sweep.grid import SweepSpec
 RunWorkload = Callable[[ReplicaSetup, str, tuple[int, ...]], dict]
 
 
-def bench_workload(bench: BenchConfig, saturate: bool) -> RunWorkload:
-    """Run `bench` at a point; with `saturate` (closed loop only) the concurrency becomes the point's cap x
-    replicas, so the batch cap is what limits the batch."""
+def bench_workload(bench: BenchConfig, saturate: bool, api_key: str | None = None) -> RunWorkload:
+    """Run `bench` at a point, sending `api_key` with every request; with `saturate` (closed loop only) the
+    concurrency becomes the point's cap x replicas, so the batch cap is what limits the batch."""
     # Every point gets at least one warm-up request: first-request costs of a fresh engine stay out.
-    warm = dataclasses.replace(bench, warmup=max(bench.warmup, 1))
+    warm = dataclasses.replace(bench, warmup=max(bench.warmup, 1),
+                               access=dataclasses.replace(bench.access, api_key=api_key))
 
     def run(point: ReplicaSetup, base_url: str, pids: tuple[int, ...]) -> dict:
         cfg = dataclasses.replace(warm, url=base_url, engine_pids=pids)
@@ -46,9 +47,11 @@ def bench_workload(bench: BenchConfig, saturate: bool) -> RunWorkload:
 
 @dataclasses.dataclass(frozen=True)
 class EngineRuns:
-    """Each point on a freshly started engine, measured by `workload`."""
+    """Each point on a freshly started engine, measured by `workload`; engines that take an API key are started
+    with `api_key` (the session's own, which `workload` must send)."""
 
     workload: RunWorkload
+    api_key: str | None = dataclasses.field(default=None, repr=False)
 
     def prepare(self, spec: SweepSpec) -> None:
         """Check that the preset's engine is installed and build or export its model once, before the first
@@ -70,7 +73,7 @@ class EngineRuns:
         record = {"key": point.key(), "config": point.as_dict(), "started_at": time.time()}
         started = time.perf_counter()
         try:
-            with _start(spec, point, log_path) as engines:
+            with _start(spec, point, log_path, self.api_key) as engines:
                 engines.wait_healthy(spec.health_timeout_s)
                 summary = self.workload(point, engines.base_url, engines.pids)
                 if (status := engines.exit_status()) is not None:
@@ -88,10 +91,10 @@ class EngineRuns:
         return record
 
 
-def _start(spec: SweepSpec, point: ReplicaSetup, log_path: Path) -> EngineProcess | ReplicaServer:
-    if point.replicas > 1 or spec.backend == "ray":
+def _start(spec: SweepSpec, point: ReplicaSetup, log_path: Path, api_key: str | None) -> EngineProcess | ReplicaServer:
+    if point.replicas > 1 or spec.backend == "ray":  # the router (or Ray's proxy) checks the key
         return ReplicaServer(spec.plan(point), log_path=log_path, log_dir=log_path.parent / point.key(),
-                             backend=spec.backend)
-    port, plan = free_port(), spec.plan(point)
+                             backend=spec.backend, api_key=api_key)
+    port, plan = free_port(), dataclasses.replace(spec.plan(point), api_key=api_key)
     return EngineProcess(plan.command(0, port, point.threads), f"http://127.0.0.1:{port}", spec.health_path,
                          log_path=log_path, env=plan.env)

@@ -8,6 +8,7 @@ points in tests, so the whole session runs without an engine.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def plan_search(spec: SweepSpec, advice: AdviseConfig, min_gain: float, remeasur
 def workload_record(bench: BenchConfig) -> dict:
     """The workload as sweep.json keeps it: every bench setting as text, and a trace's digest, so that --resume
     refuses other settings or an edited trace."""
-    record = {k: str(v) for k, v in dataclasses.asdict(bench).items() if k not in ("url", "engine_pids")}
+    record = {k: str(v) for k, v in dataclasses.asdict(bench).items() if k not in ("url", "engine_pids", "access")}
     if bench.trace_path is not None:
         record["trace_sha256"] = trace_digest(Path(bench.trace_path).expanduser())
     return record
@@ -80,7 +81,10 @@ class SweepSession:
 
     def __init__(self, config: SessionConfig, runs: PointRuns | None = None) -> None:
         self.config = config
-        self.runs = runs if runs is not None else EngineRuns(bench_workload(config.bench, config.saturate))
+        if runs is None:  # engines of this session answer only this session's requests
+            key = secrets.token_urlsafe(32)
+            runs = EngineRuns(bench_workload(config.bench, config.saturate, key), api_key=key)
+        self.runs = runs
         self.store = SweepStore(config.out)
 
     @property
