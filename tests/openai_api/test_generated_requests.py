@@ -46,8 +46,9 @@ class Sender:
     """Sends each case to every server in turn from a worker thread, at most IN_FLIGHT cases at once,
     and tallies what came back."""
 
-    def __init__(self, servers: dict[str, str]) -> None:
+    def __init__(self, servers: dict[str, str], headers: dict[str, str] | None = None) -> None:
         self.servers = servers
+        self.headers = headers or {}  # sent with every case (an API key)
         self.statuses: collections.Counter = collections.Counter()
         self.failures: list[str] = []
         self._slots = threading.BoundedSemaphore(IN_FLIGHT)
@@ -72,6 +73,7 @@ class Sender:
     def _send(self, case) -> None:
         try:
             session = getattr(self._local, "session", None) or requests.Session()
+            session.headers.update(self.headers)
             self._local.session = session
             for server, url in self.servers.items():
                 try:
@@ -111,3 +113,33 @@ def test_generated_requests_get_no_5xx_from_the_engine_or_the_router(engine_url:
         wait_for(engine_url, idle, "an idle engine after the generated requests")
         for url in (engine_url, router_url):  # both still serve
             assert completion(url, max_tokens=2, ignore_eos=True, temperature=0)["usage"]["completion_tokens"] == 2
+
+
+KEYED_EXAMPLES = 300  # the unkeyed run above covers the schema; this one shows the key check changes no answer
+
+
+def test_generated_requests_with_a_key_get_no_5xx_and_no_401(start_engine) -> None:
+    from paretoserve.openai_api.auth import ApiKeys
+    from tests.conftest import ENGINE_ARGS
+
+    engine_url = start_engine(*ENGINE_ARGS, "--api-key", "fuzz-key")
+    schema = schemathesis.openapi.from_url(engine_url + "/openapi.json")  # open, as /health is
+    cases = st.one_of(schema.as_strategy(schemathesis.GenerationMode.POSITIVE),
+                      schema.as_strategy(schemathesis.GenerationMode.NEGATIVE))
+    with running_router([StaticReplica(0, engine_url)], api_keys=ApiKeys.of(["fuzz-key"])) as router_url:
+        sender = Sender({"engine": engine_url, "router": router_url}, {"Authorization": "Bearer fuzz-key"})
+
+        @given(cases)
+        @settings(max_examples=KEYED_EXAMPLES, deadline=None, database=None, derandomize=True,
+                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+        def send(case) -> None:
+            short_generation(case.body)
+            sender.submit(case)
+
+        try:
+            send()
+        finally:
+            sender.close()
+        sent = {server: sender.by_status(server) for server in sender.servers}
+        assert not sender.failures, f"{len(sender.failures)} failures:\n" + "\n".join(sender.failures[:10])
+        assert all(counts[401] == 0 and counts[200] > 0 for counts in sent.values()), sent
