@@ -41,12 +41,12 @@ def test_tune_on_recorded_points_advises_as_the_recorded_run_did(tmp_path):
     assert f"B_opt = {result.advice.b_opt}" in (tmp_path / "t" / "report.html").read_text().replace("<b>", "")
     assert said[0].startswith("tune: searching the batch cap (1..64)") and "tune: measuring" in said[2]
 
+    runs = ReplayRuns(RECORDED / "sweep")  # resumed: everything is measured already, so nothing runs again
+    resumed = run_tune(recorded_config(tmp_path / "t", resume=True), lambda line: None, runs)
+    assert runs.asked == [] and resumed.points_run == 0 and resumed.replica_record is not None
+    assert json.loads(resumed.advice_path.read_text()) == written
 
-def test_a_resumed_tune_runs_nothing_again(tmp_path):
-    run_tune(recorded_config(tmp_path / "t"), lambda line: None, ReplayRuns(RECORDED / "sweep"))
-    runs = ReplayRuns(RECORDED / "sweep")
-    result = run_tune(recorded_config(tmp_path / "t", resume=True), lambda line: None, runs)
-    assert runs.asked == [] and result.points_run == 0 and result.replica_record is not None
+
 
 
 def test_a_failed_replica_run_is_said_and_the_single_engine_plan_kept(tmp_path):
