@@ -63,8 +63,8 @@ def test_template_placeholders_are_checked():
 def test_store_refuses_other_sweep_and_resumes(tmp_path):
     store = SweepStore(tmp_path / "s")
     assert store.open({"a": 1}, {"cpu": "x"}, resume=False) == set()
-    store.append({"key": "p1", "status": "ok"})
-    store.append({"key": "p2", "status": "failed", "reason": "boom"})
+    store.append({"key": "p1", "status": "ok", "config": {"max_batch": 1}})
+    store.append({"key": "p2", "status": "failed", "reason": "boom", "config": {"max_batch": 2}})
     with store.points_path.open("a") as f:
         f.write('{"key": "p3", "sta')  # a crash in the middle of a write
     with pytest.raises(StoreError, match="--resume"):
@@ -73,7 +73,7 @@ def test_store_refuses_other_sweep_and_resumes(tmp_path):
         SweepStore(tmp_path / "s").open({"a": 2}, {}, resume=True)
     again = SweepStore(tmp_path / "s")
     assert again.open({"a": 1}, {}, resume=True) == {"p1"}  # failed points run again
-    again.append({"key": "p2", "status": "ok"})
+    again.append({"key": "p2", "status": "ok", "config": {"max_batch": 2}})
     assert {r["key"]: r["status"] for r in again.records()} == {"p1": "ok", "p2": "ok"}
     assert all(json.loads(line) for line in again.points_path.read_text().splitlines())
 
