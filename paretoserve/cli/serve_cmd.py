@@ -65,6 +65,12 @@ def add_parser(subparsers, help: str) -> None:
     r.add_argument("--drain-timeout", type=float, default=RouterConfig.drain_timeout_s,
                    help="on SIGTERM or Ctrl-C, seconds in-flight requests may take to finish (default: %(default)s)")
     add_access_args(r)
+    r.add_argument("--max-concurrent-per-client", type=int, default=RouterConfig.max_concurrent_per_client,
+                   metavar="N", help="generation requests each client (API key, else address) may have in flight; "
+                                     "past it a 429 with Retry-After; 0 = no cap (default: %(default)s)")
+    r.add_argument("--max-rate-per-client", type=float, default=RouterConfig.max_rate_per_client, metavar="R",
+                   help="new generation requests per second each client may send (a burst of max(1, R) at once); "
+                        "past it a 429 with Retry-After; 0 = no limit (default: %(default)g)")
     r.add_argument("--log-dir", type=Path, default=None, help="write each replica's output to DIR/replica-N.log")
     b = p.add_argument_group("backend")
     b.add_argument("--backend", choices=BACKENDS, default="router",
@@ -102,13 +108,17 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)  # a PlanError, like every UserError, is one line and exit status 2
     if args.backend != "ray" and (args.ray_address is not None or args.max_queue is not None):
         raise PlanError("--ray-address and --max-queue apply to --backend ray")
+    if args.backend == "ray" and (args.max_concurrent_per_client or args.max_rate_per_client):
+        raise PlanError("--max-concurrent-per-client and --max-rate-per-client apply to the router backend: "
+                        "Ray Serve's proxy has no per-client limits (put a gateway in front of it)")
     keys = api_keys(args)
     if check_tls(args) == "https" and args.backend == "ray":
         raise PlanError("--ssl-keyfile and --ssl-certfile apply to the router backend: Ray Serve's proxy serves "
                         "plain http (put a TLS gateway in front of it)")
     config = RouterConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
                           drain_timeout_s=args.drain_timeout, api_keys=keys, ssl_keyfile=args.ssl_keyfile,
-                          ssl_certfile=args.ssl_certfile,
+                          ssl_certfile=args.ssl_certfile, max_concurrent_per_client=args.max_concurrent_per_client,
+                          max_rate_per_client=args.max_rate_per_client,
                           resume_streams=plan.engine_cmd is None and preset(plan.engine).resumes_streams)
     bind_port(args.host, args.port).close()  # refuse a taken --port before any replica starts
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="paretoserve serve: %(message)s")

@@ -19,6 +19,7 @@ from paretoserve.openai_api.protocol import ApiError
 
 ENV_VAR = "PARETOSERVE_API_KEY"  # read by `engine` and `serve` when no --api-key is given, as vLLM reads VLLM_API_KEY
 CLIENT_SCOPE_KEY = "paretoserve.client"  # the scope entry naming which key a request came with (per-client limits)
+LABEL_HEX = 8  # a key's name in metrics: this many hex digits of its SHA-256, as `sha256sum` prints it
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class ApiKeys:
                 found = index
         return found
 
+    def label(self, index: int) -> str:
+        """The name of key number `index` in metrics: 'key-' and the first hex digits of its SHA-256, never the key."""
+        return "key-" + self.digests[index].hex()[:LABEL_HEX]
+
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
@@ -77,7 +82,7 @@ class RequireApiKey:
             if index is None:
                 await unauthorized(authorization).response()(scope, receive, send)
                 return
-            scope[CLIENT_SCOPE_KEY] = f"key-{index}"
+            scope[CLIENT_SCOPE_KEY] = self.keys.label(index)
         await self.app(scope, receive, send)
 
 

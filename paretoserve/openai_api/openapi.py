@@ -21,7 +21,8 @@ ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
                    "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}
 ERROR_TEXT = {"400": "a malformed or unsupported request (`param` names the field)",
               "404": "an unknown model or route", "405": "a method the route does not take",
-              "413": "a body over --max-body-bytes", "429": "the queue is full (Retry-After)",
+              "413": "a body over --max-body-bytes",
+              "429": "the queue is full, or (router) the client is past its limit (Retry-After)",
               "500": "a bug (the message has a request id)", "502": "the replica failed before answering",
               "503": "loading, or no healthy replica (Retry-After)", "504": "the replica did not answer in time"}
 

@@ -25,6 +25,8 @@ TEMPLATE_MAX_BATCH = IntRange(1, 65536)
 TEMPLATE_KV_TOKENS = IntRange(16, 1 << 30)
 MAX_BODY_BYTES = IntRange(1024, 1 << 30)
 PORT = IntRange(0, 65535)
+CLIENT_CONCURRENCY = IntRange(0, 1 << 20, "0 = no cap")
+MAX_CLIENT_RATE = 1e6  # requests/s: far past what one router relays, so any real limit fits
 
 
 class PlanError(UserError):
@@ -178,6 +180,10 @@ class RouterConfig:
     replica_key: str | None = field(default=None, repr=False)  # sent to the replicas; None: each client's own
     ssl_keyfile: str | None = None  # with ssl_certfile: the router serves https (uvicorn's TLS)
     ssl_certfile: str | None = None
+    # Per client (API key, else address); off by default: the router cannot know a fair share, and one client
+    # (bench, sweep, a gateway) often is the whole load.
+    max_concurrent_per_client: int = 0  # generation requests in flight; 0 = no cap
+    max_rate_per_client: float = 0.0  # new generation requests per second (bucket of max(1, rate)); 0 = no limit
 
     @property
     def scheme(self) -> str:
@@ -186,5 +192,9 @@ class RouterConfig:
     def __post_init__(self) -> None:
         PORT.check("--port", self.port, PlanError)
         MAX_BODY_BYTES.check("--max-body-bytes", self.max_body_bytes, PlanError)
+        CLIENT_CONCURRENCY.check("--max-concurrent-per-client", self.max_concurrent_per_client, PlanError)
+        if not 0 <= self.max_rate_per_client <= MAX_CLIENT_RATE:  # a NaN fails too
+            raise PlanError(f"--max-rate-per-client must be in [0, {MAX_CLIENT_RATE:.0f}] requests/s (0 = no limit); "
+                            f"got {self.max_rate_per_client!r}")
         if self.drain_timeout_s < 0:
             raise PlanError(f"--drain-timeout must be >= 0 seconds; got {self.drain_timeout_s!r}")

@@ -32,6 +32,10 @@ class RouterMetrics:
                                registry=self.registry)
         self.refused = Counter("paretoserve_router_refused", "requests the router answered itself, by reason",
                                ["reason"], registry=self.registry)
+        self.client_refused = Counter("paretoserve_router_client_refused",
+                                      "requests refused with a 429 for their client's limit, by client (an API key's "
+                                      "digest prefix, or 'address') and limit (concurrency, rate)",
+                                      ["client", "limit"], registry=self.registry)
         self.stream_errors = Counter("paretoserve_router_stream_errors",
                                      "streams cut off by a replica failing after their first bytes", ["replica"],
                                      registry=self.registry)

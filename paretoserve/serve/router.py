@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import aiohttp
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,12 +27,14 @@ from paretoserve.openai_api.errors import error_handling
 from paretoserve.openai_api.openapi import openapi_document
 from paretoserve.openai_api.protocol import ApiError, describe, parse_json, read_body
 from paretoserve.serve.backends import Backend, Balancer, ReplicaView
+from paretoserve.serve.client_limits import ClientLimiter, LimitClients
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
 from paretoserve.serve.relay import Relay, RelayCall
 from paretoserve.serve.resume import is_greedy
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+GENERATION_PATHS = frozenset({"/v1/completions", "/v1/chat/completions"})  # what per-client limits count
 
 
 def check_body(data: object, chat: bool) -> bool:
@@ -87,6 +90,8 @@ class Router:
         self.balancer = Balancer(self.backends)
         self.metrics = RouterMetrics(self.backends)
         self.relay = Relay(self.balancer, self.metrics, config)
+        self.limiter = ClientLimiter(config.max_concurrent_per_client, config.max_rate_per_client,
+                                     config.retry_after_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette):
@@ -197,6 +202,10 @@ def build_router(replicas: Sequence[ReplicaView], config: RouterConfig, metrics_
         Route("/metrics", router.prometheus, methods=["GET"]),
         Route("/openapi.json", router.openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=router.lifespan, **error_handling(auth_middleware(config.api_keys)))
+    inner = auth_middleware(config.api_keys)  # first: it names the client that the limits count
+    if router.limiter.enabled:
+        inner.append(Middleware(LimitClients, limiter=router.limiter, refused=router.metrics.client_refused,
+                                paths=GENERATION_PATHS))
+    app = Starlette(routes=routes, lifespan=router.lifespan, **error_handling(inner))
     app.state.router = router
     return app
