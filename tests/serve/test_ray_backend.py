@@ -126,21 +126,24 @@ class RayServe:
 
 @pytest.mark.integration
 def test_two_replicas_answer_through_rays_proxy_and_sigterm_leaves_no_ray_process():
-    with RayServe("--replicas", "2", "--threads-per-replica", "1", "--max-batch", "4", "--ctx-per-seq", "64") as ray:
+    with RayServe("--replicas", "2", "--threads-per-replica", "1", "--max-batch", "4", "--ctx-per-seq", "64",
+                  "--api-key", "client-key") as ray:
         replicas = ray.processes("ServeReplica")
         pinned = sorted(tuple(p.cpu_affinity()) for p in replicas)
 
-        def complete(i: int) -> httpx.Response:
-            return httpx.post(ray.url + "/v1/completions", timeout=HANG_S,
+        def complete(i: int, key: str = "client-key") -> httpx.Response:
+            return httpx.post(ray.url + "/v1/completions", timeout=HANG_S, headers={"Authorization": f"Bearer {key}"},
                               json={"prompt": f"Hi {i}", "max_tokens": 4})
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(complete, range(12)))
+        refused = complete(0, key="wrong-key")  # each replica checks the clients' keys behind Ray's proxy
         health = httpx.get(ray.url + "/health", timeout=HANG_S)
         metrics = httpx.get(ray.url + "/metrics", timeout=HANG_S)
         status = ray.terminate()
     assert status == 0, ray.proc.output_tail()
     assert [a.status_code for a in answers] == [200] * 12
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
     assert all(a.json()["usage"]["completion_tokens"] == 4 for a in answers)
     served_by = {a.headers[REPLICA_HEADER.decode()].split()[0] for a in answers}
     assert len(served_by) == 2, served_by  # Ray's router used both replicas
