@@ -73,4 +73,7 @@ def test_cpu_peak_from_cpuinfo_and_bandwidth_measured_once(tmp_path, monkeypatch
 
 
 def test_bandwidth_measurement_runs_small():
-    assert cpu_probe.measure_read_bandwidth(1 << 20, 2, 2) > 1e8  # 1 MiB: cache-resident, only checks it runs
+    # 1 MiB, cache-resident: only checks that it runs and gives a figure; how fast is no test's business (a busy
+    # machine can starve its threads), the probe's figure is what `estimate --hardware cpu` prints
+    bandwidth = cpu_probe.measure_read_bandwidth(1 << 20, 2, 2)
+    assert 0 < bandwidth < float("inf")
