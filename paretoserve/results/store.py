@@ -16,6 +16,7 @@ SPEC_FILE = "sweep.json"  # {"spec": ..., "environment": ...}, written once
 POINTS_FILE = "points.jsonl"  # one record per point, appended as each ends
 LOGS_DIR = "logs"  # one engine log per point
 TOKEN_RANGE = re.compile(r"\{'low': (\d+), 'high': (\d+)\}")
+CAPACITY_KIND = "capacity"  # a record's `kind`: one run of `paretoserve capacity` (results/rate_run.py)
 
 
 class StoreError(UserError):
@@ -27,9 +28,15 @@ class NoFinishedPoint(StoreError):
 
 
 def is_finished(record: dict) -> bool:
-    """A point that ran to the end: status ok, with the batch cap it was started with."""
-    return record.get("status") == "ok" and isinstance(record.get("config"), dict) and bool(
-        record["config"].get("max_batch"))
+    """A batch point that ran to the end: status ok, with the batch cap it was started with (never a capacity
+    run, whatever its config holds)."""
+    return record.get("status") == "ok" and not is_capacity(record) and isinstance(record.get("config"), dict) \
+        and bool(record["config"].get("max_batch"))
+
+
+def is_capacity(record: dict) -> bool:
+    """A run of `paretoserve capacity` (one request rate, or its closed-loop first guess), not a batch point."""
+    return record.get("kind") == CAPACITY_KIND
 
 
 class SweepStore:
@@ -71,9 +78,14 @@ class SweepStore:
         """The records of the points that finished ok, by key (what a resumed sweep does not run again)."""
         return {r["key"]: r for r in self.records() if is_finished(r)}
 
+    def capacity_runs(self) -> list[dict]:
+        """The capacity runs that finished ok, in the order they were first recorded."""
+        return [r for r in self.records() if is_capacity(r) and r.get("status") == "ok"]
+
     def read_finished(self) -> tuple[dict, list[dict], list[dict]]:
-        """For readers of a finished sweep: (sweep.json, ok points, failed points); StoreError naming DIR when
-        the directory is missing, is not a sweep, or has no finished point."""
+        """For readers of a finished sweep: (sweep.json, ok batch points, failed batch points; capacity runs are
+        neither); StoreError naming DIR when the directory is missing, is not a sweep, or has no finished
+        batch point."""
         if not self.dir.is_dir():
             raise StoreError(f"DIR: no such sweep directory: {self.dir}")
         if not self.spec_path.exists():
@@ -86,10 +98,14 @@ class SweepStore:
         except OSError as exc:
             raise StoreError(f"DIR: cannot read {self.points_path}: {exc.strerror or exc}") from exc
         ok = [r for r in records if is_finished(r)]
+        capacity = sum(1 for r in records if is_capacity(r))
+        if not ok and capacity:
+            raise NoFinishedPoint(f"DIR: {self.dir} holds {capacity} capacity runs (`paretoserve capacity`) and no "
+                                  "batch point; advise and report read a sweep's batch points")
         if not ok:
             raise NoFinishedPoint(f"DIR: {self.dir} has no finished point yet ({len(records)} recorded, none ok); "
                                   "run or resume the sweep first")
-        return stored, ok, [r for r in records if not is_finished(r)]
+        return stored, ok, [r for r in records if not is_finished(r) and not is_capacity(r)]
 
     def read_spec(self) -> dict:
         """sweep.json, read once per store."""

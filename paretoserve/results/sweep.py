@@ -28,6 +28,7 @@ class Sweep:
     environment: dict
     records: tuple[dict, ...]
     failed: tuple[dict, ...] = field(default=())
+    capacity: tuple[dict, ...] = field(default=())  # `paretoserve capacity` runs (results/rate_run.py), apart
 
     def points(self, kv_bytes_per_token: int | None = None) -> list[Point]:
         return [to_point(r, kv_bytes_per_token) for r in self.records]
@@ -39,7 +40,8 @@ def read_sweep(directory: str | Path | SweepStore) -> Sweep:
     store = directory if isinstance(directory, SweepStore) else SweepStore(directory)
     stored, ok, failed = store.read_finished()
     return Sweep(directory=store.dir, spec=stored.get("spec") or {}, environment=stored.get("environment") or {},
-                 records=tuple(with_derived_energy(r) for r in ok), failed=tuple(failed))
+                 records=tuple(with_derived_energy(r) for r in ok), failed=tuple(failed),
+                 capacity=tuple(store.capacity_runs()))
 
 
 def imported_from(spec: dict) -> str | None:
