@@ -347,7 +347,7 @@ class LoadGenerator:
 
 
 async def _http_error(response: aiohttp.ClientResponse) -> str:
-    """'HTTP 429: the queue is full', from an OpenAI-shaped error body where there is one."""
+    """'HTTP 429 (Retry-After 1): the queue is full', from an OpenAI-shaped error body where there is one."""
     body = (await response.content.read(2000))
     message = body.decode("utf-8", "replace").strip()
     try:
@@ -358,4 +358,5 @@ async def _http_error(response: aiohttp.ClientResponse) -> str:
             message = error
     except (ValueError, AttributeError):
         pass
-    return f"HTTP {response.status}: {message[:300]}"
+    wait = response.headers.get("Retry-After")  # what an overloaded server tells the client, kept in its words
+    return f"HTTP {response.status}{f' (Retry-After {wait})' if wait else ''}: {message[:300]}"

@@ -16,6 +16,7 @@ COMMANDS = {
     "tune": ("tune_cmd", "the main job: search sweep -> advise -> verify replicas -> report"),
     "engine": ("engine_cmd", "run one embedded llama.cpp engine behind an OpenAI API"),
     "bench": ("bench_cmd", "drive a workload through an OpenAI-compatible endpoint and summarise it"),
+    "capacity": ("capacity_cmd", "the highest request rate a served plan sustains within an SLO, and past it"),
     "sweep": ("sweep_cmd", "measure an engine across batch caps, KV budgets and threads"),
     "import": ("import_cmd", "turn another tool's benchmark results into a sweep directory"),
     "advise": ("advise_cmd", "BCA batch size, KV memory freed, Pareto frontiers, replica plan"),

@@ -82,6 +82,10 @@ class SweepStore:
         """The capacity runs that finished ok, in the order they were first recorded."""
         return [r for r in self.records() if is_capacity(r) and r.get("status") == "ok"]
 
+    def finished_capacity(self) -> dict[str, dict]:
+        """The capacity runs that finished ok, by key (what a resumed `capacity` does not run again)."""
+        return {r["key"]: r for r in self.capacity_runs()}
+
     def read_finished(self) -> tuple[dict, list[dict], list[dict]]:
         """For readers of a finished sweep: (sweep.json, ok batch points, failed batch points; capacity runs are
         neither); StoreError naming DIR when the directory is missing, is not a sweep, or has no finished
