@@ -94,19 +94,7 @@ def test_generated_requests_get_no_5xx_from_the_engine_or_the_router(engine_url:
                       schema.as_strategy(schemathesis.GenerationMode.NEGATIVE))
     with running_router([StaticReplica(0, engine_url)]) as router_url:
         sender = Sender({"engine": engine_url, "router": router_url})
-
-        @given(cases)
-        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
-        def send(case) -> None:
-            short_generation(case.body)
-            sender.submit(case)
-
-        try:
-            send()
-        finally:
-            sender.close()
-        sent = {server: sender.by_status(server) for server in sender.servers}
+        sent = send_generated(cases, sender, EXAMPLES)
         print({server: dict(sorted(counts.items(), key=str)) for server, counts in sent.items()})  # -s shows it
         assert not sender.failures, f"{len(sender.failures)} failures:\n" + "\n".join(sender.failures[:10])
         assert min(sum(counts.values()) for counts in sent.values()) >= EXAMPLES, sent
@@ -128,18 +116,23 @@ def test_generated_requests_with_a_key_get_no_5xx_and_no_401(start_engine) -> No
                       schema.as_strategy(schemathesis.GenerationMode.NEGATIVE))
     with running_router([StaticReplica(0, engine_url)], api_keys=ApiKeys.of(["fuzz-key"])) as router_url:
         sender = Sender({"engine": engine_url, "router": router_url}, {"Authorization": "Bearer fuzz-key"})
-
-        @given(cases)
-        @settings(max_examples=KEYED_EXAMPLES, deadline=None, database=None, derandomize=True,
-                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-        def send(case) -> None:
-            short_generation(case.body)
-            sender.submit(case)
-
-        try:
-            send()
-        finally:
-            sender.close()
-        sent = {server: sender.by_status(server) for server in sender.servers}
+        sent = send_generated(cases, sender, KEYED_EXAMPLES)
         assert not sender.failures, f"{len(sender.failures)} failures:\n" + "\n".join(sender.failures[:10])
         assert all(counts[401] == 0 and counts[200] > 0 for counts in sent.values()), sent
+
+
+def send_generated(cases, sender: Sender, examples: int) -> dict:
+    """Send `examples` generated requests to every server of `sender`; the count of each status, by server."""
+
+    @given(cases)
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    def send(case) -> None:
+        short_generation(case.body)
+        sender.submit(case)
+
+    try:
+        send()
+    finally:
+        sender.close()
+    return {server: sender.by_status(server) for server in sender.servers}
