@@ -62,7 +62,8 @@ def config_from_capacity_args(args: argparse.Namespace) -> CapacityConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_capacity_args(args)
-    echo = (lambda line: None) if args.json else print
+    # each run's line as it ends, also when stdout is a file (runs last minutes)
+    echo = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
     echo(budget_line(config))
     report = CapacitySession(config, echo=echo).run()
     if args.json:
