@@ -22,6 +22,7 @@ from typing import Callable, Generator
 
 from paretoserve.limits import IntRange, UserError
 from paretoserve.results.rate_run import RateRun
+from paretoserve.sweep.asked import Asked
 
 Ask = tuple[float, int]  # (rate in requests/s, extra runs beyond the first that rate must now have)
 RUNS = IntRange(2, 100, "first runs at distinct rates")
@@ -78,32 +79,6 @@ def rounded(rate: float) -> float:
     return float(f"{rate:.4g}")
 
 
-@dataclass
-class _Runs:
-    """What the search has measured: each rate's pooled run, first runs in order, extra runs spent."""
-
-    runs: dict[float, RateRun] = field(default_factory=dict)
-    order: list[float] = field(default_factory=list)
-    extra: dict[float, int] = field(default_factory=dict)
-    remeasured: list[str] = field(default_factory=list)
-
-    @property
-    def spent(self) -> int:
-        return sum(self.extra.values())
-
-    def measure(self, rate: float) -> Generator[Ask, RateRun, RateRun]:
-        if rate not in self.runs:
-            self.runs[rate] = yield rate, 0
-            self.order.append(rate)
-        return self.runs[rate]
-
-    def again(self, rate: float, why: str) -> Generator[Ask, RateRun, RateRun]:
-        self.extra[rate] = self.extra.get(rate, 0) + 1
-        self.remeasured.append(f"{rate:g} req/s ({why})")
-        self.runs[rate] = yield rate, self.extra[rate]
-        return self.runs[rate]
-
-
 Judge = Callable[[float, bool], Generator[Ask, RateRun, bool]]  # (rate, bracketed) -> it met the target
 
 
@@ -111,14 +86,16 @@ def capacity_search(config: RateSearchConfig) -> Generator[Ask, RateRun, Capacit
     """Yields (rate, extra runs) to measure, receives each rate's pooled RateRun via send(), returns the result.
 
     Raises CapacityError when even the lowest rate it may try misses the target."""
-    runs, target = _Runs(), config.attainment
+    runs: Asked[float, RateRun] = Asked()
+    target = config.attainment
 
     def judge(rate: float, bracketed: bool) -> Generator[Ask, RateRun, bool]:
         run = yield from runs.measure(rate)
         while bracketed and run.near(target) and runs.spent < config.remeasure_budget:
             low, high = run.interval()
-            run = yield from runs.again(rate, f"{run.attainment:.1%} of {run.total}, 95 % interval "
-                                              f"{low:.1%}..{high:.1%} holds {target:.0%}")
+            runs.remeasured.append(f"{rate:g} req/s ({run.attainment:.1%} of {run.total}, 95 % interval "
+                                   f"{low:.1%}..{high:.1%} holds {target:.0%})")
+            run = yield from runs.again(rate)
         return run.meets(target)
 
     lo, hi = yield from _bracket(config, judge, runs)
@@ -141,7 +118,7 @@ def capacity_search(config: RateSearchConfig) -> Generator[Ask, RateRun, Capacit
     return _result(lo, hi, reason, runs)
 
 
-def _bracket(config: RateSearchConfig, judge: Judge, runs: _Runs
+def _bracket(config: RateSearchConfig, judge: Judge, runs: Asked[float, RateRun]
              ) -> Generator[Ask, RateRun, tuple[float, float | None]]:
     """From the first guess, multiply or divide by `growth` until one rate meets the target and one does not;
     returns (the highest that met, the lowest that did not or None when the budget ran out first)."""
@@ -165,9 +142,9 @@ def _bracket(config: RateSearchConfig, judge: Judge, runs: _Runs
     return lo, hi
 
 
-def _result(lo: float, hi: float | None, reason: str, runs: _Runs) -> CapacityResult:
+def _result(lo: float, hi: float | None, reason: str, runs: Asked[float, RateRun]) -> CapacityResult:
     return CapacityResult(capacity_rps=lo, failing_rps=hi, stop_reason=reason, measured=runs.order,
-                          remeasured=runs.remeasured, remeasure_runs=runs.spent, runs=runs.runs)
+                          remeasured=runs.remeasured, remeasure_runs=runs.spent, runs=runs.latest)
 
 
 def drive(search: Generator[Ask, RateRun, CapacityResult], measure: Callable[[float, int], RateRun]) -> CapacityResult:

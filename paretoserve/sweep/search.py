@@ -27,6 +27,7 @@ from paretoserve.advise.bca import judge
 from paretoserve.advise.table import AdviseError, Point
 from paretoserve.bench.slo import RunLimit
 from paretoserve.limits import IntRange, UserError
+from paretoserve.sweep.asked import Asked
 
 # (first measured point, the SLO's limits) -> a cap to measure next (sweep/guess.py), or None for no guess.
 Guess = Callable[[Point, list[RunLimit]], int | None]
@@ -134,38 +135,11 @@ def _bisect(candidates: tuple[int, ...], measure: MeasureCap, meets: Callable[[i
     return reason
 
 
-@dataclass
-class _Runs:
-    """What the search has measured: each cap's latest Point, the order of first runs, the extra runs."""
-
-    points: dict[int, Point] = field(default_factory=dict)
-    order: list[int] = field(default_factory=list)
-    extra: dict[int, int] = field(default_factory=dict)  # runs beyond --repeats, by cap
-    remeasured: list[str] = field(default_factory=list)  # each doubling measured again, and why
-
-    @property
-    def spent(self) -> int:
-        return sum(self.extra.values())
-
-    def measure(self, cap: int) -> Generator[Ask, Point, Point]:
-        """The cap's point, asked for unless it was measured already."""
-        if cap not in self.points:
-            self.points[cap] = yield cap, 0
-            self.order.append(cap)
-        return self.points[cap]
-
-    def again(self, *caps: int) -> Generator[Ask, Point, None]:
-        """One more run of each cap, interleaved as the sweep runs its repeats."""
-        for cap in caps:
-            self.extra[cap] = self.extra.get(cap, 0) + 1
-            self.points[cap] = yield cap, self.extra[cap]
-
-
 def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None = None
                ) -> Generator[Ask, Point, SearchResult]:
     """Yields (cap, extra runs) to measure, receives each measured Point via send(), returns the SearchResult."""
-    runs = _Runs()
-    points, measure = runs.points, runs.measure
+    runs: Asked[int, Point] = Asked()
+    points, measure = runs.latest, runs.measure
     t1 = None
     if advice.min_efficiency > 0:
         if search.candidates[0] != 1:
