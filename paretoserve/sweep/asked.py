@@ -4,10 +4,11 @@ asks, and the extra runs it spent measuring a value again (both the BCA search a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generator, Generic, TypeVar
+from typing import Callable, Generator, Generic, TypeVar
 
 K = TypeVar("K")  # what is asked for: a batch cap, a request rate
 V = TypeVar("V")  # what comes back: a measured point, a rate's pooled run
+R = TypeVar("R")  # what the search ends with
 
 
 @dataclass
@@ -38,3 +39,13 @@ class Asked(Generic[K, V]):
             self.extra[value] = self.extra.get(value, 0) + 1
             self.latest[value] = yield value, self.extra[value]
         return self.latest[values[-1]]
+
+
+def drive(search: Generator[tuple[K, int], V, R], measure: Callable[[K, int], V]) -> R:
+    """Run a search to its end, measuring each (value, extra runs) it asks for with `measure`."""
+    try:
+        ask = next(search)
+        while True:
+            ask = search.send(measure(*ask))
+    except StopIteration as stop:
+        return stop.value

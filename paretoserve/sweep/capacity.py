@@ -22,6 +22,7 @@ from paretoserve.bench.trace import read_trace
 from paretoserve.bench.workload import WorkloadError
 from paretoserve.results.rate_run import RateRun, rate_key, to_rate_run
 from paretoserve.results.store import CAPACITY_KIND, SweepStore
+from paretoserve.sweep.asked import drive
 from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.overload import Overload, overload_of
 from paretoserve.sweep.rate_search import (
@@ -29,7 +30,6 @@ from paretoserve.sweep.rate_search import (
     CapacityResult,
     RateSearchConfig,
     capacity_search,
-    drive,
     rounded,
 )
 from paretoserve.sweep.session import workload_record

@@ -145,13 +145,3 @@ def _bracket(config: RateSearchConfig, judge: Judge, runs: Asked[float, RateRun]
 def _result(lo: float, hi: float | None, reason: str, runs: Asked[float, RateRun]) -> CapacityResult:
     return CapacityResult(capacity_rps=lo, failing_rps=hi, stop_reason=reason, measured=runs.order,
                           remeasured=runs.remeasured, remeasure_runs=runs.spent, runs=runs.latest)
-
-
-def drive(search: Generator[Ask, RateRun, CapacityResult], measure: Callable[[float, int], RateRun]) -> CapacityResult:
-    """Run a capacity search to its end, measuring each (rate, extra runs) it asks for with `measure`."""
-    try:
-        ask = next(search)
-        while True:
-            ask = search.send(measure(*ask))
-    except StopIteration as stop:
-        return stop.value

@@ -14,8 +14,9 @@ from paretoserve.bench.repeats import combine, runs_of
 from paretoserve.results.point import Point, to_point
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.results.store import SweepStore, is_finished
+from paretoserve.sweep.asked import drive
 from paretoserve.sweep.grid import SweepSpec
-from paretoserve.sweep.search import Guess, SearchConfig, SearchError, SearchResult, bca_search, drive
+from paretoserve.sweep.search import Guess, SearchConfig, SearchError, SearchResult, bca_search
 
 
 class PointRuns(Protocol):

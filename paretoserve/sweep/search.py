@@ -186,13 +186,3 @@ def bca_search(search: SearchConfig, advice: AdviseConfig, guess: Guess | None =
     chosen = max(meeting, key=lambda c: (points[c].batch, c))
     return SearchResult(b_opt=points[chosen].batch, b_opt_cap=chosen, measured=runs.order, stop_reason=reason,
                         guess=guessed, remeasured=runs.remeasured, remeasure_runs=runs.spent)
-
-
-def drive(search: Generator[Ask, Point, SearchResult], measure: Callable[[int, int], Point]) -> SearchResult:
-    """Run a search to its end, measuring each (cap, extra runs) it asks for with `measure`."""
-    try:
-        ask = next(search)
-        while True:
-            ask = search.send(measure(*ask))
-    except StopIteration as stop:
-        return stop.value

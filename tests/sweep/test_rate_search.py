@@ -4,7 +4,8 @@ attainment against rate instead of measured."""
 import pytest
 
 from paretoserve.results.rate_run import RateRun, rate_key, to_rate_run, wilson
-from paretoserve.sweep.rate_search import CapacityError, RateSearchConfig, capacity_search, drive
+from paretoserve.sweep.asked import drive
+from paretoserve.sweep.rate_search import CapacityError, RateSearchConfig, capacity_search
 
 REQUESTS = 200  # per run
 

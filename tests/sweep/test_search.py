@@ -6,8 +6,9 @@ from paretoserve.advise import AdviseConfig, advise, load_table
 from paretoserve.advise.table import AdviseError, Point
 from paretoserve.estimate.plans import RooflineConfig
 from paretoserve.results.sweep import read_sweep
+from paretoserve.sweep.asked import drive
 from paretoserve.sweep.guess import sweep_guess
-from paretoserve.sweep.search import SearchConfig, bca_search, drive
+from paretoserve.sweep.search import SearchConfig, bca_search
 
 RULES = {
     "opt-1.3b": AdviseConfig(slo_multiple=3, slo_metric="tpot"),
