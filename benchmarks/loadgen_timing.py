@@ -91,7 +91,7 @@ def specs(n: int, n_out: int) -> list[RequestSpec]:
 
 
 def line(name: str, value_ms: float, target_ms: float, what: str) -> None:
-    print(f"{name:<44} {value_ms:8.2f} ms  target {what} {target_ms:g} ms  "
+    print(f"{name:<52} {value_ms:8.2f} ms  target {what} {target_ms:g} ms  "
           f"{'met' if value_ms < target_ms else 'MISSED'}", flush=True)
 
 
