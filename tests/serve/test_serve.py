@@ -136,7 +136,8 @@ def test_kill_9_one_replica_under_steady_load(tmp_path):
                     held.unlink()
                     events["released"] = now
                 return True
-            if replica.get("healthy") and replica.get("restarts") == 1:
+            # back in the router's rotation: healthy, and past the ejection its dropped connections earned it
+            if replica.get("healthy") and not replica.get("ejected") and replica.get("restarts") == 1:
                 events["rejoined"], events["last_error"] = now, replica["last_error"]
                 return False
             return True
