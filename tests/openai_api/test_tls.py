@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import ipaddress
-import threading
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,6 +27,7 @@ from paretoserve.engine_process import free_port
 from paretoserve.openai_api.app import ServerConfig, build_app
 from paretoserve.openai_api.auth import ApiKeys
 from tests.openai_api.stub_engine import StubEngine
+from tests.serve.helpers import running_app
 from tests.waiting import HANG_S, wait_until
 
 
@@ -58,26 +56,11 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return self_signed(tmp_path_factory.mktemp("tls"))
 
 
-@contextlib.contextmanager
-def https_app(app, key_file: Path, cert_file: Path) -> Iterator[str]:
-    """`app` under uvicorn's TLS in a thread of this process; yields its https base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False,
-                                           ssl_keyfile=str(key_file), ssl_certfile=str(cert_file)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, "the https app serving", interval_s=0.01)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def https_url(tls_files: tuple[Path, Path]) -> Iterator[str]:
     app = build_app(StubEngine(), ServerConfig(api_keys=ApiKeys.of(["tls-key"])))
-    with https_app(app, *tls_files) as url:
+    key_file, cert_file = tls_files
+    with running_app(app, ssl_keyfile=str(key_file), ssl_certfile=str(cert_file)) as url:
         yield url
 
 

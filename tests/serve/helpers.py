@@ -47,15 +47,17 @@ def running_router(replicas: list, **config) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_app(app, port: int | None = None) -> Iterator[str]:
-    """Any ASGI app, served by uvicorn in a thread of this process; yields its base URL."""
+def running_app(app, port: int | None = None, **tls: str) -> Iterator[str]:
+    """Any ASGI app, served by uvicorn in a thread of this process (under TLS with `ssl_keyfile` and
+    `ssl_certfile`); yields its base URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False,
+                                           **tls))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, "the app serving", interval_s=0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
