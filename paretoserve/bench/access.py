@@ -6,6 +6,7 @@ so the load and the sampler trust the same certificates.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,11 @@ class Access:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key is not None else {}
 
     def ssl_context(self) -> ssl.SSLContext:
-        """The trust of every https connection: the system's, `ca_file`'s, or none with `insecure`."""
+        """The trust of every https connection: the system's, `ca_file`'s, or none with `insecure`; made once."""
+        return self._context
+
+    @functools.cached_property
+    def _context(self) -> ssl.SSLContext:
         try:
             context = ssl.create_default_context(cafile=self.ca_file)
         except (ssl.SSLError, OSError) as exc:

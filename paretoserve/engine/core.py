@@ -178,7 +178,8 @@ class Engine:
         sched = self._scheduler
         started = time.perf_counter()
         admitted = len(sched.admit())
-        self._count(queued=-admitted, holding=admitted)
+        if admitted:  # most decode steps admit nothing: no lock for them
+            self._count(queued=-admitted, holding=admitted)
         items = sched.plan()
         if items:
             try:

@@ -105,11 +105,12 @@ class CalibratedModel:
 def read_calibration_sweep(sweep_dir: str | Path) -> Sweep:
     """The sweep in `sweep_dir` (results.read_sweep); CalibrationError starting with the directory when there is
     none or it has no finished point."""
-    if not SweepStore(sweep_dir).points_path.exists():
+    store = SweepStore(sweep_dir)
+    if not store.points_path.exists():
         raise CalibrationError(f"{sweep_dir}: no {POINTS_FILE} there (a sweep directory from "
                                "`paretoserve sweep` or `paretoserve import vllm`)")
     try:
-        return read_sweep(sweep_dir)
+        return read_sweep(store)
     except NoFinishedPoint as exc:
         raise _too_few(sweep_dir, 0) from exc
     except StoreError as exc:

@@ -51,7 +51,8 @@ class Relay:
 
     async def open(self, path: str, body: bytes, headers: Mapping[str, str], stream: bool) -> Upstream:
         """Send the request (retrying once elsewhere); return the answer with the first chunk of a stream."""
-        out_headers = {**JSON_HEADERS, **self.replica_headers(headers)}
+        forwarded = self.replica_headers(headers)
+        out_headers = {**JSON_HEADERS, **forwarded} if forwarded else JSON_HEADERS
         tried: list[Backend] = []
         refusal: Upstream | None = None
         error = ""

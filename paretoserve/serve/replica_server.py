@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from paretoserve.engine_process import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
+from paretoserve.openai_api.auth import ENV_VAR
 from paretoserve.serve.config import ServeConfig
 from paretoserve.serve.pinning import pinned_cmd
 
@@ -62,7 +63,7 @@ class ReplicaServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Not pinned, but killed by the kernel should the caller die without stopping it (its replicas follow).
         # The clients' key reaches `serve` in its environment, never on its command line (`ps` shows that).
-        env = {"PARETOSERVE_API_KEY": api_key} if api_key is not None else None
+        env = {ENV_VAR: api_key} if api_key is not None else None
         self.process = EngineProcess(pinned_cmd(serve_argv(plan, self.port, log_dir, backend), None), self.base_url,
                                      "/health", log_path=log_path, env=env)
         self.replica_pids: tuple[int, ...] = ()
