@@ -7,6 +7,7 @@ digests), so neither the answer's time nor the process's memory tells how much o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -55,7 +56,11 @@ class ApiKeys:
 
     def label(self, index: int) -> str:
         """The name of key number `index` in metrics: 'key-' and the first hex digits of its SHA-256, never the key."""
-        return "key-" + self.digests[index].hex()[:LABEL_HEX]
+        return self._labels[index]
+
+    @functools.cached_property
+    def _labels(self) -> tuple[str, ...]:  # made once, not on every request
+        return tuple("key-" + digest.hex()[:LABEL_HEX] for digest in self.digests)
 
 
 def _digest(key: str) -> bytes:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.repeats import combine, runs_of
 from paretoserve.bench.runner import run_bench
-from paretoserve.bench.trace import read_trace
+from paretoserve.bench.trace import TraceRow, read_trace
 from paretoserve.bench.workload import WorkloadError
 from paretoserve.results.rate_run import RateRun, rate_key, to_rate_run
 from paretoserve.results.store import CAPACITY_KIND, SweepStore
@@ -95,7 +96,6 @@ class CapacityReport:
     overload: Overload | None
     runs: int  # bench runs made now (resumed ones not counted)
     wall_s: float
-    records: list[dict] = field(default_factory=list)  # every capacity record of the directory, latest first-run order
 
 
 class CapacitySession:
@@ -124,8 +124,7 @@ class CapacitySession:
         overload = None
         if self.config.overload and result.capacity_rps is not None:
             overload = self.overload(rounded(result.capacity_rps * self.config.overload))
-        return CapacityReport(result, guess, overload, self.made, time.perf_counter() - start,
-                              self.store.capacity_runs())
+        return CapacityReport(result, guess, overload, self.made, time.perf_counter() - start)
 
     def first_guess(self) -> tuple[float, str]:
         """(rate in req/s, how it was found): --start-rate, a trace's own mean rate, or Little's law on a
@@ -134,7 +133,7 @@ class CapacitySession:
         if c.start_rps is not None:
             return c.start_rps, f"--start-rate {c.start_rps:g}"
         if c.trace is not None:
-            rate = trace_rate(c.trace)
+            rate = self._trace[1]
             return rate, f"the trace's own mean rate, {rate:.3g} req/s"
         key = f"closed-c{c.concurrency}"
         record = self.store.finished_capacity().get(key)
@@ -189,13 +188,19 @@ class CapacitySession:
         if c.trace is None:
             return dataclasses.replace(c.bench, mode="rate", rate=rate, seed=seed)
         scaled = self.store.dir / "traces" / f"{rate_key(rate)}.jsonl"
-        write_scaled_trace(c.trace, scaled, rate)
+        write_scaled_trace(*self._trace, scaled, rate)
         return dataclasses.replace(c.bench, dataset=f"trace:{scaled}", seed=seed)
+
+    @functools.cached_property
+    def _trace(self) -> tuple[list[TraceRow], float]:
+        """The --dataset trace's rows and mean rate, read once per session."""
+        assert self.config.trace is not None  # asked for only in trace mode
+        return read_rated_trace(self.config.trace)
 
     def _load(self, rate: float) -> dict:
         b = self.config.bench
         if self.config.trace is not None:
-            return {"mode": "trace", "trace_scale": rate / trace_rate(self.config.trace)}
+            return {"mode": "trace", "trace_scale": rate / self._trace[1]}
         return {"mode": "rate", "arrival": b.arrival, "burstiness": b.gamma_shape, "requests": b.request_limit,
                 "duration_s": b.duration_s}
 
@@ -216,6 +221,11 @@ def pooled(held: dict | None, result: dict, key: str, config: dict) -> dict:
 
 def trace_rate(path: Path) -> float:
     """A trace's mean request rate in req/s: its requests after the first over its span."""
+    return read_rated_trace(path)[1]
+
+
+def read_rated_trace(path: Path) -> tuple[list[TraceRow], float]:
+    """A trace's rows and its mean request rate in req/s (see trace_rate)."""
     try:
         rows = read_trace(path)
     except WorkloadError as exc:
@@ -224,16 +234,16 @@ def trace_rate(path: Path) -> float:
     if len(rows) < 2 or span <= 0:
         raise CapacityError(f"--dataset trace:{path}: {len(rows)} requests over {span:g} s have no rate to scale; "
                             "give a trace of two or more times")
-    return (len(rows) - 1) / span
+    return rows, (len(rows) - 1) / span
 
 
-def write_scaled_trace(source: Path, target: Path, rate: float) -> Path:
-    """The trace with its times stretched or squeezed so its mean rate is `rate` req/s (token lengths kept),
-    in seconds (`timestamp_s`)."""
-    factor = trace_rate(source) / rate
+def write_scaled_trace(rows: list[TraceRow], source_rate: float, target: Path, rate: float) -> Path:
+    """The trace's `rows` (mean rate `source_rate` req/s) with their times stretched or squeezed so the mean rate
+    is `rate` req/s (token lengths kept), in seconds (`timestamp_s`)."""
+    factor = source_rate / rate
     target.parent.mkdir(parents=True, exist_ok=True)
     lines = (json.dumps({"timestamp_s": row.at_s * factor, "input_length": row.input_tokens,
-                         "output_length": row.output_tokens}) for row in read_trace(source))
+                         "output_length": row.output_tokens}) for row in rows)
     target.write_text("\n".join(lines) + "\n")
     return target
 
