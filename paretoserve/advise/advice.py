@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, PlainSerializer, PlainValidator, field_validator
 
 from paretoserve.advise.bca import RELATIVE_METRIC, Verdict, choose_batch, resolve_limits
+from paretoserve.advise.capacity import CapacityAdvice
 from paretoserve.advise.calibrated_roofline import RooflineSummary, calibrated_roofline
 from paretoserve.advise.commands import Commands, commands
 from paretoserve.advise.memory import MemoryAdvice, device_memory, memory_advice
@@ -114,6 +115,7 @@ class Advice(BaseModel):
     replica_plan: ReplicaPlan
     commands: Commands
     roofline: RooflineSummary | None = None  # the calibrated roofline behind predicted replica plans
+    capacity: CapacityAdvice | None = None  # the plan's measured capacity and what a traffic needs (tune, advise --capacity)
 
 
 def _memory_of(weights_bytes: float | None):

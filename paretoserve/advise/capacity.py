@@ -1,0 +1,124 @@
+"""The capacity advice: the request rate a plan sustains with `attainment` of its requests within the SLO (read
+from a directory of capacity runs, `paretoserve capacity`), and the replicas and devices a traffic needs.
+
+The plan is N replicas on one device; its capacity C is what those N sustain together, so one replica carries
+C / N. A traffic of R req/s with headroom h needs ceil(R x (1 + h) / (C / N)) replicas, on ceil(replicas / N)
+devices like the measured one. Every count comes with its arithmetic in words (`arithmetic`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+from paretoserve.advise.table import AdviseError
+from paretoserve.advise.traffic import Traffic
+from paretoserve.results.rate_run import RateRun, to_rate_run
+from paretoserve.results.store import SweepStore
+
+
+class RateFigures(BaseModel):
+    """One rate of the capacity runs, pooled over its runs; times in ms."""
+
+    rate_rps: float
+    attainment: float
+    attainment_ci95: tuple[float, float]
+    requests: int
+    failed: int
+    meets: bool  # attainment at or above the target, and every run limit held
+    request_throughput: float
+    median_ttft_ms: float | None = None
+    p99_ttft_ms: float | None = None
+    median_tpot_ms: float | None = None
+    p99_tpot_ms: float | None = None
+    mean_e2el_ms: float | None = None
+
+
+class CapacityAdvice(BaseModel):
+    """What the plan sustains under the SLO and what the traffic needs (advice.json's `capacity`)."""
+
+    directory: str  # the capacity runs
+    slo: str  # the per-request limits each request was judged by
+    attainment_target: float
+    capacity_rps: float  # the highest rate that met the target
+    failing_rps: float | None  # the lowest that did not: the knee lies in [capacity_rps, failing_rps)
+    knee: RateFigures
+    rates: list[RateFigures]  # every rate run, lowest first
+    replicas: int  # the plan's replicas on one device
+    max_batch: int
+    per_replica_rps: float  # capacity_rps / replicas
+    headroom: float  # share of spare capacity every count keeps
+    traffic: Traffic | None = None
+    replicas_at_low: int | None = None
+    replicas_at_mean: int | None = None
+    replicas_at_peak: int | None = None
+    devices_at_mean: int | None = None
+    devices_at_peak: int | None = None
+    arithmetic: list[str]
+    summary: str
+
+
+def rate_figures(record: dict, target: float) -> RateFigures:
+    """One capacity record (results/rate_run.py) as the figures the advice and the report show."""
+    run = to_rate_run(record)
+    return RateFigures(rate_rps=run.rate_rps, attainment=run.attainment, attainment_ci95=run.interval(),
+                       requests=run.total, failed=run.failed, meets=run.meets(target),
+                       request_throughput=run.request_throughput,
+                       **{name: record.get(name) for name in ("median_ttft_ms", "p99_ttft_ms", "median_tpot_ms",
+                                                              "p99_tpot_ms", "mean_e2el_ms")})
+
+
+def knee(runs: list[RateRun], target: float) -> tuple[RateRun | None, RateRun | None]:
+    """(the highest rate that met `target` below the lowest that did not, that lowest failing rate): the rule of
+    the search (sweep/rate_search.py), applied to whatever runs a directory holds."""
+    failing = min((r for r in runs if not r.meets(target)), key=lambda r: r.rate_rps, default=None)
+    below = [r for r in runs if r.meets(target) and (failing is None or r.rate_rps < failing.rate_rps)]
+    return max(below, key=lambda r: r.rate_rps, default=None), failing
+
+
+def needed(rate_rps: float, per_replica_rps: float, headroom: float) -> int:
+    """Replicas that carry `rate_rps` with `headroom` to spare, each sustaining `per_replica_rps`."""
+    return max(1, math.ceil(rate_rps * (1 + headroom) / per_replica_rps - 1e-9))
+
+
+def capacity_advice(directory: str, target: float, slo: str, replicas: int, max_batch: int,
+                    traffic: Traffic | None = None, headroom: float = 0.1) -> CapacityAdvice:
+    """The capacity of the plan (`replicas` x cap `max_batch`) measured in `directory`, and what `traffic` needs;
+    AdviseError when the directory holds no rate that met `target`."""
+    records = [r for r in SweepStore(directory).finished_capacity().values() if "request_rate" in r["config"]]
+    figures = sorted((rate_figures(r, target) for r in records), key=lambda f: f.rate_rps)
+    met, failing = knee([to_rate_run(r) for r in records], target)
+    if met is None:
+        raise AdviseError(f"--capacity: {directory} holds {len(records)} rate runs and none met {target:.0%} of "
+                          "requests within the SLO")
+    capacity = met.rate_rps
+    per_replica = capacity / replicas
+    plan = f"{replicas} x cap {max_batch}"
+    low, high = met.interval()
+    summary = (f"{plan} sustains {capacity:.3g} req/s with {met.attainment:.1%} of requests within the SLO "
+               f"(95 % interval {low:.1%}..{high:.1%}; target {target:.0%})")
+    arithmetic = [f"one replica carries {capacity:.3g} / {replicas} = {per_replica:.3g} req/s"]
+    counts: dict[str, int | None] = {}
+    if traffic is not None:
+        for name, rate in (("low", traffic.low_rps), ("mean", traffic.mean_rps), ("peak", traffic.peak_rps)):
+            if rate is None:
+                continue
+            counts[f"replicas_at_{name}"] = n = needed(rate, per_replica, headroom)
+            arithmetic.append(f"{name} {rate:.3g} req/s x (1 + {headroom:g} headroom) / {per_replica:.3g} = "
+                              f"{rate * (1 + headroom) / per_replica:.2f} -> {n} replicas")
+        counts["devices_at_mean"] = math.ceil(counts["replicas_at_mean"] / replicas)  # type: ignore[operator]
+        if traffic.peak_rps is not None:
+            counts["devices_at_peak"] = math.ceil(counts["replicas_at_peak"] / replicas)  # type: ignore[operator]
+        peak = f", peak {traffic.peak_rps:.3g}" if traffic.peak_rps is not None else ""
+        at_peak = f" and {counts['replicas_at_peak']} at the peak" if traffic.peak_rps is not None else ""
+        devices = max(counts["devices_at_mean"], counts.get("devices_at_peak") or 0)  # type: ignore[type-var]
+        summary += (f"; your traffic (mean {traffic.mean_rps:.3g}{peak} req/s) needs {counts['replicas_at_mean']} "
+                    f"replicas of this plan's engine at the mean{at_peak} ({devices} device"
+                    f"{'s' if devices > 1 else ''} like this one, {replicas} replica{'s' if replicas > 1 else ''} "
+                    f"each)")
+    return CapacityAdvice(directory=str(directory), slo=slo, attainment_target=target, capacity_rps=capacity,
+                          failing_rps=failing.rate_rps if failing else None,
+                          knee=next(f for f in figures if f.rate_rps == capacity), rates=figures, replicas=replicas,
+                          max_batch=max_batch, per_replica_rps=per_replica, headroom=headroom, traffic=traffic,
+                          arithmetic=arithmetic, summary=summary, **counts)
