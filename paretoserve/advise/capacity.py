@@ -9,13 +9,14 @@ devices like the measured one. Every count comes with its arithmetic in words (`
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from paretoserve.advise.table import AdviseError
 from paretoserve.advise.traffic import Traffic
 from paretoserve.results.rate_run import RateRun, to_rate_run
-from paretoserve.results.store import SweepStore
+from paretoserve.results.store import StoreError, SweepStore
 
 
 class RateFigures(BaseModel):
@@ -82,16 +83,24 @@ def needed(rate_rps: float, per_replica_rps: float, headroom: float) -> int:
     return max(1, math.ceil(rate_rps * (1 + headroom) / per_replica_rps - 1e-9))
 
 
-def capacity_advice(directory: str, target: float, slo: str, replicas: int, max_batch: int,
-                    traffic: Traffic | None = None, headroom: float = 0.1) -> CapacityAdvice:
-    """The capacity of the plan (`replicas` x cap `max_batch`) measured in `directory`, and what `traffic` needs;
-    AdviseError when the directory holds no rate that met `target`."""
-    records = [r for r in SweepStore(directory).finished_capacity().values() if "request_rate" in r["config"]]
+def capacity_advice(directory: str | Path, replicas: int, max_batch: int, traffic: Traffic | None = None,
+                    headroom: float = 0.1) -> CapacityAdvice:
+    """The capacity of the plan (`replicas` x cap `max_batch`) measured in `directory` (a `paretoserve capacity`
+    directory: its target and SLO as it kept them), and what `traffic` needs; AdviseError naming --capacity-dir
+    when it is not one, or holds no rate that met its target."""
+    store = SweepStore(directory)
+    try:
+        spec = store.read_spec()["spec"]
+        target, slo = float(spec["capacity"]["attainment"]), str(spec["workload"]["slo"])
+        records = [r for r in store.finished_capacity().values() if "request_rate" in r["config"]]
+    except (StoreError, KeyError, TypeError, ValueError) as exc:
+        raise AdviseError(f"--capacity-dir: {directory} is not a directory of `paretoserve capacity` runs "
+                          f"({type(exc).__name__}: {exc})") from exc
     figures = sorted((rate_figures(r, target) for r in records), key=lambda f: f.rate_rps)
     met, failing = knee([to_rate_run(r) for r in records], target)
     if met is None:
-        raise AdviseError(f"--capacity: {directory} holds {len(records)} rate runs and none met {target:.0%} of "
-                          "requests within the SLO")
+        raise AdviseError(f"--capacity-dir: {directory} holds {len(records)} rate runs and none met {target:.0%} "
+                          "of requests within the SLO")
     capacity = met.rate_rps
     per_replica = capacity / replicas
     plan = f"{replicas} x cap {max_batch}"
@@ -99,24 +108,25 @@ def capacity_advice(directory: str, target: float, slo: str, replicas: int, max_
     summary = (f"{plan} sustains {capacity:.3g} req/s with {met.attainment:.1%} of requests within the SLO "
                f"(95 % interval {low:.1%}..{high:.1%}; target {target:.0%})")
     arithmetic = [f"one replica carries {capacity:.3g} / {replicas} = {per_replica:.3g} req/s"]
-    counts: dict[str, int | None] = {}
+    counts: dict[str, int] = {}
     if traffic is not None:
         for name, rate in (("low", traffic.low_rps), ("mean", traffic.mean_rps), ("peak", traffic.peak_rps)):
-            if rate is None:
-                continue
-            counts[f"replicas_at_{name}"] = n = needed(rate, per_replica, headroom)
-            arithmetic.append(f"{name} {rate:.3g} req/s x (1 + {headroom:g} headroom) / {per_replica:.3g} = "
-                              f"{rate * (1 + headroom) / per_replica:.2f} -> {n} replicas")
-        counts["devices_at_mean"] = math.ceil(counts["replicas_at_mean"] / replicas)  # type: ignore[operator]
+            if rate is not None:
+                counts[f"replicas_at_{name}"] = n = needed(rate, per_replica, headroom)
+                arithmetic.append(f"{name} {rate:.3g} req/s x (1 + {headroom:g} headroom) / {per_replica:.3g} = "
+                                  f"{rate * (1 + headroom) / per_replica:.2f} -> {n} replicas")
+        at_mean = counts["replicas_at_mean"]
+        busiest = counts.get("replicas_at_peak", at_mean)
+        counts["devices_at_mean"] = math.ceil(at_mean / replicas)
+        devices = math.ceil(busiest / replicas)
+        peak = ""
         if traffic.peak_rps is not None:
-            counts["devices_at_peak"] = math.ceil(counts["replicas_at_peak"] / replicas)  # type: ignore[operator]
-        peak = f", peak {traffic.peak_rps:.3g}" if traffic.peak_rps is not None else ""
-        at_peak = f" and {counts['replicas_at_peak']} at the peak" if traffic.peak_rps is not None else ""
-        devices = max(counts["devices_at_mean"], counts.get("devices_at_peak") or 0)  # type: ignore[type-var]
-        summary += (f"; your traffic (mean {traffic.mean_rps:.3g}{peak} req/s) needs {counts['replicas_at_mean']} "
-                    f"replicas of this plan's engine at the mean{at_peak} ({devices} device"
-                    f"{'s' if devices > 1 else ''} like this one, {replicas} replica{'s' if replicas > 1 else ''} "
-                    f"each)")
+            counts["devices_at_peak"] = devices
+            peak = f", peak {traffic.peak_rps:.3g}"
+        at_peak = f" and {busiest} at the peak" if peak else ""
+        summary += (f"; your traffic (mean {traffic.mean_rps:.3g}{peak} req/s) needs {at_mean} replicas of this "
+                    f"plan's engine at the mean{at_peak} ({devices} device{'s' if devices > 1 else ''} like this "
+                    f"one, {replicas} replica{'s' if replicas > 1 else ''} each)")
     return CapacityAdvice(directory=str(directory), slo=slo, attainment_target=target, capacity_rps=capacity,
                           failing_rps=failing.rate_rps if failing else None,
                           knee=next(f for f in figures if f.rate_rps == capacity), rates=figures, replicas=replicas,

@@ -96,6 +96,10 @@ def print_advice(advice: Advice, console: Console | None = None) -> None:
                   f"device {escape(str(advice.device))}")
     for table in (batches_table(advice), memory_table(advice), plan_table(advice), frontier_table(advice)):
         console.print(table)
+    if advice.capacity is not None:
+        console.print(f"[bold]Capacity[/] ({escape(advice.capacity.directory)}): {escape(advice.capacity.summary)}")
+        for step in advice.capacity.arithmetic:
+            console.print(f"  {escape(step)}")
     c = advice.commands
     console.print("[bold]Launch commands[/]")
     for label, line in (("embedded engine", c.engine), ("replica plan", c.serve), ("llama-server", c.llama_server),

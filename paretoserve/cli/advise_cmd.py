@@ -10,9 +10,12 @@ from pathlib import Path
 
 from paretoserve.advise import advise_table, load_table
 from paretoserve.advise.advice_file import advice_json
+from paretoserve.advise.capacity import capacity_advice
 from paretoserve.advise.console import print_advice
 from paretoserve.advise.ray_config import write_ray_configs
 from paretoserve.cli.advice_args import add_advice_args, advise_config
+from paretoserve.cli.common import UsageError
+from paretoserve.cli.traffic_args import add_traffic_args, traffic_of
 
 
 def add_parser(subparsers, help: str) -> None:
@@ -20,6 +23,10 @@ def add_parser(subparsers, help: str) -> None:
                               description=__doc__)
     p.add_argument("dir", metavar="DIR", help="sweep directory (paretoserve sweep or import vllm)")
     add_advice_args(p, "SLO (default: the paper's 3 x mean TPOT at B=32)")
+    c = p.add_argument_group("capacity: the plan's measured capacity and the replicas a traffic needs")
+    c.add_argument("--capacity-dir", default=None, metavar="DIR",
+                   help="the `paretoserve capacity` runs made against the advised plan")
+    add_traffic_args(c)
     p.add_argument("--json", action="store_true", help="print the advice as JSON")
     p.add_argument("--ray-out", type=Path, default=None,
                    help="where to write ray-serve.yaml and ray-serve-llm.yaml (default: DIR)")
@@ -30,6 +37,13 @@ def run(args: argparse.Namespace) -> int:
     config = advise_config(args)
     table = load_table(args.dir)  # an AdviseError names DIR or the flag
     advice = advise_table(table, config)
+    traffic, _ = traffic_of(args)
+    if args.capacity_dir is not None:
+        plan = advice.replica_plan
+        advice = advice.model_copy(update={"capacity": capacity_advice(args.capacity_dir, plan.replicas,
+                                                                       plan.max_batch, traffic, args.headroom)})
+    elif traffic is not None:
+        raise UsageError("--traffic needs --capacity-dir: the capacity runs (`paretoserve capacity`) of the plan")
     written = write_ray_configs(advice, table, args.ray_out or args.dir)
     if args.json:
         print(advice_json(advice))

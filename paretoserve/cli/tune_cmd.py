@@ -11,6 +11,7 @@ from pathlib import Path
 from paretoserve.cli.advice_args import add_advice_args, advise_config
 from paretoserve.cli.common import add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import add_remeasure_arg
+from paretoserve.cli.traffic_args import add_capacity_step_args, capacity_step
 from paretoserve.results.store import is_finished
 from paretoserve.tune import TuneConfig, run_tune
 
@@ -47,6 +48,8 @@ def add_parser(subparsers, help: str) -> None:
     w.add_argument("--duration", type=float, default=DEFAULTS.duration_s,
                    help="seconds of load per point, then in-flight requests finish (default: %(default)s)")
     add_advice_args(p, "SLO and advice (default: the paper's 3 x mean TPOT at B=32)")
+    add_capacity_step_args(p.add_argument_group(
+        "capacity: after the plan is chosen, the request rate it sustains and the replicas a traffic needs"))
     p.set_defaults(run=run)
 
 
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                      threads=args.threads, repack=args.repack, repeats=args.repeats, wait_quiet_s=args.wait_quiet,
                      input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
                      min_gain=args.min_gain, remeasure_budget=args.remeasure_budget, verify=args.verify,
-                     resume=args.resume, advice=advise_config(args))
+                     resume=args.resume, capacity=capacity_step(args), advice=advise_config(args))
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         result = run_tune(cfg, say=lambda line: print(line, file=sys.stderr))
@@ -80,6 +83,8 @@ def summary(result) -> str:
                      f"{result.replica_record[plan.throughput_metric]:.1f} {unit}")
     lines.append(f"plan: {plan.replicas} x cap {plan.max_batch} ({plan.predicted_or_measured}), "
                  f"{plan.expected_throughput:.1f} {unit}, {plan.gain_vs_baseline:+.1%} vs the best single engine")
+    if advice.capacity is not None:
+        lines.append(f"capacity: {advice.capacity.summary}")
     lines.append(f"serve it: {advice.commands.serve}")
     lines.append(f"{result.points_run} points run in {result.wall_s:.0f} s; advice {result.advice_path}; "
                  f"report {result.report.html}")

@@ -7,23 +7,22 @@ The runs are made by a `BenchRuns`: `run_bench` against the URL by default, a re
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.repeats import combine, runs_of
-from paretoserve.bench.runner import run_bench
 from paretoserve.bench.trace import TraceRow, read_trace
 from paretoserve.bench.workload import WorkloadError
 from paretoserve.results.rate_run import RateRun, rate_key, to_rate_run
 from paretoserve.results.store import CAPACITY_KIND, SweepStore
 from paretoserve.sweep.asked import drive
+from paretoserve.sweep.bench_runs import BenchRuns, LiveRuns
 from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.overload import Overload, overload_of
 from paretoserve.sweep.rate_search import (
@@ -38,19 +37,6 @@ from paretoserve.sweep.session import workload_record
 SEARCH_FLAGS = {"attainment": "--attainment", "resolution": "--resolution", "max_runs": "--max-runs",
                 "remeasure_budget": "--remeasure-budget", "start_rps": "--start-rate", "overload": "--overload",
                 "concurrency": "--concurrency"}
-
-
-class BenchRuns(Protocol):
-    """How a capacity session gets one bench run made: the result `run_bench` returns, requests included."""
-
-    def run(self, bench: BenchConfig) -> dict: ...
-
-
-class LiveRuns:
-    """Each run sent to the URL by `run_bench`."""
-
-    def run(self, bench: BenchConfig) -> dict:
-        return asyncio.run(run_bench(bench, keep_requests=True))
 
 
 @dataclass(frozen=True)

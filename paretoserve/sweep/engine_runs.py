@@ -7,10 +7,11 @@ The engine is stopped in every case (a finished point, a failed point, Ctrl-C, S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.runner import BenchError, run_bench
@@ -18,6 +19,7 @@ from paretoserve.engine_process import EngineProcess, LaunchError, describe_exit
 from paretoserve.presets import preset
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.serve.replica_server import ReplicaServer
+from paretoserve.sweep.bench_runs import LiveRuns
 from paretoserve.sweep.environment import collect_environment
 from paretoserve.sweep.grid import SweepSpec
 
@@ -89,6 +91,14 @@ class EngineRuns:
             record.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
         record["wall_s"] = time.perf_counter() - started
         return record
+
+
+    @contextlib.contextmanager
+    def serving(self, spec: SweepSpec, point: ReplicaSetup, log_path: Path) -> Iterator[LiveRuns]:
+        """`point` started as a sweep starts it and healthy; bench runs go to it with this session's key."""
+        with _start(spec, point, log_path, self.api_key) as engines:
+            engines.wait_healthy(spec.health_timeout_s)
+            yield LiveRuns(engines.base_url, self.api_key)
 
 
 def _start(spec: SweepSpec, point: ReplicaSetup, log_path: Path, api_key: str | None) -> EngineProcess | ReplicaServer:

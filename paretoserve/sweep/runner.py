@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, ContextManager, Protocol
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -15,6 +15,7 @@ from paretoserve.results.point import Point, to_point
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.results.store import SweepStore, is_finished
 from paretoserve.sweep.asked import drive
+from paretoserve.sweep.bench_runs import BenchRuns
 from paretoserve.sweep.grid import SweepSpec
 from paretoserve.sweep.search import Guess, SearchConfig, SearchError, SearchResult, bca_search
 
@@ -30,6 +31,9 @@ class PointRuns(Protocol):
 
     def run(self, spec: SweepSpec, point: ReplicaSetup, log_path: Path) -> dict:
         """One run of `point`: a points.jsonl record, status 'ok' with its figures or 'failed' with a reason."""
+
+    def serving(self, spec: SweepSpec, point: ReplicaSetup, log_path: Path) -> ContextManager[BenchRuns]:
+        """`point` served until the block ends (LaunchError when it cannot start), and how bench runs reach it."""
 
 
 def run_points(spec: SweepSpec, points: list[ReplicaSetup], runs: PointRuns, store: SweepStore,

@@ -7,8 +7,10 @@ from functools import cached_property
 from pathlib import Path
 
 from paretoserve.advise import AdviseConfig
+from paretoserve.advise.traffic import Traffic
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.repeats import REPEATS
+from paretoserve.bench.slo import Slo
 from paretoserve.engine.config import EngineConfig, ctx_for, threads_range
 from paretoserve.limits import IntRange, UserError
 from paretoserve.presets import preset
@@ -20,6 +22,32 @@ TOKENS = IntRange(1, 8192)  # --input-tokens and --output-tokens of every point
 
 class TuneError(UserError):
     """A tune setting out of range; the message names the flag."""
+
+
+@dataclass(frozen=True)
+class CapacityStep:
+    """After the plan is chosen: serve it, find the request rate it sustains under a per-request SLO
+    (`paretoserve capacity`), size it for `traffic`, and replay a trace traffic through it."""
+
+    traffic: Traffic | None = None  # None: the capacity alone
+    trace: Path | None = None  # the trace the traffic was read from: its lengths are the workload, replayed
+    attainment: float = 0.99  # share of requests within the SLO
+    slo: Slo | None = None  # per-request limits; None: the advice's limits per request, plus DEFAULT_TTFT_MS
+    headroom: float = 0.1  # spare share of capacity every replica count keeps
+    replay_speed: float = 1.0  # the trace's time divided by this in the replay
+    max_runs: int = 10  # rates the search may run
+    remeasure_budget: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.attainment < 1:
+            raise TuneError(f"--attainment must be in (0, 1), a share of requests; got {self.attainment!r}")
+        if not 0 <= self.headroom <= 10:
+            raise TuneError(f"--headroom must be in [0, 10], a share of capacity kept spare; got {self.headroom!r}")
+        if not 0.01 <= self.replay_speed <= 1000:
+            raise TuneError(f"--replay-speed must be in [0.01, 1000]; got {self.replay_speed!r}")
+        if self.slo is not None and not self.slo.per_request:
+            raise TuneError("--capacity-slo: capacity judges each request on its own; give at least one bare limit "
+                            "such as 'ttft_ms<=2000,tpot_ms<=100'")
 
 
 @dataclass(frozen=True)
@@ -41,6 +69,7 @@ class TuneConfig:
     repeats: int = 1  # runs of each point (back to back in the search), each on a freshly started engine
     wait_quiet_s: float = 0.0  # before each point's measured run, wait up to this long for a quiet machine
     resume: bool = False
+    capacity: CapacityStep | None = None  # None: no capacity step
     advice: AdviseConfig = field(default_factory=AdviseConfig)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,9 @@
-"""The tune loop: adaptive search sweep -> advise -> one run of the replica plan -> advise again -> report.
+"""The tune loop: adaptive search sweep -> advise -> one run of the replica plan -> advise again -> the plan's
+capacity and the replicas a traffic needs (when asked) -> report.
 
-Everything lands in one directory: `sweep/` (a sweep directory, resumable), `advice.json` with the plan
-as Ray Serve config beside it (`ray-serve.yaml`, `ray-serve-llm.yaml`), and `report.html` with its PNGs.
+Everything lands in one directory: `sweep/` (a sweep directory, resumable), `capacity/` (the capacity runs,
+resumable too), `advice.json` with the plan as Ray Serve config beside it (`ray-serve.yaml`,
+`ray-serve-llm.yaml`), and `report.html` with its PNGs.
 The replica run is an ordinary sweep point (`...-rN`), so `advise` and `report` see it as measured.
 The points are measured by a `PointRuns` (real engines by default), so the whole loop runs in a test on
 recorded points.
@@ -24,6 +26,7 @@ from paretoserve.sweep.grid import SweepSpec
 from paretoserve.sweep.runner import PointRuns
 from paretoserve.sweep.search import SearchResult
 from paretoserve.sweep.session import SessionConfig, SweepSession, plan_search
+from paretoserve.tune.capacity_step import run_capacity
 from paretoserve.tune.config import TuneConfig
 from paretoserve.tune.plan import replica_point
 
@@ -75,6 +78,13 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print, runs: PointRun
             advice = _advise(table, advice_cfg, say)
         if not is_finished(replica_record):
             say(f"tune: the replica run failed: {replica_record.get('reason', '')[:300]}")
+    if cfg.capacity is not None:
+        plan_record = session.store.finished().get(advice.replica_plan.setup().key())
+        capacity = run_capacity(cfg.capacity, cfg, spec, advice, plan_record, session.runs, say)
+        advice = advice.model_copy(update={"capacity": capacity})
+        say(f"tune: {capacity.summary}")
+        for line in capacity.arithmetic:
+            say(f"tune:   {line}")
     session.export_csv()
     advice_path = write_advice(advice, cfg.out / ADVICE_FILE)
     write_ray_configs(advice, table, cfg.out)
