@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tests.waiting import HANG_S
 
 BINARIES = ("chromium", "chromium-browser", "google-chrome")
@@ -50,6 +52,11 @@ class PageCheck:
 
 def find_chromium() -> str | None:
     return next((path for path in map(shutil.which, BINARIES) if path), None)
+
+
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install "
+                                                              "chromium; .ci/run installs it)")
 
 
 def check_page(html_path: Path, chromium: str, timeout_s: float = HANG_S) -> PageCheck:

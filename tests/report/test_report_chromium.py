@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.report.chromium_check import check_page, find_chromium
+from tests.report.chromium_check import CHROMIUM, check_page, needs_chromium
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = find_chromium()
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install "
-                                                              "chromium; .ci/run installs it)")
 
 
 @needs_chromium
