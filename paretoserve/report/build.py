@@ -12,6 +12,7 @@ from paretoserve.report import sections
 from paretoserve.report.figure import BOptMark, to_png
 from paretoserve.report.html_page import Plot, page
 from paretoserve.report.plots_batch import energy_per_token, latency_vs_batch, throughput_vs_batch
+from paretoserve.report.plots_capacity import capacity_figures
 from paretoserve.report.plots_pareto import frontiers_figure
 from paretoserve.report.plots_plan import advice_bars, measured_bars, memory_breakdown_figure, replica_figure
 from paretoserve.report.recommendation import as_advice, sweep_frontiers
@@ -20,6 +21,7 @@ from paretoserve.results.sweep import Sweep
 
 PLOT_NAMES = ("throughput_vs_batch", "latency_vs_batch", "pareto_frontiers", "memory_breakdown", "energy_per_token",
               "replicas")
+CAPACITY_PLOT_NAMES = ("capacity_latency", "capacity_attainment")  # only where the advice has a capacity
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,16 @@ def write_report(sweep: str | Path | Sweep, out_html: str | Path, advice: Advice
     frontiers = sweep_frontiers(data.points, advice)
     plots = make_plots(data, advice, frontiers, out_html.stem, config)
     estimated = "estimated" in data.energy_sources()
+    capacity = advice.capacity if advice else None
+    capacity_section = [sections.capacity(capacity, plots.get("capacity_latency"),
+                                          plots.get("capacity_attainment"))] if capacity else []
     html = page(f"paretoserve report: {data.directory.name}", [
         sections.overview(data), sections.recommendation(advice, reason),
         sections.curves(plots.get("throughput_vs_batch"), plots.get("latency_vs_batch")),
         sections.frontiers(frontiers, plots.get("pareto_frontiers"), estimated),
         sections.memory(advice, plots.get("memory_breakdown"), reason),
         sections.energy(data, plots.get("energy_per_token")),
-        sections.replicas(data, advice, plots.get("replicas")),
+        sections.replicas(data, advice, plots.get("replicas")), *capacity_section,
         sections.commands(advice, reason), sections.measurements(data)])
     written = _write_files(out_html, html, plots)
     return ReportFiles(out_html, written, advice.b_opt if advice else None)
@@ -71,7 +76,7 @@ def write_report(sweep: str | Path | Sweep, out_html: str | Path, advice: Advice
 
 def make_plots(data: SweepData, advice: Advice | None, frontiers: list[Frontier], stem: str,
                config: ReportConfig) -> dict[str, Plot]:
-    """Every plot the data allows, keyed by its name in PLOT_NAMES, rendered to PNG."""
+    """Every plot the data allows, keyed by its name in PLOT_NAMES or CAPACITY_PLOT_NAMES, rendered to PNG."""
     b_opt = BOptMark(advice.b_opt_max_batch, advice.b_opt) if advice else None
     limits = {limit.field: limit.bound_ms for limit in advice.slo.limits} if advice else {}
     series = batch_series(data.points)
@@ -89,6 +94,8 @@ def make_plots(data: SweepData, advice: Advice | None, frontiers: list[Frontier]
                              + (" (ESTIMATED)" if estimated else "")),
         "replicas": (replica_figure(bars, throughput_label), "Replica comparison: total throughput per configuration"),
     }
+    if advice and advice.capacity:
+        figures |= capacity_figures(advice.capacity)
     return {name: Plot(f"{stem}_{name}.png", to_png(fig, config.dpi), description)
             for name, (fig, description) in figures.items() if fig is not None}
 
@@ -102,7 +109,7 @@ def _write_files(out_html: Path, html: str, plots: dict[str, Plot]) -> tuple[Pat
             path = directory / plot.file_name
             path.write_bytes(plot.png)
             written.append(path)
-        for name in PLOT_NAMES:
+        for name in (*PLOT_NAMES, *CAPACITY_PLOT_NAMES):
             stale = directory / f"{out_html.stem}_{name}.png"
             if name not in plots and stale.exists():
                 stale.unlink()

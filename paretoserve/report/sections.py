@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from paretoserve.advise import Advice
+from paretoserve.advise.capacity import CapacityAdvice
 from paretoserve.advise.pareto import Frontier
 from paretoserve.report.html_page import Plot, fmt, gigabytes, image, paragraph, percent, preformatted, section, table
 from paretoserve.report.plots_pareto import axis_label, frontier_label, frontier_title, shown
@@ -143,6 +144,35 @@ def replicas(data: SweepData, advice: Advice | None, plot: Plot | None) -> str:
         parts.append(table(["replicas x cap", "kind", advice.throughput_metric, "pessimistic", "mean TPOT ms",
                             "mean ITL ms", "meets SLO"], rows, text_columns=(0, 1, 6)))
     return section("replicas", "Replicas", *parts)
+
+
+def capacity(found: CapacityAdvice, latency: Plot | None, attainment: Plot | None) -> str:
+    """The rate the plan sustains within the SLO, its plots, the replicas and devices the traffic needs with
+    their arithmetic, and every rate run."""
+    parts = [paragraph(f"{found.summary}.", "headline")]
+    parts += [image(p) for p in (attainment, latency) if p is not None]
+    knee = f"between {fmt(found.capacity_rps)} and {fmt(found.failing_rps)} req/s" \
+        if found.failing_rps is not None else f"at or above {fmt(found.capacity_rps)} req/s (no rate run failed)"
+    parts.append(paragraph(f"SLO: {found.slo or 'none'} (a bare limit judges each request, a prefixed one each "
+                           f"run); target: {found.attainment_target * 100:g} % of requests within it. The knee lies "
+                           f"{knee}. Runs: {found.directory}."))
+    traffic = found.traffic
+    if traffic is not None:
+        rows = [[name, rate, replicas, devices] for name, rate, replicas, devices in (
+            ("low", traffic.low_rps, found.replicas_at_low, None),
+            ("mean", traffic.mean_rps, found.replicas_at_mean, found.devices_at_mean),
+            ("peak", traffic.peak_rps, found.replicas_at_peak, found.devices_at_peak)) if rate is not None]
+        parts += [paragraph(f"Traffic ({traffic.source}) with {found.headroom * 100:g} % headroom, on devices like "
+                            f"the measured one ({found.replicas} x cap {found.max_batch} each):"),
+                  table(["traffic", "req/s", "replicas", "devices"], rows)]
+    parts.append(preformatted("\n".join(found.arithmetic)))
+    parts.append(table(["offered req/s", "within the SLO [95 %]", "requests", "failed", "completed req/s",
+                        "p50 TTFT ms", "p99 TTFT ms", "p50 TPOT ms", "p99 TPOT ms", "meets target"],
+                       [[f.rate_rps, f"{percent(f.attainment)} [{percent(f.attainment_ci95[0])}, "
+                                     f"{percent(f.attainment_ci95[1])}]", f.requests, f.failed, f.request_throughput,
+                         f.median_ttft_ms, f.p99_ttft_ms, f.median_tpot_ms, f.p99_tpot_ms, "yes" if f.meets else "no"]
+                        for f in found.rates], text_columns=(9,)))
+    return section("capacity", "Capacity under the SLO", *parts)
 
 
 def commands(advice: Advice | None, no_advice_reason: str) -> str:
