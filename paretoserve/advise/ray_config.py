@@ -6,6 +6,9 @@
   LLMConfig with `max_num_seqs` = the batch cap, the KV memory of each replica, a fractional-GPU placement
   bundle per replica and `num_replicas`: the memory sizing Ray's fractional GPUs leave to the user.
 
+When the advice holds the plan's measured capacity, both deployments autoscale instead of a fixed `num_replicas`
+(`num_replicas: auto` and an `autoscaling_config` from advise/autoscaling.py, each field's reason in the header).
+
 Both are plain data here (no Ray import): the tests load them with Ray's own schema classes.
 """
 
@@ -17,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from paretoserve.advise.advice import Advice
+from paretoserve.advise.autoscaling import Autoscaling, autoscaling
 from paretoserve.advise.table import SweepTable
 from paretoserve.model import GGUF_ENGINES
 from paretoserve.presets import ENGINE_NAMES
@@ -49,6 +53,19 @@ def _http() -> dict:
     return {"host": "127.0.0.1", "port": 8000}
 
 
+def scaling_of(advice: Advice) -> Autoscaling | None:
+    """The plan's autoscaling when the advice holds its measured capacity, else None (a fixed num_replicas)."""
+    return autoscaling(advice.capacity) if advice.capacity is not None else None
+
+
+def autoscaled(deployment: dict, scaling: Autoscaling | None) -> dict:
+    """A deployment's options with `scaling` in place of its fixed num_replicas: Ray refuses a number beside an
+    autoscaling_config, and `auto` (rather than leaving it out) drops the builder's own number on override."""
+    if scaling is None:
+        return deployment
+    return {**deployment, "num_replicas": "auto", "autoscaling_config": scaling.ray_config()}
+
+
 def serve_config(advice: Advice, table: SweepTable) -> dict:
     """ray-serve.yaml: the plan on our engine, as a ServeDeploySchema document."""
     plan, ctx = advice.replica_plan, advice.commands.ctx_per_seq
@@ -66,8 +83,8 @@ def serve_config(advice: Advice, table: SweepTable) -> dict:
     actor: dict = {"num_cpus": threads}
     if table.on_gpu and engine not in GGUF_ENGINES:
         args["num_gpus"] = actor["num_gpus"] = share(plan.replicas)
-    deployment = {"name": DEPLOYMENT, "num_replicas": plan.replicas, "max_ongoing_requests": plan.max_batch,
-                  "max_queued_requests": MAX_QUEUED, "ray_actor_options": actor}
+    deployment = autoscaled({"name": DEPLOYMENT, "num_replicas": plan.replicas, "max_ongoing_requests": plan.max_batch,
+                             "max_queued_requests": MAX_QUEUED, "ray_actor_options": actor}, scaling_of(advice))
     return {"proxy_location": "HeadOnly", "http_options": _http(),
             "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": BUILDER, "args": args,
                               "deployments": [deployment]}]}
@@ -101,8 +118,8 @@ def llm_config(advice: Advice, table: SweepTable) -> dict:
     return {"model_loading_config": {"model_id": Path(model).name or model, "model_source": model},
             "llm_engine": "vLLM", "engine_kwargs": engine_kwargs,
             "placement_group_config": {"bundles": [{"CPU": 1, "GPU": gpu}], "strategy": "PACK"},
-            "deployment_config": {"num_replicas": plan.replicas, "max_ongoing_requests": plan.max_batch,
-                                  "max_queued_requests": MAX_QUEUED},
+            "deployment_config": autoscaled({"num_replicas": plan.replicas, "max_ongoing_requests": plan.max_batch,
+                                             "max_queued_requests": MAX_QUEUED}, scaling_of(advice)),
             "experimental_configs": {"stream_batching_interval_ms": STREAM_BATCHING_MS}}
 
 
@@ -118,6 +135,10 @@ def _header(advice: Advice, table: SweepTable, what: str) -> str:
     lines = [f"paretoserve advice for {table.directory}: {plan.replicas} replica(s) x batch cap {plan.max_batch} "
              f"({plan.predicted_or_measured}), B_opt {advice.b_opt}, measured on {advice.device or 'this machine'}",
              what]
+    scaling = scaling_of(advice)
+    if scaling is not None and advice.capacity is not None:
+        lines.append(f"autoscaling from the measured capacity ({advice.capacity.summary}):")
+        lines += [f"  {name} {getattr(scaling, name):g}: {why}" for name, why in scaling.reasons.items()]
     return "".join(f"# {line}\n" for line in lines)
 
 
