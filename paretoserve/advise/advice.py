@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, PlainSerializer, PlainValidator, field_validator
 
 from paretoserve.advise.bca import RELATIVE_METRIC, Verdict, choose_batch, resolve_limits
-from paretoserve.advise.capacity import CapacityAdvice
 from paretoserve.advise.calibrated_roofline import RooflineSummary, calibrated_roofline
+from paretoserve.advise.capacity import CapacityAdvice
 from paretoserve.advise.commands import Commands, commands
 from paretoserve.advise.memory import MemoryAdvice, device_memory, memory_advice
 from paretoserve.advise.pareto import Frontier, frontiers
@@ -115,7 +115,7 @@ class Advice(BaseModel):
     replica_plan: ReplicaPlan
     commands: Commands
     roofline: RooflineSummary | None = None  # the calibrated roofline behind predicted replica plans
-    capacity: CapacityAdvice | None = None  # the plan's measured capacity and what a traffic needs (tune, advise --capacity)
+    capacity: CapacityAdvice | None = None  # measured capacity, what a traffic needs (tune, advise --capacity-dir)
 
 
 def _memory_of(weights_bytes: float | None):

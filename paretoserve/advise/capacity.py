@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from paretoserve.advise.table import AdviseError
 from paretoserve.advise.traffic import Traffic
+from paretoserve.bench.slo import RequestLimit, parse_slo
 from paretoserve.results.rate_run import RateRun, to_rate_run
 from paretoserve.results.store import StoreError, SweepStore
 
@@ -58,6 +59,13 @@ class CapacityAdvice(BaseModel):
     devices_at_peak: int | None = None
     arithmetic: list[str]
     summary: str
+
+    def bounds(self, metric: str) -> list[tuple[str, float, bool]]:
+        """(the limit as written, its bound in ms, whether it bounds each request) for every limit of the SLO on
+        `metric` (e.g. 'ttft_ms'): the per-request ones and those on a statistic over each run (p99_ttft_ms)."""
+        limits = parse_slo(self.slo).limits if self.slo else ()
+        return [(str(lim), lim.bound_ms, isinstance(lim, RequestLimit)) for lim in limits
+                if (lim.metric if isinstance(lim, RequestLimit) else lim.field).endswith(metric)]
 
 
 def rate_figures(record: dict, target: float) -> RateFigures:
@@ -114,7 +122,7 @@ def capacity_advice(directory: str | Path, replicas: int, max_batch: int, traffi
             if rate is not None:
                 counts[f"replicas_at_{name}"] = n = needed(rate, per_replica, headroom)
                 arithmetic.append(f"{name} {rate:.3g} req/s x (1 + {headroom:g} headroom) / {per_replica:.3g} = "
-                                  f"{rate * (1 + headroom) / per_replica:.2f} -> {n} replicas")
+                                  f"{rate * (1 + headroom) / per_replica:.2f} -> {n} replica{'s' if n > 1 else ''}")
         at_mean = counts["replicas_at_mean"]
         busiest = counts.get("replicas_at_peak", at_mean)
         counts["devices_at_mean"] = math.ceil(at_mean / replicas)

@@ -9,7 +9,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 # through advise, which judges by them: report may not import bench (ARCHITECTURE.md's layers)
-from paretoserve.advise.advice import RunLimit, parse_slo
 from paretoserve.advise.capacity import CapacityAdvice
 from paretoserve.report.figure import B_OPT_COLOUR, colour, draw, new_figure, pairs
 
@@ -43,7 +42,7 @@ def latency_vs_rate(capacity: CapacityAdvice) -> Figure | None:
             values = _values(capacity, f"{stat}{metric}")
             draw(ax, rates, values, [None] * len(rates), marker="o", markersize=3, linestyle=style, color=colour(i),
                  label=label)
-        for name, bound_ms, per_request in slo_bounds(capacity.slo, metric):
+        for name, bound_ms, per_request in capacity.bounds(metric):
             ax.axhline(bound_ms, color=SLO_COLOUR, linewidth=1, linestyle="-" if per_request else "-.",
                        label=f"SLO {name}" + (" (each request)" if per_request else " (each run)"))
         _rate_axis(ax, capacity)
@@ -80,14 +79,6 @@ def attainment_vs_rate(capacity: CapacityAdvice) -> Figure | None:
     ax.set_title(f"SLO attainment vs request rate ({capacity.slo})", fontsize=9)
     fig.legend(loc="outside lower center", ncols=4, fontsize=7)  # below the axes: no corner is clear of data
     return fig
-
-
-def slo_bounds(slo: str, metric: str) -> list[tuple[str, float, bool]]:
-    """(the limit as written, its bound in ms, whether it bounds each request) for every limit of `slo` on
-    `metric` (e.g. 'ttft_ms'): the per-request ones and those on a statistic over each run (p99_ttft_ms)."""
-    limits = parse_slo(slo).limits if slo else ()
-    return [(str(lim), lim.bound_ms, not isinstance(lim, RunLimit)) for lim in limits
-            if (lim.field if isinstance(lim, RunLimit) else lim.metric).endswith(metric)]
 
 
 def _values(capacity: CapacityAdvice, field: str) -> list[float | None]:

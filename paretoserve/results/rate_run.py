@@ -28,7 +28,7 @@ def wilson(good: int, total: int, z: float = Z_95) -> tuple[float, float]:
     p = good / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return max(0.0, min(centre - half, p)), min(1.0, max(centre + half, p))  # p itself, whatever the rounding
 
 
 @dataclass(frozen=True)

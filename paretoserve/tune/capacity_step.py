@@ -57,7 +57,8 @@ def run_capacity(step: CapacityStep, cfg: TuneConfig, spec: SweepSpec, advice: A
     """Measure the advised plan's capacity on `runs` (the plan served once for every run), then size it."""
     plan = advice.replica_plan
     config = capacity_config(step, cfg, advice, plan_record)
-    say(f"tune: the capacity of {plan.replicas} x cap {plan.max_batch}; {budget_line(config)}")
+    say(f"tune: measuring the capacity of {plan.replicas} x cap {plan.max_batch}, "
+        f"{budget_line(config).removeprefix('capacity: ')}")
     with runs.serving(spec, plan.setup(), cfg.out / "capacity.log") as served:
         report = CapacitySession(config, served, echo=lambda line: say(f"tune: {line.strip()}")).run()
     for line in report_lines(report, config):

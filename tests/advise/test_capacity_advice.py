@@ -6,7 +6,7 @@ import json
 import pytest
 
 from paretoserve.advise import AdviseError
-from paretoserve.advise.capacity import capacity_advice, needed
+from paretoserve.advise.capacity import CapacityAdvice, capacity_advice, needed
 from paretoserve.advise.traffic import TrafficError, traffic_from_rates, traffic_from_trace
 from paretoserve.results.store import CAPACITY_KIND, SweepStore
 
@@ -86,3 +86,9 @@ def test_a_bad_trace_and_window_name_their_flag(tmp_path):
         traffic_from_trace(tmp_path / "missing.jsonl")
     with pytest.raises(TrafficError, match="--peak-window"):
         traffic_from_trace(tmp_path / "missing.jsonl", window_s=0)
+
+
+def test_bounds_are_the_slo_limits_on_one_metric():
+    capacity = CapacityAdvice.model_construct(slo="ttft_ms<=2000,tpot_ms<=100,p99_tpot_ms<=150")
+    assert capacity.bounds("tpot_ms") == [("tpot_ms<=100", 100.0, True), ("p99_tpot_ms<=150", 150.0, False)]
+    assert capacity.bounds("ttft_ms") == [("ttft_ms<=2000", 2000.0, True)]

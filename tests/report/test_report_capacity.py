@@ -14,7 +14,7 @@ from paretoserve.advise.capacity import CapacityAdvice, capacity_advice
 from paretoserve.advise.traffic import Traffic
 from paretoserve.report import ReportFiles, write_report
 from paretoserve.report.build import CAPACITY_PLOT_NAMES
-from paretoserve.report.plots_capacity import attainment_vs_rate, latency_vs_rate, slo_bounds
+from paretoserve.report.plots_capacity import attainment_vs_rate, latency_vs_rate
 from paretoserve.results.store import CAPACITY_KIND, SweepStore
 from tests.report.chromium_check import CHROMIUM, check_page, needs_chromium
 from tests.report.sweeps import FAST
@@ -124,11 +124,6 @@ def test_a_capacity_without_traffic_shows_no_replica_table_and_comes_through_adv
     html = (tmp_path / "r.html").read_text()
     assert 'id="capacity"' in html and "<th>replicas</th>" not in html and "traffic mean" not in html
     assert {p.name for p in files.plots} >= {"r_capacity_latency.png", "r_capacity_attainment.png"}
-
-
-def test_slo_bounds_are_the_limits_on_one_metric():
-    assert slo_bounds(SLO, "tpot_ms") == [("tpot_ms<=100", 100.0, True), ("p99_tpot_ms<=150", 150.0, False)]
-    assert slo_bounds(SLO, "ttft_ms") == [("ttft_ms<=2000", 2000.0, True)] and slo_bounds("", "ttft_ms") == []
 
 
 @pytest.mark.integration
