@@ -17,6 +17,7 @@ COMMANDS = {
     "engine": ("engine_cmd", "run one embedded llama.cpp engine behind an OpenAI API"),
     "bench": ("bench_cmd", "drive a workload through an OpenAI-compatible endpoint and summarise it"),
     "capacity": ("capacity_cmd", "the highest request rate a served plan sustains within an SLO, and past it"),
+    "trace": ("trace_cmd", "write a diurnal trace (a ramp with bursts) for --dataset trace:, capacity --replay, tune"),
     "sweep": ("sweep_cmd", "measure an engine across batch caps, KV budgets and threads"),
     "import": ("import_cmd", "turn another tool's benchmark results into a sweep directory"),
     "advise": ("advise_cmd", "BCA batch size, KV memory freed, Pareto frontiers, replica plan"),
