@@ -132,8 +132,8 @@ def capacity_advice(directory: str | Path, replicas: int, max_batch: int, traffi
             counts["devices_at_peak"] = devices
             peak = f", peak {traffic.peak_rps:.3g}"
         at_peak = f" and {busiest} at the peak" if peak else ""
-        summary += (f"; your traffic (mean {traffic.mean_rps:.3g}{peak} req/s) needs {at_mean} replicas of this "
-                    f"plan's engine at the mean{at_peak} ({devices} device{'s' if devices > 1 else ''} like this "
+        summary += (f"; your traffic (mean {traffic.mean_rps:.3g}{peak} req/s) needs {at_mean} replica"
+                    f"{'s' if at_mean > 1 else ''} of this plan's engine at the mean{at_peak} ({devices} device{'s' if devices > 1 else ''} like this "
                     f"one, {replicas} replica{'s' if replicas > 1 else ''} each)")
     return CapacityAdvice(directory=str(directory), slo=slo, attainment_target=target, capacity_rps=capacity,
                           failing_rps=failing.rate_rps if failing else None,

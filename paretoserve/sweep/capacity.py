@@ -50,6 +50,7 @@ class CapacityConfig:
     max_runs: int = 10
     remeasure_budget: int = 3
     start_rps: float | None = None  # None: Little's law on a closed-loop run, or a trace's own mean rate
+    start_why: str = "--start-rate"  # where start_rps comes from, in words
     concurrency: int = 8  # the closed-loop run's requests in flight
     overload: float = 1.5  # the last run's rate as a multiple of the capacity; 0 = none
     resume: bool = False
@@ -117,7 +118,7 @@ class CapacitySession:
         closed-loop run at --concurrency: throughput = requests in flight / mean latency."""
         c = self.config
         if c.start_rps is not None:
-            return c.start_rps, f"--start-rate {c.start_rps:g}"
+            return c.start_rps, f"{c.start_why} {c.start_rps:g}"
         if c.trace is not None:
             rate = self._trace[1]
             return rate, f"the trace's own mean rate, {rate:.3g} req/s"

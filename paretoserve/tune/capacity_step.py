@@ -49,6 +49,7 @@ def capacity_config(step: CapacityStep, cfg: TuneConfig, advice: Advice, plan_re
     return CapacityConfig(bench=bench, out=cfg.out / CAPACITY_DIR, attainment=step.attainment,
                           max_runs=step.max_runs, remeasure_budget=step.remeasure_budget,
                           start_rps=float(f"{start:.4g}") if start else None,
+                          start_why="the plan's request throughput in tune's closed loop,",
                           concurrency=plan.max_batch * plan.replicas, resume=cfg.resume)
 
 

@@ -47,7 +47,8 @@ class ReplayRuns:
     def serving(self, spec: SweepSpec, point: ReplicaSetup, log_path: Path) -> contextlib.AbstractContextManager:
         """The plan served by the recorded capacity runs (a replay without them refuses every request)."""
         self.asked.append(f"serve {point.key()}")
-        return serving(RecordedBench(self.capacity))
+        self.bench = RecordedBench(self.capacity)
+        return serving(self.bench)
 
 
 class RecordedBench:
