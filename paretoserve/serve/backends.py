@@ -1,4 +1,5 @@
-"""The router's side of each replica (pooled client, requests in flight) and the least-outstanding choice."""
+"""The router's side of each replica (pooled client, requests in flight) and the least-outstanding choice among
+the replicas of one model."""
 
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ class StaticReplica:
 class Backend:
     """One replica as the router sees it: one pooled aiohttp session and the requests it holds now."""
 
-    def __init__(self, replica: ReplicaView) -> None:
+    def __init__(self, replica: ReplicaView, model: str | None = None) -> None:
         self.replica = replica
         self.index = replica.index
+        self.model = model  # the name its model is served under; None where the router serves one unnamed model
         self.label = str(replica.index)  # the `replica` label of its metrics
+        # Every label of its metrics: `model` too where the router serves several models.
+        self.labels = {"replica": self.label} if model is None else {"model": model, "replica": self.label}
         self.replica_header = (b"x-paretoserve-replica", self.label.encode())  # on every answer it gives
         self.session: aiohttp.ClientSession | None = None  # created in the router's lifespan, on the serving loop
         self.outstanding = 0
@@ -59,10 +63,12 @@ class Backend:
 
 
 class Balancer:
-    """Least outstanding requests among the available backends; ties go round-robin."""
+    """Least outstanding requests among the available backends, all of one model; ties go round-robin."""
 
-    def __init__(self, backends: list[Backend]) -> None:
+    def __init__(self, backends: list[Backend], model: str | None = None) -> None:
         self.backends = backends
+        self.model = model  # None: the router's one unnamed model
+        self.labels = {} if model is None else {"model": model}  # of the metrics counted per model
         self._turn = 0
 
     def pick(self, exclude: list[Backend] | tuple = ()) -> Backend | None:

@@ -1,11 +1,12 @@
-"""Send one generation request to a replica and relay its answer as it arrives.
+"""Send one generation request to a replica of its model and relay its answer as it arrives.
 
 A request that fails before any byte reached the client (connection refused or dropped, or a
-429/502/503 answer) is sent once more to another replica; a 500 is relayed as it is, since the
+429/502/503 answer) is sent once more to another replica of the same model (its pool: the replicas that
+serve the model it names); a 500 is relayed as it is, since the
 request itself most likely caused it and would crash the next replica too. A streamed answer is
 held back until its first chunk arrives, so a replica that dies before its first token costs a
-retry, not an error. A greedy stream whose replica dies later is resumed once on another
-(serve/resume.py); any other ends with an in-band error event. When the client goes away, the
+retry, not an error. A greedy stream whose replica dies later is resumed once on another of its
+model's replicas (serve/resume.py); any other ends with an in-band error event. When the client goes away, the
 replica's connection is closed, which makes the engine drop the request; once `data: [DONE]` went
 out, the answer is whole and a client that leaves (the openai SDK closes at [DONE], before the
 body's end) cuts nothing off.
@@ -44,24 +45,25 @@ class Upstream:
 
 
 class Relay:
-    """Routes generation requests over the balancer's backends; one per router."""
+    """Sends generation requests to the replicas of a pool (one model's); one per router."""
 
-    def __init__(self, balancer: Balancer, metrics: RouterMetrics, config: RouterConfig) -> None:
-        self.balancer, self.metrics, self.config = balancer, metrics, config
+    def __init__(self, metrics: RouterMetrics, config: RouterConfig) -> None:
+        self.metrics, self.config = metrics, config
 
-    async def open(self, path: str, body: bytes, headers: Mapping[str, str], stream: bool) -> Upstream:
-        """Send the request (retrying once elsewhere); return the answer with the first chunk of a stream."""
+    async def open(self, pool: Balancer, path: str, body: bytes, headers: Mapping[str, str], stream: bool) -> Upstream:
+        """Send the request to a replica of `pool` (retrying once on another of the pool); return the answer with
+        the first chunk of a stream."""
         forwarded = self.replica_headers(headers)
         out_headers = {**JSON_HEADERS, **forwarded} if forwarded else JSON_HEADERS
         tried: list[Backend] = []
         refusal: Upstream | None = None
         error = ""
         for attempt in range(2):
-            backend = self.balancer.pick(exclude=tried)
+            backend = pool.pick(exclude=tried)
             if backend is None:
                 break
             if attempt:
-                self.metrics.retries.inc()
+                self.metrics.retried(pool)
             tried.append(backend)
             backend.outstanding += 1
             kept, response = False, None
@@ -99,7 +101,7 @@ class Relay:
         if tried:
             raise ApiError(502, error + ("; retried once on another replica" if len(tried) > 1 else ""),
                            type_="server_error", code="replica_failed")
-        raise self.unavailable()
+        raise self.unavailable(pool)
 
     def replica_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """What a replica gets of the client's headers: its Authorization, unless the router holds a key of its
@@ -107,21 +109,22 @@ class Relay:
         auth = headers.get("authorization")
         return {"authorization": auth} if auth is not None and self.config.replica_key is None else {}
 
-    def unavailable(self) -> ApiError:
-        """The 503 for 'no replica can take this now', counted as a refusal."""
+    def unavailable(self, pool: Balancer) -> ApiError:
+        """The 503 for 'no replica of the pool can take this now', counted as a refusal."""
         self.metrics.refused.labels("no_replica").inc()
-        return ApiError(503, f"no healthy replica ({self.balancer.healthy_count()} of {len(self.balancer.backends)} "
-                             "available); retry later", type_="service_unavailable", code="no_replica",
+        of = "" if pool.model is None else f" of model '{pool.model}'"
+        return ApiError(503, f"no healthy replica{of} ({pool.healthy_count()} of {len(pool.backends)} available); "
+                             "retry later", type_="service_unavailable", code="no_replica",
                         headers={"Retry-After": str(self.config.retry_after_s)})
 
 
 class RelayCall:
     """The ASGI response of one generation request: forward, relay, and stop the replica if the client leaves."""
 
-    def __init__(self, relay: Relay, endpoint: str, path: str, body: bytes, headers: Mapping[str, str],
-                 stream: bool, resumable: bool = False) -> None:
-        self.relay, self.endpoint, self.path, self.body, self.headers, self.stream = \
-            relay, endpoint, path, body, headers, stream
+    def __init__(self, relay: Relay, pool: Balancer, endpoint: str, path: str, body: bytes,
+                 headers: Mapping[str, str], stream: bool, resumable: bool = False) -> None:
+        self.relay, self.pool, self.endpoint, self.path, self.body, self.headers, self.stream = \
+            relay, pool, endpoint, path, body, headers, stream
         asked = with_resume(body, {}) if resumable else None  # the replica then sends each event's token ids
         self.relayed = Relayed() if asked is not None else None
         self.first_body = asked or body
@@ -144,18 +147,18 @@ class RelayCall:
     async def _serve(self, scope, receive, send) -> None:
         metrics = self.relay.metrics
         try:
-            upstream = await self.relay.open(self.path, self.first_body, self.headers, self.stream)
+            upstream = await self.relay.open(self.pool, self.path, self.first_body, self.headers, self.stream)
         except ApiError as exc:
             self.finished = True
             await exc.response()(scope, receive, send)
-            metrics.observe(self.endpoint, self.started)
+            metrics.observe(self.pool, self.endpoint, self.started)
             return
         if upstream.stream is None:
             self.finished = True
             await send({"type": "http.response.start", "status": upstream.status,
                         "headers": [*upstream.headers, (b"content-length", str(len(upstream.body)).encode())]})
             await send({"type": "http.response.body", "body": upstream.body})
-            metrics.observe(self.endpoint, self.started)
+            metrics.observe(self.pool, self.endpoint, self.started)
             return
         start: dict | None = {"type": "http.response.start", "status": 200, "headers": upstream.headers}
         resumed = False
@@ -163,7 +166,7 @@ class RelayCall:
             start = None
             backend = upstream.backend
             backend.eject(self.relay.config.eject_s)
-            metrics.stream_errors.labels(backend.label).inc()
+            metrics.stream_error(backend)
             again = None if resumed else await self._resume()
             if again is None:
                 await _send_body(send, _error_event(backend, failure))
@@ -171,7 +174,7 @@ class RelayCall:
             upstream, resumed = again, True  # once: a request that kills its replica must not take down every other one
         self.finished = True
         await send({"type": "http.response.body", "body": b""})
-        metrics.observe(self.endpoint, self.started)
+        metrics.observe(self.pool, self.endpoint, self.started)
 
     async def _relay_stream(self, upstream: Upstream, send, start: dict | None) -> Exception | None:
         """Relay one replica's stream (after the response's `start`, unless it went out already) to its end.
@@ -207,7 +210,8 @@ class RelayCall:
         await _send_body(send, chunk if self.relayed is None else self.relayed.feed(chunk))
 
     async def _resume(self) -> Upstream | None:
-        """The stream continued on another replica after the tokens relayed so far; None where it cannot be."""
+        """The stream continued on another replica of its model after the tokens relayed so far; None where it
+        cannot be."""
         relayed = self.relayed
         if relayed is None or not relayed.resumable:
             return None
@@ -215,12 +219,12 @@ class RelayCall:
         if body is None:
             return None
         try:
-            upstream = await self.relay.open(self.path, body, self.headers, True)
+            upstream = await self.relay.open(self.pool, self.path, body, self.headers, True)
         except ApiError:
             return None
         if upstream.stream is None:  # refused: every replica busy, or the engine found the resume malformed
             return None
-        self.relay.metrics.resumes.inc()
+        self.relay.metrics.resumed(self.pool)
         return upstream
 
 

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible router in front of the replicas (starlette; one pooled aiohttp session per replica).
+"""The OpenAI-compatible router in front of the replicas of one model or several (starlette; one pooled aiohttp
+session per replica); with several, each request goes to the replicas of the model it names (serve/pools.py).
 
 Bodies are read and checked here, so a malformed or too-large request is refused with a 4xx naming
 the field and never costs a replica anything; the rest of the validation is the engine's.
@@ -12,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Sequence
 from functools import lru_cache
 
 import aiohttp
@@ -26,10 +26,10 @@ from paretoserve.openai_api.auth import auth_middleware
 from paretoserve.openai_api.errors import error_handling
 from paretoserve.openai_api.openapi import openapi_document
 from paretoserve.openai_api.protocol import ApiError, describe, parse_json, read_body
-from paretoserve.serve.backends import Backend, Balancer, ReplicaView
 from paretoserve.serve.client_limits import ClientLimiter, LimitClients
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
+from paretoserve.serve.pools import DEFAULT, Pools, ReplicaGroups, not_served
 from paretoserve.serve.relay import Relay, RelayCall
 from paretoserve.serve.resume import is_greedy
 
@@ -81,15 +81,15 @@ def _token_ids(value: object) -> bool:
 
 
 class Router:
-    """Route handlers over one set of backends."""
+    """Route handlers over the replicas of one model or of several."""
 
-    def __init__(self, replicas: Sequence[ReplicaView], config: RouterConfig, metrics_path: str = "/metrics") -> None:
+    def __init__(self, replicas: ReplicaGroups, config: RouterConfig, metrics_path: str = "/metrics") -> None:
         self.config = config
         self.metrics_path = metrics_path
-        self.backends = [Backend(r) for r in replicas]
-        self.balancer = Balancer(self.backends)
-        self.metrics = RouterMetrics(self.backends)
-        self.relay = Relay(self.balancer, self.metrics, config)
+        self.pools = Pools(replicas)
+        self.backends = self.pools.backends
+        self.metrics = RouterMetrics(self.backends, by_model=self.pools.named)
+        self.relay = Relay(self.metrics, config)
         self.limiter = ClientLimiter(config.max_concurrent_per_client, config.max_rate_per_client,
                                      config.retry_after_s)
 
@@ -124,16 +124,32 @@ class Router:
         except ApiError as exc:
             self.metrics.refused.labels("body_too_large" if exc.status == 413 else "malformed").inc()
             raise
-        resumable = stream and self.config.resume_streams and isinstance(data, dict) and is_greedy(data)
-        return RelayCall(self.relay, endpoint, path, body, request.headers, stream, resumable)
+        assert isinstance(data, dict)  # check_body refused anything else
+        try:
+            pool = self.pools.for_model(data.get("model"))
+        except ApiError:
+            self.metrics.refused.labels("model_not_found").inc()
+            raise
+        resumable = stream and self.config.resume_streams and is_greedy(data)
+        return RelayCall(self.relay, pool, endpoint, path, body, request.headers, stream, resumable)
 
     async def models(self, request: Request) -> Response:
+        """A healthy replica's list; with several models, every model's entry."""
+        if self.pools.named:
+            listed = await self.pools.listed(self.relay.replica_headers(request.headers))
+            return JSONResponse({"object": "list", "data": listed})
         status, body, media_type = await self._replica_models(request)
         return Response(body, status_code=status, media_type=media_type)
 
     async def model(self, request: Request) -> Response:
         """One model (models.retrieve), looked up in a replica's list: not every engine serves this route."""
         model_id = request.path_params["model_id"]
+        if self.pools.named:
+            listed = await self.pools.listed(self.relay.replica_headers(request.headers))
+            found = listed[0] if model_id == DEFAULT else next((m for m in listed if m["id"] == model_id), None)
+            if found is None:
+                raise not_served(model_id, [m["id"] for m in listed])
+            return JSONResponse(found)
         status, body, _ = await self._replica_models(request)
         try:
             models = json.loads(body)["data"] if status == 200 else None
@@ -146,16 +162,15 @@ class Router:
         if found is None and model_id == "default" and models:
             found = models[0]  # the embedded engine's alias of its one model
         if found is None:
-            served = ", ".join(repr(m.get("id")) for m in models) or "none"
-            raise ApiError(404, f"model '{model_id}' is not served here (served: {served})", param="model",
-                           code="model_not_found")
+            raise not_served(model_id, [str(m.get("id")) for m in models])
         return JSONResponse(found)
 
     async def _replica_models(self, request: Request) -> tuple[int, bytes, str]:
         """A healthy replica's answer to GET /v1/models: status, body and content type."""
-        backend = self.balancer.pick()
+        pool = self.pools.pools[0]
+        backend = pool.pick()
         if backend is None:
-            raise self.relay.unavailable()
+            raise self.relay.unavailable(pool)
         try:
             async with backend.client.get("/v1/models", headers=self.relay.replica_headers(request.headers)) \
                     as response:
@@ -169,15 +184,19 @@ class Router:
         return JSONResponse(_router_openapi())
 
     async def health(self, request: Request) -> Response:
-        """200 while at least one replica serves; the body lists every replica's state."""
-        healthy = self.balancer.healthy_count()
+        """200 while at least one replica serves; the body lists every replica's state (and model, and each model's
+        healthy replicas, where it serves several)."""
+        healthy = self.pools.healthy_count()
         total = len(self.backends)
         now = time.monotonic()
-        replicas = [{**b.replica.status(), "outstanding": b.outstanding, "ejected": now < b.ejected_until}
-                    for b in self.backends]
+        replicas = [{**b.replica.status(), **({"model": b.model} if b.model is not None else {}),
+                     "outstanding": b.outstanding, "ejected": now < b.ejected_until} for b in self.backends]
         status = "ok" if healthy == total else "degraded" if healthy else "unavailable"
-        return JSONResponse({"status": status, "healthy_replicas": healthy, "replicas": replicas},
-                            status_code=200 if healthy else 503,
+        body = {"status": status, "healthy_replicas": healthy, "replicas": replicas}
+        if self.pools.named:
+            body["models"] = [{"model": p.model, "healthy_replicas": p.healthy_count(), "replicas": len(p.backends)}
+                              for p in self.pools.pools]
+        return JSONResponse(body, status_code=200 if healthy else 503,
                             headers=None if healthy else {"Retry-After": str(self.config.retry_after_s)})
 
     async def prometheus(self, request: Request) -> Response:
@@ -190,8 +209,9 @@ def _router_openapi() -> dict:
     return openapi_document("paretoserve router", router=True)
 
 
-def build_router(replicas: Sequence[ReplicaView], config: RouterConfig, metrics_path: str = "/metrics") -> Starlette:
-    """The router's ASGI app over `replicas` (whose `healthy` flags someone else keeps current)."""
+def build_router(replicas: ReplicaGroups, config: RouterConfig, metrics_path: str = "/metrics") -> Starlette:
+    """The router's ASGI app over `replicas` (whose `healthy` flags someone else keeps current): a list of one
+    model's replicas, or a mapping from each model's served name to its replicas."""
     router = Router(replicas, config, metrics_path)
     routes = [
         Route("/v1/completions", router.completions, methods=["POST"]),

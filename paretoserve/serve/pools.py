@@ -1,0 +1,90 @@
+"""The router's replicas grouped by the model they serve: the pool a request's `model` names, and what /v1/models
+says about each model.
+
+One model (the router built over a list of replicas): one unnamed pool that takes every request whatever its
+`model`, which the engine itself checks, as before the router served several. Several models (a mapping from the
+name each is served under to its replicas): a request goes to the pool its `model` names; an absent `model`, or
+`default` (the engine's alias of its one model), goes to the first; any other is a 404 naming the served models.
+A request never leaves its pool, so a retry or a resumed stream stays on the same model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+
+import aiohttp
+
+from paretoserve.openai_api.protocol import ApiError
+from paretoserve.serve.backends import Backend, Balancer, ReplicaView
+
+DEFAULT = "default"  # the engine's alias of its model; here, of the first one
+
+ReplicaGroups = Sequence[ReplicaView] | Mapping[str, Sequence[ReplicaView]]
+
+
+def not_served(model: str, served: Sequence[str]) -> ApiError:
+    """OpenAI's 404 for a model this router does not serve, naming those it does."""
+    names = ", ".join(repr(name) for name in served) or "none"
+    return ApiError(404, f"model '{model}' is not served here (served: {names})", param="model",
+                    code="model_not_found")
+
+
+class Pools:
+    """The replicas by model: one Balancer per model, in the order the models were given."""
+
+    def __init__(self, replicas: ReplicaGroups) -> None:
+        if isinstance(replicas, Mapping):
+            empty = [name for name, group in replicas.items() if not group]
+            if not replicas or empty:
+                raise ValueError(f"every served model needs a replica; none for {empty or 'any model'}")
+            self.pools = [Balancer([Backend(r, name) for r in group], name) for name, group in replicas.items()]
+        else:
+            self.pools = [Balancer([Backend(r) for r in replicas])]
+        self.by_name = {pool.model: pool for pool in self.pools if pool.model is not None}
+        self.backends = [backend for pool in self.pools for backend in pool.backends]
+
+    @property
+    def named(self) -> bool:
+        """Whether the router serves several models by name (a mapping), not one unnamed model."""
+        return bool(self.by_name)
+
+    def for_model(self, model: object) -> Balancer:
+        """The pool that serves a request's `model` (checked to be a string or absent); a 404 for any other."""
+        if not self.named or model is None or model == DEFAULT:
+            return self.pools[0]
+        pool = self.by_name.get(str(model))
+        if pool is None:
+            raise not_served(str(model), list(self.by_name))
+        return pool
+
+    def healthy_count(self) -> int:
+        return sum(pool.healthy_count() for pool in self.pools)
+
+    async def listed(self, headers: Mapping[str, str]) -> list[dict]:
+        """Every model's /v1/models entry, in order (named pools only)."""
+        return list(await asyncio.gather(*(_entry(pool, headers) for pool in self.pools)))
+
+
+async def _entry(pool: Balancer, headers: Mapping[str, str]) -> dict:
+    """The model's entry as a healthy replica of its pool lists it (its context length among it); where none
+    answers, or it lists the model under another name, the entry the router makes: the name is what routes."""
+    name = pool.model
+    assert name is not None  # only named pools are listed one by one
+    own = {"id": name, "object": "model", "created": 0, "owned_by": "paretoserve"}
+    backend = pool.pick()
+    if backend is None:
+        return own
+    listed = await _replica_list(backend, headers)
+    return next((m for m in listed if m.get("id") == name), own)
+
+
+async def _replica_list(backend: Backend, headers: Mapping[str, str]) -> list[dict]:
+    """A replica's list of models; empty where it fails or answers anything else."""
+    try:
+        async with backend.client.get("/v1/models", headers=headers) as response:
+            data = json.loads(await response.read())["data"] if response.status == 200 else []
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
+        return []
+    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
