@@ -37,6 +37,17 @@ class RateFigures(BaseModel):
     mean_e2el_ms: float | None = None
 
 
+class ReplayCheck(BaseModel):
+    """The traffic's trace replayed through the plan (`tune --traffic trace:PATH`; its timeline in `file`)."""
+
+    file: str  # replay.json
+    speed: float  # the trace's pace times this
+    sent: int
+    failed: int
+    attainment: float  # share of requests sent within the SLO
+    goal_met: bool  # attainment at or above the target, no request failed
+
+
 class CapacityAdvice(BaseModel):
     """What the plan sustains under the SLO and what the traffic needs (advice.json's `capacity`)."""
 
@@ -59,6 +70,7 @@ class CapacityAdvice(BaseModel):
     devices_at_peak: int | None = None
     arithmetic: list[str]
     summary: str
+    replay: ReplayCheck | None = None
 
     def bounds(self, metric: str) -> list[tuple[str, float, bool]]:
         """(the limit as written, its bound in ms, whether it bounds each request) for every limit of the SLO on
@@ -122,7 +134,7 @@ def capacity_advice(directory: str | Path, replicas: int, max_batch: int, traffi
             if rate is not None:
                 counts[f"replicas_at_{name}"] = n = needed(rate, per_replica, headroom)
                 arithmetic.append(f"{name} {rate:.3g} req/s x (1 + {headroom:g} headroom) / {per_replica:.3g} = "
-                                  f"{rate * (1 + headroom) / per_replica:.2f} -> {n} replica{'s' if n > 1 else ''}")
+                                  f"{rate * (1 + headroom) / per_replica:.2f} -> {_count(n, 'replica')}")
         at_mean = counts["replicas_at_mean"]
         busiest = counts.get("replicas_at_peak", at_mean)
         counts["devices_at_mean"] = math.ceil(at_mean / replicas)
@@ -132,11 +144,15 @@ def capacity_advice(directory: str | Path, replicas: int, max_batch: int, traffi
             counts["devices_at_peak"] = devices
             peak = f", peak {traffic.peak_rps:.3g}"
         at_peak = f" and {busiest} at the peak" if peak else ""
-        summary += (f"; your traffic (mean {traffic.mean_rps:.3g}{peak} req/s) needs {at_mean} replica"
-                    f"{'s' if at_mean > 1 else ''} of this plan's engine at the mean{at_peak} ({devices} device{'s' if devices > 1 else ''} like this "
-                    f"one, {replicas} replica{'s' if replicas > 1 else ''} each)")
+        summary += (f"; your traffic (mean {traffic.mean_rps:.3g}{peak} req/s) needs {_count(at_mean, 'replica')} "
+                    f"of this plan's engine at the mean{at_peak} ({_count(devices, 'device')} like this one, "
+                    f"{_count(replicas, 'replica')} each)")
     return CapacityAdvice(directory=str(directory), slo=slo, attainment_target=target, capacity_rps=capacity,
                           failing_rps=failing.rate_rps if failing else None,
                           knee=next(f for f in figures if f.rate_rps == capacity), rates=figures, replicas=replicas,
                           max_batch=max_batch, per_replica_rps=per_replica, headroom=headroom, traffic=traffic,
                           arithmetic=arithmetic, summary=summary, **counts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,23 +1,28 @@
 """tune's capacity step: serve the chosen plan, find the request rate it sustains under a per-request SLO
-(`paretoserve capacity`'s session, its runs kept in `OUT/capacity`), replay a trace traffic through it, and
-size it for the traffic (advise/capacity.py)."""
+(`paretoserve capacity`'s session, its runs kept in `OUT/capacity`), replay a trace traffic through it
+(`OUT/replay.json`), and size it for the traffic (advise/capacity.py)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Callable
 
 from paretoserve.advise import Advice
-from paretoserve.advise.capacity import CapacityAdvice, capacity_advice
+from paretoserve.advise.capacity import CapacityAdvice, ReplayCheck, capacity_advice
 from paretoserve.bench.slo import Slo, parse_slo
 from paretoserve.results.store import is_finished
+from paretoserve.sweep.bench_runs import BenchRuns
 from paretoserve.sweep.capacity import CapacityConfig, CapacitySession
 from paretoserve.sweep.capacity_console import budget_line, report_lines
 from paretoserve.sweep.grid import SweepSpec
+from paretoserve.sweep.replay import replay_trace
 from paretoserve.sweep.runner import PointRuns
 from paretoserve.tune.config import CapacityStep, TuneConfig
 
 CAPACITY_DIR = "capacity"
+REPLAY_FILE = "replay.json"
 DEFAULT_TTFT_MS = 2000.0  # MLPerf Inference's TTFT limit for its LLM server scenario: a request waits no longer
 
 
@@ -60,9 +65,33 @@ def run_capacity(step: CapacityStep, cfg: TuneConfig, spec: SweepSpec, advice: A
     config = capacity_config(step, cfg, advice, plan_record)
     say(f"tune: measuring the capacity of {plan.replicas} x cap {plan.max_batch}, "
         f"{budget_line(config).removeprefix('capacity: ')}")
+    replay = None
     with runs.serving(spec, plan.setup(), cfg.out / "capacity.log") as served:
         report = CapacitySession(config, served, echo=lambda line: say(f"tune: {line.strip()}")).run()
-    for line in report_lines(report, config):
-        say(f"tune: {line}")
-    return capacity_advice(config.out, plan.replicas, plan.max_batch, step.traffic, step.headroom)
+        for line in report_lines(report, config):
+            say(f"tune: {line}")
+        if step.trace is not None and cfg.verify:
+            replay = replay_check(step, config, cfg.out, served, say)
+    sized = capacity_advice(config.out, plan.replicas, plan.max_batch, step.traffic, step.headroom)
+    return sized.model_copy(update={"replay": replay})
+
+
+def replay_check(step: CapacityStep, config: CapacityConfig, out: Path, served: BenchRuns,
+                 say: Callable[[str], None]) -> ReplayCheck:
+    """The traffic's trace replayed at --replay-speed through the served plan, kept in OUT/replay.json (a
+    resumed tune reads it back rather than replaying again)."""
+    path = out / REPLAY_FILE
+    if config.resume and path.is_file():
+        kept = json.loads(path.read_text())
+        say(f"tune: replay kept from an earlier run in {path}")
+    else:
+        assert step.trace is not None  # asked for only with a trace traffic
+        report = replay_trace(config.bench, step.trace, out, speed=step.replay_speed, attainment=step.attainment,
+                              runs=served, echo=lambda line: say(f"tune: {line}"))
+        for line in report.lines():
+            say(f"tune: {line}")
+        kept = report.to_dict()
+        path.write_text(json.dumps(kept, indent=2) + "\n")
+    return ReplayCheck(file=str(path), **{k: kept[k] for k in ("speed", "sent", "failed", "attainment",
+                                                                 "goal_met")})
 

@@ -20,9 +20,10 @@ class ReplayRuns:
     """Answers each point with the record a real sweep kept of it, on the machine that sweep recorded; a point the
     recording lacks fails, as an engine that could not start would."""
 
-    def __init__(self, directory: Path, capacity: Path | None = None) -> None:
-        """`directory`: the recorded sweep; `capacity`: the recorded capacity runs of its plan, if any."""
-        self.capacity = capacity
+    def __init__(self, directory: Path, served: BenchRuns | None = None) -> None:
+        """`directory`: the recorded sweep; `served`: how bench runs against its served plan are answered (default:
+        none is, every request fails)."""
+        self.served = served or RecordedBench(None)
         stored = json.loads((directory / "sweep.json").read_text())
         self.recorded_environment = stored["environment"]
         lines = (directory / "points.jsonl").read_text().splitlines()
@@ -45,10 +46,9 @@ class ReplayRuns:
         return {k: v for k, v in record.items() if k not in ("repeats", "repeat_summaries", "ci95")}
 
     def serving(self, spec: SweepSpec, point: ReplicaSetup, log_path: Path) -> contextlib.AbstractContextManager:
-        """The plan served by the recorded capacity runs (a replay without them refuses every request)."""
+        """The plan, answered by `served`."""
         self.asked.append(f"serve {point.key()}")
-        self.bench = RecordedBench(self.capacity)
-        return serving(self.bench)
+        return serving(self.served)
 
 
 class RecordedBench:

@@ -8,12 +8,16 @@ from pathlib import Path
 import pytest
 
 from paretoserve.advise import Advice
-from paretoserve.advise.traffic import traffic_from_rates
+from paretoserve.advise.traffic import traffic_from_rates, traffic_from_trace
+from paretoserve.bench.config import BenchConfig, TokenRange
+from paretoserve.bench.diurnal import Diurnal, write_diurnal
 from paretoserve.bench.slo import parse_slo
+from paretoserve.bench.trace import read_trace
 from paretoserve.tune.capacity_step import capacity_slo
 from paretoserve.tune.config import CapacityStep, TuneConfig
 from paretoserve.tune.pipeline import run_tune
-from tests.fakes.replay import ReplayRuns
+from tests.fakes.replay import RecordedBench, ReplayRuns
+from tests.sweep.test_replay import record
 
 RECORDED = Path(__file__).parents[1] / "data" / "tune-sweep"
 
@@ -23,12 +27,13 @@ def recorded_advice() -> Advice:
 
 
 def test_tune_finds_the_plans_capacity_and_the_replicas_its_traffic_needs(tmp_path):
-    runs, said = ReplayRuns(RECORDED / "sweep", capacity=RECORDED / "capacity"), []
+    served = RecordedBench(RECORDED / "capacity")
+    runs, said = ReplayRuns(RECORDED / "sweep", served), []
     step = CapacityStep(traffic=traffic_from_rates(1.5, 3.0))
     result = run_tune(TuneConfig(out=tmp_path / "t", max_batch=64, duration_s=5.0, capacity=step), said.append, runs)
     assert runs.asked[-1] == "serve b32-kvdefault-t0-r1"  # the advised plan, served once for every run
     # the recorded run's order: its first guess is the plan's closed-loop throughput, 2.492 and 2.095 measured twice
-    assert runs.bench.asked == ["rate-3.524", "rate-1.762", "rate-2.492", "rate-2.492", "rate-2.095", "rate-2.095",
+    assert served.asked == ["rate-3.524", "rate-1.762", "rate-2.492", "rate-2.492", "rate-2.095", "rate-2.095",
                                 "rate-1.921", "rate-1.84", "overload-2.643"]
     capacity = result.advice.capacity
     assert capacity is not None and (capacity.capacity_rps, capacity.failing_rps) == (1.762, 1.84)
@@ -39,15 +44,42 @@ def test_tune_finds_the_plans_capacity_and_the_replicas_its_traffic_needs(tmp_pa
     assert json.loads(result.advice_path.read_text())["capacity"]["capacity_rps"] == 1.762
     assert 'id="capacity"' in result.report.html.read_text()
 
-    runs = ReplayRuns(RECORDED / "sweep", capacity=RECORDED / "capacity")  # resumed: no run is made again
+    served = RecordedBench(RECORDED / "capacity")  # resumed: no run is made again
     again = run_tune(TuneConfig(out=tmp_path / "t", max_batch=64, duration_s=5.0, capacity=step, resume=True),
-                     lambda line: None, runs)
-    assert runs.bench.asked == [] and again.advice.capacity == capacity
+                     lambda line: None, ReplayRuns(RECORDED / "sweep", served))
+    assert served.asked == [] and again.advice.capacity == capacity
 
 
-def test_without_a_capacity_step_nothing_is_served():
-    runs = ReplayRuns(RECORDED / "sweep")
-    assert not hasattr(runs, "bench")
+class TracePlan:
+    """A served plan that keeps every request within the SLO up to CAPACITY req/s and none above: each replayed
+    trace's requests answered at their own times."""
+
+    CAPACITY = 3.0
+
+    def run(self, bench: BenchConfig) -> dict:
+        rows = read_trace(Path(bench.trace_path or ""))
+        rate = (len(rows) - 1) / rows[-1].at_s
+        ttft = 0.1 if rate <= self.CAPACITY else 3.0
+        records = [record(i, row.at_s, ttft=ttft, e2el=ttft + 0.5) for i, row in enumerate(rows)]
+        return {"requests": [r.to_dict() for r in records], "completed": len(rows), "failed": 0,
+                "slo_attainment": 1.0 if rate <= self.CAPACITY else 0.0, "slo_met": True,
+                "request_throughput": min(rate, self.CAPACITY), "duration": rows[-1].at_s + 1, "warnings": []}
+
+
+def test_a_trace_traffic_is_the_workload_and_is_replayed_through_the_plan(tmp_path):
+    trace = tmp_path / "day.jsonl"
+    write_diurnal(Diurnal(low_rps=0.5, peak_rps=2, duration_s=240, bursts=1, input_tokens=TokenRange(32, 32),
+                          output_tokens=TokenRange(32, 32)), trace)
+    step = CapacityStep(traffic=traffic_from_trace(trace, 60.0), trace=trace, replay_speed=2.0)
+    said: list[str] = []
+    result = run_tune(TuneConfig(out=tmp_path / "t", max_batch=64, duration_s=5.0, capacity=step), said.append,
+                      ReplayRuns(RECORDED / "sweep", TracePlan()))
+    capacity = result.advice.capacity
+    assert capacity is not None and capacity.capacity_rps <= TracePlan.CAPACITY < capacity.failing_rps
+    assert capacity.replay is not None and capacity.replay.goal_met and capacity.replay.speed == 2.0
+    kept = json.loads((tmp_path / "t" / "replay.json").read_text())
+    assert kept["sent"] == len(read_trace(trace)) == capacity.replay.sent and kept["failed"] == 0
+    assert any(line.startswith("tune: replay of ") for line in said)
 
 
 def test_the_capacity_slo_is_the_advices_limits_on_each_request_plus_a_ttft_bound():
