@@ -26,7 +26,7 @@ def add_parser(subparsers, help: str) -> None:
     p.add_argument("--burst-factor", type=float, default=Diurnal.burst_factor,
                    help="a burst's rate as a multiple of the ramp's (default: %(default)s)")
     p.add_argument("--burst-length", type=float, default=None, metavar="SECONDS",
-                   help=f"each burst's length (default: {BURST_SHARE:.0%} of --duration)")
+                   help=f"each burst's length (default: {BURST_SHARE * 100:g} %% of --duration)")
     p.add_argument("--input-tokens", default="128", help="each request's input_length: N or LO:HI (default: 128)")
     p.add_argument("--output-tokens", default="128", help="each request's output_length: N or LO:HI (default: 128)")
     p.add_argument("--seed", type=int, default=0, help="seeds the arrivals and the lengths (default: 0)")
