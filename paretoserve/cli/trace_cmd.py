@@ -21,8 +21,8 @@ def add_parser(subparsers, help: str) -> None:
     p.add_argument("--duration", type=float, required=True, metavar="SECONDS", help="the trace's length")
     p.add_argument("--period", type=float, default=None, metavar="SECONDS",
                    help="seconds from one low to the next (default: --duration, one 'day')")
-    p.add_argument("--bursts", type=int, default=0, help="short windows at a multiple of the rate, evenly spaced "
-                                                         "(default: %(default)s)")
+    p.add_argument("--bursts", type=int, default=0, metavar="N",
+                   help="short windows at a multiple of the rate, evenly spaced (default: %(default)s)")
     p.add_argument("--burst-factor", type=float, default=Diurnal.burst_factor,
                    help="a burst's rate as a multiple of the ramp's (default: %(default)s)")
     p.add_argument("--burst-length", type=float, default=None, metavar="SECONDS",
