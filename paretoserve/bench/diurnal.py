@@ -12,7 +12,6 @@ trace:PATH` reads (bench/trace.py).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from paretoserve.bench.config import TokenRange
-from paretoserve.bench.trace import TraceRow
+from paretoserve.bench.trace import TraceRow, write_trace
 from paretoserve.limits import IntRange, UserError
 
 RATE_MAX = 10_000.0  # req/s: far beyond what one machine's plan serves
@@ -111,11 +110,7 @@ def diurnal_rows(shape: Diurnal) -> list[TraceRow]:
 def write_diurnal(shape: Diurnal, path: Path) -> list[TraceRow]:
     """Draw the trace and write it to `path` (its folder created), one JSON object per line; its rows."""
     rows = diurnal_rows(shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps({"timestamp_s": row.at_s, "input_length": row.input_tokens,
-                                  "output_length": row.output_tokens}) + "\n")
+    write_trace(rows, path)
     return rows
 
 

@@ -18,6 +18,7 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from paretoserve.bench.workload import RequestSpec, WorkloadError, synthetic_prompt
 from paretoserve.limits import IntRange
@@ -107,3 +108,13 @@ def _tokens(row: dict, key: str, where: str) -> int:
         shown = "none" if key not in row else repr(value)
         raise WorkloadError(f"{where}: '{key}' must be an integer in {TOKENS}; got {shown}{hint}")
     return value
+
+
+def write_trace(rows: Iterable[TraceRow], path: Path, time_scale: float = 1.0) -> Path:
+    """Write `rows` as a trace this module reads (times in seconds, `timestamp_s`, each multiplied by
+    `time_scale`), its folder created; returns `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = (json.dumps({"timestamp_s": row.at_s * time_scale, "input_length": row.input_tokens,
+                         "output_length": row.output_tokens}) for row in rows)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path

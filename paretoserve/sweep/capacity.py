@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Callable
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.repeats import combine, runs_of
-from paretoserve.bench.trace import TraceRow, read_trace
+from paretoserve.bench.trace import TraceRow, read_trace, write_trace
 from paretoserve.bench.workload import WorkloadError
 from paretoserve.results.rate_run import RateRun, rate_key, to_rate_run
 from paretoserve.results.store import CAPACITY_KIND, SweepStore
@@ -227,12 +226,7 @@ def read_rated_trace(path: Path) -> tuple[list[TraceRow], float]:
 def write_scaled_trace(rows: list[TraceRow], source_rate: float, target: Path, rate: float) -> Path:
     """The trace's `rows` (mean rate `source_rate` req/s) with their times stretched or squeezed so the mean rate
     is `rate` req/s (token lengths kept), in seconds (`timestamp_s`)."""
-    factor = source_rate / rate
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lines = (json.dumps({"timestamp_s": row.at_s * factor, "input_length": row.input_tokens,
-                         "output_length": row.output_tokens}) for row in rows)
-    target.write_text("\n".join(lines) + "\n")
-    return target
+    return write_trace(rows, target, time_scale=source_rate / rate)
 
 
 def _without_requests(result: dict) -> dict:
