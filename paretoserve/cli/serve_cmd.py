@@ -1,5 +1,7 @@
 """`paretoserve serve`: N engine replicas on this machine behind a load-balancing OpenAI-compatible router, or
-on Ray Serve (`--backend ray`: one deployment of N replicas behind Ray's proxy, on this machine or a cluster)."""
+on Ray Serve (`--backend ray`: one deployment of N replicas behind Ray's proxy, on this machine or a cluster).
+Several models (`--model` repeated): each model's replicas, on cores of their own, behind one router that routes
+each request by its `model`."""
 
 from __future__ import annotations
 
@@ -13,36 +15,54 @@ from typing import Any
 
 from paretoserve.advise.advice_file import PLAN_FIELDS, read_plan
 from paretoserve.cli.access_args import add_access_args, api_keys, check_tls, warn_if_open
-from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_model_arg, add_repack_arg, bind_port
+from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_repack_arg, bind_port
 from paretoserve.engine.config import EngineConfig
 from paretoserve.limits import IntRange
+from paretoserve.model import DEFAULT_MODEL, SMOLLM2_MODEL
 from paretoserve.presets import preset
 from paretoserve.serve.config import PLACEHOLDERS, PlanError, RouterConfig, ServeConfig
-from paretoserve.serve.runner import serve
+from paretoserve.serve.fleet import served_models
+from paretoserve.serve.runner import serve, serve_models
 
 BACKENDS = ("router", "ray")
 RAY_MAX_QUEUE = IntRange(1, 1 << 20)  # Ray's max_queued_requests: -1 (unbounded) or positive; we keep it bounded
 
 
+def per_model(text: str) -> list[int]:
+    """A replica-plan flag's value: one integer (every model) or a comma list of one per --model."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, or a comma list of one per --model; got {text!r}") \
+            from None
+
+
 def add_parser(subparsers, help: str) -> None:
     p = subparsers.add_parser("serve", help=help,
                               description=__doc__)
-    g = p.add_argument_group("replica plan (a flag wins over --plan)")
-    g.add_argument("--plan", type=Path, default=None,
+    g = p.add_argument_group("replica plan (a flag wins over --plan; with several --model, a flag takes one value "
+                             "for every model or a comma list of one per model, in --model's order)")
+    g.add_argument("--plan", type=Path, action="append", default=None,
                    help="JSON from `paretoserve advise --json` (its replica_plan: replicas, max_batch, "
-                        "threads_per_replica, kv_tokens)")
-    g.add_argument("--replicas", type=int, default=None, help=f"engine replicas (default: {ServeConfig.replicas})")
-    g.add_argument("--max-batch", type=int, default=None,
+                        "threads_per_replica, kv_tokens); with several --model, one --plan per model, in order")
+    g.add_argument("--replicas", type=per_model, default=None,
+                   help=f"engine replicas (default: {ServeConfig.replicas})")
+    g.add_argument("--max-batch", type=per_model, default=None,
                    help=f"batch cap of each replica (default: {ServeConfig.max_batch})")
-    g.add_argument("--kv-tokens", type=int, default=None, help="KV cache cells of each replica (default: engine's)")
-    g.add_argument("--ctx-per-seq", type=int, default=None, help="prompt + output per sequence (not --engine-cmd)")
-    g.add_argument("--threads-per-replica", type=int, default=None,
-                   help="threads (and pinned cores) of each replica; 0 = usable cores / replicas (default: "
-                        f"{ServeConfig.threads_per_replica})")
+    g.add_argument("--kv-tokens", type=per_model, default=None,
+                   help="KV cache cells of each replica (default: engine's)")
+    g.add_argument("--ctx-per-seq", type=per_model, default=None,
+                   help="prompt + output per sequence (not --engine-cmd)")
+    g.add_argument("--threads-per-replica", type=per_model, default=None,
+                   help="threads (and pinned cores) of each replica; 0 = usable cores / replicas of every model "
+                        f"(default: {ServeConfig.threads_per_replica})")
     g.add_argument("--no-pin", action="store_true", help="do not pin replicas to their own cores")
     e = p.add_argument_group("engine")
-    add_model_arg(e, files="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang)",
-                  also="; {model} of --engine-cmd")
+    e.add_argument("--model", action="append", default=None,
+                   help="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang), 'default' for the "
+                        f"bundled Gemma 3 270M Q4_K_M, or '{SMOLLM2_MODEL}' for SmolLM2 135M (the smollm2 extra); "
+                        "{model} of --engine-cmd. Repeat it to serve several models behind one router, which routes "
+                        f"by each request's model (llama.cpp engines; default: {DEFAULT_MODEL})")
     add_cache_dir_arg(e)
     add_engine_choice(e)
     e.add_argument("--engine-cmd", default=None,
@@ -88,24 +108,53 @@ def add_parser(subparsers, help: str) -> None:
 
 
 def plan_from_args(args: argparse.Namespace) -> ServeConfig:
-    """Flags over the --plan file (advice.json's replica plan) over the defaults; every value checked (the error
-    names the flag, or --plan and the field)."""
-    fields: dict[str, Any] = read_plan(args.plan, "--plan").given() if args.plan is not None else {}
-    for name in PLAN_FIELDS:
-        if getattr(args, name) is not None:
-            fields[name] = getattr(args, name)
-    plan = ServeConfig(**fields, model=args.model, engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack,
+    """The plan of the one model served (the first, where --model is repeated)."""
+    return plans_from_args(args)[0]
+
+
+def plans_from_args(args: argparse.Namespace) -> list[ServeConfig]:
+    """One plan per --model: flags over its --plan file (advice.json's replica plan) over the defaults; every value
+    checked (the error names the flag, or --plan and the field)."""
+    models = args.model or [DEFAULT_MODEL]
+    files = args.plan or []
+    if files and len(files) != len(models):
+        raise PlanError(f"--plan: {len(files)} plan file(s) for {len(models)} model(s); give one --plan per --model, "
+                        "in the same order")
+    flags = {name: _each_model(name, getattr(args, name), len(models)) for name in PLAN_FIELDS}
+    return [_plan(args, model, files[i] if files else None,
+                  {name: values[i] for name, values in flags.items() if values is not None})
+            for i, model in enumerate(models)]
+
+
+def _each_model(name: str, values: list[int] | None, models: int) -> list[int] | None:
+    """A replica-plan flag's value for each model: one value for all, or one each."""
+    if values is None or len(values) == models:
+        return values
+    if len(values) == 1:
+        return values * models
+    raise PlanError(f"--{name.replace('_', '-')}: {len(values)} values for {models} model(s); give one value for "
+                    "every model or one per --model")
+
+
+def _plan(args: argparse.Namespace, model: str, file: Path | None, flags: dict[str, int]) -> ServeConfig:
+    fields: dict[str, Any] = {**(read_plan(file, "--plan").given() if file is not None else {}), **flags}
+    plan = ServeConfig(**fields, model=model, engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack,
                        pin=not args.no_pin, mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
                        metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)
     if plan.engine_cmd is None:
         preset(plan.engine).check()  # an engine that is not installed is one line before any replica starts
         # the model is built (the bundled GGUF) or exported (vLLM's HF directory) once, before any start
-        plan = dataclasses.replace(plan, model=preset(plan.engine).prepare(args.model, args.cache_dir))
+        plan = dataclasses.replace(plan, model=preset(plan.engine).prepare(model, args.cache_dir))
     return plan
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = plan_from_args(args)  # a PlanError, like every UserError, is one line and exit status 2
+    plans = plans_from_args(args)  # a PlanError, like every UserError, is one line and exit status 2
+    plan = plans[0]
+    models = served_models(plans) if len(plans) > 1 else None  # the names requests ask for, checked first
+    if models is not None and args.backend == "ray":
+        raise PlanError("several --model: serve them with --backend router; on Ray each model is a deployment of "
+                        "its own (not yet)")
     if args.backend != "ray" and (args.ray_address is not None or args.max_queue is not None):
         raise PlanError("--ray-address and --max-queue apply to --backend ray")
     if args.backend == "ray" and (args.max_concurrent_per_client or args.max_rate_per_client):
@@ -125,9 +174,11 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("paretoserve").setLevel(getattr(logging, args.log_level.upper()))  # not every httpx request
     warn_if_open("serve", args.host, keys)
     if args.backend == "ray":
-        if args.model == "default":  # each Ray node assembles the bundled model itself
-            plan = dataclasses.replace(plan, model=args.model)
+        if args.model in (None, [DEFAULT_MODEL]):  # each Ray node assembles the bundled model itself
+            plan = dataclasses.replace(plan, model=DEFAULT_MODEL)
         return ray_backend().serve_on_ray(plan, config, ray_options(args))
+    if models is not None:
+        return serve_models(models, config, args.log_dir)  # cores too few for every model: a PlanError
     return serve(plan, config, args.log_dir)  # a PlanError found once the machine is looked at (cores, MPS) too
 
 

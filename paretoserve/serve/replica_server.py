@@ -4,6 +4,9 @@
         server.wait_healthy(300)
         ... drive load at server.base_url; sample server.pids ...
 
+Given several plans (one per model, each a `ServeConfig` of its model), the child serves every model behind one
+router, which routes each request by its `model`.
+
 The router and its supervisor run in their own process, so relaying costs the caller's process
 (often a load generator) nothing; stopping it stops every replica, and so does the caller's death.
 With `backend="ray"` the child is `serve --backend ray`: the same URL is Ray Serve's proxy, and the pids
@@ -12,34 +15,50 @@ are the child's, its Ray proxy's and its Ray replicas' (with their engines).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 
 from paretoserve.engine_process import EngineProcess, HealthProbe, LaunchError, describe_exit, free_port, wait_until
 from paretoserve.openai_api.auth import ENV_VAR
-from paretoserve.serve.config import ServeConfig
+from paretoserve.serve.config import PlanError, ServeConfig
 from paretoserve.serve.pinning import pinned_cmd
 
 RAY_READY = "Ray Serve on http://"  # what `serve --backend ray` logs once every replica is up
 RAY_PROCESSES = ("ray::ServeReplica", "ray::ProxyActor")  # what serves the requests (the router's counterpart)
 
 
-def serve_argv(plan: ServeConfig, port: int, log_dir: Path | None = None, backend: str = "router") -> list[str]:
-    """The `paretoserve serve` command line that runs `plan` with the router (or Ray's proxy) on `port`."""
-    argv = _serve_argv(plan, port, None if backend == "ray" else log_dir)
+# What each model's plan may set for itself: `serve` takes one value per model for these (comma lists).
+PER_MODEL = ("replicas", "max_batch", "threads_per_replica", "kv_tokens", "ctx_per_seq")
+
+
+def serve_argv(plan: ServeConfig | Sequence[ServeConfig], port: int, log_dir: Path | None = None,
+               backend: str = "router") -> list[str]:
+    """The `paretoserve serve` command line that runs `plan` (or one plan per model) with the router (or Ray's
+    proxy) on `port`."""
+    plans = [plan] if isinstance(plan, ServeConfig) else list(plan)
+    if backend != "router" and len(plans) > 1:
+        raise PlanError(f"several models are served by the router backend only, not {backend}")
+    argv = _serve_argv(plans, port, None if backend == "ray" else log_dir)
     return argv if backend == "router" else [*argv, "--backend", backend]
 
 
-def _serve_argv(plan: ServeConfig, port: int, log_dir: Path | None = None) -> list[str]:
+def _serve_argv(plans: list[ServeConfig], port: int, log_dir: Path | None = None) -> list[str]:
+    plan = plans[0]
+    differ = [p.model for p in plans[1:] if dataclasses.replace(p, model=plan.model, api_key=plan.api_key,
+                                                                **{f: getattr(plan, f) for f in PER_MODEL}) != plan]
+    if differ:
+        raise PlanError(f"the plans of {', '.join(differ)} differ from the first in more than {', '.join(PER_MODEL)}")
     argv = [sys.executable, "-m", "paretoserve", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--replicas", str(plan.replicas), "--max-batch", str(plan.max_batch),
-            "--threads-per-replica", str(plan.threads_per_replica), "--model", plan.model,
+            *_each(plans, ("replicas", "max_batch", "threads_per_replica")),
+            *(arg for p in plans for arg in ("--model", p.model)),
             "--mem-fraction", str(plan.mem_fraction), "--health-path", plan.health_path,
-            "--metrics-path", plan.metrics_path, "--health-timeout", str(plan.health_timeout_s)]
-    for flag, value in (("--kv-tokens", plan.kv_tokens), ("--ctx-per-seq", plan.ctx_per_seq),
-                        ("--engine-cmd", plan.engine_cmd), ("--log-dir", log_dir)):
+            "--metrics-path", plan.metrics_path, "--health-timeout", str(plan.health_timeout_s),
+            *_each(plans, ("kv_tokens", "ctx_per_seq"))]
+    for flag, value in (("--engine-cmd", plan.engine_cmd), ("--log-dir", log_dir)):
         if value is not None:
             argv += [flag, str(value)]
     if plan.repack != "auto":
@@ -53,12 +72,30 @@ def _serve_argv(plan: ServeConfig, port: int, log_dir: Path | None = None) -> li
     return argv
 
 
-class ReplicaServer:
-    """The plan's replicas behind one router, in a child process group; a sync context manager."""
+def _each(plans: list[ServeConfig], names: tuple[str, ...]) -> list[str]:
+    """The flags of these plan fields, each with one value per model (comma-separated); a field none sets is left
+    to serve's default."""
+    argv: list[str] = []
+    for name in names:
+        values = [getattr(p, name) for p in plans]
+        if all(v is None for v in values):
+            continue
+        if any(v is None for v in values):
+            raise PlanError(f"{name} is given for some models only: give it for every model or none")
+        argv += ["--" + name.replace("_", "-"), ",".join(map(str, values))]
+    return argv
 
-    def __init__(self, plan: ServeConfig, log_path: Path | None = None, log_dir: Path | None = None,
-                 port: int | None = None, backend: str = "router", api_key: str | None = None) -> None:
-        self.plan, self.backend = plan, backend
+
+class ReplicaServer:
+    """The plan's replicas (or every model's, given one plan per model) behind one router, in a child process
+    group; a sync context manager."""
+
+    def __init__(self, plan: ServeConfig | Sequence[ServeConfig], log_path: Path | None = None,
+                 log_dir: Path | None = None, port: int | None = None, backend: str = "router",
+                 api_key: str | None = None) -> None:
+        self.plans = [plan] if isinstance(plan, ServeConfig) else list(plan)
+        self.plan, self.backend = self.plans[0], backend
+        self.replica_count = sum(p.replicas for p in self.plans)  # of every model
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Not pinned, but killed by the kernel should the caller die without stopping it (its replicas follow).
@@ -92,7 +129,7 @@ class ReplicaServer:
         def all_healthy() -> bool:
             nonlocal last
             last = probe.json() or last
-            return last is not None and last.get("healthy_replicas") == self.plan.replicas
+            return last is not None and last.get("healthy_replicas") == self.replica_count
 
         with HealthProbe(self.base_url + "/health") as probe:
             if wait_until(all_healthy, timeout_s, self._raise_if_exited) and last is not None:
@@ -101,7 +138,7 @@ class ReplicaServer:
         states = "; ".join(f"replica {r.get('replica')}: {r.get('state')}"
                            + (f" ({r['last_error']})" if r.get("last_error") else "")
                            for r in (last or {}).get("replicas", []))
-        raise LaunchError(f"{self.plan.replicas} replicas not all healthy after {timeout_s:.0f} s at {self.base_url}"
+        raise LaunchError(f"{self.replica_count} replicas not all healthy after {timeout_s:.0f} s at {self.base_url}"
                           f"{': ' + states if states else ''}\n{self.process.output_tail()}")
 
     def _wait_ray(self, timeout_s: float) -> None:

@@ -116,11 +116,18 @@ class Replica:
 
 
 class Supervisor:
-    """Start the plan's replicas, keep them alive, stop them all; use as a context manager (sync)."""
+    """Start the plan's replicas, keep them alive, stop them all; use as a context manager (sync).
 
-    def __init__(self, plan: ServeConfig, log_dir: Path | None = None) -> None:
+    `cores` are those its replicas are pinned to (default: every core this process may use); its replicas are
+    numbered from `first_index` (several models' supervisors number theirs one after another: serve/fleet.py).
+    """
+
+    def __init__(self, plan: ServeConfig, log_dir: Path | None = None, cores: list[int] | None = None,
+                 first_index: int = 0) -> None:
         self.plan = plan
         self.log_dir = log_dir
+        self.cores = cores
+        self.first_index = first_index
         self.replicas: list[Replica] = []
         self.threads_per_replica = 0
         self._stop = threading.Event()
@@ -130,7 +137,7 @@ class Supervisor:
     def start(self) -> "Supervisor":
         """Check the plan against this machine's cores, start MPS if asked, start every replica (not waiting)."""
         plan = self.plan
-        cores = usable_cores()
+        cores = usable_cores() if self.cores is None else self.cores
         threads = threads_for(plan.replicas, plan.threads_per_replica, cores)
         assignment = assign_cores(plan.replicas, threads, cores) if plan.pin else [None] * plan.replicas
         self.threads_per_replica = threads
@@ -140,7 +147,7 @@ class Supervisor:
             env.update(self._mps.env)
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-        for index, replica_cores in enumerate(assignment):
+        for index, replica_cores in enumerate(assignment, start=self.first_index):
             port = free_port()
             log_path = self.log_dir / f"replica-{index}.log" if self.log_dir is not None else None
             self.replicas.append(Replica(index, port, plan.command(index, port, threads), replica_cores, plan,
