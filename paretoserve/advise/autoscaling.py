@@ -17,7 +17,7 @@ from paretoserve.advise.capacity import CapacityAdvice
 
 MIN_TARGET = 0.01  # Ray wants a positive target; the arithmetic is rounded to 0.01 requests
 UPSCALE_LIFETIMES = 2.0  # a rise in flight that outlasts two request lifetimes is load, not one burst draining
-# Ray's replicas and handles push their request counts every 10 s (RAY_SERVE_*_AUTOSCALING_METRIC_PUSH_INTERVAL_S)
+# Ray's handles and replicas push their request counts every metrics_interval_s (10 s by default, Ray 2.55)
 UPSCALE_FLOOR_S = 10.0
 DOWNSCALE_DELAY_S = 600.0  # Ray's own default: a removed replica must load its model again to come back
 
