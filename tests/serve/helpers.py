@@ -39,8 +39,9 @@ def fake_cmd(*flags: str) -> str:
 
 
 @contextlib.contextmanager
-def running_router(replicas: list, **config) -> Iterator[str]:
-    """The router over `replicas`, served by uvicorn in a thread of this process; yields its base URL."""
+def running_router(replicas: list | dict, **config) -> Iterator[str]:
+    """The router over `replicas` (one model's list, or a list per served name), served by uvicorn in a thread of
+    this process; yields its base URL."""
     port = free_port()
     with running_app(build_router(replicas, RouterConfig(port=port, **config)), port) as url:
         yield url
