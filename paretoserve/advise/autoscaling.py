@@ -1,7 +1,8 @@
 """Ray Serve's autoscaling for the plan, from its measured capacity (advise/capacity.py).
 
 - `target_ongoing_requests`: Little's law at the capacity, the requests each replica holds in flight there:
-  (capacity_rps / replicas) x the knee's mean latency in seconds, within (0, the batch cap].
+  (capacity_rps / replicas) x the knee's mean latency in seconds, less the headroom the replica counts keep
+  (/ (1 + headroom)), within (0, the batch cap].
 - `min_replicas` / `max_replicas`: the replicas the traffic's low (else its mean) and its peak (else its mean)
   need, as the capacity advice counted them; with no traffic, 1 up to the measured plan's replicas.
 - `upscale_delay_s` / `downscale_delay_s`: how long Ray waits before it adds or removes a replica.
@@ -44,11 +45,13 @@ def target_requests(capacity: CapacityAdvice) -> tuple[float, str]:
     cap, e2el_ms = capacity.max_batch, capacity.knee.mean_e2el_ms
     if not e2el_ms:
         return float(cap), f"the knee has no measured latency: the batch cap {cap}"
-    in_flight = capacity.per_replica_rps * e2el_ms / 1000
+    h = capacity.headroom  # the same spare share the replica counts keep, so Ray's count matches them
+    in_flight = capacity.per_replica_rps * e2el_ms / 1000 / (1 + h)
     target = min(float(cap), max(MIN_TARGET, round(in_flight, 2)))
     capped = f", capped at the batch cap {cap}" if in_flight > cap else ""
     return target, (f"Little's law at the capacity: {capacity.per_replica_rps:.3g} req/s per replica x "
-                    f"{e2el_ms / 1000:.3g} s mean latency at the knee = {in_flight:.3g} requests in flight{capped}")
+                    f"{e2el_ms / 1000:.3g} s mean latency at the knee / (1 + {h:g} headroom) = {in_flight:.3g} "
+                    f"requests in flight{capped}")
 
 
 def replica_bounds(capacity: CapacityAdvice) -> tuple[int, int, str, str]:

@@ -27,7 +27,7 @@ def rate_record(rate: float, good: int, e2el_ms: float) -> dict:
             "mean_e2el_ms": e2el_ms}
 
 
-def measured(tmp_path: Path, traffic: Traffic | None = TRACE, knee_e2el_ms: float = 1800.0) -> CapacityAdvice:
+def measured(tmp_path: Path, traffic: Traffic | None = TRACE, knee_e2el_ms: float = 1980.0) -> CapacityAdvice:
     """2 replicas x cap 4 meet 99 % up to 2 req/s (mean latency `knee_e2el_ms` there) and fail at 3 req/s."""
     directory = tmp_path / "capacity"
     store = SweepStore(directory)  # as `paretoserve capacity` keeps its target and SLO
@@ -39,14 +39,15 @@ def measured(tmp_path: Path, traffic: Traffic | None = TRACE, knee_e2el_ms: floa
 
 def test_the_arithmetic_by_hand(tmp_path):
     scaling = autoscaling(measured(tmp_path))
-    # 2 req/s over 2 replicas = 1 req/s each, x 1.8 s at the knee: 1.8 requests in flight per replica
+    # 2 req/s over 2 replicas = 1 req/s each, x 1.98 s at the knee / 1.1 headroom: 1.8 requests in flight per replica
     assert scaling.target_ongoing_requests == 1.8
     # low 0.4 x 1.1 / 1 -> 1 replica; peak 3.0 x 1.1 / 1 = 3.3 -> 4 replicas
     assert (scaling.min_replicas, scaling.max_replicas) == (1, 4)
-    assert (scaling.upscale_delay_s, scaling.downscale_delay_s) == (10.0, 600.0)  # 2 x 1.8 s is under the floor
+    assert (scaling.upscale_delay_s, scaling.downscale_delay_s) == (10.0, 600.0)  # 2 x 1.98 s is under the floor
     assert set(scaling.reasons) == {"target_ongoing_requests", "min_replicas", "max_replicas", "upscale_delay_s",
                                     "downscale_delay_s"}
-    assert "1 req/s per replica x 1.8 s" in scaling.reasons["target_ongoing_requests"]
+    assert "1 req/s per replica x 1.98 s mean latency at the knee / (1 + 0.1 headroom) = 1.8" in \
+        scaling.reasons["target_ongoing_requests"]
     assert scaling.reasons["min_replicas"].startswith("the traffic's low: 0.4 req/s x (1 + 0.1 headroom) / 1 req/s")
     assert scaling.reasons["max_replicas"].startswith("the traffic's peak: 3 req/s")
     assert scaling.ray_config() == {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 1.8,
