@@ -39,6 +39,23 @@ def test_tune_searches_verifies_replicas_reports_and_resumes(tmp_path, capsys):
     assert "0 points run" in capsys.readouterr().out
     assert len((out / "sweep" / "points.jsonl").read_text().splitlines()) == 2
 
+    # the capacity step on the real engine, its traffic a short trace: the runs, the advice, the replay, Ray's
+    # autoscaling and the report (a loose SLO, so that a busy machine meets it; never a speed)
+    trace = tmp_path / "day.jsonl"
+    assert main(["trace", "--out", str(trace), "--low-rate", "1", "--peak-rate", "3", "--duration", "8",
+                 "--input-tokens", "8", "--output-tokens", "4"]) == 0
+    assert main([*args, "--resume", "--traffic", f"trace:{trace}", "--peak-window", "2", "--replay-speed", "2",
+                 "--capacity-slo", "ttft_ms<=60000"]) == 0
+    printed = capsys.readouterr().out
+    capacity = json.loads((out / "advice.json").read_text())["capacity"]
+    assert capacity["capacity_rps"] > 0 and capacity["replicas_at_peak"] >= capacity["replicas_at_mean"] >= 1
+    assert capacity["replay"]["sent"] == len(trace.read_text().splitlines()) and capacity["replay"]["failed"] == 0
+    assert "capacity: " in printed and (out / "replay.json").is_file()
+    runs = [json.loads(line) for line in (out / "capacity" / "points.jsonl").read_text().splitlines()]
+    assert {r["config"]["mode"] for r in runs if "request_rate" in r["config"]} == {"trace"}
+    assert "autoscaling_config" in (out / "ray-serve.yaml").read_text()
+    assert 'id="capacity"' in (out / "report.html").read_text()
+
 
 def test_an_existing_tune_directory_needs_resume(tmp_path, capsys):
     (tmp_path / "t" / "sweep").mkdir(parents=True)
