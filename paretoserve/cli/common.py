@@ -35,7 +35,8 @@ def add_model_arg(group, files: str = "GGUF file", also: str = "") -> None:
     """--model, for every command that loads or names a model: `files` it takes besides 'default', and `also`
     what this command does with it."""
     group.add_argument("--model", default=DEFAULT_MODEL,
-                       help=f"{files}, or 'default' for the bundled Gemma 3 270M Q4_K_M{also} (default: %(default)s)")
+                       help=f"{files}, 'default' for the bundled Gemma 3 270M Q4_K_M{also}, or 'smollm2' for "
+                            "SmolLM2 135M Q4_1 (the smollm2 extra) (default: %(default)s)")
 
 
 def add_cache_dir_arg(group, holds: str = "the bundled model is assembled") -> None:

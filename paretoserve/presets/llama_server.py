@@ -16,6 +16,7 @@ from pathlib import Path
 
 from paretoserve.engine.repack import cpu_flags, has_amx
 from paretoserve.limits import IntRange
+from paretoserve.model import PACKAGED_MODELS
 from paretoserve.presets.knobs import EngineKnobs, EnginePreset, PresetError, gguf_file
 
 BINARY = "llama-server"
@@ -49,7 +50,7 @@ def no_repack(repack: str, flags: frozenset[str]) -> bool:
 
 
 def llama_server_argv(k: EngineKnobs) -> list[str]:
-    model = gguf_file(k.model) if k.model == "default" else k.model
+    model = gguf_file(k.model) if k.model in PACKAGED_MODELS else k.model
     argv = [str(find_llama_server()), "-m", model, "--host", "127.0.0.1", "--port", str(k.port),
             "-np", str(k.max_batch), "--metrics"]
     if k.threads:

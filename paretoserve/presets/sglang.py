@@ -10,6 +10,7 @@ import importlib.util
 import sys
 
 from paretoserve.limits import IntRange
+from paretoserve.model import PACKAGED_MODELS
 from paretoserve.presets.knobs import EngineKnobs, EnginePreset, PresetError
 
 SEQS = IntRange(1, 65536)
@@ -23,7 +24,7 @@ def check_sglang() -> None:
 
 
 def sglang_argv(k: EngineKnobs) -> list[str]:
-    if k.model == "default":
+    if k.model in PACKAGED_MODELS:
         raise PresetError("--engine sglang: SGLang serves HF models; give --model an HF model directory")
     argv = [sys.executable, "-m", "sglang.launch_server", "--model-path", k.model, "--host", "127.0.0.1",
             "--port", str(k.port), "--max-running-requests", str(k.max_batch),

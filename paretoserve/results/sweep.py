@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretoserve.geometry import kv_bytes_per_token_gguf
-from paretoserve.model import GGUF_ENGINES, ModelError, names_gguf, resolve_model
+from paretoserve.model import GGUF_ENGINES, PACKAGED_MODELS, ModelError, names_gguf, resolve_model
 from paretoserve.results.point import Point, to_point, with_derived_energy
 from paretoserve.results.store import SweepStore
 
@@ -86,9 +86,9 @@ def exported_from(spec: dict) -> Path | None:
 
 
 def _gguf(model: str | None) -> Path | None:
-    if model == "default":
+    if model in PACKAGED_MODELS:
         try:
-            return resolve_model("default").path  # builds the bundled model on first use
+            return resolve_model(model).path  # the bundled model is built on first use
         except (ModelError, ImportError, OSError):
             return None
     return Path(model) if model and Path(model).is_file() else None
