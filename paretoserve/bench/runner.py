@@ -10,6 +10,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import httpx
+
 from paretoserve import __version__
 from paretoserve.bench import energy, probe, quiet, summary, trace, workload
 from paretoserve.bench.config import BenchConfig
@@ -21,6 +23,7 @@ from paretoserve.bench.tokenizer import ApproxTokenizer, GgufTokenizer, Tokenize
 from paretoserve.limits import UserError
 
 DURATION_POOL = 1000  # synthetic requests generated for a --duration run (cycled)
+DEFAULT_MODEL = "default"  # the engine's alias of its model, and a multi-model router's of its first
 
 
 class BenchError(UserError):
@@ -40,7 +43,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     `keep_requests`, it holds every request's own record under "requests"."""
     progress = progress or Progress()
     try:
-        server = await probe.probe(cfg.url, access=cfg.access)
+        server = await _served_entry(cfg, await probe.probe(cfg.url, access=cfg.access))
     except probe.EndpointError as exc:
         raise BenchError(str(exc)) from exc
     as_ids = _prompt_as_ids(cfg, server)
@@ -66,7 +69,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
         busy = await asyncio.to_thread(quiet.wait_quiet, cfg.wait_quiet_s, pids, _stderr) \
             if cfg.wait_quiet_s > 0 else None
         async with Sampler(cfg.url, cfg.metrics_path, EngineProcesses(pids), gpu, rapl,
-                           cfg.sample_interval_s, cfg.access) as sampler:
+                           cfg.sample_interval_s, cfg.access, model=_model_under_test(cfg, server)) as sampler:
             await sampler.sample()
             generator = LoadGenerator(pool, builder, specs, pattern, bodies=bodies,
                                       on_done=lambda r: progress.done(r, generator.now()))
@@ -106,6 +109,30 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     if keep_requests:
         result["requests"] = [r.to_dict() for r in load.records]
     return result
+
+
+async def _served_entry(cfg: BenchConfig, first: probe.ServerInfo) -> probe.ServerInfo:
+    """What the endpoint lists for --served-model-name: a router serving several models lists each with its own
+    owner and context length, and `probe` reads the first. The first where no name is given, `default` is asked
+    (the alias of the first) or the name is not listed."""
+    name = cfg.served_model_name
+    if name is None or name in (first.model, DEFAULT_MODEL):
+        return first
+    try:
+        async with httpx.AsyncClient(base_url=cfg.url.rstrip("/"), timeout=10.0, trust_env=False,
+                                     headers=cfg.access.headers(), verify=cfg.access.ssl_context()) as client:
+            listed = (await client.get("/v1/models")).json()["data"]
+        entry = next(e for e in listed if isinstance(e, dict) and e.get("id") == name)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, StopIteration):
+        return first
+    length = entry.get("max_model_len")
+    return probe.ServerInfo(name, entry.get("owned_by"), length if isinstance(length, int) else None)
+
+
+def _model_under_test(cfg: BenchConfig, server: probe.ServerInfo) -> str | None:
+    """The model whose metrics count where the endpoint labels them by model: the one the requests name."""
+    name = cfg.served_model_name
+    return server.model if name in (None, DEFAULT_MODEL) else name
 
 
 def _stderr(line: str) -> None:

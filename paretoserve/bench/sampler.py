@@ -1,6 +1,7 @@
 """About once a second while the load runs: the endpoint's /metrics, the engine processes, the GPUs.
 
 /metrics is parsed with prometheus_client's text parser; paretoserve's, vLLM's and llama-server's names are read.
+A router serving several models labels each replica's metrics with its `model`: only the model under test's count.
 llama-server's /metrics no longer shows KV use: for it, /slots gives the tokens of the busy slots.
 """
 
@@ -51,6 +52,7 @@ ENGINE_METRICS: dict[str, tuple[str, Callable[[list[float]], float]]] = {
 # What makes an engine serve /metrics, by the `Server` header of its answer when it will not
 METRICS_FLAGS = {"llama.cpp": "start llama-server with --metrics"}
 LLAMA_SLOTS_PATH = "/slots"  # llama-server's per-slot state (on unless --no-slots)
+MODEL_LABEL = "model"  # the label a router serving several models puts on each replica's metrics (serve/metrics.py)
 
 
 @dataclass(slots=True)
@@ -77,13 +79,14 @@ class Sample:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    """The engine gauges and counters we know, from Prometheus text; kv_used_fraction derived for ours."""
+def parse_metrics(text: str, model: str | None = None) -> dict[str, float]:
+    """The engine gauges and counters we know, from Prometheus text; kv_used_fraction derived for ours. With `model`,
+    a sample labelled with another `model` (another model's replica behind the same router) is left out."""
     found: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             known = ENGINE_METRICS.get(sample.name)
-            if known is not None:
+            if known is not None and (model is None or sample.labels.get(MODEL_LABEL, model) == model):
                 found.setdefault(sample.name, []).append(sample.value)
     values: dict[str, float] = {}
     for name, vals in found.items():
@@ -142,12 +145,14 @@ class EngineProcesses:
 
 
 class Sampler:
-    """Takes a Sample every `interval_s` until stopped; `sample()` takes one at once."""
+    """Takes a Sample every `interval_s` until stopped; `sample()` takes one at once. With `model`, the endpoint's
+    metrics of other models (labelled `model` by a router that serves several) are left out."""
 
     def __init__(self, base_url: str, metrics_path: str, processes: EngineProcesses,
                  gpu: NvmlReader | None = None, rapl: RaplReader | None = None, interval_s: float = 1.0,
-                 access: Access | None = None) -> None:
+                 access: Access | None = None, model: str | None = None) -> None:
         self.metrics_url = base_url.rstrip("/") + metrics_path
+        self.model = model
         self.slots_url = base_url.rstrip("/") + LLAMA_SLOTS_PATH
         self.processes = processes
         self.access = access or Access()
@@ -223,7 +228,7 @@ class Sampler:
             self._metrics_on = response.status_code >= 500 and response.status_code != 501
             return {}
         try:
-            values = parse_metrics(response.text)
+            values = parse_metrics(response.text, self.model)
         except ValueError as exc:
             self.metrics_error = f"{self.metrics_url}: not Prometheus text ({exc})"
             self._metrics_on = False
