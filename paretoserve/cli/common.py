@@ -31,12 +31,15 @@ def interrupted_status(exc: KeyboardInterrupt) -> int:
     return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
-def add_model_arg(group, files: str = "GGUF file", also: str = "") -> None:
+def add_model_arg(group, files: str = "GGUF file", also: str = "", many: str = "") -> None:
     """--model, for every command that loads or names a model: `files` it takes besides 'default', and `also`
-    what this command does with it."""
-    group.add_argument("--model", default=DEFAULT_MODEL,
-                       help=f"{files}, 'default' for the bundled Gemma 3 270M Q4_K_M{also}, or 'smollm2' for "
-                            "SmolLM2 135M Q4_1 (the smollm2 extra) (default: %(default)s)")
+    what this command does with it; with `many` (what several mean) it may be repeated, a list (None: not given)."""
+    help = (f"{files}, 'default' for the bundled Gemma 3 270M Q4_K_M{also}, or 'smollm2' for SmolLM2 135M Q4_1 "
+            f"(the smollm2 extra) (default: {DEFAULT_MODEL}){many}")
+    if many:
+        group.add_argument("--model", action="append", default=None, help=help)
+    else:
+        group.add_argument("--model", default=DEFAULT_MODEL, help=help)
 
 
 def add_cache_dir_arg(group, holds: str = "the bundled model is assembled") -> None:

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 from paretoserve.cli.advice_args import add_advice_args, advise_config
-from paretoserve.cli.common import add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
+from paretoserve.cli.common import UsageError, add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import add_remeasure_arg
 from paretoserve.cli.traffic_args import add_capacity_step_args, capacity_step
+from paretoserve.model import DEFAULT_MODEL
 from paretoserve.results.store import is_finished
 from paretoserve.tune import TuneConfig, run_tune
+from paretoserve.tune.placement import PlacementConfig, run_placement
 
 DEFAULTS = TuneConfig()
 
@@ -21,7 +23,11 @@ DEFAULTS = TuneConfig()
 def add_parser(subparsers, help: str) -> None:
     p = subparsers.add_parser("tune", help=help,
                               description=__doc__)
-    add_model_arg(p, files="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang)")
+    add_model_arg(p, files="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang)",
+                  many="; repeat it to place several models on one device, each on cores of its own")
+    p.add_argument("--mix", default=None, metavar="SHARES",
+                   help="with several --model: each model's share of the requests, comma-separated, summing to 1 "
+                        "(default: equal shares)")
     add_engine_choice(p)
     p.add_argument("--out", type=Path, default=DEFAULTS.out, help="results directory (default: ./%(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the tune in --out, reusing finished points")
@@ -54,11 +60,16 @@ def add_parser(subparsers, help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = TuneConfig(model=args.model, engine=args.engine, out=args.out, max_batch=args.max_batch,
+    models = tuple(args.model or [DEFAULT_MODEL])
+    cfg = TuneConfig(model=models[0], engine=args.engine, out=args.out, max_batch=args.max_batch,
                      threads=args.threads, repack=args.repack, repeats=args.repeats, wait_quiet_s=args.wait_quiet,
                      input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
                      min_gain=args.min_gain, remeasure_budget=args.remeasure_budget, verify=args.verify,
                      resume=args.resume, capacity=capacity_step(args), advice=advise_config(args))
+    if len(models) > 1:
+        return run_several(args, cfg, models)
+    if args.mix is not None:
+        raise UsageError("--mix needs several --model: it gives each model's share of the requests")
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         result = run_tune(cfg, say=lambda line: print(line, file=sys.stderr))
@@ -68,6 +79,34 @@ def run(args: argparse.Namespace) -> int:
         raise
     print(summary(result))
     return 0
+
+
+def run_several(args: argparse.Namespace, cfg: TuneConfig, models: tuple[str, ...]) -> int:
+    """Several models placed on one device (tune/placement.py)."""
+    for flag, given in (("--threads", args.threads != DEFAULTS.threads), ("--no-verify", not args.verify),
+                        ("--traffic and --capacity", cfg.capacity is not None)):
+        if given:
+            raise UsageError(f"{flag} applies to one --model; with several, each gets the device's cores split "
+                             "evenly and the placement is measured")
+    mix = tuple(1 / len(models) for _ in models) if args.mix is None else parse_mix(args.mix)
+    placement = PlacementConfig(cfg, models, mix)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    result = run_placement(placement, say=lambda line: print(line, file=sys.stderr))
+    print("\n".join([*result.colocation.lines(), *result.memory, f"placement: {result.path}",
+                     f"serve it: {result.serve_command}",
+                     f"{result.colocation.runs} placement runs; {result.wall_s:.0f} s in all"]))
+    return 0
+
+
+def parse_mix(text: str) -> tuple[float, ...]:
+    """--mix's shares, each in (0, 1], summing to 1."""
+    try:
+        shares = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--mix must be shares separated by commas, such as 0.7,0.3; got {text!r}") from None
+    if not all(0 < s <= 1 for s in shares) or abs(sum(shares) - 1) > 1e-6:
+        raise UsageError(f"--mix: each share must be in (0, 1] and they must sum to 1; got {text!r}")
+    return shares
 
 
 def summary(result) -> str:

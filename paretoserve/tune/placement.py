@@ -1,0 +1,143 @@
+"""`tune --model A --model B [--mix 0.5,0.5]`: several models on one device.
+
+1. Each model is tuned as `tune` tunes one (tune/pipeline.py), its batch cap searched on the cores it will get:
+   the device's cores split evenly, each model on cores of its own. Its directory is `OUT/<model>/`.
+2. The placement: each model one engine at its B_opt's cap on its cores, checked to fit the device's memory
+   (each model's weights plus the KV its cap needs).
+3. Measured with every model loaded at once, beside time-sharing and each model alone (sweep/colocation.py):
+   the interference is measured, not assumed.
+
+`OUT/placement.json` holds the plan, the memory map and the measurement; the summary ends with the `serve`
+command that runs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from paretoserve.advise import Advice
+from paretoserve.engine.config import available_cores
+from paretoserve.results.setup import ReplicaSetup
+from paretoserve.sweep.colocation import (
+    ColocatedModel,
+    ColocationConfig,
+    ColocationResult,
+    ColocationRuns,
+    LiveColocation,
+    measure_colocation,
+)
+from paretoserve.sweep.runner import PointRuns
+from paretoserve.tune.config import TuneConfig, TuneError
+from paretoserve.tune.pipeline import run_tune
+
+PLACEMENT_FILE = "placement.json"
+
+
+@dataclass(frozen=True)
+class PlacementConfig:
+    """Several models placed on one device: `base` holds every setting but the model, threads and directory."""
+
+    base: TuneConfig
+    models: tuple[str, ...]
+    mix: tuple[float, ...]  # each model's share of the requests, summing to 1
+    cores: int | None = None  # the device's cores; None = those this process may use
+
+    def __post_init__(self) -> None:
+        if len(set(self.models)) != len(self.models):
+            raise TuneError(f"--model: each model once; got {', '.join(self.models)}")
+        if len(self.mix) != len(self.models):
+            raise TuneError(f"--mix gives {len(self.mix)} shares for {len(self.models)} models: one per --model")
+        if self.cores_each < 1:
+            raise TuneError(f"--model: {len(self.models)} models need a core each, on cores of their own; this "
+                            f"machine has {self.device_cores}")
+
+    @property
+    def device_cores(self) -> int:
+        return self.cores or available_cores()
+
+    @property
+    def cores_each(self) -> int:
+        """Cores each model gets: the device's split evenly."""
+        return self.device_cores // len(self.models)
+
+
+@dataclass
+class PlacementResult:
+    advices: list[Advice]  # each model's, in --model order
+    colocation: ColocationResult
+    memory: list[str]  # the device's memory map, in words
+    path: Path  # placement.json
+    serve_command: str
+    wall_s: float
+
+
+def model_dir(out: Path, model: str) -> Path:
+    """Where one model's tune lands: OUT/<the model's file stem, or its keyword>."""
+    return out / re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(model).stem)
+
+
+def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs: PointRuns | None = None,
+                  colocation: ColocationRuns | None = None) -> PlacementResult:
+    """Tune each model on its share of the cores, place them together, measure it (see the module docstring)."""
+    started, out, each = time.perf_counter(), cfg.base.out, cfg.cores_each
+    advices = []
+    for model in cfg.models:
+        say(f"tune: {model} on {each} of {cfg.device_cores} cores, in {model_dir(out, model)}")
+        one = dataclasses.replace(cfg.base, model=model, threads=each, out=model_dir(out, model), verify=False,
+                                  capacity=None)
+        advices.append(run_tune(one, say, runs).advice)
+    memory = memory_map(cfg.models, advices)
+    for line in memory:
+        say(f"tune: {line}")
+    placed = tuple(ColocatedModel(model, ReplicaSetup(a.b_opt_max_batch, None, each, 1), share)
+                   for model, a, share in zip(cfg.models, advices, cfg.mix, strict=True))
+    b = cfg.base
+    measured = ColocationConfig(placed, b.bench, repeats=b.repeats, ctx_per_seq=b.ctx_per_seq, repack=b.repack,
+                                cores=cfg.device_cores)
+    say(f"tune: measuring the placement, time-sharing and each model alone, every model loaded at once for "
+        f"{b.duration_s:g} s")
+    result = measure_colocation(measured, colocation or LiveColocation(log_dir=out / "colocation"),
+                                say=lambda line: say(f"tune: {line}"))
+    command = serve_command(cfg, advices)
+    wall_s = time.perf_counter() - started
+    path = out / PLACEMENT_FILE
+    path.write_text(json.dumps({
+        "models": [{"model": m, "advice": str(model_dir(out, m) / "advice.json"), "replicas": 1,
+                    "max_batch": a.b_opt_max_batch, "threads_per_replica": each, "share": share}
+                   for m, a, share in zip(cfg.models, advices, cfg.mix, strict=True)],
+        "cores": cfg.device_cores, "memory": memory, "colocation": result.to_dict(), "serve": command,
+        "wall_s": wall_s}, indent=2) + "\n")
+    return PlacementResult(advices, result, memory, path, command, wall_s)
+
+
+def memory_map(models: tuple[str, ...], advices: list[Advice]) -> list[str]:
+    """Each model's weights and the KV its cap needs, and what the device has left (bytes in MiB); a placement
+    that does not fit is a TuneError."""
+    lines, total = [], 0.0
+    for model, a in zip(models, advices, strict=True):
+        weights, kv = a.memory.weights_bytes or 0.0, a.kv_need_bytes or 0.0
+        total += weights + kv
+        lines.append(f"memory: {model}: weights {weights / 2**20:.0f} MiB + KV at cap {a.b_opt_max_batch} "
+                     f"{kv / 2**20:.0f} MiB")
+    device = advices[0].memory.device_memory_bytes
+    if device is None:
+        return [*lines, f"memory: {total / 2**20:.0f} MiB in all; the device's memory is unknown"]
+    if total > device:
+        raise TuneError(f"--model: the placement needs {total / 2**20:.0f} MiB and the device has "
+                        f"{device / 2**20:.0f} MiB (--device-memory)")
+    return [*lines, f"memory: {total / 2**20:.0f} MiB of {device / 2**20:.0f} MiB in all, "
+                    f"{(device - total) / 2**20:.0f} MiB free"]
+
+
+def serve_command(cfg: PlacementConfig, advices: list[Advice]) -> str:
+    """The `paretoserve serve` line that runs the placement."""
+    models = " ".join(f"--model {m}" for m in cfg.models)
+    caps = ",".join(str(a.b_opt_max_batch) for a in advices)
+    return (f"paretoserve serve {models} --replicas {','.join('1' for _ in cfg.models)} --max-batch {caps} "
+            f"--threads-per-replica {cfg.cores_each} --ctx-per-seq {cfg.base.ctx_per_seq} --port 8000")

@@ -1,0 +1,103 @@
+"""`tune --model A --model B`: each model tuned on its share of the cores, placed together, the placement measured
+beside time-sharing and each model alone; on simulated engines and recorded figures (no engine starts)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paretoserve.cli import main
+from paretoserve.results.setup import ReplicaSetup
+from paretoserve.sweep.colocation import Arrangement
+from paretoserve.sweep.grid import SweepSpec
+from paretoserve.tune.config import TuneConfig, TuneError
+from paretoserve.tune.placement import PlacementConfig, model_dir, run_placement
+from tests.report.sweeps import make_point
+
+ENVIRONMENT = json.loads((Path(__file__).parents[1] / "data" / "tune-sweep" / "sweep" / "sweep.json").read_text())[
+    "environment"]
+PLATEAU = {"a.gguf": 4, "b.gguf": 8}  # the batch at which each simulated model's throughput nearly stops growing
+
+
+class Simulated:
+    """Engines whose throughput grows with the batch up to its model's plateau, then stays: every point a whole
+    record, no engine started."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def prepare(self, spec: SweepSpec) -> None:
+        pass
+
+    def environment(self) -> dict:
+        return ENVIRONMENT
+
+    def run(self, spec: SweepSpec, point: ReplicaSetup, log_path: Path) -> dict:
+        self.asked.append((Path(spec.model).name, point.key()))
+        plateau = PLATEAU[Path(spec.model).name]
+        return make_point(point.max_batch, 20.0 * min(point.max_batch, plateau) + point.max_batch * 0.01,
+                          threads=point.threads)
+
+    def serving(self, spec, point, log_path):
+        raise AssertionError("nothing is served for one model's tune within a placement")
+
+
+class Measured:
+    """The colocation runs: each model's rate by arrangement kind, requests/s."""
+
+    RATES = {"placement": 4.0, "time-sharing": 3.0, "solo": 5.0}
+
+    def __init__(self) -> None:
+        self.ran: list[Arrangement] = []
+
+    def run(self, arrangement: Arrangement) -> list[dict]:
+        self.ran.append(arrangement)
+        return [{"request_throughput": self.RATES[arrangement.kind], "failed": 0} for _ in arrangement.loads]
+
+
+@pytest.fixture
+def models(tmp_path, cores):
+    cores(2)
+    for name in PLATEAU:
+        (tmp_path / name).write_bytes(b"GGUF" + bytes(28))
+    return tuple(str(tmp_path / name) for name in PLATEAU)
+
+
+def test_each_model_is_tuned_on_its_cores_then_placed_together_and_measured(tmp_path, models):
+    runs, measured, said = Simulated(), Measured(), []
+    cfg = PlacementConfig(TuneConfig(out=tmp_path / "t", max_batch=16, duration_s=5.0), models, (0.5, 0.5))
+    result = run_placement(cfg, said.append, runs, measured)
+    assert {model for model, _ in runs.asked} == set(PLATEAU) and all(key.endswith("-t1-r1") for _, key in runs.asked)
+    caps = [a.b_opt_max_batch for a in result.advices]  # each model's B_opt, searched on its 1 core
+    assert (model_dir(tmp_path / "t", models[0]) / "advice.json").is_file()
+    placement, shared, *solo = measured.ran
+    assert [(p.max_batch, p.threads_per_replica) for p in placement.plans] == [(caps[0], 1), (caps[1], 1)]
+    assert [load.concurrency for load in placement.loads] == caps and len(solo) == 2
+    kept = json.loads(result.path.read_text())
+    assert [m["max_batch"] for m in kept["models"]] == caps and kept["colocation"]["mix_throughput_rps"] == {
+        "placement": 8.0, "time_sharing": 6.0, "solo": 10.0}
+    assert result.serve_command.startswith(f"paretoserve serve --model {models[0]} --model {models[1]} "
+                                           f"--replicas 1,1 --max-batch {caps[0]},{caps[1]} --threads-per-replica 1")
+    assert any(line.startswith("tune: memory: ") for line in said)
+
+
+def test_a_placement_needs_a_core_per_model_and_a_share_each(tmp_path, models, cores):
+    base = TuneConfig(out=tmp_path / "t")
+    with pytest.raises(TuneError, match="--mix gives 1 shares for 2 models"):
+        PlacementConfig(base, models, (1.0,))
+    with pytest.raises(TuneError, match="3 models need a core each"):
+        PlacementConfig(base, (*models, "default"), (0.4, 0.3, 0.3))
+    with pytest.raises(TuneError, match="each model once"):
+        PlacementConfig(base, (models[0], models[0]), (0.5, 0.5))
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--mix", "0.5,0.5"], "--mix needs several --model"),
+    (["--model", "a", "--model", "b", "--mix", "0.7,0.7"], "--mix: each share must be in (0, 1] and they must sum"),
+    (["--model", "a", "--model", "b", "--mix", "x"], "--mix must be shares separated by commas"),
+    (["--model", "a", "--model", "b", "--threads", "1"], "--threads applies to one --model"),
+    (["--model", "a", "--model", "b", "--traffic", "3"], "--traffic and --capacity applies to one --model"),
+])
+def test_tune_refuses_what_several_models_cannot_take(tmp_path, capsys, flags, message):
+    assert main(["tune", "--out", str(tmp_path / "t"), *flags]) == 2
+    assert message in capsys.readouterr().err
