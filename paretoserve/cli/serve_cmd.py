@@ -1,7 +1,7 @@
 """`paretoserve serve`: N engine replicas on this machine behind a load-balancing OpenAI-compatible router, or
 on Ray Serve (`--backend ray`: one deployment of N replicas behind Ray's proxy, on this machine or a cluster).
 Several models (`--model` repeated): each model's replicas, on cores of their own, behind one router that routes
-each request by its `model`."""
+each request by its `model` (on Ray: one deployment per model behind an ingress that routes the same way)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from paretoserve.cli.access_args import add_access_args, api_keys, check_tls, wa
 from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_repack_arg, bind_port
 from paretoserve.engine.config import EngineConfig
 from paretoserve.limits import IntRange
-from paretoserve.model import DEFAULT_MODEL, SMOLLM2_MODEL
+from paretoserve.model import DEFAULT_MODEL, PACKAGED_MODELS, SMOLLM2_MODEL
 from paretoserve.presets import preset
 from paretoserve.serve.config import PLACEHOLDERS, PlanError, RouterConfig, ServeConfig
 from paretoserve.serve.fleet import served_models
@@ -152,9 +152,6 @@ def run(args: argparse.Namespace) -> int:
     plans = plans_from_args(args)  # a PlanError, like every UserError, is one line and exit status 2
     plan = plans[0]
     models = served_models(plans) if len(plans) > 1 else None  # the names requests ask for, checked first
-    if models is not None and args.backend == "ray":
-        raise PlanError("several --model: serve them with --backend router; on Ray each model is a deployment of "
-                        "its own (not yet)")
     if args.backend != "ray" and (args.ray_address is not None or args.max_queue is not None):
         raise PlanError("--ray-address and --max-queue apply to --backend ray")
     if args.backend == "ray" and (args.max_concurrent_per_client or args.max_rate_per_client):
@@ -176,7 +173,10 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "ray":
         if args.model in (None, [DEFAULT_MODEL]):  # each Ray node assembles the bundled model itself
             plan = dataclasses.replace(plan, model=DEFAULT_MODEL)
-        return ray_backend().serve_on_ray(plan, config, ray_options(args))
+        if models is not None:  # each model's deployment; a packaged model is found on each node by its keyword
+            plans = [dataclasses.replace(p, model=given) if given in PACKAGED_MODELS else p
+                     for p, given in zip(plans, args.model, strict=True)]
+        return ray_backend().serve_on_ray(plans if models is not None else [plan], config, ray_options(args))
     if models is not None:
         return serve_models(models, config, args.log_dir)  # cores too few for every model: a PlanError
     return serve(plan, config, args.log_dir)  # a PlanError found once the machine is looked at (cores, MPS) too

@@ -1,33 +1,34 @@
-"""The replica plan as one Ray Serve deployment: each replica runs one engine and serves the OpenAI routes.
+"""The replica plan on Ray Serve: one deployment per model, each replica running one engine.
 
 Imported by Ray's workers (and by `serve run` / `serve deploy` through `ray-serve.yaml`, whose import path is
-`build`): `build(args)` turns the plan's fields into the application. Each replica
+`build`): `build(args)` turns the plan (serve/ray_plan.py) into the application. Each replica
 
-- pins every thread of its process to its own share of the node's cores (from its local rank: Ray reserves
-  `num_cpus` but never pins), before the engine starts its threads;
-- runs the embedded engine in the replica's own process and serves our Starlette app through `serve.ingress`,
-  so a request crosses one HTTP hop (Ray's proxy) and a handle call; or starts an external preset's engine as a
-  child process and relays to it with our router (serve/router.py) over one backend;
+- pins every thread of its process to its own share of the node's cores (from its local rank and its model's core
+  offset: Ray reserves `num_cpus` but never pins), before the engine starts its threads;
+- runs the embedded engine in the replica's own process and answers with our Starlette app; or starts an external
+  preset's engine as a child process and relays to it with our router (serve/router.py) over one backend;
 - answers Ray's `check_health` with the engine's readiness, so a replica that dies or hangs is replaced;
-- pushes its engine's metrics to a small named actor (`MetricsBoard`) twice a second, so that `/metrics`, which
-  Ray's proxy sends to any one replica, answers every replica's, each sample labelled with its replica, as
-  our router's does (`paretoserve bench` and the sweep then sum them like one engine).
+- pushes its engine's metrics to the application's metrics board (serve/ray_metrics.py), so that `/metrics`
+  answers every replica's, each sample labelled with its replica (and model), as our router's does.
 
-Ray's proxy then caps each replica at `max_ongoing_requests` = the plan's batch (Ray's default of 5 would cap
-the batch) and queues at most `max_queued_requests` more per proxy before it answers 503.
+One model: its deployment is the application's ingress (`serve.ingress`), so a request crosses one HTTP hop (Ray's
+proxy) and a handle call. Several models: one deployment per model behind an ingress that routes by the request's
+`model` (serve/ray_ingress.py), which hands each request to the model's replica through a handle (serve/ray_asgi.py).
+
+Ray caps each replica at `max_ongoing_requests` = its model's batch (Ray's default of 5 would cap the batch) and
+queues at most `max_queued_requests` more per caller (the proxy, or the ingress) before it answers 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import secrets
-import threading
-import time
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import ray
@@ -37,6 +38,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from uvicorn.config import Config
+from uvicorn.lifespan.on import LifespanOn
 
 from paretoserve.engine.config import EngineConfig
 from paretoserve.engine.core import Engine
@@ -44,76 +47,31 @@ from paretoserve.engine.llama_load import resolve_repack
 from paretoserve.engine_process import EngineProcess, HealthProbe, free_port
 from paretoserve.model import resolve_model
 from paretoserve.openai_api.app import ServerConfig, build_app
-from paretoserve.openai_api.auth import ApiKeys
+from paretoserve.serve import ray_asgi
 from paretoserve.serve.backends import StaticReplica
-from paretoserve.serve.config import PlanError, RouterConfig, ServeConfig
-from paretoserve.serve.metrics import labelled_metrics
+from paretoserve.serve.config import PlanError, RouterConfig
+from paretoserve.serve.fleet import served_models
 from paretoserve.serve.pinning import pinned_cmd
+from paretoserve.serve.ray_asgi import HandleRequest, hand_over, take_app
+from paretoserve.serve.ray_ingress import INGRESS_DEPLOYMENT, INGRESS_NAME
+from paretoserve.serve.ray_metrics import APP_NAME, MetricsPusher
+from paretoserve.serve.ray_plan import RayModels, RayPlan, read_args
 from paretoserve.serve.router import METRICS_CONTENT_TYPE, build_router
+
+__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "REPLICA_HEADER", "RayModels", "RayPlan", "build", "replica_cores"]
 
 log = logging.getLogger("paretoserve.serve")
 
-APP_NAME = "paretoserve"
-DEPLOYMENT_NAME = "EngineReplica"
+DEPLOYMENT_NAME = "EngineReplica"  # one model's deployment; with several, model i's is EngineReplica-i
 HEALTH_PERIOD_S = 2.0  # Ray's default of 10 s leaves a hung replica in rotation that long
 REPLICA_HEADER = b"x-paretoserve-ray-replica"  # on every answer: which replica (and node) served it
-PUSH_S = 0.5  # how often each replica puts its metrics on the board
-STALE_S = 5.0  # a replica that put nothing for this long (killed, replaced) is left out of /metrics
 
 
-@dataclass(frozen=True)
-class RayPlan:
-    """What `build` takes (the `args` of ray-serve.yaml): the replica plan's fields and Ray's own knobs."""
-
-    replicas: int = 1
-    max_batch: int = ServeConfig.max_batch
-    threads_per_replica: int = 1  # Ray's num_cpus of each replica, and the engine's threads
-    kv_tokens: int | None = None
-    ctx_per_seq: int | None = None
-    model: str = "default"  # resolved on each node: the bundled model is assembled there
-    engine: str = "embedded"
-    repack: str = "auto"
-    pin: bool = True
-    mem_fraction: float = ServeConfig.mem_fraction  # device memory all replicas share (GPU engines)
-    num_gpus: float = 0.0  # each replica's share of a GPU: 1 / replicas on a GPU node, 0 on CPUs
-    max_queued_requests: int = EngineConfig.max_queue  # per proxy, beyond max_ongoing_requests x replicas
-    health_timeout_s: float = ServeConfig.health_timeout_s
-    # The clients' keys as SHA-256 hex digests: the deployment checks them, and Ray's config never holds a key.
-    api_key_digests: tuple[str, ...] = ()
-    keyed_metrics: bool = False
-
-    @property
-    def api_keys(self) -> ApiKeys:
-        return ApiKeys(tuple(bytes.fromhex(d) for d in self.api_key_digests), self.keyed_metrics)
-
-    @classmethod
-    def from_args(cls, args: dict[str, Any]) -> RayPlan:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise PlanError(f"ray-serve.yaml args: unknown field(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(sorted(known))}")
-        if "api_key_digests" in args:
-            args = {**args, "api_key_digests": tuple(args["api_key_digests"])}  # a list once through YAML
-        return cls(**args)
-
-    def replica_plan(self) -> ServeConfig:
-        """The same plan as `serve` checks it (PlanError names the field)."""
-        return ServeConfig(replicas=self.replicas, max_batch=self.max_batch, kv_tokens=self.kv_tokens,
-                           ctx_per_seq=self.ctx_per_seq, threads_per_replica=self.threads_per_replica,
-                           model=self.model, engine=self.engine, repack=self.repack, pin=self.pin,
-                           mem_fraction=self.mem_fraction, health_timeout_s=self.health_timeout_s)
-
-    def args(self) -> dict[str, Any]:
-        """The fields that differ from the defaults, as ray-serve.yaml's args."""
-        default = RayPlan()
-        return {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
-
-
-def replica_cores(local_rank: int, threads: int, cores: list[int]) -> tuple[int, ...]:
-    """The `threads` cores of the replica with this rank on its node: consecutive, disjoint while they fit, wrapping
-    round the node's cores when more replicas landed there than it has room for."""
-    start = (local_rank * threads) % len(cores)
+def replica_cores(local_rank: int, threads: int, cores: list[int], offset: int = 0) -> tuple[int, ...]:
+    """The `threads` cores of the replica with this rank on its node, past the `offset` cores of the models before
+    its own: consecutive, disjoint while they fit, wrapping round the node's cores when more replicas landed there
+    than it has room for."""
+    start = (offset + local_rank * threads) % len(cores)
     return tuple(cores[(start + i) % len(cores)] for i in range(min(threads, len(cores))))
 
 
@@ -146,76 +104,19 @@ class _ReplicaHeader:
         await self.app(scope, receive, tagged)
 
 
-@ray.remote(num_cpus=0)
-class MetricsBoard:
-    """Each replica's latest metrics text. Owned by the replica that created it (no cleanup needed: it goes with
-    that replica, and the next put of any other creates it again)."""
+class ReplicaEngine:
+    """One replica of a model's plan: its engine, and the ASGI app (`self.served`) that answers its requests."""
 
-    def __init__(self) -> None:
-        self.texts: dict[str, tuple[float, str]] = {}
-
-    def put(self, replica: str, text: str) -> None:
-        self.texts[replica] = (time.monotonic(), text)
-
-    def fresh(self) -> dict[str, str]:
-        now = time.monotonic()
-        return {replica: text for replica, (at, text) in self.texts.items() if now - at < STALE_S}
-
-
-def metrics_board():
-    """The deployment's board, created by whoever asks first."""
-    return MetricsBoard.options(
-        name=f"{APP_NAME}-metrics", namespace="serve", get_if_exists=True).remote()
-
-
-class MetricsPusher:
-    """A thread that puts this replica's metrics on the board every PUSH_S, and the /metrics route over the board."""
-
-    def __init__(self, label: str, text: Callable[[], str]) -> None:
-        self.label, self.text = label, text
-        self.stop = threading.Event()
-        self.board: Any = None  # the board's actor handle, once found
-        threading.Thread(target=self._push, name="paretoserve-metrics", daemon=True).start()
-
-    def _push(self) -> None:
-        while not self.stop.wait(PUSH_S):
-            try:
-                self.board = self.board or metrics_board()
-                ray.get(self.board.put.remote(self.label, self.text()), timeout=5)
-            except Exception:  # noqa: BLE001 - the board went with its replica, or the engine is busy: next time
-                self.board = None
-
-    async def route(self, request: Request) -> Response:
-        texts: dict[str, str] = {}
-        try:
-            board = self.board or metrics_board()
-            texts = await board.fresh.remote()
-        except Exception:  # noqa: BLE001 - no board (yet): this replica's own metrics still answer
-            pass
-        texts[self.label] = self.text()
-        return Response(labelled_metrics(texts), media_type=METRICS_CONTENT_TYPE)
-
-
-# serve.ingress calls its builder with no arguments, in the replica's process, right after the replica's
-# __init__ has run there: __init__ leaves the app it built here (Ray runs one replica per actor process).
-_BUILT: list[Starlette] = []
-
-
-def _replica_app() -> Starlette:
-    return _BUILT.pop()
-
-
-class EngineReplica:
-    """One replica of the plan: its engine, and the ASGI app Ray's proxy sends its requests to."""
-
-    def __init__(self, args: dict[str, Any]) -> None:
+    def __init__(self, args: dict[str, Any], model: str | None = None) -> None:
+        """`model`: the name this replica's model is served under, with several models (its metrics' label)."""
         plan = RayPlan.from_args(args)
         context = serve.get_replica_context()
         rank = context.rank.local_rank if context.rank is not None else 0
         self.tag = f"{context.replica_tag} node={ray_node_id()[:12]} rank={rank}"
         self.cores: tuple[int, ...] = ()
         if plan.pin:
-            self.cores = replica_cores(rank, plan.threads_per_replica, sorted(os.sched_getaffinity(0)))
+            self.cores = replica_cores(rank, plan.threads_per_replica, sorted(os.sched_getaffinity(0)),
+                                       plan.core_offset)
             pin_process(self.cores)
         self.engine: Engine | None = None
         self.process: EngineProcess | None = None
@@ -227,10 +128,11 @@ class EngineReplica:
             app = self._start_embedded(plan)
         else:
             app = self._start_external(plan)
-        self.metrics = MetricsPusher(context.replica_tag, self._metrics_text)
-        app.router.routes.insert(0, Route("/metrics", self.metrics.route, methods=["GET"]))  # before the app's own
+        labels = {"replica": context.replica_tag} if model is None else {"model": model, "replica": context.replica_tag}
+        self.metrics = MetricsPusher(labels, self._metrics_text)
+        app.router.routes.insert(0, Route("/metrics", self._every_replica, methods=["GET"]))  # before the app's own
         app.add_middleware(_ReplicaHeader, value=self.tag.encode())
-        _BUILT.append(app)
+        self.served = app
         log.info("replica %s ready (cores %s)", self.tag, ",".join(map(str, self.cores)) or "any")
 
     def _start_embedded(self, plan: RayPlan) -> Starlette:
@@ -265,6 +167,10 @@ class EngineReplica:
         self.backend = StaticReplica(0, url)
         return build_router([self.backend], RouterConfig(resume_streams=False, api_keys=plan.api_keys, replica_key=key),
                             replica.metrics_path)
+
+    async def _every_replica(self, request: Request) -> Response:
+        """/metrics: every replica's engine metrics (the board's), this one's as they are now."""
+        return Response(await self.metrics.every_replica(), media_type=METRICS_CONTENT_TYPE)
 
     def _metrics_text(self) -> str:
         """This replica's engine metrics: the embedded engine's registry, or the external engine's /metrics."""
@@ -307,9 +213,39 @@ class EngineReplica:
             self.process.stop()  # type: ignore[union-attr]
 
 
-# The class stays importable under its own name, so Ray's workers import it from this module instead of
-# receiving a pickled copy (whose globals, _BUILT among them, would be copies too).
-ENGINE_DEPLOYMENT = serve.deployment(serve.ingress(_replica_app)(EngineReplica))
+class EngineReplica(ReplicaEngine):
+    """A replica of the one model served: Ray's proxy sends it HTTP (the application's ingress)."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        super().__init__(args)
+        hand_over(self.served)  # to serve.ingress's builder, which runs next in this process
+
+
+class ModelReplica(ReplicaEngine):
+    """A replica of one of several models: the ingress hands it each request through a handle (`answer`)."""
+
+    async def __init__(self, args: dict[str, Any], model: str) -> None:  # type: ignore[misc]  # Ray awaits it
+        ReplicaEngine.__init__(self, args, model)
+        # What serve.ingress would do: run the app's lifespan (an external engine's relay opens its session there).
+        self.lifespan = LifespanOn(Config(self.served, lifespan="on", log_config=None, access_log=False))
+        await self.lifespan.startup()
+
+    async def answer(self, request: HandleRequest) -> AsyncIterator[list[dict]]:
+        """The app's answer to `request`, in batches of ASGI messages (a streaming handle call)."""
+        async with contextlib.aclosing(ray_asgi.answer(self.served, request)) as messages:
+            async for batch in messages:
+                yield batch
+
+    async def __del__(self) -> None:  # type: ignore[override]  # Ray awaits it
+        if getattr(self, "lifespan", None) is not None:
+            await self.lifespan.shutdown()
+        ReplicaEngine.__del__(self)
+
+
+# The classes stay importable under their own names, so Ray's workers import them from this module instead of
+# receiving pickled copies (whose globals, ray_asgi's hand-over list among them, would be copies too).
+ENGINE_DEPLOYMENT = serve.deployment(serve.ingress(take_app)(EngineReplica))
+MODEL_DEPLOYMENT = serve.deployment(ModelReplica)
 
 
 def ray_node_id() -> str:
@@ -318,8 +254,16 @@ def ray_node_id() -> str:
 
 def build(args: dict[str, Any]) -> serve.Application:
     """The application of ray-serve.yaml (`import_path: paretoserve.serve.ray_replica:build`) and of
-    `serve --backend ray`: one deployment of `replicas` engines, the plan checked first."""
-    plan = RayPlan.from_args(dict(args))
+    `serve --backend ray`: one model's deployment of `replicas` engines, or with `models` one deployment per model
+    behind the ingress; every plan checked first (PlanError names the field)."""
+    plan = read_args(args)
+    if isinstance(plan, RayModels):
+        return build_models(plan)
+    return model_deployment(plan, ENGINE_DEPLOYMENT, DEPLOYMENT_NAME).bind(plan.args())
+
+
+def model_deployment(plan: RayPlan, deployment: Any, name: str) -> Any:
+    """`deployment` with the plan's options: its replicas, each capped at its batch with its num_cpus."""
     replica = plan.replica_plan()  # PlanError names the field
     if plan.threads_per_replica < 1:
         raise PlanError("threads_per_replica must be >= 1 on Ray: it is each replica's num_cpus")
@@ -328,9 +272,23 @@ def build(args: dict[str, Any]) -> serve.Application:
         actor["num_gpus"] = plan.num_gpus
     if replica.env:
         actor["runtime_env"] = {"env_vars": replica.env}
-    deployment = ENGINE_DEPLOYMENT.options(  # type: ignore[attr-defined]  # serve.deployment(cls) is a Deployment
-        name=DEPLOYMENT_NAME, num_replicas=plan.replicas, max_ongoing_requests=plan.max_batch,
+    return deployment.options(
+        name=name, num_replicas=plan.replicas, max_ongoing_requests=plan.max_batch,
         max_queued_requests=plan.max_queued_requests, ray_actor_options=actor,
         health_check_period_s=HEALTH_PERIOD_S, health_check_timeout_s=replica.health_check_timeout_s,
         graceful_shutdown_timeout_s=replica.stop_grace_s)
-    return deployment.bind(plan.args())
+
+
+def build_models(models: RayModels) -> serve.Application:
+    """Several models: model i's deployment `EngineReplica-i`, pinned past the cores of the models before it, under
+    the name its engine serves it by (refused when two share one); the ingress in front of them all."""
+    names = [m.name for m in served_models([plan.replica_plan() for plan in models.plans])]
+    bound = {name: model_deployment(plan, MODEL_DEPLOYMENT, f"{DEPLOYMENT_NAME}-{i}").bind(plan.args(), name)
+             for i, (name, plan) in enumerate(zip(names, models.placed(), strict=True))}
+    # It holds every request in flight or queued for any model: never the cap, which each model's deployment is.
+    ongoing = sum(plan.replicas * plan.max_batch + plan.max_queued_requests for plan in models.plans)
+    ingress = INGRESS_DEPLOYMENT.options(  # type: ignore[attr-defined]  # serve.deployment(cls) is a Deployment
+        name=INGRESS_NAME, num_replicas=1, max_ongoing_requests=ongoing,
+        max_queued_requests=max(plan.max_queued_requests for plan in models.plans),
+        ray_actor_options={"num_cpus": 0}, health_check_period_s=HEALTH_PERIOD_S)  # 0: light, like Ray's proxy
+    return ingress.bind(bound, models.api_key_digests, models.keyed_metrics)
