@@ -6,6 +6,12 @@
   LLMConfig with `max_num_seqs` = the batch cap, the KV memory of each replica, a fractional-GPU placement
   bundle per replica and `num_replicas`: the memory sizing Ray's fractional GPUs leave to the user.
 
+Several models on one device (`write_ray_configs_models`, from one (Advice, SweepTable) pair per model): one
+application serves them all. `ray-serve.yaml`'s args hold every model's plan (`models`: one deployment per model,
+`EngineReplica-i`, behind the `ModelIngress` deployment that routes by the request's model); `ray-serve-llm.yaml`
+holds one LLMConfig per model, which Ray's `build_openai_app` routes by model id. Every replica of every model
+shares the device: each gets 1/N of the GPU and of its memory, N the replicas of all models together.
+
 When the advice holds the plan's measured capacity, both deployments autoscale instead of a fixed `num_replicas`
 (`num_replicas: auto` and an `autoscaling_config` from advise/autoscaling.py, each field's reason in the header).
 
@@ -29,11 +35,14 @@ SERVE_FILE = "ray-serve.yaml"
 LLM_FILE = "ray-serve-llm.yaml"
 BUILDER = "paretoserve.serve.ray_replica:build"  # serve/ray_replica.py: build(args) -> the application
 DEPLOYMENT = "EngineReplica"  # the deployment that builder makes (serve/ray_replica.py DEPLOYMENT_NAME)
+INGRESS = "ModelIngress"  # with several models, the deployment in front of theirs (serve/ray_ingress.py INGRESS_NAME)
 LLM_BUILDER = "ray.serve.llm:build_openai_app"
 APP_NAME = "paretoserve"
 MAX_QUEUED = 1024  # requests each proxy queues past max_ongoing_requests before it answers 503
 MEM_FRACTION = 0.9  # device memory all replicas on one GPU share (vLLM's default for one)
 VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default
+SERVE_HOW = "run it: serve run ray-serve.yaml (paretoserve with the `ray` extra installed on every node)"
+LLM_HOW = "for GPU nodes: serve run ray-serve-llm.yaml (ray[llm]); each replica gets its GPU share and KV memory"
 # Ray Serve LLM batches stream chunks (50 ms by default): +48 ms TTFT through it (ray #59681); 0 sends each.
 STREAM_BATCHING_MS = 0
 
@@ -43,10 +52,12 @@ def share(replicas: int, total: float = 1.0) -> float:
     return math.floor(1000 * total / replicas) / 1000
 
 
-def _threads(advice: Advice, table: SweepTable) -> int:
-    """Each replica's num_cpus: the plan's threads, or with 0 the measured machine's cores shared evenly."""
+def _threads(advice: Advice, table: SweepTable, device_replicas: int | None = None) -> int:
+    """Each replica's num_cpus: the plan's threads, or with 0 the measured machine's cores shared evenly among the
+    `device_replicas` on it (the plan's own replicas by default)."""
     plan = advice.replica_plan
-    return plan.threads_per_replica or max(1, (table.cores or plan.replicas) // plan.replicas)
+    replicas = device_replicas or plan.replicas
+    return plan.threads_per_replica or max(1, (table.cores or replicas) // replicas)
 
 
 def _http() -> dict:
@@ -66,11 +77,12 @@ def autoscaled(deployment: dict, scaling: Autoscaling | None) -> dict:
     return {**deployment, "num_replicas": "auto", "autoscaling_config": scaling.ray_config()}
 
 
-def serve_config(advice: Advice, table: SweepTable) -> dict:
-    """ray-serve.yaml: the plan on our engine, as a ServeDeploySchema document."""
+def serve_config(advice: Advice, table: SweepTable, device_replicas: int | None = None) -> dict:
+    """ray-serve.yaml: the plan on our engine, as a ServeDeploySchema document; `device_replicas`: the replicas that
+    share the device (the plan's own by default)."""
     plan, ctx = advice.replica_plan, advice.commands.ctx_per_seq
     engine = table.engine if table.engine in ENGINE_NAMES else "embedded"
-    threads = _threads(advice, table)
+    threads = _threads(advice, table, device_replicas)
     # llama.cpp engines give each sequence its own context (kv_tokens / max_batch); vLLM and SGLang share one pool,
     # sized to the KV the measured batch really needs.
     kv_tokens = plan.max_batch * ctx
@@ -82,7 +94,7 @@ def serve_config(advice: Advice, table: SweepTable) -> dict:
                   "engine": engine, "max_queued_requests": MAX_QUEUED}
     actor: dict = {"num_cpus": threads}
     if table.on_gpu and engine not in GGUF_ENGINES:
-        args["num_gpus"] = actor["num_gpus"] = share(plan.replicas)
+        args["num_gpus"] = actor["num_gpus"] = share(device_replicas or plan.replicas)
     deployment = autoscaled({"name": DEPLOYMENT, "num_replicas": plan.replicas, "max_ongoing_requests": plan.max_batch,
                              "max_queued_requests": MAX_QUEUED, "ray_actor_options": actor}, scaling_of(advice))
     return {"proxy_location": "HeadOnly", "http_options": _http(),
@@ -104,14 +116,16 @@ def kv_bytes_per_replica(advice: Advice) -> int | None:
     return math.ceil(need / per_token / VLLM_BLOCK_TOKENS) * VLLM_BLOCK_TOKENS * per_token
 
 
-def llm_config(advice: Advice, table: SweepTable) -> dict:
-    """One ray.serve.llm LLMConfig (as a dict) for vLLM running the plan, N replicas sharing one GPU."""
+def llm_config(advice: Advice, table: SweepTable, device_replicas: int | None = None,
+               placeholder: str = "MODEL") -> dict:
+    """One ray.serve.llm LLMConfig (as a dict) for vLLM running the plan, N replicas sharing one GPU (N =
+    `device_replicas`, the plan's own replicas by default); `placeholder` stands for a model vLLM cannot load."""
     plan, ctx = advice.replica_plan, advice.commands.ctx_per_seq
-    model = table.model if table.model and table.engine not in GGUF_ENGINES else "MODEL"
-    gpu = share(plan.replicas)
+    model = table.model if table.model and table.engine not in GGUF_ENGINES else placeholder
+    gpu = share(device_replicas or plan.replicas)
     engine_kwargs: dict = {"max_num_seqs": plan.max_batch, "max_model_len": ctx,
                            # vLLM refuses to start unless this share of the device is free: N replicas, N shares
-                           "gpu_memory_utilization": share(plan.replicas, MEM_FRACTION)}
+                           "gpu_memory_utilization": share(device_replicas or plan.replicas, MEM_FRACTION)}
     kv = kv_bytes_per_replica(advice)
     if kv is not None:
         engine_kwargs["kv_cache_memory_bytes"] = kv
@@ -130,34 +144,95 @@ def llm_serve_config(advice: Advice, table: SweepTable) -> dict:
                               "args": {"llm_configs": [llm_config(advice, table)]}}]}
 
 
-def _header(advice: Advice, table: SweepTable, what: str) -> str:
+def _plan_line(advice: Advice, table: SweepTable) -> str:
     plan = advice.replica_plan
-    lines = [f"paretoserve advice for {table.directory}: {plan.replicas} replica(s) x batch cap {plan.max_batch} "
-             f"({plan.predicted_or_measured}), B_opt {advice.b_opt}, measured on {advice.device or 'this machine'}",
-             what]
+    return (f"{table.directory}: {plan.replicas} replica(s) x batch cap {plan.max_batch} "
+            f"({plan.predicted_or_measured}), B_opt {advice.b_opt}, measured on {advice.device or 'this machine'}")
+
+
+def _scaling_lines(advice: Advice) -> list[str]:
+    """The autoscaling's fields with their reasons, where the advice holds the measured capacity."""
     scaling = scaling_of(advice)
-    if scaling is not None and advice.capacity is not None:
-        lines.append(f"autoscaling from the measured capacity ({advice.capacity.summary}):")
-        lines += [f"  {name} {getattr(scaling, name):g}: {why}" for name, why in scaling.reasons.items()]
+    if scaling is None or advice.capacity is None:
+        return []
+    return [f"autoscaling from the measured capacity ({advice.capacity.summary}):",
+            *(f"  {name} {getattr(scaling, name):g}: {why}" for name, why in scaling.reasons.items())]
+
+
+def _header(advice: Advice, table: SweepTable, what: str) -> str:
+    lines = [f"paretoserve advice for {_plan_line(advice, table)}", what, *_scaling_lines(advice)]
     return "".join(f"# {line}\n" for line in lines)
 
 
 def write_ray_configs(advice: Advice, table: SweepTable, directory: str | Path) -> list[Path]:
     """Write ray-serve.yaml and ray-serve-llm.yaml into `directory`; returns their paths."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     model_note = "" if table.model and table.engine not in GGUF_ENGINES else \
         "; MODEL: the HF model (directory or id) that vLLM loads"
-    files = [
-        (SERVE_FILE, serve_config(advice, table),
-         "run it: serve run ray-serve.yaml (paretoserve with the `ray` extra installed on every node)"),
-        (LLM_FILE, llm_serve_config(advice, table),
-         "for GPU nodes: serve run ray-serve-llm.yaml (ray[llm]); each replica gets its GPU share and KV "
-         f"memory{model_note}"),
-    ]
+    return _write(directory, [
+        (SERVE_FILE, serve_config(advice, table), _header(advice, table, SERVE_HOW)),
+        (LLM_FILE, llm_serve_config(advice, table), _header(advice, table, LLM_HOW + model_note)),
+    ])
+
+
+def serve_config_models(pairs: list[tuple[Advice, SweepTable]]) -> dict:
+    """ray-serve.yaml for several models on one device: one application whose args hold every model's plan, model
+    i's deployment `EngineReplica-i` (options as for one model) and the ingress in front of them."""
+    replicas = _device_replicas(pairs)
+    apps = [serve_config(advice, table, replicas)["applications"][0] for advice, table in pairs]
+    deployments = [{**app["deployments"][0], "name": f"{DEPLOYMENT}-{i}"} for i, app in enumerate(apps)]
+    # The ingress holds every request in flight or queued for any model, at the most replicas each may scale to.
+    ongoing = sum(_most_replicas(advice) * advice.replica_plan.max_batch + MAX_QUEUED for advice, _ in pairs)
+    ingress = {"name": INGRESS, "num_replicas": 1, "max_ongoing_requests": ongoing, "max_queued_requests": MAX_QUEUED,
+               "ray_actor_options": {"num_cpus": 0}}  # 0: it only relays, like Ray's proxy
+    return {"proxy_location": "HeadOnly", "http_options": _http(),
+            "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": BUILDER,
+                              "args": {"models": [app["args"] for app in apps]},
+                              "deployments": [*deployments, ingress]}]}
+
+
+def llm_serve_config_models(pairs: list[tuple[Advice, SweepTable]]) -> dict:
+    """ray-serve-llm.yaml for several models on one device: one LLMConfig per model (build_openai_app routes by
+    model id), every replica of every model one share of the GPU."""
+    replicas = _device_replicas(pairs)
+    configs = [llm_config(advice, table, replicas, f"MODEL_{i + 1}") for i, (advice, table) in enumerate(pairs)]
+    return {"proxy_location": "HeadOnly", "http_options": _http(),
+            "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": LLM_BUILDER,
+                              "args": {"llm_configs": configs}}]}
+
+
+def write_ray_configs_models(pairs: list[tuple[Advice, SweepTable]], directory: str | Path) -> list[Path]:
+    """Write ray-serve.yaml and ray-serve-llm.yaml for several models on one device into `directory`."""
+    lines = [f"paretoserve advice for {len(pairs)} models on one device, each routed by its model name:"]
+    for i, (advice, table) in enumerate(pairs):
+        lines += [f"  model {i + 1} ({table.model or f'MODEL_{i + 1}'}), {_plan_line(advice, table)}",
+                  *(f"  {line}" for line in _scaling_lines(advice))]
+    placeholders = ", ".join(f"MODEL_{i + 1}" for i, (_, table) in enumerate(pairs)
+                             if not table.model or table.engine in GGUF_ENGINES)
+    note = f"; {placeholders}: the HF models (directory or id) that vLLM loads" if placeholders else ""
+    return _write(directory, [
+        (SERVE_FILE, serve_config_models(pairs), "".join(f"# {line}\n" for line in [*lines, SERVE_HOW])),
+        (LLM_FILE, llm_serve_config_models(pairs), "".join(f"# {line}\n" for line in [*lines, LLM_HOW + note])),
+    ])
+
+
+def _device_replicas(pairs: list[tuple[Advice, SweepTable]]) -> int:
+    """The replicas of every model together: they share the one device."""
+    return sum(advice.replica_plan.replicas for advice, _ in pairs)
+
+
+def _most_replicas(advice: Advice) -> int:
+    """The most replicas the model's deployment runs: its autoscaling's maximum, else its fixed count."""
+    scaling = scaling_of(advice)
+    return int(scaling.max_replicas) if scaling is not None else advice.replica_plan.replicas
+
+
+def _write(directory: str | Path, files: list[tuple[str, dict, str]]) -> list[Path]:
+    """Each (file name, config, header) as header + YAML in `directory`; returns the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, config, what in files:
+    for name, config, header in files:
         path = directory / name
-        path.write_text(_header(advice, table, what) + yaml.safe_dump(config, sort_keys=False))
+        path.write_text(header + yaml.safe_dump(config, sort_keys=False))
         paths.append(path)
     return paths

@@ -8,11 +8,19 @@ import pytest
 import yaml
 
 from paretoserve.advise import AdviseConfig, advise
-from paretoserve.advise.ray_config import kv_bytes_per_replica
+from paretoserve.advise.ray_config import (
+    kv_bytes_per_replica,
+    serve_config,
+    write_ray_configs_models,
+)
+from paretoserve.advise.table import load_table
 from paretoserve.cli import main
 
 schema = pytest.importorskip("ray.serve.schema", reason="the `ray` extra is not installed")
 
+from ray.serve._private.build_app import build_app  # noqa: E402
+
+from paretoserve.serve.ray_ingress import INGRESS_NAME  # noqa: E402
 from paretoserve.serve.ray_replica import DEPLOYMENT_NAME, RayPlan, build  # noqa: E402
 
 SWEEP = Path(__file__).parents[1] / "data" / "embedded-sweep"
@@ -85,3 +93,68 @@ def test_the_llm_config_sizes_each_vllm_replica_of_a_shared_gpu(paper_sweeps, tm
     assert llm.model_loading_config.model_id == "opt-1.3b"
     ours = load(sweep / "ray-serve.yaml").applications[0].args  # our engine preset: the same KV, in tokens
     assert ours["engine"] == "vllm" and ours["kv_tokens"] * per_token == kv and ours["num_gpus"] == 0.5
+
+
+def test_several_models_are_one_application_in_ray_serve_yaml_which_the_builder_takes(tmp_path):
+    advice, table = advise(SWEEP, AdviseConfig(slo="tpot_ms<=150")), load_table(SWEEP)
+    other = tmp_path / "other-model.gguf"  # a second model the builder only names (nothing loads it)
+    other.write_bytes(b"GGUF" + bytes(60))
+    pairs = [(advice, table), (advice, table.model_copy(update={"model": str(other)}))]
+    write_ray_configs_models(pairs, tmp_path / "ray")
+    text = (tmp_path / "ray" / "ray-serve.yaml").read_text()
+    assert text.startswith("# paretoserve advice for 2 models on one device")
+    config = schema.ServeDeploySchema.model_validate(yaml.safe_load(text))
+    (app,) = config.applications
+    assert app.import_path == "paretoserve.serve.ray_replica:build" and app.route_prefix == "/"
+    one = serve_config(advice, table)["applications"][0]  # each model's plan as it would be alone (2 x 1 core)
+    assert app.args["models"] == [one["args"], {**one["args"], "model": str(other)}]
+    names = [d.name for d in app.deployments]
+    assert names == [f"{DEPLOYMENT_NAME}-0", f"{DEPLOYMENT_NAME}-1", INGRESS_NAME]
+    for deployment in app.deployments[:2]:
+        assert (deployment.num_replicas, deployment.max_ongoing_requests, deployment.max_queued_requests) == \
+            (2, 4, 1024) and deployment.ray_actor_options.num_cpus == 1
+    ingress = app.deployments[2]
+    assert ingress.max_ongoing_requests == 2 * (2 * 4 + 1024) and ingress.ray_actor_options.num_cpus == 0
+    built = build_app(build(app.args), name="paretoserve")  # the YAML's deployments are the builder's, by name
+    assert sorted(d.name for d in built.deployments) == sorted(names)
+    assert built.ingress_deployment_name == INGRESS_NAME
+
+
+def test_several_models_llm_configs_share_one_gpu(paper_sweeps, tmp_path):
+    config = AdviseConfig(device_memory="64GiB")
+    pairs = [(advise(paper_sweeps[name], config), load_table(paper_sweeps[name]))
+             for name in ("replication", "opt-2.7b")]
+    replicas = sum(advice.replica_plan.replicas for advice, _ in pairs)
+    write_ray_configs_models(pairs, tmp_path / "ray")
+    (app,) = load(tmp_path / "ray" / "ray-serve-llm.yaml").applications
+    assert app.import_path == "ray.serve.llm:build_openai_app"
+    llms = [llm_config_class().model_validate(raw) for raw in app.args["llm_configs"]]  # Ray's own validation
+    assert [llm.model_loading_config.model_id for llm in llms] == ["opt-1.3b", "opt-2.7b"]  # what routes
+    for llm, (advice, _) in zip(llms, pairs, strict=True):
+        assert llm.engine_kwargs["max_num_seqs"] == advice.replica_plan.max_batch
+        assert llm.engine_kwargs["kv_cache_memory_bytes"] == kv_bytes_per_replica(advice)
+        assert llm.deployment_config["num_replicas"] == advice.replica_plan.replicas
+        # every replica of both models shares the one GPU and its memory
+        assert llm.placement_group_config["bundles"] == [{"CPU": 1, "GPU": int(1000 / replicas) / 1000}]
+        assert llm.engine_kwargs["gpu_memory_utilization"] == int(900 / replicas) / 1000
+    ours = load(tmp_path / "ray" / "ray-serve.yaml").applications[0].args["models"]
+    assert [m["engine"] for m in ours] == ["vllm", "vllm"] and {m["num_gpus"] for m in ours} == {
+        int(1000 / replicas) / 1000}
+
+
+
+def test_each_model_autoscales_on_its_own_and_the_ingress_holds_their_most(tmp_path):
+    from tests.advise.test_autoscaling import measured
+
+    advice = advise(SWEEP, AdviseConfig(slo="tpot_ms<=150"))
+    advice = advice.model_copy(update={"capacity": measured(tmp_path)})  # 2 x cap 4 meet 2 req/s
+    table, other = load_table(SWEEP), tmp_path / "other-model.gguf"
+    other.write_bytes(b"GGUF" + bytes(60))
+    write_ray_configs_models([(advice, table), (advice, table.model_copy(update={"model": str(other)}))],
+                             tmp_path / "ray")
+    text = (tmp_path / "ray" / "ray-serve.yaml").read_text()
+    assert "#   model 2 (" + str(other) + ")" in text and "#     target_ongoing_requests 1.8: " in text
+    (app,) = schema.ServeDeploySchema.model_validate(yaml.safe_load(text)).applications
+    most = [d.autoscaling_config["max_replicas"] for d in app.deployments[:2]]
+    assert [d.num_replicas for d in app.deployments[:2]] == ["auto", "auto"]
+    assert app.deployments[2].max_ongoing_requests == sum(n * 4 + 1024 for n in most)
