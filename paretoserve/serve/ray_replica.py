@@ -237,6 +237,7 @@ class ModelReplica(ReplicaEngine):
                 yield batch
 
     async def __del__(self) -> None:  # type: ignore[override]  # Ray awaits it
+        """Ray's graceful stop: the app's lifespan ends, then the engine stops."""
         if getattr(self, "lifespan", None) is not None:
             await self.lifespan.shutdown()
         ReplicaEngine.__del__(self)

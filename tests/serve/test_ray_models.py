@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from paretoserve.cli import main
 from paretoserve.serve.config import PlanError
 
 pytest.importorskip("ray.serve", reason="the `ray` extra is not installed")
@@ -80,6 +81,14 @@ def test_several_models_args_are_checked_naming_the_model(other_gguf):
         build({"models": [{}, {"model": str(other_gguf), "max_batch": 0}]})
     with pytest.raises(PlanError, match="given twice"):  # a request could not tell them apart
         build({"models": [{}, {"replicas": 2}]})
+
+
+def test_serve_checks_several_models_for_ray_as_for_the_router_before_ray_starts(capsys):
+    assert main(["serve", "--backend", "ray", "--model", "default", "--model", "default", "--port", "0"]) == 2
+    assert "given twice" in capsys.readouterr().err
+    assert main(["serve", "--backend", "ray", "--model", "default", "--model", "default", "--replicas", "1,2,3",
+                 "--port", "0"]) == 2
+    assert "--replicas: 3 values for 2 model(s)" in capsys.readouterr().err
 
 
 def test_later_models_pin_past_the_cores_of_the_models_before_them():
