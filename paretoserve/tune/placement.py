@@ -7,8 +7,8 @@
 3. Measured with every model loaded at once, beside time-sharing and each model alone (sweep/colocation.py):
    the interference is measured, not assumed.
 
-`OUT/placement.json` holds the plan, the memory map and the measurement; the summary ends with the `serve`
-command that runs it.
+`OUT/placement.json` holds the plan, the memory map and the measurement, `OUT/ray-serve.yaml` and
+`OUT/ray-serve-llm.yaml` the placement on Ray Serve; the summary ends with the `serve` command that runs it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from paretoserve.advise import Advice
+from paretoserve.advise import Advice, load_table
+from paretoserve.advise.ray_config import write_ray_configs_models
 from paretoserve.engine.config import available_cores
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.sweep.colocation import (
@@ -74,6 +75,7 @@ class PlacementResult:
     memory: list[str]  # the device's memory map, in words
     path: Path  # placement.json
     serve_command: str
+    ray_configs: list[Path]  # ray-serve.yaml and ray-serve-llm.yaml: the placement on Ray Serve
     wall_s: float
 
 
@@ -105,6 +107,10 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     result = measure_colocation(measured, colocation or LiveColocation(log_dir=out / "colocation"),
                                 say=lambda line: say(f"tune: {line}"))
     command = serve_command(cfg, advices)
+    as_placed = [a.model_copy(update={"replica_plan": a.replica_plan.model_copy(update={
+        "replicas": 1, "max_batch": a.b_opt_max_batch, "threads_per_replica": each})}) for a in advices]
+    ray_configs = write_ray_configs_models([(a, load_table(model_dir(out, m) / "sweep"))
+                                            for m, a in zip(cfg.models, as_placed, strict=True)], out)
     wall_s = time.perf_counter() - started
     path = out / PLACEMENT_FILE
     path.write_text(json.dumps({
@@ -113,7 +119,7 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
                    for m, a, share in zip(cfg.models, advices, cfg.mix, strict=True)],
         "cores": cfg.device_cores, "memory": memory, "colocation": result.to_dict(), "serve": command,
         "wall_s": wall_s}, indent=2) + "\n")
-    return PlacementResult(advices, result, memory, path, command, wall_s)
+    return PlacementResult(advices, result, memory, path, command, ray_configs, wall_s)
 
 
 def memory_map(models: tuple[str, ...], advices: list[Advice]) -> list[str]:

@@ -79,6 +79,8 @@ def test_each_model_is_tuned_on_its_cores_then_placed_together_and_measured(tmp_
     assert result.serve_command.startswith(f"paretoserve serve --model {models[0]} --model {models[1]} "
                                            f"--replicas 1,1 --max-batch {caps[0]},{caps[1]} --threads-per-replica 1")
     assert any(line.startswith("tune: memory: ") for line in said)
+    serve_yaml = (tmp_path / "t" / "ray-serve.yaml").read_text()
+    assert result.ray_configs[0].name == "ray-serve.yaml" and "EngineReplica-1" in serve_yaml
 
 
 def test_a_placement_needs_a_core_per_model_and_a_share_each(tmp_path, models, cores):
