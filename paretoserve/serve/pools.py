@@ -52,12 +52,7 @@ class Pools:
 
     def for_model(self, model: object) -> Balancer:
         """The pool that serves a request's `model` (checked to be a string or absent); a 404 for any other."""
-        if not self.named or model is None or model == DEFAULT:
-            return self.pools[0]
-        pool = self.by_name.get(str(model))
-        if pool is None:
-            raise not_served(str(model), list(self.by_name))
-        return pool
+        return self.by_name[model_for(model, list(self.by_name))] if self.named else self.pools[0]
 
     def healthy_count(self) -> int:
         return sum(pool.healthy_count() for pool in self.pools)
@@ -88,3 +83,13 @@ async def _replica_list(backend: Backend, headers: Mapping[str, str]) -> list[di
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
         return []
     return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+
+
+def model_for(requested: object, served: list[str]) -> str:
+    """The served model a request's `model` names: the first for none or `default`, else that one (a 404 naming the
+    served models for any other); the router and the Ray ingress route by it."""
+    if requested is None or requested == DEFAULT:
+        return served[0]
+    if requested not in served:
+        raise not_served(str(requested), served)
+    return str(requested)

@@ -28,7 +28,7 @@ from paretoserve.openai_api.openapi import openapi_document
 from paretoserve.openai_api.protocol import ApiError, parse_json, read_body
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import merged_metrics
-from paretoserve.serve.pools import DEFAULT, not_served
+from paretoserve.serve.pools import model_for
 from paretoserve.serve.ray_asgi import HandleRequest, Relayed, hand_over, take_app, whole
 from paretoserve.serve.ray_metrics import board_texts
 from paretoserve.serve.router import METRICS_CONTENT_TYPE, check_body
@@ -37,16 +37,6 @@ INGRESS_NAME = "ModelIngress"
 PROBE_S = 5.0  # one model's /health or /v1/models through its handle; past it the model counts as not answering
 RETRY_AFTER_S = 1
 HANDLE_ERRORS = (RayError, RayServeException)  # a replica that died, or a deployment with no replica to take it
-
-
-def model_for(requested: object, served: list[str]) -> str:
-    """The served model a request's `model` names: the first for none or `default`, else that one (a 404 naming the
-    served models for any other), as serve/pools.py routes."""
-    if requested is None or requested == DEFAULT:
-        return served[0]
-    if requested not in served:
-        raise not_served(str(requested), served)
-    return str(requested)
 
 
 class Ingress:
