@@ -15,7 +15,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from paretoserve.engine.core import Engine
 from paretoserve.engine.sampling import SamplingParams
@@ -33,6 +32,7 @@ from paretoserve.openai_api.protocol import (
     wait_disconnect,
 )
 from paretoserve.openai_api.resume import check_tokens, replay, token_comment
+from paretoserve.openai_api.routes import api_routes
 from paretoserve.openai_api.text import TextStream
 
 
@@ -317,13 +317,5 @@ async def _until_disconnect(request: Request, work) -> Response:
 def build_app(engine: Engine, config: ServerConfig) -> Starlette:
     """The ASGI app; the engine must have been started (it may still be loading)."""
     api = Api(engine, config)
-    routes = [
-        Route("/v1/completions", api.completions, methods=["POST"]),
-        Route("/v1/chat/completions", api.chat, methods=["POST"]),
-        Route("/v1/models", api.models, methods=["GET"]),
-        Route("/v1/models/{model_id:path}", api.model, methods=["GET"]),
-        Route("/health", api.health, methods=["GET"]),
-        Route("/metrics", api.metrics, methods=["GET"]),
-        Route("/openapi.json", api.openapi, methods=["GET"]),
-    ]
+    routes = api_routes(api, api.metrics)
     return Starlette(routes=routes, **error_handling(auth_middleware(config.api_keys)))

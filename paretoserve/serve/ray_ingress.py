@@ -20,12 +20,12 @@ from ray.serve.exceptions import BackPressureError, RayServeException
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from paretoserve.openai_api.auth import ApiKeys, auth_middleware
 from paretoserve.openai_api.errors import error_handling
 from paretoserve.openai_api.openapi import openapi_document
 from paretoserve.openai_api.protocol import ApiError, parse_json, read_body
+from paretoserve.openai_api.routes import api_routes
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import merged_metrics
 from paretoserve.serve.pools import model_for
@@ -136,15 +136,7 @@ def _failed(name: str, exc: BaseException) -> ApiError:
 def ingress_app(handles: dict[str, Any], keys: ApiKeys | None = None) -> Starlette:
     """The ingress's ASGI app over each model's handle (anything with `.options(stream=True).answer.remote`)."""
     ingress = Ingress(handles)
-    routes = [
-        Route("/v1/completions", ingress.completions, methods=["POST"]),
-        Route("/v1/chat/completions", ingress.chat, methods=["POST"]),
-        Route("/v1/models", ingress.models, methods=["GET"]),
-        Route("/v1/models/{model_id:path}", ingress.model, methods=["GET"]),
-        Route("/health", ingress.health, methods=["GET"]),
-        Route("/metrics", ingress.metrics, methods=["GET"]),
-        Route("/openapi.json", ingress.openapi, methods=["GET"]),
-    ]
+    routes = api_routes(ingress, ingress.metrics)
     return Starlette(routes=routes, **error_handling(auth_middleware(keys or ApiKeys())))
 
 

@@ -20,12 +20,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from paretoserve.openai_api.auth import auth_middleware
 from paretoserve.openai_api.errors import error_handling
 from paretoserve.openai_api.openapi import openapi_document
 from paretoserve.openai_api.protocol import ApiError, describe, parse_json, read_body
+from paretoserve.openai_api.routes import api_routes
 from paretoserve.serve.client_limits import ClientLimiter, LimitClients
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
@@ -213,15 +213,7 @@ def build_router(replicas: ReplicaGroups, config: RouterConfig, metrics_path: st
     """The router's ASGI app over `replicas` (whose `healthy` flags someone else keeps current): a list of one
     model's replicas, or a mapping from each model's served name to its replicas."""
     router = Router(replicas, config, metrics_path)
-    routes = [
-        Route("/v1/completions", router.completions, methods=["POST"]),
-        Route("/v1/chat/completions", router.chat, methods=["POST"]),
-        Route("/v1/models", router.models, methods=["GET"]),
-        Route("/v1/models/{model_id:path}", router.model, methods=["GET"]),
-        Route("/health", router.health, methods=["GET"]),
-        Route("/metrics", router.prometheus, methods=["GET"]),
-        Route("/openapi.json", router.openapi, methods=["GET"]),
-    ]
+    routes = api_routes(router, router.prometheus)
     inner = auth_middleware(config.api_keys)  # first: it names the client that the limits count
     if router.limiter.enabled:
         inner.append(Middleware(LimitClients, limiter=router.limiter, refused=router.metrics.client_refused,
