@@ -35,7 +35,7 @@ from paretoserve.sweep.session import workload_record
 
 SEARCH_FLAGS = {"attainment": "--attainment", "resolution": "--resolution", "max_runs": "--max-runs",
                 "remeasure_budget": "--remeasure-budget", "start_rps": "--start-rate", "overload": "--overload",
-                "concurrency": "--concurrency"}
+                "concurrency": "--concurrency", "ceiling_rps": "the plan's closed-loop throughput"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class CapacityConfig:
     max_runs: int = 10
     remeasure_budget: int = 3
     start_rps: float | None = None  # None: Little's law on a closed-loop run, or a trace's own mean rate
-    start_why: str = "--start-rate"  # where start_rps comes from, in words
+    ceiling_rps: float | None = None  # the plan's closed-loop throughput where already measured (tune): no run
     concurrency: int = 8  # the closed-loop run's requests in flight
     overload: float = 1.5  # the last run's rate as a multiple of the capacity; 0 = none
     resume: bool = False
@@ -63,9 +63,10 @@ class CapacityConfig:
             raise CapacityError(f"--overload must be 0 (none) or in (1, 10], a multiple of the capacity; got "
                                 f"{self.overload!r}")
 
-    def search(self, start_rps: float) -> RateSearchConfig:
+    def search(self, start_rps: float, ceiling_rps: float | None = None) -> RateSearchConfig:
         return RateSearchConfig(start_rps=start_rps, attainment=self.attainment, resolution=self.resolution,
-                                max_runs=self.max_runs, remeasure_budget=self.remeasure_budget)
+                                max_runs=self.max_runs, remeasure_budget=self.remeasure_budget,
+                                ceiling_rps=ceiling_rps)
 
     @property
     def trace(self) -> Path | None:
@@ -104,23 +105,26 @@ class CapacitySession:
         """The whole session; CapacityError when no rate meets the SLO."""
         start = time.perf_counter()
         self.open()
-        guess_rps, guess = self.first_guess()
-        search = self.config.search(guess_rps)
+        guess_rps, guess, ceiling = self.first_guess()
+        search = self.config.search(guess_rps, ceiling)
         result = drive(capacity_search(search), self.measure)
         overload = None
         if self.config.overload and result.capacity_rps is not None:
             overload = self.overload(rounded(result.capacity_rps * self.config.overload))
         return CapacityReport(result, guess, overload, self.made, time.perf_counter() - start)
 
-    def first_guess(self) -> tuple[float, str]:
-        """(rate in req/s, how it was found): --start-rate, a trace's own mean rate, or Little's law on a
-        closed-loop run at --concurrency: throughput = requests in flight / mean latency."""
+    def first_guess(self) -> tuple[float, str, float | None]:
+        """(rate in req/s, how it was found, the closed-loop throughput that bounds the search or None):
+        --start-rate, the plan's closed-loop throughput as tune measured it, a trace's own mean rate, or Little's
+        law on a closed-loop run at --concurrency: throughput = requests in flight / mean latency."""
         c = self.config
         if c.start_rps is not None:
-            return c.start_rps, f"{c.start_why} {c.start_rps:g}"
+            return c.start_rps, f"--start-rate {c.start_rps:g}", None
+        if c.ceiling_rps is not None:
+            return c.ceiling_rps, f"the plan's closed-loop request throughput, {c.ceiling_rps:.4g} req/s", c.ceiling_rps
         if c.trace is not None:
             rate = self._trace[1]
-            return rate, f"the trace's own mean rate, {rate:.3g} req/s"
+            return rate, f"the trace's own mean rate, {rate:.3g} req/s", None
         key = f"closed-c{c.concurrency}"
         record = self.store.finished_capacity().get(key)
         if record is None:
@@ -134,9 +138,9 @@ class CapacitySession:
         if not e2el_ms:
             raise CapacityError(f"--concurrency {c.concurrency}: the closed-loop run completed no request, so there "
                                 f"is no first guess; give --start-rate ({record.get('warnings', [''])[:1]})")
-        rate = c.concurrency / (e2el_ms / 1e3)
+        rate, done = c.concurrency / (e2el_ms / 1e3), float(record.get("request_throughput") or 0.0)
         return rate, (f"Little's law on a closed loop of {c.concurrency}: {c.concurrency} / {e2el_ms / 1e3:.2f} s "
-                      f"mean latency = {rate:.3g} req/s (measured {record.get('request_throughput', 0):.3g})")
+                      f"mean latency = {rate:.3g} req/s (measured {done:.3g}, the ceiling)"), done or None
 
     def measure(self, rate: float, extra: int) -> RateRun:
         """The runs at `rate` pooled, with `extra` + 1 runs in all (those the directory holds are not made again)."""

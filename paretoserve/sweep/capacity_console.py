@@ -10,7 +10,8 @@ def budget_line(config: CapacityConfig) -> str:
     b = config.bench
     per_run = "the whole trace, scaled in rate" if config.trace else (
         f"{b.request_limit} requests" if b.request_limit else f"{b.duration_s:g} s")
-    guess = "" if config.start_rps is not None or config.trace else ", plus 1 closed-loop run for the first guess"
+    measured = config.start_rps is not None or config.ceiling_rps is not None or config.trace
+    guess = "" if measured else ", plus 1 closed-loop run for the first guess"
     overload = f", plus 1 at {config.overload:g}x the capacity" if config.overload else ""
     return (f"capacity: budget of at most {config.max_runs} rates + {config.remeasure_budget} re-measures"
             f"{guess}{overload}; each run {per_run}; target {config.attainment:.0%} of requests within "
@@ -23,7 +24,8 @@ def report_lines(report: CapacityReport, config: CapacityConfig) -> list[str]:
     out = [f"first guess: {report.guess}"]
     if knee is not None:
         low, high = knee.interval()
-        above = f"; {r.failing_rps:.4g} req/s does not" if r.failing_rps is not None else ""
+        above = "" if r.failing_rps is None else f"; {r.failing_rps:.4g} req/s " + (
+            "is the closed-loop throughput, which no open-loop rate can exceed" if r.at_ceiling else "does not")
         out.append(f"capacity: {knee.rate_rps:.4g} req/s with {knee.attainment:.1%} of {knee.total} requests within "
                    f"the SLO (95 % interval {low:.1%}..{high:.1%}){above}")
     out.append(f"runs: {len(r.measured)} rates ({', '.join(f'{x:.4g}' for x in r.measured)}) + {r.remeasure_runs} "

@@ -4,7 +4,9 @@ requests meet the SLO.
 Like the batch search (search.py) it is a generator: it yields the next (rate, extra runs) to measure and
 receives the pooled RateRun through send(), so real engines and replays of recorded runs drive the same code.
 
-1. Measure the first guess (Little's law on a closed-loop run, a trace's own rate, or --start-rate).
+1. Measure the first guess (Little's law on a closed-loop run, a trace's own rate, or --start-rate). Where the
+   plan's closed-loop throughput is known it is the ceiling: no rate above it can be sustained, so it is the
+   first failing bound (never run), and the first rate is START_SHARE of it.
 2. Bracket: multiply the rate by `growth` while it meets the target; divide while it does not.
 3. Bisect (geometric mean) between the highest rate that met and the lowest that did not, until they are
    within `resolution` of each other.
@@ -26,6 +28,7 @@ from paretoserve.sweep.asked import Asked
 
 Ask = tuple[float, int]  # (rate in requests/s, extra runs beyond the first that rate must now have)
 RUNS = IntRange(2, 100, "first runs at distinct rates")
+START_SHARE = 0.85  # of the closed-loop throughput: the first rate, where open-loop queueing starts to show
 REMEASURES = IntRange(0, 100, "extra runs near the edge")
 
 
@@ -41,6 +44,9 @@ class RateSearchConfig:
     attainment: float = 0.99  # share of requests within the SLO (0..1)
     resolution: float = 0.05  # stop when the failing rate is within this share above the capacity
     growth: float = 2.0  # bracketing step, a factor
+    # The most the plan completed in a closed loop: no open-loop rate above it is sustained (a short run above it
+    # only ends before its queue shows), so it bounds the search from above without a run of its own.
+    ceiling_rps: float | None = None
     max_runs: int = 10  # runs at distinct rates, re-measures not counted
     remeasure_budget: int = 3
 
@@ -51,6 +57,8 @@ class RateSearchConfig:
             raise CapacityError(f"--attainment must be in (0, 1), a share of requests; got {self.attainment!r}")
         if not 0.001 <= self.resolution <= 0.5:
             raise CapacityError(f"--resolution must be in [0.001, 0.5], a share of the rate; got {self.resolution!r}")
+        if self.ceiling_rps is not None and not (math.isfinite(self.ceiling_rps) and self.ceiling_rps > 0):
+            raise CapacityError(f"the closed-loop throughput must be > 0 req/s; got {self.ceiling_rps!r}")
         if not 1.1 <= self.growth <= 10:
             raise CapacityError(f"growth must be in [1.1, 10]; got {self.growth!r}")
         RUNS.check("--max-runs", self.max_runs, CapacityError)
@@ -59,11 +67,13 @@ class RateSearchConfig:
 
 @dataclass
 class CapacityResult:
-    """The knee: `capacity_rps` met the target, `failing_rps` (None when never reached) did not."""
+    """The knee: `capacity_rps` met the target, `failing_rps` (None when never reached) did not, or is the
+    closed-loop throughput that bounds it (`at_ceiling`, never run)."""
 
     capacity_rps: float | None
     failing_rps: float | None
     stop_reason: str
+    at_ceiling: bool = False
     measured: list[float] = field(default_factory=list)  # rates in the order first run
     remeasured: list[str] = field(default_factory=list)  # each rate measured again, and why
     remeasure_runs: int = 0
@@ -110,11 +120,12 @@ def capacity_search(config: RateSearchConfig) -> Generator[Ask, RateRun, Capacit
             lo = middle
         else:
             hi = middle
+    above = "does not" if hi in runs.latest else "is the closed-loop throughput"
     if hi / lo - 1 <= config.resolution:
-        reason = f"resolution: {lo:g} meets, {hi:g} does not ({hi / lo - 1:.1%} apart, --resolution " \
+        reason = f"resolution: {lo:g} meets, {hi:g} {above} ({hi / lo - 1:.1%} apart, --resolution " \
                  f"{config.resolution:.0%})"
     else:
-        reason = f"budget: {len(runs.order)} runs (--max-runs) spent with {lo:g} meeting and {hi:g} not"
+        reason = f"budget: {len(runs.order)} runs (--max-runs) spent with {lo:g} meeting and {hi:g} not ({above})"
     return _result(lo, hi, reason, runs)
 
 
@@ -122,10 +133,11 @@ def _bracket(config: RateSearchConfig, judge: Judge, runs: Asked[float, RateRun]
              ) -> Generator[Ask, RateRun, tuple[float, float | None]]:
     """From the first guess, multiply or divide by `growth` until one rate meets the target and one does not;
     returns (the highest that met, the lowest that did not or None when the budget ran out first)."""
-    rate = rounded(config.start_rps)
+    ceiling = config.ceiling_rps
+    rate = rounded(min(config.start_rps, START_SHARE * ceiling) if ceiling else config.start_rps)
     lo: float | None = None
-    hi: float | None = None
-    if (yield from judge(rate, False)):
+    hi: float | None = rounded(ceiling) if ceiling else None
+    if (yield from judge(rate, hi is not None)):
         lo = rate
     else:
         hi = rate
@@ -144,4 +156,5 @@ def _bracket(config: RateSearchConfig, judge: Judge, runs: Asked[float, RateRun]
 
 def _result(lo: float, hi: float | None, reason: str, runs: Asked[float, RateRun]) -> CapacityResult:
     return CapacityResult(capacity_rps=lo, failing_rps=hi, stop_reason=reason, measured=runs.order,
-                          remeasured=runs.remeasured, remeasure_runs=runs.spent, runs=runs.latest)
+                          remeasured=runs.remeasured, remeasure_runs=runs.spent, runs=runs.latest,
+                          at_ceiling=hi is not None and hi not in runs.latest)

@@ -43,18 +43,17 @@ def capacity_slo(advice: Advice, given: Slo | None) -> Slo:
 
 def capacity_config(step: CapacityStep, cfg: TuneConfig, advice: Advice, plan_record: dict | None) -> CapacityConfig:
     """The capacity session of the advised plan: tune's workload (or the trace's) sent open-loop, the first rate
-    the plan's own closed-loop request throughput where tune measured it."""
+    the plan's own closed-loop request throughput where tune measured it, which also bounds the search."""
     plan = advice.replica_plan
     bench = dataclasses.replace(cfg.bench, mode="rate", rate=1.0, slo=capacity_slo(advice, step.slo))
     if step.trace is not None:  # the trace's own lengths and times, scaled in rate by the session
         bench = dataclasses.replace(bench, mode="trace", rate=None, duration_s=None, output_tokens=None,
                                     dataset=f"trace:{step.trace}")
     measured = plan_record if plan_record is not None and is_finished(plan_record) else None
-    start = measured.get("request_throughput") if measured and step.trace is None else None
+    ceiling = measured.get("request_throughput") if measured and step.trace is None else None
     return CapacityConfig(bench=bench, out=cfg.out / CAPACITY_DIR, attainment=step.attainment,
                           max_runs=step.max_runs, remeasure_budget=step.remeasure_budget,
-                          start_rps=float(f"{start:.4g}") if start else None,
-                          start_why="the plan's request throughput in tune's closed loop,",
+                          ceiling_rps=float(f"{ceiling:.4g}") if ceiling else None,
                           concurrency=plan.max_batch * plan.replicas, resume=cfg.resume)
 
 

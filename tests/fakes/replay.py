@@ -72,7 +72,10 @@ class RecordedBench:
             n = bench.request_limit or 1
             return {"completed": 0, "failed": n, "slo_attainment": 0.0, "slo_met": False, "requests": []}
         runs = runs_of(record)  # the n-th run asked at a rate is the n-th run recorded there
-        return {**runs[min(self.asked.count(key), len(runs)) - 1], "requests": []}
+        n = min(self.asked.count(key), len(runs)) - 1
+        counts = record.get("slo_counts") or []  # each run's [within the SLO, sent]: its summary lacks the share
+        judged = {"slo_attainment": counts[n][0] / counts[n][1]} if n < len(counts) and counts[n][1] else {}
+        return {**runs[n], **judged, "requests": []}
 
 
 @contextlib.contextmanager

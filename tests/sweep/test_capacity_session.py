@@ -48,7 +48,9 @@ def test_the_session_finds_the_knee_from_littles_law_and_keeps_every_run(tmp_pat
     report = CapacitySession(config(tmp_path), runs, echo=lines.append).run()
     assert report.guess.startswith("Little's law on a closed loop of 8: 8 / 2.00 s")  # 4 req/s
     assert runs.asked[0].mode == "concurrency" and runs.asked[0].concurrency == 8
-    assert runs.asked[1].mode == "rate" and runs.asked[1].rate == 4.0
+    assert report.guess.endswith("(measured 3.9, the ceiling)")
+    assert runs.asked[1].mode == "rate" and runs.asked[1].rate == 3.315  # 0.85 x the closed loop's 3.9 req/s
+    assert max(r.rate or 0 for r in runs.asked[:-1]) < 3.9  # the search never asks past what the closed loop did
     r = report.result
     assert r.capacity_rps is not None and CAPACITY / 1.05 <= r.capacity_rps <= CAPACITY < r.failing_rps
     assert report.overload is not None and report.overload.rate_rps == pytest.approx(1.5 * r.capacity_rps, rel=1e-3)

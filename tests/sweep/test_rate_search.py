@@ -94,3 +94,13 @@ def test_a_capacity_record_reads_back_as_a_rate_run():
     assert (run.rate_rps, run.attainment, run.failed) == (2.5, 0.99, 1) and run.meets(0.99)
     with pytest.raises(ValueError):
         to_rate_run({"key": "b8", "config": {"max_batch": 8}})
+
+
+def test_the_closed_loop_throughput_bounds_the_search_and_is_never_run():
+    result, asked = replay(knee_curve(3.0), RateSearchConfig(start_rps=3.6, ceiling_rps=3.5, remeasure_budget=0))
+    assert asked[0] == (2.975, 0)  # 0.85 x the ceiling
+    assert all(rate < 3.5 for rate, _ in asked) and 3.0 / 1.05 <= result.capacity_rps <= 3.0
+    unbounded, _ = replay(knee_curve(3.0), RateSearchConfig(start_rps=3.6, remeasure_budget=0))
+    assert len(asked) < len(unbounded.measured)
+    near, _ = replay(knee_curve(9.0), RateSearchConfig(start_rps=3.6, ceiling_rps=3.5, remeasure_budget=0))
+    assert near.at_ceiling and near.failing_rps == 3.5 and "3.5 is the closed-loop throughput" in near.stop_reason

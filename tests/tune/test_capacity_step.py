@@ -29,19 +29,19 @@ def recorded_advice() -> Advice:
 def test_tune_finds_the_plans_capacity_and_the_replicas_its_traffic_needs(tmp_path):
     served = RecordedBench(RECORDED / "capacity")
     runs, said = ReplayRuns(RECORDED / "sweep", served), []
-    step = CapacityStep(traffic=traffic_from_rates(1.5, 3.0))
+    step = CapacityStep(traffic=traffic_from_rates(5.0, 12.0))
     result = run_tune(TuneConfig(out=tmp_path / "t", max_batch=64, duration_s=5.0, capacity=step), said.append, runs)
     assert runs.asked[-1] == "serve b32-kvdefault-t0-r1"  # the advised plan, served once for every run
-    # the recorded run's order: its first guess is the plan's closed-loop throughput, 2.492 and 2.095 measured twice
-    assert served.asked == ["rate-3.524", "rate-1.762", "rate-2.492", "rate-2.492", "rate-2.095", "rate-2.095",
-                                "rate-1.921", "rate-1.84", "overload-2.643"]
+    # the recorded run's order: 0.85 x the plan's closed-loop throughput (3.524 req/s, the ceiling, never run),
+    # measured three times (its interval held the target), then up towards the ceiling
+    assert served.asked == ["rate-2.995", "rate-2.995", "rate-2.995", "rate-3.249", "rate-3.384", "overload-5.076"]
     capacity = result.advice.capacity
-    assert capacity is not None and (capacity.capacity_rps, capacity.failing_rps) == (1.762, 1.84)
-    assert (capacity.replicas_at_mean, capacity.replicas_at_peak, capacity.devices_at_peak) == (1, 2, 2)
+    assert capacity is not None and (capacity.capacity_rps, capacity.failing_rps) == (3.384, None)
+    assert (capacity.replicas_at_mean, capacity.replicas_at_peak, capacity.devices_at_peak) == (2, 4, 4)
     assert capacity.slo == "tpot_ms<=671,ttft_ms<=2000" and capacity.directory == str(tmp_path / "t" / "capacity")
-    assert "first guess: the plan's request throughput in tune's closed loop, 3.524" in "\n".join(said)
-    assert said[-1] == "tune:   peak 3 req/s x (1 + 0.1 headroom) / 1.76 = 1.87 -> 2 replicas"
-    assert json.loads(result.advice_path.read_text())["capacity"]["capacity_rps"] == 1.762
+    assert "first guess: the plan's closed-loop request throughput, 3.524 req/s" in "\n".join(said)
+    assert said[-1] == "tune:   peak 12 req/s x (1 + 0.1 headroom) / 3.38 = 3.90 -> 4 replicas"
+    assert json.loads(result.advice_path.read_text())["capacity"]["capacity_rps"] == 3.384
     assert 'id="capacity"' in result.report.html.read_text()
 
     served = RecordedBench(RECORDED / "capacity")  # resumed: no run is made again
