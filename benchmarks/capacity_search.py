@@ -70,10 +70,10 @@ class TimedRuns:
 def search_steps(session: CapacitySession) -> Generator[None, None, CapacityResult]:
     """`paretoserve capacity`'s search without its overload run, paused after each measured rate."""
     session.open()
-    guess, how = session.first_guess()
+    guess, how, ceiling = session.first_guess()
     print(f"search: first guess {how}", flush=True)
     yield
-    search = capacity_search(session.config.search(guess))
+    search = capacity_search(session.config.search(guess, ceiling))
     try:
         ask = next(search)
         while True:
