@@ -23,6 +23,7 @@ from paretoserve.presets import preset
 from paretoserve.serve.config import PLACEHOLDERS, PlanError, RouterConfig, ServeConfig
 from paretoserve.serve.fleet import served_models
 from paretoserve.serve.runner import serve, serve_models
+from paretoserve.tune.placement import read_placement
 
 BACKENDS = ("router", "ray")
 RAY_MAX_QUEUE = IntRange(1, 1 << 20)  # Ray's max_queued_requests: -1 (unbounded) or positive; we keep it bounded
@@ -44,7 +45,8 @@ def add_parser(subparsers, help: str) -> None:
                              "for every model or a comma list of one per model, in --model's order)")
     g.add_argument("--plan", type=Path, action="append", default=None,
                    help="JSON from `paretoserve advise --json` (its replica_plan: replicas, max_batch, "
-                        "threads_per_replica, kv_tokens); with several --model, one --plan per model, in order")
+                        "threads_per_replica, kv_tokens); with several --model, one --plan per model, in order; "
+                        "or, once, the placement.json of `tune --model A --model B` (its models and their plans)")
     g.add_argument("--replicas", type=per_model, default=None,
                    help=f"engine replicas (default: {ServeConfig.replicas})")
     g.add_argument("--max-batch", type=per_model, default=None,
@@ -115,14 +117,21 @@ def plan_from_args(args: argparse.Namespace) -> ServeConfig:
 def plans_from_args(args: argparse.Namespace) -> list[ServeConfig]:
     """One plan per --model: flags over its --plan file (advice.json's replica plan) over the defaults; every value
     checked (the error names the flag, or --plan and the field)."""
-    models = args.model or [DEFAULT_MODEL]
     files = args.plan or []
-    if files and len(files) != len(models):
-        raise PlanError(f"--plan: {len(files)} plan file(s) for {len(models)} model(s); give one --plan per --model, "
-                        "in the same order")
+    placement = read_placement(files[0]) if len(files) == 1 else None
+    if placement is not None:  # tune's placement.json: its models, each with its plan
+        if args.model is not None:
+            raise PlanError(f"--model: {files[0]} is a placement that names its models "
+                            f"({', '.join(m for m, _ in placement)}); leave --model out")
+        models, bases = [m for m, _ in placement], [base for _, base in placement]
+    else:
+        models = args.model or [DEFAULT_MODEL]
+        if files and len(files) != len(models):
+            raise PlanError(f"--plan: {len(files)} plan file(s) for {len(models)} model(s); give one --plan per "
+                            "--model, in the same order")
+        bases = [read_plan(file, "--plan").given() for file in files] or [{} for _ in models]
     flags = {name: _each_model(name, getattr(args, name), len(models)) for name in PLAN_FIELDS}
-    return [_plan(args, model, files[i] if files else None,
-                  {name: values[i] for name, values in flags.items() if values is not None})
+    return [_plan(args, model, bases[i], {name: values[i] for name, values in flags.items() if values is not None})
             for i, model in enumerate(models)]
 
 
@@ -136,8 +145,8 @@ def _each_model(name: str, values: list[int] | None, models: int) -> list[int] |
                     "every model or one per --model")
 
 
-def _plan(args: argparse.Namespace, model: str, file: Path | None, flags: dict[str, int]) -> ServeConfig:
-    fields: dict[str, Any] = {**(read_plan(file, "--plan").given() if file is not None else {}), **flags}
+def _plan(args: argparse.Namespace, model: str, base: dict[str, int], flags: dict[str, int]) -> ServeConfig:
+    fields: dict[str, Any] = {**base, **flags}
     plan = ServeConfig(**fields, model=model, engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack,
                        pin=not args.no_pin, mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
                        metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from paretoserve.advise import Advice, load_table
+from paretoserve.advise.advice_file import AdviceFileError, read_plan
 from paretoserve.advise.ray_config import write_ray_configs_models
 from paretoserve.engine.config import available_cores
 from paretoserve.results.setup import ReplicaSetup
@@ -106,13 +107,13 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
         f"{b.duration_s:g} s")
     result = measure_colocation(measured, colocation or LiveColocation(log_dir=out / "colocation"),
                                 say=lambda line: say(f"tune: {line}"))
-    command = serve_command(cfg, advices)
+    path = out / PLACEMENT_FILE
+    command = serve_command(path)
     as_placed = [a.model_copy(update={"replica_plan": a.replica_plan.model_copy(update={
         "replicas": 1, "max_batch": a.b_opt_max_batch, "threads_per_replica": each})}) for a in advices]
     ray_configs = write_ray_configs_models([(a, load_table(model_dir(out, m) / "sweep"))
                                             for m, a in zip(cfg.models, as_placed, strict=True)], out)
     wall_s = time.perf_counter() - started
-    path = out / PLACEMENT_FILE
     path.write_text(json.dumps({
         "models": [{"model": m, "advice": str(model_dir(out, m) / "advice.json"), "replicas": 1,
                     "max_batch": a.b_opt_max_batch, "threads_per_replica": each, "share": share}
@@ -141,9 +142,25 @@ def memory_map(models: tuple[str, ...], advices: list[Advice]) -> list[str]:
                     f"{(device - total) / 2**20:.0f} MiB free"]
 
 
-def serve_command(cfg: PlacementConfig, advices: list[Advice]) -> str:
-    """The `paretoserve serve` line that runs the placement."""
-    models = " ".join(f"--model {m}" for m in cfg.models)
-    caps = ",".join(str(a.b_opt_max_batch) for a in advices)
-    return (f"paretoserve serve {models} --replicas {','.join('1' for _ in cfg.models)} --max-batch {caps} "
-            f"--threads-per-replica {cfg.cores_each} --ctx-per-seq {cfg.base.ctx_per_seq} --port 8000")
+def serve_command(path: Path) -> str:
+    """The `paretoserve serve` line that runs the placement kept in `path`."""
+    return f"paretoserve serve --plan {path} --port 8000"
+
+
+def read_placement(path: Path, flag: str = "--plan") -> list[tuple[str, dict[str, int]]] | None:
+    """Each model of a placement.json and its replica plan (its advice.json's, with the placement's replicas, cap and
+    threads); None when the file is not a placement (read_plan then says what it is); AdviceFileError naming `flag`
+    when a placement's entry is not whole."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or "models" not in data:
+        return None
+    try:
+        return [(m["model"], {**read_plan(Path(m["advice"]), flag).given(),
+                              **{k: int(m[k]) for k in ("replicas", "max_batch", "threads_per_replica")}})
+                for m in data["models"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AdviceFileError(f"{flag}: {path} is not a placement that `tune --model A --model B` writes "
+                              f"({type(exc).__name__}: {exc})") from exc

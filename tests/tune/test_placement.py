@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from paretoserve.cli import main
+from paretoserve.cli import build_parser, main
+from paretoserve.cli.serve_cmd import plans_from_args
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.sweep.colocation import Arrangement
 from paretoserve.sweep.grid import SweepSpec
@@ -76,8 +77,6 @@ def test_each_model_is_tuned_on_its_cores_then_placed_together_and_measured(tmp_
     kept = json.loads(result.path.read_text())
     assert [m["max_batch"] for m in kept["models"]] == caps and kept["colocation"]["mix_throughput_rps"] == {
         "placement": 8.0, "time_sharing": 6.0, "solo": 10.0}
-    assert result.serve_command.startswith(f"paretoserve serve --model {models[0]} --model {models[1]} "
-                                           f"--replicas 1,1 --max-batch {caps[0]},{caps[1]} --threads-per-replica 1")
     assert any(line.startswith("tune: memory: ") for line in said)
     serve_yaml = (tmp_path / "t" / "ray-serve.yaml").read_text()
     assert result.ray_configs[0].name == "ray-serve.yaml" and "EngineReplica-1" in serve_yaml
@@ -103,3 +102,14 @@ def test_a_placement_needs_a_core_per_model_and_a_share_each(tmp_path, models, c
 def test_tune_refuses_what_several_models_cannot_take(tmp_path, capsys, flags, message):
     assert main(["tune", "--out", str(tmp_path / "t"), *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_serve_takes_the_placement_file_with_its_models_and_plans(tmp_path, models):
+    result = run_placement(PlacementConfig(TuneConfig(out=tmp_path / "t", max_batch=16, duration_s=5.0), models,
+                                           (0.5, 0.5)), lambda line: None, Simulated(), Measured())
+    assert result.serve_command == f"paretoserve serve --plan {result.path} --port 8000"
+    argv = ["serve", "--plan", str(result.path), "--engine-cmd", "engine --port {port}"]
+    plans = plans_from_args(build_parser(argv).parse_args(argv))
+    assert [(p.model, p.replicas, p.max_batch, p.threads_per_replica) for p in plans] == [
+        (m, 1, a.b_opt_max_batch, 1) for m, a in zip(models, result.advices, strict=True)]
+    assert main([*argv, "--model", models[0]]) == 2  # the placement names its models
