@@ -60,8 +60,12 @@ def _threads(advice: Advice, table: SweepTable, device_replicas: int | None = No
     return plan.threads_per_replica or max(1, (table.cores or replicas) // replicas)
 
 
-def _http() -> dict:
-    return {"host": "127.0.0.1", "port": 8000}
+def _document(import_path: str, args: dict, deployments: list[dict] | None = None) -> dict:
+    """A Serve config of one application, `import_path` built over `args` (with `deployments`' options)."""
+    app: dict = {"name": APP_NAME, "route_prefix": "/", "import_path": import_path, "args": args}
+    if deployments is not None:
+        app["deployments"] = deployments
+    return {"proxy_location": "HeadOnly", "http_options": {"host": "127.0.0.1", "port": 8000}, "applications": [app]}
 
 
 def scaling_of(advice: Advice) -> Autoscaling | None:
@@ -97,9 +101,7 @@ def serve_config(advice: Advice, table: SweepTable, device_replicas: int | None 
         args["num_gpus"] = actor["num_gpus"] = share(device_replicas or plan.replicas)
     deployment = autoscaled({"name": DEPLOYMENT, "num_replicas": plan.replicas, "max_ongoing_requests": plan.max_batch,
                              "max_queued_requests": MAX_QUEUED, "ray_actor_options": actor}, scaling_of(advice))
-    return {"proxy_location": "HeadOnly", "http_options": _http(),
-            "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": BUILDER, "args": args,
-                              "deployments": [deployment]}]}
+    return _document(BUILDER, args, [deployment])
 
 
 def kv_bytes_per_replica(advice: Advice) -> int | None:
@@ -139,9 +141,7 @@ def llm_config(advice: Advice, table: SweepTable, device_replicas: int | None = 
 
 def llm_serve_config(advice: Advice, table: SweepTable) -> dict:
     """ray-serve-llm.yaml: a Serve config whose one application is Ray Serve LLM's OpenAI app over llm_config."""
-    return {"proxy_location": "HeadOnly", "http_options": _http(),
-            "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": LLM_BUILDER,
-                              "args": {"llm_configs": [llm_config(advice, table)]}}]}
+    return _document(LLM_BUILDER, {"llm_configs": [llm_config(advice, table)]})
 
 
 def _plan_line(advice: Advice, table: SweepTable) -> str:
@@ -184,10 +184,7 @@ def serve_config_models(pairs: list[tuple[Advice, SweepTable]]) -> dict:
     ongoing = sum(_most_replicas(advice) * advice.replica_plan.max_batch + MAX_QUEUED for advice, _ in pairs)
     ingress = {"name": INGRESS, "num_replicas": 1, "max_ongoing_requests": ongoing, "max_queued_requests": MAX_QUEUED,
                "ray_actor_options": {"num_cpus": 0}}  # 0: it only relays, like Ray's proxy
-    return {"proxy_location": "HeadOnly", "http_options": _http(),
-            "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": BUILDER,
-                              "args": {"models": [app["args"] for app in apps]},
-                              "deployments": [*deployments, ingress]}]}
+    return _document(BUILDER, {"models": [app["args"] for app in apps]}, [*deployments, ingress])
 
 
 def llm_serve_config_models(pairs: list[tuple[Advice, SweepTable]]) -> dict:
@@ -195,9 +192,7 @@ def llm_serve_config_models(pairs: list[tuple[Advice, SweepTable]]) -> dict:
     model id), every replica of every model one share of the GPU."""
     replicas = _device_replicas(pairs)
     configs = [llm_config(advice, table, replicas, f"MODEL_{i + 1}") for i, (advice, table) in enumerate(pairs)]
-    return {"proxy_location": "HeadOnly", "http_options": _http(),
-            "applications": [{"name": APP_NAME, "route_prefix": "/", "import_path": LLM_BUILDER,
-                              "args": {"llm_configs": configs}}]}
+    return _document(LLM_BUILDER, {"llm_configs": configs})
 
 
 def write_ray_configs_models(pairs: list[tuple[Advice, SweepTable]], directory: str | Path) -> list[Path]:

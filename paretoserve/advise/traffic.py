@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from paretoserve.bench.trace import read_trace
+from paretoserve.bench.trace import mean_rate, read_trace
 from paretoserve.bench.workload import WorkloadError
 from paretoserve.limits import UserError
 
@@ -47,14 +47,15 @@ def traffic_from_trace(path: Path, window_s: float = PEAK_WINDOW_S) -> Traffic:
     if not (math.isfinite(window_s) and 0 < window_s <= 86400):
         raise TrafficError(f"--peak-window must be in (0, 86400] seconds; got {window_s!r}")
     try:
-        times = np.array([row.at_s for row in read_trace(path)])
+        rows = read_trace(path)
     except WorkloadError as exc:
         raise TrafficError(str(exc).replace("--dataset trace:", "--traffic trace:")) from exc
-    span = float(times[-1]) if len(times) else 0.0
-    if len(times) < 2 or span <= 0:
-        raise TrafficError(f"--traffic trace:{path}: {len(times)} requests over {span:g} s have no rate; give a "
-                           "trace of two or more times")
-    mean = (len(times) - 1) / span
+    mean = mean_rate(rows)
+    if mean is None:
+        raise TrafficError(f"--traffic trace:{path}: {len(rows)} requests over {rows[-1].at_s if rows else 0:g} s "
+                           "have no rate; give a trace of two or more times")
+    times = np.array([row.at_s for row in rows])
+    span = float(times[-1])
     windows = int(span // window_s)
     if windows < 2:
         return Traffic(mean_rps=mean, peak_rps=mean, low_rps=mean, window_s=window_s, source=f"trace:{path}")

@@ -118,3 +118,10 @@ def write_trace(rows: Iterable[TraceRow], path: Path, time_scale: float = 1.0) -
                          "output_length": row.output_tokens}) for row in rows)
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
+
+
+def mean_rate(rows: list[TraceRow]) -> float | None:
+    """A trace's mean request rate in req/s: its requests after the first over its span; None with fewer than two
+    requests or no span."""
+    span = rows[-1].at_s if rows else 0.0
+    return (len(rows) - 1) / span if len(rows) >= 2 and span > 0 else None

@@ -43,6 +43,7 @@ class Pools:
         else:
             self.pools = [Balancer([Backend(r) for r in replicas])]
         self.by_name = {pool.model: pool for pool in self.pools if pool.model is not None}
+        self.names = list(self.by_name)  # made once: every request is checked against them
         self.backends = [backend for pool in self.pools for backend in pool.backends]
 
     @property
@@ -52,7 +53,7 @@ class Pools:
 
     def for_model(self, model: object) -> Balancer:
         """The pool that serves a request's `model` (checked to be a string or absent); a 404 for any other."""
-        return self.by_name[model_for(model, list(self.by_name))] if self.named else self.pools[0]
+        return self.by_name[model_for(model, self.names)] if self.named else self.pools[0]
 
     def healthy_count(self) -> int:
         return sum(pool.healthy_count() for pool in self.pools)

@@ -16,7 +16,7 @@ from typing import Callable
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.repeats import combine, runs_of
-from paretoserve.bench.trace import TraceRow, read_trace, write_trace
+from paretoserve.bench.trace import TraceRow, mean_rate, read_trace, write_trace
 from paretoserve.bench.workload import WorkloadError
 from paretoserve.results.rate_run import RateRun, rate_key, to_rate_run
 from paretoserve.results.store import CAPACITY_KIND, SweepStore
@@ -220,11 +220,11 @@ def read_rated_trace(path: Path) -> tuple[list[TraceRow], float]:
         rows = read_trace(path)
     except WorkloadError as exc:
         raise CapacityError(str(exc)) from exc
-    span = rows[-1].at_s
-    if len(rows) < 2 or span <= 0:
-        raise CapacityError(f"--dataset trace:{path}: {len(rows)} requests over {span:g} s have no rate to scale; "
-                            "give a trace of two or more times")
-    return rows, (len(rows) - 1) / span
+    rate = mean_rate(rows)
+    if rate is None:
+        raise CapacityError(f"--dataset trace:{path}: {len(rows)} requests over {rows[-1].at_s if rows else 0:g} s "
+                            "have no rate to scale; give a trace of two or more times")
+    return rows, rate
 
 
 def write_scaled_trace(rows: list[TraceRow], source_rate: float, target: Path, rate: float) -> Path:

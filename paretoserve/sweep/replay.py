@@ -22,7 +22,8 @@ from paretoserve.bench.records import RequestRecord
 from paretoserve.bench.slo import RequestLimit
 from paretoserve.bench.summary import per_request
 from paretoserve.limits import UserError
-from paretoserve.sweep.capacity import BenchRuns, LiveRuns, read_rated_trace, write_scaled_trace
+from paretoserve.sweep.bench_runs import BenchRuns, LiveRuns
+from paretoserve.sweep.capacity import read_rated_trace, write_scaled_trace
 from paretoserve.sweep.rate_search import CapacityError
 
 SPEED_MAX = 1000.0  # a day's trace in under 90 s

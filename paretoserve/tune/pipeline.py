@@ -39,6 +39,7 @@ class TuneResult:
     search: SearchResult
     points_run: int  # engine configurations measured by this invocation (resumed ones not counted)
     replica_record: dict | None  # the verification run, when one was made
+    table: SweepTable  # the sweep as advised
     report: ReportFiles
     wall_s: float
 
@@ -89,7 +90,7 @@ def run_tune(cfg: TuneConfig, say: Callable[[str], None] = print, runs: PointRun
     advice_path = write_advice(advice, cfg.out / ADVICE_FILE)
     write_ray_configs(advice, table, cfg.out)
     report = write_report(sweep, cfg.out / "report.html", advice=advice)
-    return TuneResult(session.store.dir, advice_path, advice, result, len(ran), replica_record, report,
+    return TuneResult(session.store.dir, advice_path, advice, result, len(ran), replica_record, table, report,
                       time.perf_counter() - started)
 
 

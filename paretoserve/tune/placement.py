@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from paretoserve.advise import Advice, load_table
+from paretoserve.advise import Advice
 from paretoserve.advise.advice_file import AdviceFileError, read_plan
 from paretoserve.advise.ray_config import write_ray_configs_models
 from paretoserve.engine.config import available_cores
@@ -89,12 +89,13 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
                   colocation: ColocationRuns | None = None) -> PlacementResult:
     """Tune each model on its share of the cores, place them together, measure it (see the module docstring)."""
     started, out, each = time.perf_counter(), cfg.base.out, cfg.cores_each
-    advices = []
+    tuned = []
     for model in cfg.models:
         say(f"tune: {model} on {each} of {cfg.device_cores} cores, in {model_dir(out, model)}")
         one = dataclasses.replace(cfg.base, model=model, threads=each, out=model_dir(out, model), verify=False,
                                   capacity=None)
-        advices.append(run_tune(one, say, runs).advice)
+        tuned.append(run_tune(one, say, runs))
+    advices = [t.advice for t in tuned]
     memory = memory_map(cfg.models, advices)
     for line in memory:
         say(f"tune: {line}")
@@ -111,8 +112,7 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     command = serve_command(path)
     as_placed = [a.model_copy(update={"replica_plan": a.replica_plan.model_copy(update={
         "replicas": 1, "max_batch": a.b_opt_max_batch, "threads_per_replica": each})}) for a in advices]
-    ray_configs = write_ray_configs_models([(a, load_table(model_dir(out, m) / "sweep"))
-                                            for m, a in zip(cfg.models, as_placed, strict=True)], out)
+    ray_configs = write_ray_configs_models([(a, t.table) for a, t in zip(as_placed, tuned, strict=True)], out)
     wall_s = time.perf_counter() - started
     path.write_text(json.dumps({
         "models": [{"model": m, "advice": str(model_dir(out, m) / "advice.json"), "replicas": 1,
