@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Callable
 
 from paretoserve.advise import Advice
 from paretoserve.advise.capacity import CapacityAdvice, ReplayCheck, capacity_advice
+from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.slo import Slo, parse_slo
 from paretoserve.results.store import is_finished
 from paretoserve.sweep.bench_runs import BenchRuns
@@ -65,7 +67,9 @@ def run_capacity(step: CapacityStep, cfg: TuneConfig, spec: SweepSpec, advice: A
     say(f"tune: measuring the capacity of {plan.replicas} x cap {plan.max_batch}, "
         f"{budget_line(config).removeprefix('capacity: ')}")
     replay = None
-    with runs.serving(spec, plan.setup(), cfg.out / "capacity.log") as served:
+    with contextlib.ExitStack() as stack:  # the plan starts at the first run: a resumed step that holds all starts none
+        served = ServedOnFirstRun(lambda: stack.enter_context(runs.serving(spec, plan.setup(),
+                                                                           cfg.out / "capacity.log")))
         report = CapacitySession(config, served, echo=lambda line: say(f"tune: {line.strip()}")).run()
         for line in report_lines(report, config):
             say(f"tune: {line}")
@@ -73,6 +77,19 @@ def run_capacity(step: CapacityStep, cfg: TuneConfig, spec: SweepSpec, advice: A
             replay = replay_check(step, config, cfg.out, served, say)
     sized = capacity_advice(config.out, plan.replicas, plan.max_batch, step.traffic, step.headroom)
     return sized.model_copy(update={"replay": replay})
+
+
+class ServedOnFirstRun:
+    """BenchRuns that serve the plan (`start`) when the first run is asked for, then send every run to it."""
+
+    def __init__(self, start: Callable[[], BenchRuns]) -> None:
+        self.start = start
+        self.served: BenchRuns | None = None
+
+    def run(self, bench: BenchConfig) -> dict:
+        if self.served is None:
+            self.served = self.start()
+        return self.served.run(bench)
 
 
 def replay_check(step: CapacityStep, config: CapacityConfig, out: Path, served: BenchRuns,
