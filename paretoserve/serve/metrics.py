@@ -114,11 +114,6 @@ async def replica_metrics(backends: list[Backend], path: str, timeout_s: float =
     return merged_metrics([(b.labels, text) for b, text in zip(backends, texts, strict=True) if text is not None])
 
 
-def labelled_metrics(texts: dict[str, str]) -> bytes:
-    """Prometheus texts by replica label, merged into one exposition with a `replica` label on every sample."""
-    return merged_metrics([({"replica": label}, text) for label, text in texts.items()])
-
-
 def merged_metrics(texts: list[tuple[dict[str, str], str]]) -> bytes:
     """Prometheus texts, each with the labels of where it came from, merged into one exposition with those labels
     on every sample."""

@@ -29,7 +29,7 @@ from paretoserve.openai_api.routes import api_routes
 from paretoserve.serve.client_limits import ClientLimiter, LimitClients
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
-from paretoserve.serve.pools import DEFAULT, Pools, ReplicaGroups, not_served
+from paretoserve.serve.pools import Pools, ReplicaGroups, model_for, not_served
 from paretoserve.serve.relay import Relay, RelayCall
 from paretoserve.serve.resume import is_greedy
 
@@ -146,10 +146,8 @@ class Router:
         model_id = request.path_params["model_id"]
         if self.pools.named:
             listed = await self.pools.listed(self.relay.replica_headers(request.headers))
-            found = listed[0] if model_id == DEFAULT else next((m for m in listed if m["id"] == model_id), None)
-            if found is None:
-                raise not_served(model_id, [m["id"] for m in listed])
-            return JSONResponse(found)
+            names = [m["id"] for m in listed]
+            return JSONResponse(listed[names.index(model_for(model_id, names))])
         status, body, _ = await self._replica_models(request)
         try:
             models = json.loads(body)["data"] if status == 200 else None
