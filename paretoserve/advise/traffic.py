@@ -47,9 +47,9 @@ def traffic_from_trace(path: Path, window_s: float = PEAK_WINDOW_S) -> Traffic:
     if not (math.isfinite(window_s) and 0 < window_s <= 86400):
         raise TrafficError(f"--peak-window must be in (0, 86400] seconds; got {window_s!r}")
     try:
-        rows = read_trace(path)
+        rows = read_trace(path, "--traffic trace:")
     except WorkloadError as exc:
-        raise TrafficError(str(exc).replace("--dataset trace:", "--traffic trace:")) from exc
+        raise TrafficError(str(exc)) from exc
     mean = mean_rate(rows)
     if mean is None:
         raise TrafficError(f"--traffic trace:{path}: {len(rows)} requests over {rows[-1].at_s if rows else 0:g} s "

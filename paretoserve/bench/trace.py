@@ -37,10 +37,10 @@ class TraceRow:
     line: int  # its line in the file, for messages
 
 
-def read_trace(path: Path) -> list[TraceRow]:
+def read_trace(path: Path, flag: str = "--dataset trace:") -> list[TraceRow]:
     """The trace's requests in time order (a stable sort: equal times keep the file's order), times relative to
-    the earliest. A line that cannot be read is one WorkloadError naming the file and the line."""
-    name = f"--dataset trace:{path}"
+    the earliest. A line that cannot be read is one WorkloadError naming `flag`, the file and the line."""
+    name = f"{flag}{path}"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:

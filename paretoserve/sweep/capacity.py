@@ -214,15 +214,15 @@ def trace_rate(path: Path) -> float:
     return read_rated_trace(path)[1]
 
 
-def read_rated_trace(path: Path) -> tuple[list[TraceRow], float]:
-    """A trace's rows and its mean request rate in req/s (see trace_rate)."""
+def read_rated_trace(path: Path, flag: str = "--dataset trace:") -> tuple[list[TraceRow], float]:
+    """A trace's rows and its mean request rate in req/s (see trace_rate); CapacityError naming `flag`."""
     try:
-        rows = read_trace(path)
+        rows = read_trace(path, flag)
     except WorkloadError as exc:
         raise CapacityError(str(exc)) from exc
     rate = mean_rate(rows)
     if rate is None:
-        raise CapacityError(f"--dataset trace:{path}: {len(rows)} requests over {rows[-1].at_s if rows else 0:g} s "
+        raise CapacityError(f"{flag}{path}: {len(rows)} requests over {rows[-1].at_s if rows else 0:g} s "
                             "have no rate to scale; give a trace of two or more times")
     return rows, rate
 

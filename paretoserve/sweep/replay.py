@@ -144,9 +144,9 @@ def replay_trace(bench: BenchConfig, trace: Path, out: Path, *, speed: float = 1
         raise ReplayError("--slo: a replay judges each request on its own; give at least one bare limit such as "
                           "'ttft_ms<=2000,tpot_ms<=100'")
     try:
-        rows, rate = read_rated_trace(trace)
+        rows, rate = read_rated_trace(trace, "--replay ")
     except CapacityError as exc:
-        raise ReplayError(str(exc).replace("--dataset trace:", "--replay ")) from exc
+        raise ReplayError(str(exc)) from exc
     played = trace if speed == 1 else write_scaled_trace(rows, rate, out / "traces" / f"replay-x{speed:g}.jsonl",
                                                          rate * speed)
     run = dataclasses.replace(bench, dataset=f"trace:{played}", mode="trace", rate=None, requests=None,
