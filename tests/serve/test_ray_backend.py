@@ -104,8 +104,14 @@ class RayServe:
         self.tree = _descendants(self.proc.child.pid)
         return self
 
-    def processes(self, name: str) -> list[psutil.Process]:
-        return [p for p in self.tree if name in _cmdline(p)]
+    def processes(self, name: str, count: int = 1) -> list[psutil.Process]:
+        """The processes of its tree whose command line names `name`, waiting until there are `count`: Ray renames
+        a worker process only once it has taken its actor, which may come after "up in" on a busy machine."""
+        def found() -> list[psutil.Process]:
+            self.tree = list({p.pid: p for p in [*self.tree, *_descendants(self.proc.child.pid)]}.values())
+            return [p for p in self.tree if name in _cmdline(p)]
+        wait_until(lambda: len(found()) >= count, HANG_S, self._raise_if_exited)
+        return found()
 
     def terminate(self) -> int:
         """SIGTERM, and its exit status; asserts that every process it started is gone."""
@@ -128,7 +134,7 @@ class RayServe:
 def test_two_replicas_answer_through_rays_proxy_and_sigterm_leaves_no_ray_process():
     with RayServe("--replicas", "2", "--threads-per-replica", "1", "--max-batch", "4", "--ctx-per-seq", "64",
                   "--api-key", "client-key") as ray:
-        replicas = ray.processes("ServeReplica")
+        replicas = ray.processes("ServeReplica", 2)
         pinned = sorted(tuple(p.cpu_affinity()) for p in replicas)
 
         def complete(i: int, key: str = "client-key") -> httpx.Response:
