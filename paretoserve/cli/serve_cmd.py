@@ -38,6 +38,15 @@ def per_model(text: str) -> list[int]:
             from None
 
 
+def per_model_share(text: str) -> list[float]:
+    """--mem-fraction's value: one share (every model) or a comma list of one per --model."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a share such as 0.4, or a comma list of one per --model; got "
+                                         f"{text!r}") from None
+
+
 def add_parser(subparsers, help: str) -> None:
     p = subparsers.add_parser("serve", help=help,
                               description=__doc__)
@@ -64,14 +73,16 @@ def add_parser(subparsers, help: str) -> None:
                    help="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang), 'default' for the "
                         f"bundled Gemma 3 270M Q4_K_M, or '{SMOLLM2_MODEL}' for SmolLM2 135M (the smollm2 extra); "
                         "{model} of --engine-cmd. Repeat it to serve several models behind one router, which routes "
-                        f"by each request's model (llama.cpp engines; default: {DEFAULT_MODEL})")
+                        f"by each request's model (the engine presets, not --engine-cmd; default: {DEFAULT_MODEL})")
     add_cache_dir_arg(e)
     add_engine_choice(e)
     e.add_argument("--engine-cmd", default=None,
                    help="command template of any other engine, with " + " ".join("{" + n + "}" for n in PLACEHOLDERS))
     add_repack_arg(e)
-    e.add_argument("--mem-fraction", type=float, default=ServeConfig.mem_fraction,
-                   help="device memory all replicas share; {mem_fraction} is this / replicas (default: %(default)s)")
+    e.add_argument("--mem-fraction", type=per_model_share, default=None,
+                   help="device memory all replicas of a model share (GPU engines); {mem_fraction} is this / replicas; "
+                        "with several --model one share for each or a comma list of one per model (default: the "
+                        f"--plan placement's share of each model, else {ServeConfig.mem_fraction})")
     e.add_argument("--mps", action="store_true", help="run the CUDA MPS daemon while the replicas run")
     e.add_argument("--health-path", default=ServeConfig.health_path,
                    help="replica readiness path (default: %(default)s)")
@@ -118,6 +129,7 @@ def plans_from_args(args: argparse.Namespace) -> list[ServeConfig]:
     """One plan per --model: flags over its --plan file (advice.json's replica plan) over the defaults; every value
     checked (the error names the flag, or --plan and the field)."""
     files = args.plan or []
+    bases: list[dict[str, float]]
     placement = read_placement(files[0]) if len(files) == 1 else None
     if placement is not None:  # tune's placement.json: its models, each with its plan
         if args.model is not None:
@@ -129,13 +141,13 @@ def plans_from_args(args: argparse.Namespace) -> list[ServeConfig]:
         if files and len(files) != len(models):
             raise PlanError(f"--plan: {len(files)} plan file(s) for {len(models)} model(s); give one --plan per "
                             "--model, in the same order")
-        bases = [read_plan(file, "--plan").given() for file in files] or [{} for _ in models]
-    flags = {name: _each_model(name, getattr(args, name), len(models)) for name in PLAN_FIELDS}
+        bases = [{**read_plan(file, "--plan").given()} for file in files] or [{} for _ in models]
+    flags = {name: _each_model(name, getattr(args, name), len(models)) for name in (*PLAN_FIELDS, "mem_fraction")}
     return [_plan(args, model, bases[i], {name: values[i] for name, values in flags.items() if values is not None})
             for i, model in enumerate(models)]
 
 
-def _each_model(name: str, values: list[int] | None, models: int) -> list[int] | None:
+def _each_model(name: str, values: list[Any] | None, models: int) -> list[Any] | None:
     """A replica-plan flag's value for each model: one value for all, or one each."""
     if values is None or len(values) == models:
         return values
@@ -145,10 +157,10 @@ def _each_model(name: str, values: list[int] | None, models: int) -> list[int] |
                     "every model or one per --model")
 
 
-def _plan(args: argparse.Namespace, model: str, base: dict[str, int], flags: dict[str, int]) -> ServeConfig:
+def _plan(args: argparse.Namespace, model: str, base: dict[str, float], flags: dict[str, float]) -> ServeConfig:
     fields: dict[str, Any] = {**base, **flags}
     plan = ServeConfig(**fields, model=model, engine=args.engine, engine_cmd=args.engine_cmd, repack=args.repack,
-                       pin=not args.no_pin, mem_fraction=args.mem_fraction, mps=args.mps, health_path=args.health_path,
+                       pin=not args.no_pin, mps=args.mps, health_path=args.health_path,
                        metrics_path=args.metrics_path, health_timeout_s=args.health_timeout)
     if plan.engine_cmd is None:
         preset(plan.engine).check()  # an engine that is not installed is one line before any replica starts

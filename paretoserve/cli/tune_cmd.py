@@ -92,7 +92,7 @@ def run_several(args: argparse.Namespace, cfg: TuneConfig, models: tuple[str, ..
     placement = PlacementConfig(cfg, models, mix)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     result = run_placement(placement, say=lambda line: print(line, file=sys.stderr))
-    print("\n".join([*result.colocation.lines(), *result.memory, f"placement: {result.path}",
+    print("\n".join([*result.colocation.lines(), *result.memory.lines(), f"placement: {result.path}",
                      f"serve it: {result.serve_command}",
                      f"{result.colocation.runs} placement runs; {result.wall_s:.0f} s in all"]))
     return 0

@@ -5,7 +5,9 @@ room for the cap's sequences, each of --kv-tokens / cap tokens (as the embedded 
 else of its full context, in vLLM's own unit: whole blocks (`block_tokens`), and a sliding-window layer
 holds one block more, so ceil(tokens / block) + 1 blocks per sequence, x the model's KV bytes per token
 (its config.json). Without either, the replica's memory share -> `--gpu-memory-utilization` (on CPU a
-share of RAM; its default of 0.9 fails on a machine in use).
+share of RAM; its default of 0.9 fails on a machine in use). On a GPU the share is passed beside the KV bytes
+too: vLLM refuses to start when the GPU's free memory is below utilization x its total, so with its default
+of 0.9 a second engine on the same GPU (another replica, another model) would never start.
 Threads -> `OMP_NUM_THREADS` with `VLLM_CPU_OMP_THREADS_BIND=nobind` (vLLM would otherwise bind one thread
 to every core it may run on; the replica's pinning, where serve pins, still confines them).
 `--model default` (or a GGUF file) is exported once into an HF directory (paretoserve/hf_export.py) and
@@ -85,7 +87,7 @@ def vllm_argv(k: EngineKnobs) -> list[str]:
     if per_seq:
         kv_tokens = kv_tokens_for(k.max_batch, per_seq, block_tokens())
         argv += ["--kv-cache-memory-bytes", str(kv_tokens * kv_bytes_per_token(model))]
-    else:
+    if not per_seq or block_tokens() == GPU_BLOCK_TOKENS:
         argv += ["--gpu-memory-utilization", f"{k.mem_fraction:.3f}"]
     return argv
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paretoserve.engine_process import LaunchError
+from paretoserve.hf_export import exported_name
 from paretoserve.model import GGUF_ENGINES, resolve_model
 from paretoserve.serve.config import PlanError, ServeConfig
 from paretoserve.serve.pinning import threads_for, usable_cores
@@ -28,12 +29,14 @@ class ServedModel:
 
 def served_name(plan: ServeConfig) -> str:
     """The name the plan's engine serves its model under: a llama.cpp engine's is its GGUF's (`default`: the bundled
-    model's, else the file's stem), as `paretoserve engine` names it."""
-    if plan.engine_cmd is not None or plan.engine not in GGUF_ENGINES:
-        how = "--engine-cmd" if plan.engine_cmd is not None else f"--engine {plan.engine}"
-        raise PlanError(f"several models run on the llama.cpp engines ({', '.join(GGUF_ENGINES)}), whose served "
-                        f"name is the GGUF's; {how} serves one model")
-    return resolve_model(plan.model).name
+    model's, else the file's stem), as `paretoserve engine` names it; vLLM's and SGLang's is the model directory as
+    given (a GGUF's export: the GGUF's name, which the vllm preset passes as --served-model-name)."""
+    if plan.engine_cmd is not None:
+        raise PlanError("several models run on the engine presets, whose served names paretoserve knows; "
+                        "--engine-cmd serves one model")
+    if plan.engine in GGUF_ENGINES:
+        return resolve_model(plan.model).name
+    return exported_name(plan.model) or plan.model
 
 
 def served_models(plans: list[ServeConfig]) -> list[ServedModel]:

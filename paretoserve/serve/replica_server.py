@@ -32,7 +32,7 @@ RAY_PROCESSES = ("ray::ServeReplica", "ray::ProxyActor")  # what serves the requ
 
 
 # What each model's plan may set for itself: `serve` takes one value per model for these (comma lists).
-PER_MODEL = ("replicas", "max_batch", "threads_per_replica", "kv_tokens", "ctx_per_seq")
+PER_MODEL = ("replicas", "max_batch", "threads_per_replica", "kv_tokens", "ctx_per_seq", "mem_fraction")
 
 
 def serve_argv(plan: ServeConfig | Sequence[ServeConfig], port: int, log_dir: Path | None = None,
@@ -53,9 +53,9 @@ def _serve_argv(plans: list[ServeConfig], port: int, log_dir: Path | None = None
     if differ:
         raise PlanError(f"the plans of {', '.join(differ)} differ from the first in more than {', '.join(PER_MODEL)}")
     argv = [sys.executable, "-m", "paretoserve", "serve", "--host", "127.0.0.1", "--port", str(port),
-            *_each(plans, ("replicas", "max_batch", "threads_per_replica")),
+            *_each(plans, ("replicas", "max_batch", "threads_per_replica", "mem_fraction")),
             *(arg for p in plans for arg in ("--model", p.model)),
-            "--mem-fraction", str(plan.mem_fraction), "--health-path", plan.health_path,
+            "--health-path", plan.health_path,
             "--metrics-path", plan.metrics_path, "--health-timeout", str(plan.health_timeout_s),
             *_each(plans, ("kv_tokens", "ctx_per_seq"))]
     for flag, value in (("--engine-cmd", plan.engine_cmd), ("--log-dir", log_dir)):

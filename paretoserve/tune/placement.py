@@ -2,8 +2,8 @@
 
 1. Each model is tuned as `tune` tunes one (tune/pipeline.py), its batch cap searched on the cores it will get:
    the device's cores split evenly, each model on cores of its own. Its directory is `OUT/<model>/`.
-2. The placement: each model one engine at its B_opt's cap on its cores, checked to fit the device's memory
-   (each model's weights plus the KV its cap needs).
+2. The placement: each model one engine at its B_opt's cap, its KV cache sized for that cap alone, on its cores,
+   checked to fit the device's memory, each engine given its share of it (advise/memory_map.py).
 3. Measured with every model loaded at once, beside time-sharing and each model alone (sweep/colocation.py):
    the interference is measured, not assumed.
 
@@ -23,9 +23,11 @@ from typing import Callable
 
 from paretoserve.advise import Advice
 from paretoserve.advise.advice_file import AdviceFileError, read_plan
+from paretoserve.advise.memory_map import MemoryMap, MemoryMapError, ModelMemory, memory_map
 from paretoserve.advise.ray_config import write_ray_configs_models
 from paretoserve.engine.config import available_cores
 from paretoserve.results.setup import ReplicaSetup
+from paretoserve.serve.config import ServeConfig
 from paretoserve.sweep.colocation import (
     ColocatedModel,
     ColocationConfig,
@@ -73,7 +75,7 @@ class PlacementConfig:
 class PlacementResult:
     advices: list[Advice]  # each model's, in --model order
     colocation: ColocationResult
-    memory: list[str]  # the device's memory map, in words
+    memory: MemoryMap  # the device's memory, each model's part
     path: Path  # placement.json
     serve_command: str
     ray_configs: list[Path]  # ray-serve.yaml and ray-serve-llm.yaml: the placement on Ray Serve
@@ -96,11 +98,12 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
                                   capacity=None)
         tuned.append(run_tune(one, say, runs))
     advices = [t.advice for t in tuned]
-    memory = memory_map(cfg.models, advices)
-    for line in memory:
+    memory = placed_memory(cfg.models, advices)
+    for line in memory.lines():
         say(f"tune: {line}")
-    placed = tuple(ColocatedModel(model, ReplicaSetup(a.b_opt_max_batch, None, each, 1), share)
-                   for model, a, share in zip(cfg.models, advices, cfg.mix, strict=True))
+    placed = tuple(ColocatedModel(m.model, ReplicaSetup(m.max_batch, m.kv_tokens, each, m.replicas), share,
+                                  mem_fraction=m.mem_fraction or ServeConfig.mem_fraction / len(cfg.models))
+                   for m, share in zip(memory.models, cfg.mix, strict=True))
     b = cfg.base
     measured = ColocationConfig(placed, b.bench, repeats=b.repeats, ctx_per_seq=b.ctx_per_seq, repack=b.repack,
                                 cores=cfg.device_cores)
@@ -115,31 +118,24 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     ray_configs = write_ray_configs_models([(a, t.table) for a, t in zip(as_placed, tuned, strict=True)], out)
     wall_s = time.perf_counter() - started
     path.write_text(json.dumps({
-        "models": [{"model": m, "advice": str(model_dir(out, m) / "advice.json"), "replicas": 1,
-                    "max_batch": a.b_opt_max_batch, "threads_per_replica": each, "share": share}
-                   for m, a, share in zip(cfg.models, advices, cfg.mix, strict=True)],
-        "cores": cfg.device_cores, "memory": memory, "colocation": result.to_dict(), "serve": command,
+        "models": [{"model": m.model, "advice": str(model_dir(out, m.model) / "advice.json"), "replicas": m.replicas,
+                    "max_batch": m.max_batch, "kv_tokens": m.kv_tokens, "threads_per_replica": each,
+                    "mem_fraction": m.mem_fraction, "share": share}
+                   for m, share in zip(memory.models, cfg.mix, strict=True)],
+        "cores": cfg.device_cores, "memory": memory.to_dict(), "colocation": result.to_dict(), "serve": command,
         "wall_s": wall_s}, indent=2) + "\n")
     return PlacementResult(advices, result, memory, path, command, ray_configs, wall_s)
 
 
-def memory_map(models: tuple[str, ...], advices: list[Advice]) -> list[str]:
-    """Each model's weights and the KV its cap needs, and what the device has left (bytes in MiB); a placement
-    that does not fit is a TuneError."""
-    lines, total = [], 0.0
-    for model, a in zip(models, advices, strict=True):
-        weights, kv = a.memory.weights_bytes or 0.0, a.kv_need_bytes or 0.0
-        total += weights + kv
-        lines.append(f"memory: {model}: weights {weights / 2**20:.0f} MiB + KV at cap {a.b_opt_max_batch} "
-                     f"{kv / 2**20:.0f} MiB")
-    device = advices[0].memory.device_memory_bytes
-    if device is None:
-        return [*lines, f"memory: {total / 2**20:.0f} MiB in all; the device's memory is unknown"]
-    if total > device:
-        raise TuneError(f"--model: the placement needs {total / 2**20:.0f} MiB and the device has "
-                        f"{device / 2**20:.0f} MiB (--device-memory)")
-    return [*lines, f"memory: {total / 2**20:.0f} MiB of {device / 2**20:.0f} MiB in all, "
-                    f"{(device - total) / 2**20:.0f} MiB free"]
+def placed_memory(models: tuple[str, ...], advices: list[Advice]) -> MemoryMap:
+    """Each model as placed (one engine at B_opt's cap, its KV sized for it) on the device the first advice names;
+    a placement that does not fit is a TuneError."""
+    parts = [ModelMemory(model, 1, a.b_opt_max_batch, a.commands.kv_tokens, a.memory.weights_bytes or 0.0,
+                         a.kv_need_bytes or 0.0) for model, a in zip(models, advices, strict=True)]
+    try:
+        return memory_map(parts, advices[0].memory.device_memory_bytes)
+    except MemoryMapError as exc:
+        raise TuneError(str(exc)) from exc
 
 
 def serve_command(path: Path) -> str:
@@ -147,10 +143,10 @@ def serve_command(path: Path) -> str:
     return f"paretoserve serve --plan {path} --port 8000"
 
 
-def read_placement(path: Path, flag: str = "--plan") -> list[tuple[str, dict[str, int]]] | None:
-    """Each model of a placement.json and its replica plan (its advice.json's, with the placement's replicas, cap and
-    threads); None when the file is not a placement (read_plan then says what it is); AdviceFileError naming `flag`
-    when a placement's entry is not whole."""
+def read_placement(path: Path, flag: str = "--plan") -> list[tuple[str, dict[str, float]]] | None:
+    """Each model of a placement.json and its replica plan (its advice.json's, with the placement's replicas, cap,
+    KV tokens, threads and memory share); None when the file is not a placement (read_plan then says what it is);
+    AdviceFileError naming `flag` when a placement's entry is not whole."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -159,7 +155,9 @@ def read_placement(path: Path, flag: str = "--plan") -> list[tuple[str, dict[str
         return None
     try:
         return [(m["model"], {**read_plan(Path(m["advice"]), flag).given(),
-                              **{k: int(m[k]) for k in ("replicas", "max_batch", "threads_per_replica")}})
+                              **{k: int(m[k]) for k in ("replicas", "max_batch", "threads_per_replica")},
+                              **{k: int(m[k]) for k in ("kv_tokens",) if m.get(k) is not None},
+                              **{k: float(m[k]) for k in ("mem_fraction",) if m.get(k) is not None}})
                 for m in data["models"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise AdviceFileError(f"{flag}: {path} is not a placement that `tune --model A --model B` writes "

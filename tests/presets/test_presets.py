@@ -95,6 +95,12 @@ def test_vllm_maps_seqs_context_and_kv_bytes_from_the_models_config(tmp_path, mo
     # without --kv-tokens each sequence gets its full context: 8 x (ceil(520 / 128) + 1) blocks of 128 tokens
     argv = named.argv(knobs(model=str(model), ctx_per_seq=520, threads=0))
     assert flag(argv, "--kv-cache-memory-bytes") == str(8 * 6 * 128 * per_token) and argv[0] == sys.executable
+    assert "--gpu-memory-utilization" not in argv  # on a CPU the KV bytes alone size it
+    # on a GPU the replica's share goes beside them: vLLM refuses to start below utilization x the GPU's memory free
+    monkeypatch.setattr("paretoserve.presets.vllm.block_tokens", lambda: 16)
+    argv = named.argv(knobs(model=str(model), ctx_per_seq=520, threads=0))
+    assert flag(argv, "--kv-cache-memory-bytes") == str(8 * 34 * 16 * per_token)
+    assert flag(argv, "--gpu-memory-utilization") == "0.450"
 
 
 def test_vllm_without_a_kv_budget_or_context_takes_the_replicas_memory_share():

@@ -42,7 +42,7 @@ def test_each_model_takes_its_own_plan_file_in_order(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--model", "a", "--model", "b", "--replicas", "1,2,3"], "--replicas: 3 values for 2 model(s)"),
     (["--model", "a", "--model", "b", "--plan", "p.json"], "--plan: 1 plan file(s) for 2 model(s)"),
-    (["--model", "a", "--model", "b"], "several models run on the llama.cpp engines"),
+    (["--model", "a", "--model", "b"], "--engine-cmd serves one model"),
 ])
 def test_mistakes_are_one_line_errors(capsys, argv, message):
     assert main(["serve", "--engine-cmd", TEMPLATE, *argv]) == 2
@@ -66,6 +66,12 @@ def test_models_are_named_as_their_engine_names_them_and_given_once(tmp_path):
     a, b = _gguf(tmp_path / "alpha.gguf"), _gguf(tmp_path / "beta.gguf")
     named = served_models([ServeConfig(model=a), ServeConfig(model=b)])
     assert [m.name for m in named] == ["alpha", "beta"]
+    # vLLM and SGLang answer to the model directory as given; a GGUF's export to the GGUF's name
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "paretoserve-export.json").write_text('{"name": "gemma-export"}')
+    gpu = served_models([ServeConfig(model=str(tmp_path / "export"), engine="vllm"),
+                         ServeConfig(model="/models/qwen", engine="sglang")])
+    assert [m.name for m in gpu] == ["gemma-export", "/models/qwen"]
     with pytest.raises(PlanError, match="--model: alpha given twice"):
         served_models([ServeConfig(model=a), ServeConfig(model=a, replicas=2)])
 

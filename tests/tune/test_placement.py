@@ -73,11 +73,13 @@ def test_each_model_is_tuned_on_its_cores_then_placed_together_and_measured(tmp_
     assert (model_dir(tmp_path / "t", models[0]) / "advice.json").is_file()
     placement, shared, *solo = measured.ran
     assert [(p.max_batch, p.threads_per_replica) for p in placement.plans] == [(caps[0], 1), (caps[1], 1)]
+    assert [p.kv_tokens for p in placement.plans] == [a.commands.kv_tokens for a in result.advices]
     assert [load.concurrency for load in placement.loads] == caps and len(solo) == 2
     kept = json.loads(result.path.read_text())
     assert [m["max_batch"] for m in kept["models"]] == caps and kept["colocation"]["mix_throughput_rps"] == {
         "placement": 8.0, "time_sharing": 6.0, "solo": 10.0}
     assert any(line.startswith("tune: memory: ") for line in said)
+    assert kept["memory"]["used_bytes"] == result.memory.used_bytes and len(kept["memory"]["models"]) == 2
     serve_yaml = (tmp_path / "t" / "ray-serve.yaml").read_text()
     assert result.ray_configs[0].name == "ray-serve.yaml" and "EngineReplica-1" in serve_yaml
 
@@ -112,4 +114,10 @@ def test_serve_takes_the_placement_file_with_its_models_and_plans(tmp_path, mode
     plans = plans_from_args(build_parser(argv).parse_args(argv))
     assert [(p.model, p.replicas, p.max_batch, p.threads_per_replica) for p in plans] == [
         (m, 1, a.b_opt_max_batch, 1) for m, a in zip(models, result.advices, strict=True)]
+    # each model's KV sized for its cap alone, and its share of the device's memory, from the placement
+    assert [(p.kv_tokens, p.mem_fraction) for p in plans] == [
+        (m.kv_tokens, m.mem_fraction) for m in result.memory.models]
+    assert all(p.kv_tokens == a.commands.kv_tokens for p, a in zip(plans, result.advices, strict=True))
+    argv_share = [*argv, "--mem-fraction", "0.2"]  # the flag over the placement's shares
+    assert {p.mem_fraction for p in plans_from_args(build_parser(argv_share).parse_args(argv_share))} == {0.2}
     assert main([*argv, "--model", models[0]]) == 2  # the placement names its models
