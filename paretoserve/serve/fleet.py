@@ -13,7 +13,7 @@ from pathlib import Path
 
 from paretoserve.engine_process import LaunchError
 from paretoserve.hf_export import exported_name
-from paretoserve.model import GGUF_ENGINES, resolve_model
+from paretoserve.model import GGUF_ENGINES, names_gguf, resolve_model
 from paretoserve.serve.config import PlanError, ServeConfig
 from paretoserve.serve.pinning import threads_for, usable_cores
 from paretoserve.serve.supervisor import Replica, Supervisor
@@ -34,7 +34,7 @@ def served_name(plan: ServeConfig) -> str:
     if plan.engine_cmd is not None:
         raise PlanError("several models run on the engine presets, whose served names paretoserve knows; "
                         "--engine-cmd serves one model")
-    if plan.engine in GGUF_ENGINES:
+    if plan.engine in GGUF_ENGINES or names_gguf(plan.model):  # vLLM serves a GGUF's export under its name
         return resolve_model(plan.model).name
     return exported_name(plan.model) or plan.model
 

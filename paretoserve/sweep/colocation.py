@@ -67,6 +67,7 @@ class ColocationConfig:
     ctx_per_seq: int | None = None  # tokens; None = the engine's default
     repack: str = "auto"
     cores: int | None = None  # the device's cores; None = those this process may use
+    engine: str = "embedded"  # the preset every model's engines run (paretoserve/presets)
 
     def __post_init__(self) -> None:
         if len(self.models) < 2:
@@ -113,7 +114,8 @@ def arrangements(cfg: ColocationConfig) -> list[Arrangement]:
     try:
         placed = tuple(ServeConfig(model=m.model, replicas=m.setup.replicas, max_batch=m.setup.max_batch,
                                    kv_tokens=m.setup.kv_tokens, threads_per_replica=m.setup.threads,
-                                   ctx_per_seq=cfg.ctx_per_seq, repack=cfg.repack, mem_fraction=m.mem_fraction)
+                                   ctx_per_seq=cfg.ctx_per_seq, repack=cfg.repack, mem_fraction=m.mem_fraction,
+                                   engine=cfg.engine)
                        for m in cfg.models)
         place(list(placed), list(range(cores)))  # refuses a placement that needs more cores than there are
     except PlanError as exc:

@@ -106,7 +106,7 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
                    for m, share in zip(memory.models, cfg.mix, strict=True))
     b = cfg.base
     measured = ColocationConfig(placed, b.bench, repeats=b.repeats, ctx_per_seq=b.ctx_per_seq, repack=b.repack,
-                                cores=cfg.device_cores)
+                                cores=cfg.device_cores, engine=b.engine)
     say(f"tune: measuring the placement, time-sharing and each model alone, every model loaded at once for "
         f"{b.duration_s:g} s")
     result = measure_colocation(measured, colocation or LiveColocation(log_dir=out / "colocation"),

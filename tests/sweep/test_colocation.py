@@ -1,6 +1,7 @@
 """Several models on one device: the arrangements measured (plans and loads), their order, the mix arithmetic, and
 one small run on the two real models."""
 
+import dataclasses
 import os
 import re
 
@@ -68,6 +69,13 @@ def test_each_arrangement_serves_its_plans_with_the_same_saturating_load(models)
                 for load in arrangement.loads] == [("alpha", 8, 5.0, TokenRange(16, 16)),
                                                    ("beta", 8, 5.0, TokenRange(16, 16))]  # cap x replicas each
     assert solo_a.loads == placement.loads[:1] and solo_b.loads == placement.loads[1:]
+
+
+def test_every_arrangement_runs_the_tuned_engine_with_each_models_memory_share(models):
+    shared = (dataclasses.replace(models[0], mem_fraction=0.5), dataclasses.replace(models[1], mem_fraction=0.3))
+    for arrangement in arrangements(ColocationConfig(shared, BENCH, cores=4, engine="llama-server")):
+        assert {p.engine for p in arrangement.plans} == {"llama-server"}
+        assert {p.mem_fraction for p in arrangement.plans} <= {0.5, 0.3}
 
 
 def test_rounds_run_every_arrangement_in_turn(models):
