@@ -1,4 +1,5 @@
-"""The advice for people: rich tables of the batches, the memory, the replica plan, frontiers and commands."""
+"""The advice for people: rich tables of the batches, the memory, the replica plan, frontiers and commands; of a
+placement, each model's B_opt, the memory map and the arrangements compared."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from paretoserve.advise.advice import Advice
+from paretoserve.advise.memory_map import MemoryMap
+from paretoserve.advise.mix_figures import ColocationFigures, MixCapacityFigures
+from paretoserve.advise.placement_view import PlacementView
 
 
 def size(n: float | None) -> str:
@@ -106,3 +110,95 @@ def print_advice(advice: Advice, console: Console | None = None) -> None:
                         ("vLLM", c.vllm), ("vLLM (KV bytes)", c.vllm_kv_bytes)):
         if line:
             console.print(f"  {label}: ", escape(line), soft_wrap=True)
+
+
+def model_lines(view: PlacementView) -> list[str]:
+    """Each model's B_opt and plan from its own tune, and how it is placed: one line each."""
+    out = []
+    for m in view.models:
+        a, plan = m.advice, m.advice.replica_plan
+        cap = f" (cap {a.b_opt_max_batch})" if a.b_opt_max_batch != a.b_opt else ""
+        threads = f"{m.threads_per_replica} thread{'s' if m.threads_per_replica != 1 else ''}"
+        kv = f", KV {m.kv_tokens} tokens" if m.kv_tokens is not None else ""
+        out.append(f"[bold]{escape(m.name)}[/] (share {m.share:.2f}): B_opt = {a.b_opt}{cap} under "
+                   f"{escape(a.slo.text)}, {a.throughput_at_b_opt:,.1f} {a.throughput_metric}; alone "
+                   f"{plan.replicas} x B={plan.max_batch} ({plan.predicted_or_measured}); placed "
+                   f"{m.replicas} x cap {m.max_batch}, {threads}{kv} ({escape(str(m.advice_path))})")
+    return out
+
+
+def memory_map_table(memory: MemoryMap, names: list[str]) -> Table:
+    """The device's memory: each model's weights and KV per replica, its share, and what stays free."""
+    table = Table(title="Memory map of the device")
+    for column in ("model", "replicas", "cap", "weights", "KV per replica", "KV tokens", "memory share", "total"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, m in zip(names, memory.models, strict=True):
+        table.add_row(escape(name), str(m.replicas), str(m.max_batch), size(m.weights_bytes), size(m.kv_bytes),
+                      f"{m.kv_tokens:,}", share(m.mem_fraction), size(m.total_bytes))
+    device = memory.device_bytes
+    table.caption = (f"used {size(memory.used_bytes)} of {size(device)} ({share(memory.used_bytes / device)}), "
+                     f"free {size(memory.free_bytes)}" if device else
+                     f"used {size(memory.used_bytes)}; the device's memory is unknown (give --device-memory)")
+    return table
+
+
+def arrangements_table(c: ColocationFigures) -> Table:
+    """Each arrangement's mix throughput beside the placement's."""
+    table = Table(title="The placement against the alternatives: mix throughput, min_i(rate_i / share_i)")
+    for column in ("arrangement", "devices", "mix req/s", "req/s per device", "placement / it, per device"):
+        table.add_column(column, justify="left" if column == "arrangement" else "right")
+    table.add_row("[bold]placement[/]", "1", f"{c.placement_rps:.2f}", f"{c.placement_rps:.2f}", "")
+    table.add_row("time-sharing", "1", f"{c.time_sharing_rps:.2f}", f"{c.time_sharing_rps:.2f}",
+                  _times(c.ratio(c.time_sharing_rps)))
+    table.add_row(f"one device per model (needs {c.devices})", str(c.devices), f"{c.solo_rps:.2f}",
+                  f"{c.solo_per_device_rps:.2f}", _times(c.ratio(c.solo_per_device_rps)))
+    return table
+
+
+def model_rates_table(c: ColocationFigures) -> Table:
+    """Each model's rate in each arrangement and its interference (placement over solo)."""
+    table = Table(title="Each model's rate, requests/s (goodput where it has an SLO)")
+    for column in ("model", "share", "placement", "time-sharing", "solo", "placement / solo"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for m in c.models:
+        table.add_row(escape(m.name), f"{m.share:.2f}", f"{m.placement_rps:.2f}", f"{m.time_sharing_rps:.2f}",
+                      f"{m.solo_rps:.2f}", "-" if m.interference is None else f"{m.interference:.2f}")
+    table.caption = f"{c.runs} runs in {c.wall_s / 60:.1f} min"
+    return table
+
+
+def mix_capacity_table(capacity: MixCapacityFigures) -> Table:
+    """Every total rate of the mix tried, and each model's rate and attainment there."""
+    head = (f"Mix capacity: {capacity.capacity_rps:.3g} req/s in all" if capacity.capacity_rps is not None
+            else "Mix capacity: none found")
+    table = Table(title=f"{head}, every model {capacity.attainment:.0%} within its SLO")
+    table.add_column("total req/s", justify="right")
+    table.add_column("verdict")
+    table.add_column("each model: req/s, within its SLO")
+    for run in capacity.runs:
+        models = "; ".join(f"{m.name} {m.rate_rps:.3g} req/s {m.attainment:.1%}{'' if m.met else ' (missed)'}"
+                           for m in run.models)
+        table.add_row(f"{run.rate_rps:.4g}", "met" if run.met else "missed", escape(models))
+    if capacity.stop_reason:
+        table.caption = escape(capacity.stop_reason)
+    return table
+
+
+def print_placement(view: PlacementView, console: Console | None = None) -> None:
+    """A placement: each model's B_opt and plan, the memory map, the arrangements compared, the mix's capacity."""
+    console = console or Console()
+    console.print(f"[bold]advise[/] {escape(str(view.path))}: {len(view.models)} models on one device of "
+                  f"{view.cores} cores")
+    for line in model_lines(view):
+        console.print(line, soft_wrap=True)
+    tables = [memory_map_table(view.memory, [m.name for m in view.models]),
+              arrangements_table(view.colocation), model_rates_table(view.colocation)]
+    for table in tables + ([mix_capacity_table(view.mix_capacity)] if view.mix_capacity else []):
+        console.print(table)
+    for warning in view.colocation.warnings:
+        console.print(f"warning: {escape(warning)}")
+    console.print("[bold]Serve it[/]: ", escape(view.serve), soft_wrap=True)
+
+
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f} x"
