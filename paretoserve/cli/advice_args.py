@@ -49,9 +49,17 @@ def add_advice_flags(group, names=tuple(ADVICE_FLAGS), help: dict[str, str] | No
         group.add_argument(FLAGS[name], default=DEFAULTS[name], **kwargs)
 
 
-def add_advice_args(parser: argparse.ArgumentParser, title: str) -> None:
-    """Add the SLO, efficiency, memory and replica flags as one argument group."""
-    add_advice_flags(parser.add_argument_group(title))
+def add_advice_args(parser: argparse.ArgumentParser, title: str, per_model: bool = False) -> None:
+    """Add the SLO, efficiency, memory and replica flags as one argument group; `per_model`: --slo may be repeated,
+    once for every --model or once per --model (args.slo is then a list or None)."""
+    group = parser.add_argument_group(title)
+    if not per_model:
+        add_advice_flags(group)
+        return
+    group.add_argument(FLAGS["slo"], action="append", default=None,
+                       help=ADVICE_FLAGS["slo"]["help"] + "; with several --model, once for every model or once per "
+                                                          "--model, in order")
+    add_advice_flags(group, tuple(name for name in ADVICE_FLAGS if name != "slo"))
 
 
 def given_advice_flags(args: argparse.Namespace) -> list[str]:
@@ -62,7 +70,7 @@ def given_advice_flags(args: argparse.Namespace) -> list[str]:
 def advise_config(args: argparse.Namespace, names=tuple(ADVICE_FLAGS), **extra) -> AdviseConfig:
     """The advice flags `names` as advise's config; an out-of-range value is a UsageError naming its flag."""
     try:
-        return AdviseConfig(**{name: getattr(args, name) for name in names}, **extra)
+        return AdviseConfig(**{**{name: getattr(args, name) for name in names}, **extra})
     except ValidationError as exc:
         raise flag_error(exc) from exc
 

@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from paretoserve.advise import AdviseConfig
+from paretoserve.cli import examples
 from paretoserve.cli.advice_args import add_advice_args, advise_config
 from paretoserve.cli.common import UsageError, add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import add_remeasure_arg
@@ -21,8 +23,8 @@ DEFAULTS = TuneConfig()
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("tune", help=help,
-                              description=__doc__)
+    p = subparsers.add_parser("tune", help=help, description=help,
+                              epilog=examples("paretoserve tune --out tune-out"))
     add_model_arg(p, files="GGUF file (llama.cpp engines) or HF model directory (vllm, sglang)",
                   many="; repeat it to place several models on one device, each on cores of its own")
     p.add_argument("--mix", default=None, metavar="SHARES",
@@ -53,7 +55,7 @@ def add_parser(subparsers, help: str) -> None:
     w.add_argument("--output-tokens", type=int, default=DEFAULTS.output_tokens, help="default: %(default)s")
     w.add_argument("--duration", type=float, default=DEFAULTS.duration_s,
                    help="seconds of load per point, then in-flight requests finish (default: %(default)s)")
-    add_advice_args(p, "SLO and advice (default: the paper's 3 x mean TPOT at B=32)")
+    add_advice_args(p, "SLO and advice (default: the paper's 3 x mean TPOT at B=32)", per_model=True)
     add_capacity_step_args(p.add_argument_group(
         "capacity: after the plan is chosen, the request rate it sustains and the replicas a traffic needs"))
     p.set_defaults(run=run)
@@ -61,13 +63,14 @@ def add_parser(subparsers, help: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     models = tuple(args.model or [DEFAULT_MODEL])
+    advices = advice_each(args, len(models))
     cfg = TuneConfig(model=models[0], engine=args.engine, out=args.out, max_batch=args.max_batch,
                      threads=args.threads, repack=args.repack, repeats=args.repeats, wait_quiet_s=args.wait_quiet,
                      input_tokens=args.input_tokens, output_tokens=args.output_tokens, duration_s=args.duration,
                      min_gain=args.min_gain, remeasure_budget=args.remeasure_budget, verify=args.verify,
-                     resume=args.resume, capacity=capacity_step(args), advice=advise_config(args))
+                     resume=args.resume, capacity=capacity_step(args), advice=advices[0])
     if len(models) > 1:
-        return run_several(args, cfg, models)
+        return run_several(args, cfg, models, advices)
     if args.mix is not None:
         raise UsageError("--mix needs several --model: it gives each model's share of the requests")
     signal.signal(signal.SIGTERM, stop_on_sigterm)
@@ -81,7 +84,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_several(args: argparse.Namespace, cfg: TuneConfig, models: tuple[str, ...]) -> int:
+def advice_each(args: argparse.Namespace, models: int) -> tuple[AdviseConfig, ...]:
+    """Each model's advice settings: the flags, with its own --slo (one for every model, or one per --model)."""
+    slos = args.slo or [None]
+    if len(slos) not in (1, models):
+        raise UsageError(f"--slo: given {len(slos)} times for {models} model(s); give it once for every model or "
+                         "once per --model, in order")
+    return tuple(advise_config(args, slo=slo) for slo in (slos * models if len(slos) == 1 else slos))
+
+
+def run_several(args: argparse.Namespace, cfg: TuneConfig, models: tuple[str, ...],
+                advices: tuple[AdviseConfig, ...]) -> int:
     """Several models placed on one device (tune/placement.py)."""
     for flag, given in (("--threads", args.threads != DEFAULTS.threads), ("--no-verify", not args.verify),
                         ("--traffic and --capacity", cfg.capacity is not None)):
@@ -89,12 +102,12 @@ def run_several(args: argparse.Namespace, cfg: TuneConfig, models: tuple[str, ..
             raise UsageError(f"{flag} applies to one --model; with several, each gets the device's cores split "
                              "evenly and the placement is measured")
     mix = tuple(1 / len(models) for _ in models) if args.mix is None else parse_mix(args.mix)
-    placement = PlacementConfig(cfg, models, mix)
+    placement = PlacementConfig(cfg, models, mix, advices=advices)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     result = run_placement(placement, say=lambda line: print(line, file=sys.stderr))
-    print("\n".join([*result.colocation.lines(), *result.memory.lines(), f"placement: {result.path}",
-                     f"serve it: {result.serve_command}",
-                     f"{result.colocation.runs} placement runs; {result.wall_s:.0f} s in all"]))
+    print("\n".join([*result.colocation.lines(), *(result.mix.lines() if result.mix else []),
+                     *result.memory.lines(), f"placement: {result.path}", f"serve it: {result.serve_command}",
+                     result.time_to_plan]))
     return 0
 
 

@@ -16,18 +16,17 @@ loads it with `run_bench`; tests answer from figures, so the sequencing and the 
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
 import math
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, ContextManager, Iterator, Protocol, Sequence
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.metrics import GOODPUT
-from paretoserve.bench.runner import run_bench
 from paretoserve.bench.slo import Slo
 from paretoserve.engine.config import available_cores
 from paretoserve.engine_process import LaunchError
@@ -36,6 +35,7 @@ from paretoserve.results.setup import ReplicaSetup
 from paretoserve.serve.config import PlanError, ServeConfig
 from paretoserve.serve.fleet import place, served_name
 from paretoserve.serve.replica_server import ReplicaServer
+from paretoserve.sweep.mix_capacity import LiveMixRuns, MixRuns
 
 KINDS = ("placement", "time-sharing", "solo")  # the arrangements, in the order each round runs them
 REPEATS = IntRange(1, 100)
@@ -100,6 +100,9 @@ class ColocationRuns(Protocol):
 
     def run(self, arrangement: Arrangement) -> list[dict]:
         """Each model's bench result (`run_bench`'s fields), in plan order; LaunchError where it cannot start."""
+
+    def serving(self, arrangement: Arrangement) -> ContextManager[MixRuns]:
+        """The arrangement served while the block runs, loaded through the runs it gives (the mix capacity)."""
 
 
 def mix_throughput(rates: Sequence[float], shares: Sequence[float]) -> float:
@@ -240,6 +243,17 @@ class LiveColocation:
     health_timeout_s: float = 600.0
 
     def run(self, arrangement: Arrangement) -> list[dict]:
+        with self.serving(arrangement) as served:
+            # The warm-up apart (at least one request per slot), so that every model's window starts at one moment.
+            served.run([dataclasses.replace(load, duration_s=None, warmup=0, requests=max(load.concurrency,
+                                                                                           load.warmup))
+                        for load in arrangement.loads])
+            return served.run([dataclasses.replace(load, warmup=0) for load in arrangement.loads])
+
+    @contextlib.contextmanager
+    def serving(self, arrangement: Arrangement) -> Iterator[LiveMixRuns]:
+        """The arrangement served until the block ends, as runs that load every model at once; LaunchError when a
+        replica failed and was restarted meanwhile (its figures would mix two engines)."""
         logs = self.log_dir / arrangement.label.replace(" ", "-") if self.log_dir is not None else None
         if logs is not None:
             logs.mkdir(parents=True, exist_ok=True)
@@ -247,21 +261,11 @@ class LiveColocation:
                            log_dir=logs) as server:
             server.wait_healthy(self.health_timeout_s)
             health = server.refresh() or {}
-            loads = [dataclasses.replace(load, url=server.base_url, engine_pids=_pids(health, load.served_model_name))
-                     for load in arrangement.loads]
-            # The warm-up apart (at least one request per slot), so that every model's window starts at one moment.
-            asyncio.run(_together([dataclasses.replace(load, duration_s=None, warmup=0,
-                                                       requests=max(load.concurrency, load.warmup)) for load in loads]))
-            loads = [dataclasses.replace(load, warmup=0) for load in loads]
-            results = asyncio.run(_together(loads))
+            yield LiveMixRuns(server.base_url, {name: _pids(health, name) for name in
+                                                (load.served_model_name or "" for load in arrangement.loads)})
             if server.restarts():
                 raise LaunchError(f"{arrangement.label}: a replica failed and was restarted during the run:\n"
                                   f"{server.output_tail(1500)}")
-        return results
-
-
-async def _together(loads: list[BenchConfig]) -> list[dict]:
-    return list(await asyncio.gather(*(run_bench(load, keep_requests=False) for load in loads)))
 
 
 def _pids(health: dict, name: str | None) -> tuple[int, ...]:

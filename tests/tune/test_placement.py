@@ -1,11 +1,14 @@
 """`tune --model A --model B`: each model tuned on its share of the cores, placed together, the placement measured
 beside time-sharing and each model alone; on simulated engines and recorded figures (no engine starts)."""
 
+import contextlib
 import json
+import types
 from pathlib import Path
 
 import pytest
 
+from paretoserve.advise import AdviseConfig
 from paretoserve.cli import build_parser, main
 from paretoserve.cli.serve_cmd import plans_from_args
 from paretoserve.results.setup import ReplicaSetup
@@ -44,16 +47,30 @@ class Simulated:
 
 
 class Measured:
-    """The colocation runs: each model's rate by arrangement kind, requests/s."""
+    """The colocation runs: each model's rate by arrangement kind, requests/s; served, each model keeps every
+    request within its SLO up to SUSTAINED requests/s of its own, and none past it."""
 
     RATES = {"placement": 4.0, "time-sharing": 3.0, "solo": 5.0}
+    SUSTAINED = 3.0
 
     def __init__(self) -> None:
         self.ran: list[Arrangement] = []
+        self.served: list[Arrangement] = []
+        self.rates: list[list[float]] = []  # each mix run's rate per model
 
     def run(self, arrangement: Arrangement) -> list[dict]:
         self.ran.append(arrangement)
-        return [{"request_throughput": self.RATES[arrangement.kind], "failed": 0} for _ in arrangement.loads]
+        return [{"request_goodput": self.RATES[arrangement.kind], "failed": 0} for _ in arrangement.loads]
+
+    @contextlib.contextmanager
+    def serving(self, arrangement: Arrangement):
+        self.served.append(arrangement)
+        yield types.SimpleNamespace(run=self.run_mix)
+
+    def run_mix(self, loads) -> list[dict]:
+        self.rates.append([load.rate for load in loads])
+        return [{"completed": 40, "failed": 0, "slo_attainment": 1.0 if load.rate <= self.SUSTAINED else 0.5,
+                 "request_throughput": load.rate} for load in loads]
 
 
 @pytest.fixture
@@ -78,10 +95,34 @@ def test_each_model_is_tuned_on_its_cores_then_placed_together_and_measured(tmp_
     kept = json.loads(result.path.read_text())
     assert [m["max_batch"] for m in kept["models"]] == caps and kept["colocation"]["mix_throughput_rps"] == {
         "placement": 8.0, "time_sharing": 6.0, "solo": 10.0}
+    # each model judged by its own SLO per request (its advice's limits, and a TTFT bound): its rate is goodput
+    assert all(load.slo is not None and load.slo.per_request for load in placement.loads)
+    assert {m["metric"] for m in kept["colocation"]["models"]} == {"request_goodput"}
+    # the mix's capacity, searched on the placement served once more below its 8 req/s at saturation: each model
+    # keeps its requests within the SLO up to 3 req/s of its own, so the mix (half each) up to 6 in all
+    assert measured.served == [placement] and all(max(rates) <= 8.0 for rates in measured.rates)
+    mix = kept["mix_capacity"]
+    assert mix["capacity_rps"] <= 6.0 < mix["failing_rps"] and mix["capacity_rps"] >= 6.0 / 1.1 ** 2
+    assert all(run["met"] == (run["rate_rps"] <= 6.0) for run in mix["runs"])
+    assert any(line.startswith("tune: mix capacity: ") for line in said)
     assert any(line.startswith("tune: memory: ") for line in said)
     assert kept["memory"]["used_bytes"] == result.memory.used_bytes and len(kept["memory"]["models"]) == 2
     serve_yaml = (tmp_path / "t" / "ray-serve.yaml").read_text()
     assert result.ray_configs[0].name == "ray-serve.yaml" and "EngineReplica-1" in serve_yaml
+
+
+def test_each_model_is_advised_and_judged_under_its_own_slo(tmp_path, models):
+    own = (AdviseConfig(slo="tpot_ms<=900"), AdviseConfig(slo="tpot_ms<=700,ttft_ms<=1500"))
+    measured = Measured()
+    result = run_placement(PlacementConfig(TuneConfig(out=tmp_path / "t", max_batch=16, duration_s=5.0), models,
+                                           (0.5, 0.5), advices=own), lambda line: None, Simulated(), measured)
+    assert [a.slo.text for a in result.advices] == ["mean_tpot_ms<=900 (--slo)",
+                                                    "mean_tpot_ms<=700 (--slo), mean_ttft_ms<=1500 (--slo)"]
+    # per request: the first's limit plus capacity's TTFT bound, the second's own TTFT bound kept
+    assert [load.slo.text for load in measured.ran[0].loads] == ["tpot_ms<=900,ttft_ms<=2000",
+                                                                 "tpot_ms<=700,ttft_ms<=1500"]
+    assert [m["slo"] for m in result.mix.runs[0]["models"]] == ["tpot_ms<=900,ttft_ms<=2000",
+                                                                "tpot_ms<=700,ttft_ms<=1500"]
 
 
 def test_a_placement_needs_a_core_per_model_and_a_share_each(tmp_path, models, cores):
@@ -100,6 +141,8 @@ def test_a_placement_needs_a_core_per_model_and_a_share_each(tmp_path, models, c
     (["--model", "a", "--model", "b", "--mix", "x"], "--mix must be shares separated by commas"),
     (["--model", "a", "--model", "b", "--threads", "1"], "--threads applies to one --model"),
     (["--model", "a", "--model", "b", "--traffic", "3"], "--traffic and --capacity applies to one --model"),
+    (["--model", "a", "--model", "b", *["--slo", "tpot_ms<=50"] * 3], "--slo: given 3 times for 2 model(s)"),
+    (["--slo", "tpot_ms<=50", "--slo", "tpot_ms<=60"], "--slo: given 2 times for 1 model(s)"),
 ])
 def test_tune_refuses_what_several_models_cannot_take(tmp_path, capsys, flags, message):
     assert main(["tune", "--out", str(tmp_path / "t"), *flags]) == 2
