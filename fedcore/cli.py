@@ -10,6 +10,10 @@ from pathlib import Path
 
 from fedcore import __version__
 
+DESCRIPTION = ("fedcore compares federated learning methods (FedAvg, FedAvg dropping stragglers, FedProx, FedCore's "
+               "coresets) on one data set, in simulated time with straggling clients.")
+EXAMPLE = "fedcore run --dataset digits --rounds 50 --out fedcore-digits"  # the example every --help shows
+
 
 class UsageError(Exception):
     """A user mistake: reported in one line, exit status 2."""
@@ -21,22 +25,29 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fedcore", description=__doc__)
+    # Raw description and epilog: the example's line must stay as written; the description is one line.
+    parser = _Parser(prog="fedcore", description=DESCRIPTION, epilog=f"Examples:\n  {EXAMPLE}",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fedcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    run = sub.add_parser("run", help="compare fedavg, fedavg-ds, fedprox and fedcore on one data set")
-    run.add_argument("--dataset", default="synthetic:1,1", help="synthetic:A,B | digits | mnist1d")
-    run.add_argument("--clients", type=int, default=30)
-    run.add_argument("--per-round", type=int, default=10, help="clients sampled per round")
-    run.add_argument("--rounds", type=int, default=100)
-    run.add_argument("--epochs", type=int, default=10, help="local epochs E")
-    run.add_argument("--batch-size", type=int, default=8)
-    run.add_argument("--lr", type=float, default=0.01)
-    run.add_argument("--mu", type=float, default=1.0, help="FedProx's proximal weight")
-    run.add_argument("--stragglers", type=float, default=0.3, help="fraction of clients slower than the deadline")
-    run.add_argument("--methods", default="fedavg,fedavg-ds,fedprox,fedcore")
+    summary = "compare fedavg, fedavg-ds, fedprox and fedcore on one data set; write results.json and report.html"
+    run = sub.add_parser("run", help=summary, description=summary, epilog=f"Examples:\n  {EXAMPLE}",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--dataset", default="synthetic:1,1",
+                     help="synthetic:A,B (FedProx's synthetic data) | digits | mnist1d (default: %(default)s)")
+    run.add_argument("--clients", type=int, default=30, help="clients in the federation (default: %(default)s)")
+    run.add_argument("--per-round", type=int, default=10, help="clients sampled per round (default: %(default)s)")
+    run.add_argument("--rounds", type=int, default=100, help="communication rounds (default: %(default)s)")
+    run.add_argument("--epochs", type=int, default=10, help="local epochs E (default: %(default)s)")
+    run.add_argument("--batch-size", type=int, default=8, help="local SGD batch size (default: %(default)s)")
+    run.add_argument("--lr", type=float, default=0.01, help="local SGD learning rate (default: %(default)s)")
+    run.add_argument("--mu", type=float, default=1.0, help="FedProx's proximal weight (default: %(default)s)")
+    run.add_argument("--stragglers", type=float, default=0.3,
+                     help="fraction of clients slower than the deadline (default: %(default)s)")
+    run.add_argument("--methods", default="fedavg,fedavg-ds,fedprox,fedcore",
+                     help="the methods to compare, comma-separated (default: %(default)s)")
     run.add_argument("--model", default="auto", help="auto | softmax | mlp (auto: softmax on synthetic, else mlp)")
-    run.add_argument("--hidden", type=int, default=64, help="hidden units of the MLP")
+    run.add_argument("--hidden", type=int, default=64, help="hidden units of the MLP (default: %(default)s)")
     run.add_argument("--max-class", type=int, default=None,
                      help="most samples clustered in one distance matrix (default 1024: 4 MiB of float32)")
     run.add_argument("--charge-selection", action="store_true",
@@ -44,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--targets", default="auto",
                      help="accuracies for time-to-accuracy, e.g. 0.6,0.7 (auto: 80/90/95 %% of the best final)")
     run.add_argument("--backend", default="inprocess", help="inprocess | flower-sim (Flower's Ray simulation)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=int, default=0,
+                     help="seeds the data, its split, the model's first weights and each round's sampling "
+                          "(default: %(default)s)")
     run.add_argument("--out", type=Path, default=Path("fedcore-run"), help="output directory")
     run.add_argument("--json", action="store_true", help="print results.json to stdout")
     return parser

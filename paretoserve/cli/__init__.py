@@ -30,12 +30,37 @@ COMMANDS = {
 
 DESCRIPTION = ("paretoserve finds the batch cap, KV budget and replica count that give a small language model the "
                "most throughput on one device within a latency SLO, and serves that plan: `paretoserve tune` does it "
-               "all in one run (the main job), the other commands are its steps.")
+               "all in one run.")
+EXAMPLES = "Examples:"  # the first line of every parser's epilog; each line under it is one command to run
+
+
+def examples(*commands: str) -> str:
+    """The epilog of a command's --help: `Examples:` and one working command line per line."""
+    return "\n".join([EXAMPLES, *(f"  {command}" for command in commands)])
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, except that an `Examples:` epilog keeps its lines as written rather than refilled."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose --help keeps the examples' lines; its subparsers are CommandParsers too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The parser, with the full flags of the subcommand named in `argv` (every one's help line either way)."""
-    parser = argparse.ArgumentParser(prog="paretoserve", description=DESCRIPTION)
+    parser = CommandParser(prog="paretoserve", description=DESCRIPTION,
+                           epilog=examples("paretoserve tune --out tune-out",
+                                           "paretoserve serve --plan tune-out/advice.json --port 8000"))
     parser.add_argument("--version", action="version", version=f"paretoserve {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)

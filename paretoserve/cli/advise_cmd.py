@@ -13,14 +13,15 @@ from paretoserve.advise.advice_file import advice_json
 from paretoserve.advise.capacity import capacity_advice
 from paretoserve.advise.console import print_advice
 from paretoserve.advise.ray_config import write_ray_configs
+from paretoserve.cli import examples
 from paretoserve.cli.advice_args import add_advice_args, advise_config
 from paretoserve.cli.common import UsageError
 from paretoserve.cli.traffic_args import add_traffic_args, traffic_of
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("advise", help=help,
-                              description=__doc__)
+    p = subparsers.add_parser("advise", help=help, description=help,
+                              epilog=examples('paretoserve advise sweep-out --slo "tpot_ms<=50"'))
     p.add_argument("dir", metavar="DIR", help="sweep directory (paretoserve sweep or import vllm)")
     add_advice_args(p, "SLO (default: the paper's 3 x mean TPOT at B=32)")
     c = p.add_argument_group("capacity: the plan's measured capacity and the replicas a traffic needs")

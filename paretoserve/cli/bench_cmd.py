@@ -26,13 +26,15 @@ from paretoserve.bench.energy import DEFAULT_WATTS_PER_CORE
 from paretoserve.bench.repeats import REPEATS, combine
 from paretoserve.bench.runner import run_bench
 from paretoserve.bench.slo import parse_slo
+from paretoserve.cli import examples
 from paretoserve.cli.common import UsageError
 from paretoserve.openai_api.auth import ENV_VAR
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("bench", help=help,
-                              description=__doc__)
+    p = subparsers.add_parser("bench", help=help, description=help,
+                              epilog=examples("paretoserve bench --url http://127.0.0.1:8000 --concurrency 16 "
+                                              "--requests 200"))
     p.add_argument("--url", required=True, help="base URL of the endpoint, e.g. http://127.0.0.1:8000")
     a = p.add_argument_group("access")
     a.add_argument("--api-key", default=None, metavar="KEY",

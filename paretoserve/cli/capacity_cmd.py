@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from paretoserve.bench.config import BenchConfig
+from paretoserve.cli import examples
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
 from paretoserve.cli.common import UsageError
 from paretoserve.sweep.capacity import CapacityConfig, CapacitySession
@@ -27,7 +28,9 @@ TRACE_SETS = {"mode": "--mode", "rate": "--rate", "requests": "--requests", "dur
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("capacity", help=help, description=__doc__)
+    p = subparsers.add_parser("capacity", help=help, description=help,
+                              epilog=examples("paretoserve capacity --url http://127.0.0.1:8000 "
+                                              '--slo "p99_ttft_ms<=2000" --out capacity-out'))
     p.add_argument("--url", required=True, help="base URL of the plan (`paretoserve serve`) or any endpoint")
     a = p.add_argument_group("access")
     a.add_argument("--api-key", default=None, metavar="KEY", help="as bench's (default: $PARETOSERVE_API_KEY)")

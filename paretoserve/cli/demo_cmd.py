@@ -8,13 +8,14 @@ import time
 
 import httpx
 
+from paretoserve.cli import examples
 from paretoserve.cli.common import UsageError, add_model_arg
 from paretoserve.engine_process import EngineProcess, LaunchError, embedded_engine_cmd, free_port
 
 
 def add_parser(subparsers, help: str) -> None:
-    parser = subparsers.add_parser("demo", help=help,
-                                   description=__doc__)
+    parser = subparsers.add_parser("demo", help=help, description=help,
+                                   epilog=examples("paretoserve demo --concurrency 8"))
     add_model_arg(parser)
     parser.add_argument("--concurrency", type=int, default=8, help="requests sent at once (default: 8)")
     parser.add_argument("--output-tokens", type=int, default=64, help="tokens generated per request (default: 64)")

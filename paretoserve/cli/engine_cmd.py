@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import uvicorn
 
+from paretoserve.cli import examples
 from paretoserve.cli.access_args import add_access_args, api_keys, check_tls, warn_if_open
 from paretoserve.cli.common import add_engine_args, add_model_args, add_server_args, bind_port, engine_config
 from paretoserve.engine.core import Engine
@@ -19,8 +20,8 @@ from paretoserve.openai_api.auth import ApiKeys
 
 
 def add_parser(subparsers, help: str) -> None:
-    parser = subparsers.add_parser("engine", help=help,
-                                   description=__doc__)
+    parser = subparsers.add_parser("engine", help=help, description=help,
+                                   epilog=examples("paretoserve engine --max-batch 16 --port 8000"))
     add_model_args(parser)
     add_engine_args(parser)
     add_server_args(parser)

@@ -13,6 +13,7 @@ from typing import Callable
 
 from rich.console import Console
 
+from paretoserve.cli import examples
 from paretoserve.cli.common import UsageError, add_cache_dir_arg, add_model_arg
 from paretoserve.estimate.calibrate import CalibrationError, calibrate
 from paretoserve.estimate.console import (
@@ -35,8 +36,8 @@ BATCHES = IntRange(1, 1 << 20)  # --max-batch of a prediction: any batch size, n
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("estimate", help=help,
-                              description=__doc__)
+    p = subparsers.add_parser("estimate", help=help, description=help,
+                              epilog=examples("paretoserve estimate --hardware h100 --max-batch 1,8,64"))
     add_model_arg(p, files="GGUF file, a Hugging Face config.json")
     add_cache_dir_arg(p, holds="the bundled model and the CPU bandwidth are cached")
     p.add_argument("--hardware", default="cpu",

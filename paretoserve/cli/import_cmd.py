@@ -6,6 +6,7 @@ import argparse
 import csv
 from pathlib import Path
 
+from paretoserve.cli import examples
 from paretoserve.cli.common import UsageError
 from paretoserve.results.store import StoreError, SweepStore
 from paretoserve.sweep.import_vllm import (
@@ -19,20 +20,23 @@ from paretoserve.sweep.import_vllm import (
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("import", help=help,
-                              description=__doc__)
+    p = subparsers.add_parser("import", help=help, description=help,
+                              epilog=examples("paretoserve import vllm vllm-results/ --out sweep-vllm "
+                                              "--model-config config.json"))
     kinds = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
-    v = kinds.add_parser("vllm", help="vLLM bench serve result JSONs, one run folder per point",
-                         description="Each run folder (a folder holding a bench serve JSON) becomes one point. "
-                                     "Its batch cap comes from the launch record (config-*.txt, --max-num-seqs) "
-                                     "or the max of num_requests_running in metrics_engine*.csv; KV blocks of "
-                                     "cache_config*.txt become bytes through --model-config or "
-                                     "--kv-bytes-per-token.")
-    v.add_argument("paths", nargs="+", metavar="PATH", help="result JSONs, run folders, or trees of them")
+    vllm_help = "vLLM bench serve result JSONs, one run folder per point"
+    v = kinds.add_parser("vllm", help=vllm_help, description=vllm_help,
+                         epilog=examples("paretoserve import vllm vllm-results/ --out sweep-vllm "
+                                         "--model-config config.json"))
+    v.add_argument("paths", nargs="+", metavar="PATH",
+                   help="result JSONs, run folders, or trees of them; each run folder (a folder holding a bench "
+                        "serve JSON) becomes one point, its batch cap from the launch record (config-*.txt, "
+                        "--max-num-seqs) or the max of num_requests_running in metrics_engine*.csv")
     v.add_argument("--out", type=Path, required=True, help="sweep directory to create")
     kv = v.add_mutually_exclusive_group()
     kv.add_argument("--model-config", type=Path, default=None,
-                    help="the model's Hugging Face config.json (geometry for KV bytes per token)")
+                    help="the model's Hugging Face config.json (geometry for KV bytes per token: the KV blocks of "
+                         "cache_config*.txt become bytes through it or --kv-bytes-per-token)")
     kv.add_argument("--kv-bytes-per-token", type=int, default=None, help="KV cache bytes per token, explicitly")
     v.add_argument("--gpu-name", default=None, help="GPU the runs used, when the data does not say")
     v.add_argument("--gpu-memory-gb", type=float, default=None, help="its memory in GB (1e9 bytes)")

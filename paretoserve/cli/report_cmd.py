@@ -8,14 +8,15 @@ from pathlib import Path
 
 from paretoserve.advise import Advice
 from paretoserve.advise.advice_file import read_advice
+from paretoserve.cli import examples
 from paretoserve.cli.advice_args import add_advice_args, advise_config, given_advice_flags
 from paretoserve.cli.common import UsageError
 from paretoserve.report import ReportConfig, compute_advice, read_for_report, write_report
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("report", help=help,
-                              description=__doc__)
+    p = subparsers.add_parser("report", help=help, description=help,
+                              epilog=examples("paretoserve report sweep-out -o report.html"))
     p.add_argument("dir", metavar="DIR", type=Path, help="sweep directory (from `sweep` or `import vllm`)")
     p.add_argument("-o", "--out", type=Path, default=Path("report.html"),
                    help="HTML file to write; the PNGs go beside it as <name>_<plot>.png (default: report.html)")

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from paretoserve.advise.advice_file import PLAN_FIELDS, read_plan
+from paretoserve.cli import examples
 from paretoserve.cli.access_args import add_access_args, api_keys, check_tls, warn_if_open
 from paretoserve.cli.common import add_cache_dir_arg, add_engine_choice, add_repack_arg, bind_port
 from paretoserve.engine.config import EngineConfig
@@ -48,8 +49,8 @@ def per_model_share(text: str) -> list[float]:
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("serve", help=help,
-                              description=__doc__)
+    p = subparsers.add_parser("serve", help=help, description=help,
+                              epilog=examples("paretoserve serve --plan tune-out/advice.json --port 8000"))
     g = p.add_argument_group("replica plan (a flag wins over --plan; with several --model, a flag takes one value "
                              "for every model or a comma list of one per model, in --model's order)")
     g.add_argument("--plan", type=Path, action="append", default=None,

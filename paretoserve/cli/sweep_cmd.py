@@ -11,6 +11,7 @@ from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.trace import TraceRow, read_trace
+from paretoserve.cli import examples
 from paretoserve.cli.bench_cmd import add_workload_args, config_from_args
 from paretoserve.cli.common import UsageError, add_engine_choice, add_model_arg, add_repack_arg, stop_on_sigterm
 from paretoserve.cli.sweep_search import search_args, search_args_record, search_line, search_plan
@@ -26,8 +27,8 @@ WORKLOAD_FLAG_NAMES = {"trace_sha256": "the trace's content (sha256 of --dataset
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("sweep", help=help,
-                              description=__doc__)
+    p = subparsers.add_parser("sweep", help=help, description=help,
+                              epilog=examples("paretoserve sweep --max-batch 1,4,16,64 --out sweep-out"))
     g = p.add_argument_group("grid")
     add_model_arg(g)
     g.add_argument("--max-batch", default="1,2,4,8,16,32,64", help="batch caps (default: %(default)s)")

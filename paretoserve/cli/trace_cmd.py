@@ -9,11 +9,14 @@ from pathlib import Path
 
 from paretoserve.bench.config import TokenRange
 from paretoserve.bench.diurnal import BURST_SHARE, Diurnal, write_diurnal
+from paretoserve.cli import examples
 from paretoserve.cli.common import UsageError
 
 
 def add_parser(subparsers, help: str) -> None:
-    p = subparsers.add_parser("trace", help=help, description=__doc__)
+    p = subparsers.add_parser("trace", help=help, description=help,
+                              epilog=examples("paretoserve trace --out trace.jsonl --low-rate 1 --peak-rate 8 "
+                                              "--duration 600 --bursts 3"))
     p.add_argument("--out", type=Path, required=True, help="the JSONL file to write (its folder is created)")
     p.add_argument("--low-rate", type=float, required=True, metavar="RPS", help="the rate at t = 0, the quietest")
     p.add_argument("--peak-rate", type=float, required=True, metavar="RPS",
