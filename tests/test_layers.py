@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "openai_api": {"engine"},
     "bench": {"engine", "limits", "model"},
     "estimate": {"engine", "geometry", "limits", "model", "results"},
-    "serve": {"engine", "engine_process", "limits", "model", "openai_api", "presets"},
+    "serve": {"engine", "engine_process", "hf_export", "limits", "model", "openai_api", "presets"},
     "advise": {"bench", "engine", "estimate", "hf_export", "limits", "model", "presets", "results"},
     "report": {"advise", "limits", "results"},
     "sweep": {"advise", "bench", "engine", "engine_process", "estimate", "geometry", "limits", "presets", "results",

@@ -53,7 +53,7 @@ class ColocatedModel:
     setup: ReplicaSetup  # batch cap, KV tokens, threads per replica (its own cores in the placement), replicas
     share: float  # of the mix's requests, in (0, 1]
     slo: Slo | None = None  # its own limits (else the bench's): its rate is then its goodput
-    mem_fraction: float = ServeConfig.mem_fraction  # its share of the device's memory (GPU engines), all replicas
+    mem_fraction: float | None = None  # its share of the device's memory (GPU engines); None: an equal share
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ def arrangements(cfg: ColocationConfig) -> list[Arrangement]:
     try:
         placed = tuple(ServeConfig(model=m.model, replicas=m.setup.replicas, max_batch=m.setup.max_batch,
                                    kv_tokens=m.setup.kv_tokens, threads_per_replica=m.setup.threads,
-                                   ctx_per_seq=cfg.ctx_per_seq, repack=cfg.repack, mem_fraction=m.mem_fraction,
+                                   ctx_per_seq=cfg.ctx_per_seq, repack=cfg.repack,
+                                   mem_fraction=m.mem_fraction or ServeConfig.mem_fraction / len(cfg.models),
                                    engine=cfg.engine)
                        for m in cfg.models)
         place(list(placed), list(range(cores)))  # refuses a placement that needs more cores than there are

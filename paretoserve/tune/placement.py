@@ -30,7 +30,6 @@ from paretoserve.advise.memory_map import MemoryMap, MemoryMapError, ModelMemory
 from paretoserve.advise.ray_config import write_ray_configs_models
 from paretoserve.engine.config import available_cores
 from paretoserve.results.setup import ReplicaSetup
-from paretoserve.serve.config import ServeConfig
 from paretoserve.sweep.colocation import (
     ColocatedModel,
     ColocationConfig,
@@ -134,8 +133,7 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     for line in memory.lines():
         say(f"tune: {line}")
     placed = tuple(ColocatedModel(m.model, ReplicaSetup(m.max_batch, m.kv_tokens, each, m.replicas), share,
-                                  slo=capacity_slo(a, None),
-                                  mem_fraction=m.mem_fraction or ServeConfig.mem_fraction / len(cfg.models))
+                                  slo=capacity_slo(a, None), mem_fraction=m.mem_fraction)
                    for m, a, share in zip(memory.models, advices, cfg.mix, strict=True))
     b = cfg.base
     measured = ColocationConfig(placed, b.bench, repeats=b.repeats, ctx_per_seq=b.ctx_per_seq, repack=b.repack,
