@@ -101,14 +101,15 @@ class MixCapacityFigures:
 
     capacity_rps: float | None
     attainment: float  # the target share of each model's requests, 0..1
-    runs: tuple[MixRun, ...]
+    runs: tuple[MixRun, ...]  # by rate, lowest first (the search ran them in its own order)
     failing_rps: float | None = None  # the lowest rate that missed, where one did
     stop_reason: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> MixCapacityFigures:
         return cls(_optional(data["capacity_rps"]), float(data["attainment"]),
-                   tuple(MixRun.from_dict(r) for r in data["runs"]), _optional(data.get("failing_rps")),
+                   tuple(sorted((MixRun.from_dict(r) for r in data["runs"]), key=lambda r: r.rate_rps)),
+                   _optional(data.get("failing_rps")),
                    None if data.get("stop_reason") is None else str(data["stop_reason"]))
 
     def to_dict(self) -> dict:

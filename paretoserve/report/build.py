@@ -55,7 +55,7 @@ def write_report(sweep: str | Path | Sweep, out_html: str | Path, advice: Advice
     advice = as_advice(advice)
     reason = no_advice_reason or "no advice was given"
     out_html = Path(out_html)
-    _make_directory(out_html.parent)  # before the plots: an unwritable -o fails at once
+    make_directory(out_html.parent)  # before the plots: an unwritable -o fails at once
     frontiers = sweep_frontiers(data.points, advice)
     plots = make_plots(data, advice, frontiers, out_html.stem, config)
     estimated = "estimated" in data.energy_sources()
@@ -70,7 +70,7 @@ def write_report(sweep: str | Path | Sweep, out_html: str | Path, advice: Advice
         sections.energy(data, plots.get("energy_per_token")),
         sections.replicas(data, advice, plots.get("replicas")), *capacity_section,
         sections.commands(advice, reason), sections.measurements(data)])
-    written = _write_files(out_html, html, plots)
+    written = write_files(out_html, html, plots, (*PLOT_NAMES, *CAPACITY_PLOT_NAMES))
     return ReportFiles(out_html, written, advice.b_opt if advice else None)
 
 
@@ -100,8 +100,9 @@ def make_plots(data: SweepData, advice: Advice | None, frontiers: list[Frontier]
             for name, (fig, description) in figures.items() if fig is not None}
 
 
-def _write_files(out_html: Path, html: str, plots: dict[str, Plot]) -> tuple[Path, ...]:
-    """Write the PNGs, then the HTML (atomically); remove PNGs of plots an earlier report had and this lacks."""
+def write_files(out_html: Path, html: str, plots: dict[str, Plot], names: tuple[str, ...]) -> tuple[Path, ...]:
+    """Write the PNGs, then the HTML (atomically); remove PNGs of plots (of `names`) an earlier report had and this
+    lacks."""
     directory = out_html.parent
     try:
         written = []
@@ -109,7 +110,7 @@ def _write_files(out_html: Path, html: str, plots: dict[str, Plot]) -> tuple[Pat
             path = directory / plot.file_name
             path.write_bytes(plot.png)
             written.append(path)
-        for name in (*PLOT_NAMES, *CAPACITY_PLOT_NAMES):
+        for name in names:
             stale = directory / f"{out_html.stem}_{name}.png"
             if name not in plots and stale.exists():
                 stale.unlink()
@@ -121,7 +122,8 @@ def _write_files(out_html: Path, html: str, plots: dict[str, Plot]) -> tuple[Pat
     return tuple(written)
 
 
-def _make_directory(directory: Path) -> None:
+def make_directory(directory: Path) -> None:
+    """Create the report's directory; ReportError naming -o where it cannot be."""
     if directory.exists() and not directory.is_dir():
         raise ReportError(f"-o: {directory} is not a directory; give a path whose parent is a directory")
     try:
