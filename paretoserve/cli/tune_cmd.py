@@ -106,7 +106,8 @@ def run_several(args: argparse.Namespace, cfg: TuneConfig, models: tuple[str, ..
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     result = run_placement(placement, say=lambda line: print(line, file=sys.stderr))
     print("\n".join([*result.colocation.lines(), *(result.mix.lines() if result.mix else []),
-                     *result.memory.lines(), f"placement: {result.path}", f"serve it: {result.serve_command}",
+                     *result.memory.lines(), f"placement: {result.path}; report {result.report}",
+                     f"serve it: {result.serve_command}",
                      result.time_to_plan]))
     return 0
 

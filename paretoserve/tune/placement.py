@@ -10,8 +10,9 @@
 4. The objective, the mix's capacity: the placement served again and the largest total request rate of the mix
    searched at which every model keeps --attainment of its requests within its SLO (sweep/mix_capacity.py).
 
-`OUT/placement.json` holds the plan, the memory map and the measurement, `OUT/ray-serve.yaml` and
-`OUT/ray-serve-llm.yaml` the placement on Ray Serve; the summary ends with the `serve` command that runs it.
+`OUT/placement.json` holds the plan, the memory map and the measurement, `OUT/report.html` shows them,
+`OUT/ray-serve.yaml` and `OUT/ray-serve-llm.yaml` the placement on Ray Serve; the summary ends with the `serve`
+command that runs it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from typing import Callable
 from paretoserve.advise import Advice, AdviseConfig
 from paretoserve.advise.advice_file import AdviceFileError, read_plan
 from paretoserve.advise.memory_map import MemoryMap, MemoryMapError, ModelMemory, memory_map
+from paretoserve.advise.placement_view import PLACEMENT_FILE
 from paretoserve.advise.ray_config import write_ray_configs_models
 from paretoserve.engine.config import available_cores
+from paretoserve.report import write_placement_report
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.sweep.colocation import (
     ColocatedModel,
@@ -46,7 +49,6 @@ from paretoserve.tune.capacity_step import capacity_slo
 from paretoserve.tune.config import TuneConfig, TuneError
 from paretoserve.tune.pipeline import run_tune
 
-PLACEMENT_FILE = "placement.json"
 # The mix's capacity search: coarser than `capacity`'s (5 %, 10 runs), so that a two-model plan stays within
 # minutes; no re-measures: a run of tens of requests leaves every passing rate's interval holding 99 %, so one
 # re-measure would go to the first rate that passed, not to the edge.
@@ -100,6 +102,7 @@ class PlacementResult:
     colocation: ColocationResult
     memory: MemoryMap  # the device's memory, each model's part
     path: Path  # placement.json
+    report: Path  # OUT/report.html: the memory map, each model's curve, the arrangements, the mix's capacity
     mix: MixCapacity | None  # the mix's capacity; None when not searched
     serve_command: str
     ray_configs: list[Path]  # ray-serve.yaml and ray-serve-llm.yaml: the placement on Ray Serve
@@ -159,7 +162,8 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
         "cores": cfg.device_cores, "memory": memory.to_dict(), "colocation": result.to_dict(),
         "mix_capacity": mix.to_dict() if mix else None, "serve": command, "wall_s": wall_s, "runs": counted},
         indent=2) + "\n")
-    return PlacementResult(advices, result, memory, path, mix, command, ray_configs, wall_s, counted)
+    report = write_placement_report(path).html
+    return PlacementResult(advices, result, memory, path, report, mix, command, ray_configs, wall_s, counted)
 
 
 def search_mix_capacity(cfg: PlacementConfig, measured: ColocationConfig, result: ColocationResult,

@@ -105,6 +105,7 @@ def test_each_model_is_tuned_on_its_cores_then_placed_together_and_measured(tmp_
     assert mix["capacity_rps"] <= 6.0 < mix["failing_rps"] and mix["capacity_rps"] >= 6.0 / 1.1 ** 2
     assert all(run["met"] == (run["rate_rps"] <= 6.0) for run in mix["runs"])
     assert any(line.startswith("tune: mix capacity: ") for line in said)
+    assert result.report == tmp_path / "t" / "report.html" and "memory" in result.report.read_text().lower()
     assert any(line.startswith("tune: memory: ") for line in said)
     assert kept["memory"]["used_bytes"] == result.memory.used_bytes and len(kept["memory"]["models"]) == 2
     serve_yaml = (tmp_path / "t" / "ray-serve.yaml").read_text()
