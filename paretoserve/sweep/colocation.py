@@ -226,6 +226,9 @@ def measure_colocation(cfg: ColocationConfig, runs: ColocationRuns,
                 rate = float(result.get(metrics[name]) or 0.0)
                 rates.setdefault((arrangement.kind, name), []).append(rate)
                 said.append(f"{name} {rate:.2f}")
+                if load.slo is not None and result.get("slo_met") is False:
+                    warnings.append(f"{arrangement.label}, round {round_ + 1}: {name} missed its SLO "
+                                    f"({load.slo.text}) at saturation")
                 if result.get("failed"):
                     warnings.append(f"{arrangement.label}, round {round_ + 1}: {name} had {result['failed']} failed "
                                     "requests (left out of its rate)")

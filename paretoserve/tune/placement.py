@@ -5,10 +5,11 @@
 2. The placement: each model one engine at its B_opt's cap, its KV cache sized for that cap alone, on its cores,
    checked to fit the device's memory, each engine given its share of it (advise/memory_map.py).
 3. Measured with every model loaded at once, beside time-sharing and each model alone (sweep/colocation.py):
-   the interference is measured, not assumed. Each model's rate is its goodput under its own SLO per request
-   (its advice's limits, as tune's capacity step judges requests).
+   the interference is measured, not assumed. Each model's run is judged by its own SLO, as the BCA judged its
+   batch caps; a model that misses it there is warned about.
 4. The objective, the mix's capacity: the placement served again and the largest total request rate of the mix
-   searched at which every model keeps --attainment of its requests within its SLO (sweep/mix_capacity.py).
+   searched at which every model keeps --attainment of its requests within its SLO, applied to each request as
+   tune's capacity step applies it (sweep/mix_capacity.py).
 
 `OUT/placement.json` holds the plan, the memory map and the measurement, `OUT/report.html` shows them,
 `OUT/ray-serve.yaml` and `OUT/ray-serve-llm.yaml` the placement on Ray Serve; the summary ends with the `serve`
@@ -30,6 +31,7 @@ from paretoserve.advise.advice_file import AdviceFileError, read_plan
 from paretoserve.advise.memory_map import MemoryMap, MemoryMapError, ModelMemory, memory_map
 from paretoserve.advise.placement_view import PLACEMENT_FILE
 from paretoserve.advise.ray_config import write_ray_configs_models
+from paretoserve.bench.slo import Slo
 from paretoserve.engine.config import available_cores
 from paretoserve.report import write_placement_report
 from paretoserve.results.setup import ReplicaSetup
@@ -136,7 +138,7 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     for line in memory.lines():
         say(f"tune: {line}")
     placed = tuple(ColocatedModel(m.model, ReplicaSetup(m.max_batch, m.kv_tokens, each, m.replicas), share,
-                                  slo=capacity_slo(a, None), mem_fraction=m.mem_fraction)
+                                  slo=run_slo(a), mem_fraction=m.mem_fraction)
                    for m, a, share in zip(memory.models, advices, cfg.mix, strict=True))
     b = cfg.base
     measured = ColocationConfig(placed, b.bench, repeats=b.repeats, ctx_per_seq=b.ctx_per_seq, repack=b.repack,
@@ -145,7 +147,8 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
         f"{b.duration_s:g} s")
     colocation = colocation or LiveColocation(log_dir=out / "colocation")
     result = measure_colocation(measured, colocation, say=lambda line: say(f"tune: {line}"))
-    mix = search_mix_capacity(cfg, measured, result, colocation, say) if cfg.mix_capacity else None
+    judged = [capacity_slo(a, None) for a in advices]
+    mix = search_mix_capacity(cfg, measured, result, colocation, judged, say) if cfg.mix_capacity else None
     path = out / PLACEMENT_FILE
     command = serve_command(path)
     as_placed = [a.model_copy(update={"replica_plan": a.replica_plan.model_copy(update={
@@ -166,17 +169,24 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     return PlacementResult(advices, result, memory, path, report, mix, command, ray_configs, wall_s, counted)
 
 
+def run_slo(advice: Advice) -> Slo:
+    """The advice's SLO as bench judges a run by it: its limits on the run's mean or percentiles, as the BCA
+    judged each batch cap."""
+    return Slo(",".join(str(limit) for limit in advice.slo.limits), tuple(advice.slo.limits))
+
+
 def search_mix_capacity(cfg: PlacementConfig, measured: ColocationConfig, result: ColocationResult,
-                        colocation: ColocationRuns, say: Callable[[str], None]) -> MixCapacity | None:
-    """The placement served once more and the mix's capacity searched on it, bounded by the mix throughput it
-    sustained at saturation; None when no model completed a request there (nothing to search below)."""
+                        colocation: ColocationRuns, slos: list[Slo], say: Callable[[str], None]) -> MixCapacity | None:
+    """The placement served once more and the mix's capacity searched on it, each model's requests judged by its
+    own per-request `slos`, bounded by the mix throughput it sustained at saturation; None when no model completed
+    a request there (nothing to search below)."""
     ceiling = result.mix_rps("placement")
     if ceiling <= 0:
-        say("tune: mix capacity not searched: the placement completed no request within the SLOs at saturation")
+        say("tune: mix capacity not searched: a model of the placement completed no request at saturation")
         return None
     placement = arrangements(measured)[0]
-    loads = [MixLoad(m.share, dataclasses.replace(load, mode="rate", rate=1.0))
-             for m, load in zip(measured.models, placement.loads, strict=True)]
+    loads = [MixLoad(m.share, dataclasses.replace(load, mode="rate", rate=1.0, slo=slo))
+             for m, load, slo in zip(measured.models, placement.loads, slos, strict=True)]
     search = RateSearchConfig(start_rps=ceiling, attainment=cfg.attainment, ceiling_rps=float(f"{ceiling:.4g}"),
                               resolution=MIX_RESOLUTION, max_runs=MIX_RUNS, remeasure_budget=MIX_REMEASURES)
     say(f"tune: searching the mix's capacity below the {ceiling:.3g} req/s it sustained at saturation, "

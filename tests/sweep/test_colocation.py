@@ -120,6 +120,19 @@ def test_a_model_with_an_slo_counts_its_goodput(models):
     assert result.models[1].rate("placement") == 1.5 and result.models[0].rate("placement") == 7.0
 
 
+def test_a_model_that_misses_its_run_slo_at_saturation_is_warned_about(models):
+    run_slo = parse_slo("mean_tpot_ms<=50")
+    judged = (models[0], dataclasses.replace(models[1], slo=run_slo))
+
+    class Missed(Figures):
+        def run(self, arrangement):
+            return [{**r, "slo_met": False} for r in super().run(arrangement)]
+
+    result = measure_colocation(ColocationConfig(judged, BENCH, cores=4), Missed(RATES))
+    assert "placement, round 1: beta missed its SLO (mean_tpot_ms<=50) at saturation" in result.warnings
+    assert not any("alpha missed" in w for w in result.warnings)  # no SLO of its own, nothing to miss
+
+
 def test_failed_requests_are_warned_about(models):
     result = measure_colocation(ColocationConfig(models, BENCH, cores=4), Figures(RATES, failed=2))
     assert result.warnings[0] == "placement, round 1: alpha had 2 failed requests (left out of its rate)"
