@@ -81,9 +81,11 @@ def autoscaled(deployment: dict, scaling: Autoscaling | None) -> dict:
     return {**deployment, "num_replicas": "auto", "autoscaling_config": scaling.ray_config()}
 
 
-def serve_config(advice: Advice, table: SweepTable, device_replicas: int | None = None) -> dict:
+def serve_config(advice: Advice, table: SweepTable, device_replicas: int | None = None,
+                 mem_fraction: float | None = None) -> dict:
     """ray-serve.yaml: the plan on our engine, as a ServeDeploySchema document; `device_replicas`: the replicas that
-    share the device (the plan's own by default)."""
+    share the device (the plan's own by default); `mem_fraction`: the device memory this model's replicas share on a
+    GPU (None: the engine preset's default)."""
     plan, ctx = advice.replica_plan, advice.commands.ctx_per_seq
     engine = table.engine if table.engine in ENGINE_NAMES else "embedded"
     threads = _threads(advice, table, device_replicas)
@@ -99,6 +101,8 @@ def serve_config(advice: Advice, table: SweepTable, device_replicas: int | None 
     actor: dict = {"num_cpus": threads}
     if table.on_gpu and engine not in GGUF_ENGINES:
         args["num_gpus"] = actor["num_gpus"] = share(device_replicas or plan.replicas)
+        if mem_fraction is not None:
+            args["mem_fraction"] = mem_fraction
     deployment = autoscaled({"name": DEPLOYMENT, "num_replicas": plan.replicas, "max_ongoing_requests": plan.max_batch,
                              "max_queued_requests": MAX_QUEUED, "ray_actor_options": actor}, scaling_of(advice))
     return _document(BUILDER, args, [deployment])
@@ -119,15 +123,18 @@ def kv_bytes_per_replica(advice: Advice) -> int | None:
 
 
 def llm_config(advice: Advice, table: SweepTable, device_replicas: int | None = None,
-               placeholder: str = "MODEL") -> dict:
+               placeholder: str = "MODEL", mem_fraction: float | None = None) -> dict:
     """One ray.serve.llm LLMConfig (as a dict) for vLLM running the plan, N replicas sharing one GPU (N =
-    `device_replicas`, the plan's own replicas by default); `placeholder` stands for a model vLLM cannot load."""
+    `device_replicas`, the plan's own replicas by default); `placeholder` stands for a model vLLM cannot load;
+    `mem_fraction`: the device memory this model's replicas share (None: an equal share of MEM_FRACTION each)."""
     plan, ctx = advice.replica_plan, advice.commands.ctx_per_seq
     model = table.model if table.model and table.engine not in GGUF_ENGINES else placeholder
     gpu = share(device_replicas or plan.replicas)
+    # vLLM refuses to start unless this share of the device is free: N replicas, N shares
+    utilisation = share(plan.replicas, mem_fraction) if mem_fraction else share(device_replicas or plan.replicas,
+                                                                                 MEM_FRACTION)
     engine_kwargs: dict = {"max_num_seqs": plan.max_batch, "max_model_len": ctx,
-                           # vLLM refuses to start unless this share of the device is free: N replicas, N shares
-                           "gpu_memory_utilization": share(device_replicas or plan.replicas, MEM_FRACTION)}
+                           "gpu_memory_utilization": utilisation}
     kv = kv_bytes_per_replica(advice)
     if kv is not None:
         engine_kwargs["kv_cache_memory_bytes"] = kv
@@ -174,11 +181,15 @@ def write_ray_configs(advice: Advice, table: SweepTable, directory: str | Path) 
     ])
 
 
-def serve_config_models(pairs: list[tuple[Advice, SweepTable]]) -> dict:
+def serve_config_models(pairs: list[tuple[Advice, SweepTable]], mem_fractions: list[float | None] | None = None
+                        ) -> dict:
     """ray-serve.yaml for several models on one device: one application whose args hold every model's plan, model
-    i's deployment `EngineReplica-i` (options as for one model) and the ingress in front of them."""
+    i's deployment `EngineReplica-i` (options as for one model) and the ingress in front of them; on a GPU each
+    model's replicas share its `mem_fractions` entry, else an equal share per replica of MEM_FRACTION."""
     replicas = _device_replicas(pairs)
-    apps = [serve_config(advice, table, replicas)["applications"][0] for advice, table in pairs]
+    shares = _memory_shares(pairs, mem_fractions)
+    apps = [serve_config(advice, table, replicas, fraction)["applications"][0]
+            for (advice, table), fraction in zip(pairs, shares, strict=True)]
     deployments = [{**app["deployments"][0], "name": f"{DEPLOYMENT}-{i}"} for i, app in enumerate(apps)]
     # The ingress holds every request in flight or queued for any model, at the most replicas each may scale to.
     ongoing = sum(_most_replicas(advice) * advice.replica_plan.max_batch + MAX_QUEUED for advice, _ in pairs)
@@ -187,16 +198,21 @@ def serve_config_models(pairs: list[tuple[Advice, SweepTable]]) -> dict:
     return _document(BUILDER, {"models": [app["args"] for app in apps]}, [*deployments, ingress])
 
 
-def llm_serve_config_models(pairs: list[tuple[Advice, SweepTable]]) -> dict:
+def llm_serve_config_models(pairs: list[tuple[Advice, SweepTable]], mem_fractions: list[float | None] | None = None
+                            ) -> dict:
     """ray-serve-llm.yaml for several models on one device: one LLMConfig per model (build_openai_app routes by
-    model id), every replica of every model one share of the GPU."""
+    model id), every replica of every model one share of the GPU, and of its memory as `serve_config_models`."""
     replicas = _device_replicas(pairs)
-    configs = [llm_config(advice, table, replicas, f"MODEL_{i + 1}") for i, (advice, table) in enumerate(pairs)]
+    shares = _memory_shares(pairs, mem_fractions)
+    configs = [llm_config(advice, table, replicas, f"MODEL_{i + 1}", fraction)
+               for i, ((advice, table), fraction) in enumerate(zip(pairs, shares, strict=True))]
     return _document(LLM_BUILDER, {"llm_configs": configs})
 
 
-def write_ray_configs_models(pairs: list[tuple[Advice, SweepTable]], directory: str | Path) -> list[Path]:
-    """Write ray-serve.yaml and ray-serve-llm.yaml for several models on one device into `directory`."""
+def write_ray_configs_models(pairs: list[tuple[Advice, SweepTable]], directory: str | Path,
+                             mem_fractions: list[float | None] | None = None) -> list[Path]:
+    """Write ray-serve.yaml and ray-serve-llm.yaml for several models on one device into `directory`;
+    `mem_fractions`: each model's share of the device's memory (a placement's memory map), else equal shares."""
     lines = [f"paretoserve advice for {len(pairs)} models on one device, each routed by its model name:"]
     for i, (advice, table) in enumerate(pairs):
         lines += [f"  model {i + 1} ({table.model or f'MODEL_{i + 1}'}), {_plan_line(advice, table)}",
@@ -205,14 +221,24 @@ def write_ray_configs_models(pairs: list[tuple[Advice, SweepTable]], directory: 
                              if not table.model or table.engine in GGUF_ENGINES)
     note = f"; {placeholders}: the HF models (directory or id) that vLLM loads" if placeholders else ""
     return _write(directory, [
-        (SERVE_FILE, serve_config_models(pairs), "".join(f"# {line}\n" for line in [*lines, SERVE_HOW])),
-        (LLM_FILE, llm_serve_config_models(pairs), "".join(f"# {line}\n" for line in [*lines, LLM_HOW + note])),
+        (SERVE_FILE, serve_config_models(pairs, mem_fractions), "".join(f"# {line}\n" for line in [*lines, SERVE_HOW])),
+        (LLM_FILE, llm_serve_config_models(pairs, mem_fractions),
+         "".join(f"# {line}\n" for line in [*lines, LLM_HOW + note])),
     ])
 
 
 def _device_replicas(pairs: list[tuple[Advice, SweepTable]]) -> int:
     """The replicas of every model together: they share the one device."""
     return sum(advice.replica_plan.replicas for advice, _ in pairs)
+
+
+def _memory_shares(pairs: list[tuple[Advice, SweepTable]], given: list[float | None] | None) -> list[float]:
+    """Each model's share of the device's memory: the given one, else its replicas' equal shares of MEM_FRACTION
+    (engines sharing one GPU must not reserve more than it has between them)."""
+    device = _device_replicas(pairs)
+    given = given or [None] * len(pairs)
+    return [fraction or advice.replica_plan.replicas * share(device, MEM_FRACTION)
+            for (advice, _), fraction in zip(pairs, given, strict=True)]
 
 
 def _most_replicas(advice: Advice) -> int:

@@ -153,7 +153,8 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     command = serve_command(path)
     as_placed = [a.model_copy(update={"replica_plan": a.replica_plan.model_copy(update={
         "replicas": 1, "max_batch": a.b_opt_max_batch, "threads_per_replica": each})}) for a in advices]
-    ray_configs = write_ray_configs_models([(a, t.table) for a, t in zip(as_placed, tuned, strict=True)], out)
+    ray_configs = write_ray_configs_models([(a, t.table) for a, t in zip(as_placed, tuned, strict=True)], out,
+                                           [m.mem_fraction for m in memory.models])
     wall_s = time.perf_counter() - started
     counted = {"tune_points": sum(t.points_run for t in tuned), "arrangement_runs": result.runs,
                "mix_capacity_runs": len(mix.runs) if mix else 0}

@@ -140,6 +140,16 @@ def test_several_models_llm_configs_share_one_gpu(paper_sweeps, tmp_path):
     ours = load(tmp_path / "ray" / "ray-serve.yaml").applications[0].args["models"]
     assert [m["engine"] for m in ours] == ["vllm", "vllm"] and {m["num_gpus"] for m in ours} == {
         int(1000 / replicas) / 1000}
+    # each model's replicas together reserve no more than their equal shares: never past 0.9 of the GPU in all
+    assert sum(m["mem_fraction"] for m in ours) <= 0.9
+    # a placement's memory map gives each model its own share, split among its replicas
+    write_ray_configs_models(pairs, tmp_path / "placed", [0.6, 0.3])
+    (app,) = load(tmp_path / "placed" / "ray-serve-llm.yaml").applications
+    per_replica = [int(1000 * share / advice.replica_plan.replicas) / 1000
+                   for share, (advice, _) in zip((0.6, 0.3), pairs, strict=True)]
+    assert [raw["engine_kwargs"]["gpu_memory_utilization"] for raw in app.args["llm_configs"]] == per_replica
+    ours = load(tmp_path / "placed" / "ray-serve.yaml").applications[0].args["models"]
+    assert [m["mem_fraction"] for m in ours] == [0.6, 0.3]
 
 
 
