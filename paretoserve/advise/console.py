@@ -9,8 +9,8 @@ from rich.table import Table
 
 from paretoserve.advise.advice import Advice
 from paretoserve.advise.memory_map import MemoryMap
-from paretoserve.advise.mix_figures import ColocationFigures, MixCapacityFigures
 from paretoserve.advise.placement_view import PlacementView
+from paretoserve.results.placement import ColocationFigures, MixCapacityFigures
 
 
 def size(n: float | None) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 from paretoserve.advise.advice import Advice
 from paretoserve.advise.advice_file import read_advice
 from paretoserve.advise.memory_map import MemoryMap
-from paretoserve.advise.mix_figures import ColocationFigures, MixCapacityFigures
 from paretoserve.limits import UserError
+from paretoserve.results.placement import ColocationFigures, MixCapacityFigures
 
 PLACEMENT_FILE = "placement.json"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from html import escape
 
 from paretoserve.advise.memory_map import MEMORY_CEILING
-from paretoserve.advise.mix_figures import MixCapacityFigures
 from paretoserve.advise.placement_view import PlacedModel, PlacementView
 from paretoserve.report.html_page import Plot, fmt, gigabytes, image, paragraph, percent, preformatted, section, table
+from paretoserve.results.placement import MixCapacityFigures
 
 
 def overview(view: PlacementView, model_reports: dict[str, str]) -> str:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from paretoserve.advise.memory_map import MEMORY_CEILING, MemoryMap
-from paretoserve.advise.mix_figures import ColocationFigures
 from paretoserve.report.figure import B_OPT_COLOUR, BOptMark, colour, new_figure
 from paretoserve.report.plots_batch import throughput_vs_batch
 from paretoserve.report.sweep_data import batch_series
+from paretoserve.results.placement import ColocationFigures
 from paretoserve.results.point import Point
 
 FREE_COLOUR = "#eeeeee"

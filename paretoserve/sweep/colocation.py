@@ -31,6 +31,7 @@ from paretoserve.bench.slo import Slo
 from paretoserve.engine.config import available_cores
 from paretoserve.engine_process import LaunchError
 from paretoserve.limits import IntRange, UserError
+from paretoserve.results.placement import ColocationFigures, ModelRates
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.serve.config import PlanError, ServeConfig
 from paretoserve.serve.fleet import place, served_name
@@ -190,13 +191,14 @@ class ColocationResult:
                 f"{_ratio(place_r * self.devices / solo_r if solo_r else None)}"]
         return out + [f"warning: {w}" for w in self.warnings]
 
-    def to_dict(self) -> dict:
-        return {"source": "measured", "runs": self.runs, "wall_s": self.wall_s, "devices": self.devices,
-                "mix_throughput_rps": {_key(kind): self.mix_rps(kind) for kind in KINDS},
-                "models": [{"name": m.name, "share": m.share, "metric": m.metric, "interference": m.interference,
-                            **{f"{_key(kind)}_rps": m.rate(kind) for kind in KINDS},
-                            "rounds": {_key(kind): list(v) for kind, v in m.rounds.items()}} for m in self.models],
-                "warnings": list(self.warnings)}
+    def figures(self) -> ColocationFigures:
+        """The medians and mix throughputs as placement.json keeps them (results/placement.py)."""
+        return ColocationFigures(
+            tuple(ModelRates(m.name, m.share, m.metric, m.rate("placement"), m.rate("time-sharing"), m.rate("solo"),
+                             m.interference, {_key(kind): list(v) for kind, v in m.rounds.items()})
+                  for m in self.models),
+            self.mix_rps("placement"), self.mix_rps("time-sharing"), self.mix_rps("solo"), self.devices, self.runs,
+            self.wall_s, self.warnings)
 
 
 def _key(kind: str) -> str:

@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 
 from paretoserve.bench.config import BenchConfig
 from paretoserve.bench.runner import run_bench
+from paretoserve.results.placement import MixCapacityFigures, MixModelRun, MixRun
 from paretoserve.results.rate_run import RateRun, rate_key, to_rate_run
 from paretoserve.sweep.asked import drive
 from paretoserve.sweep.capacity import pooled
@@ -43,45 +44,17 @@ class MixRuns(Protocol):
     def run(self, loads: list[BenchConfig]) -> list[dict]: ...
 
 
-@dataclass
-class MixCapacity:
-    """The mix's capacity (None: even the lowest rate tried missed), why the search stopped, and every rate's
-    figures per model; rates in requests/s."""
-
-    capacity_rps: float | None
-    failing_rps: float | None
-    stop_reason: str
-    attainment: float  # the target share of each model's requests
-    runs: list[dict] = field(default_factory=list)  # by total rate, in the order first run
-
-    def lines(self) -> list[str]:
-        """The result for the terminal."""
-        head = (f"mix capacity: {self.capacity_rps:.3g} req/s in all with every model's requests "
-                f"{self.attainment:.0%} within its SLO" if self.capacity_rps is not None
-                else f"mix capacity: none found ({self.stop_reason})")
-        out = [head]
-        for run in self.runs:
-            models = ", ".join(f"{m['name']} {m['rate_rps']:.3g} req/s {m['attainment']:.1%}"
-                               f"{'' if m['met'] else ' (missed)'}" for m in run["models"])
-            out.append(f"  {run['rate_rps']:8.4g} req/s: {'met' if run['met'] else 'missed'} ({models})")
-        return out + ([f"  {self.stop_reason}"] if self.capacity_rps is not None else [])
-
-    def to_dict(self) -> dict:
-        return {"capacity_rps": self.capacity_rps, "failing_rps": self.failing_rps, "stop_reason": self.stop_reason,
-                "attainment": self.attainment, "runs": self.runs}
-
-
 def worst(runs: list[RateRun], target: float) -> RateRun:
     """The model's run furthest from meeting `target`: one whose run limit failed, else the lowest attainment."""
     return min(runs, key=lambda run: (run.meets(target), run.slo_met, run.attainment))
 
 
 def mix_capacity(loads: list[MixLoad], search: RateSearchConfig, runs: MixRuns,
-                 say: Callable[[str], None] = lambda line: None) -> MixCapacity:
+                 say: Callable[[str], None] = lambda line: None) -> MixCapacityFigures:
     """Search the total rate of the mix (see the module docstring); a search that finds no rate meeting the
-    target is a MixCapacity without a capacity, not an error: the placement was measured all the same."""
+    target has no capacity, and is no error: the placement was measured all the same."""
     held: dict[tuple[float, str], dict] = {}
-    by_rate: dict[float, dict] = {}
+    by_rate: dict[float, MixRun] = {}
 
     def measure(rate: float, extra: int) -> RateRun:
         seeded = [dataclasses.replace(m.bench, mode="rate", rate=m.share * rate, seed=m.bench.seed + extra)
@@ -92,22 +65,24 @@ def mix_capacity(loads: list[MixLoad], search: RateSearchConfig, runs: MixRuns,
             held[rate, m.name] = record
             per_model.append(to_rate_run(record))
         verdict = worst(per_model, search.attainment)
-        by_rate[rate] = {"rate_rps": rate, "met": verdict.meets(search.attainment), "models": [
-            {"name": m.name, "share": m.share, "rate_rps": run.rate_rps, "attainment": run.attainment,
-             "requests": run.total, "failed": run.failed, "slo_met": run.slo_met, "met": run.meets(search.attainment),
-             "p99_ttft_ms": run.p99_ttft_ms, "p99_tpot_ms": run.p99_tpot_ms,
-             "slo": m.bench.slo.text if m.bench.slo else None}
-            for m, run in zip(loads, per_model, strict=True)]}
-        said = ", ".join(f"{m['name']} {m['attainment']:.1%} of {m['requests']}" for m in by_rate[rate]["models"])
-        say(f"mix capacity: {rate:.4g} req/s: {'met' if by_rate[rate]['met'] else 'missed'} ({said})")
+        by_rate[rate] = MixRun(rate, verdict.meets(search.attainment), tuple(
+            MixModelRun(m.name, run.rate_rps, run.attainment, run.meets(search.attainment),
+                        m.bench.slo.text if m.bench.slo else None, m.share, run.total, run.failed, run.p99_ttft_ms,
+                        run.p99_tpot_ms) for m, run in zip(loads, per_model, strict=True)))
+        said = ", ".join(f"{m.name} {m.attainment:.1%} of {m.requests}" for m in by_rate[rate].models)
+        say(f"mix capacity: {rate:.4g} req/s: {'met' if by_rate[rate].met else 'missed'} ({said})")
         return dataclasses.replace(verdict, rate_rps=rate)
 
     try:
         found = drive(capacity_search(search), measure)
     except CapacityError as exc:
-        return MixCapacity(None, None, str(exc), search.attainment, list(by_rate.values()))
-    return MixCapacity(found.capacity_rps, found.failing_rps, found.stop_reason, search.attainment,
-                       [by_rate[rate] for rate in found.measured])
+        return MixCapacityFigures(None, search.attainment, _by_rate(by_rate), None, str(exc))
+    return MixCapacityFigures(found.capacity_rps, search.attainment, _by_rate(by_rate), found.failing_rps,
+                              found.stop_reason)
+
+
+def _by_rate(runs: dict[float, MixRun]) -> tuple[MixRun, ...]:
+    return tuple(runs[rate] for rate in sorted(runs))
 
 
 @dataclass(frozen=True)

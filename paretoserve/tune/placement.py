@@ -34,6 +34,7 @@ from paretoserve.advise.ray_config import write_ray_configs_models
 from paretoserve.bench.slo import Slo
 from paretoserve.engine.config import available_cores
 from paretoserve.report import write_placement_report
+from paretoserve.results.placement import MixCapacityFigures
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.sweep.colocation import (
     ColocatedModel,
@@ -44,7 +45,7 @@ from paretoserve.sweep.colocation import (
     arrangements,
     measure_colocation,
 )
-from paretoserve.sweep.mix_capacity import MixCapacity, MixLoad, mix_capacity
+from paretoserve.sweep.mix_capacity import MixLoad, mix_capacity
 from paretoserve.sweep.rate_search import RateSearchConfig
 from paretoserve.sweep.runner import PointRuns
 from paretoserve.tune.capacity_step import capacity_slo
@@ -105,7 +106,7 @@ class PlacementResult:
     memory: MemoryMap  # the device's memory, each model's part
     path: Path  # placement.json
     report: Path  # OUT/report.html: the memory map, each model's curve, the arrangements, the mix's capacity
-    mix: MixCapacity | None  # the mix's capacity; None when not searched
+    mix: MixCapacityFigures | None  # the mix's capacity; None when not searched
     serve_command: str
     ray_configs: list[Path]  # ray-serve.yaml and ray-serve-llm.yaml: the placement on Ray Serve
     wall_s: float
@@ -163,7 +164,7 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
                     "max_batch": m.max_batch, "kv_tokens": m.kv_tokens, "threads_per_replica": each,
                     "mem_fraction": m.mem_fraction, "share": share}
                    for m, share in zip(memory.models, cfg.mix, strict=True)],
-        "cores": cfg.device_cores, "memory": memory.to_dict(), "colocation": result.to_dict(),
+        "cores": cfg.device_cores, "memory": memory.to_dict(), "colocation": result.figures().to_dict(),
         "mix_capacity": mix.to_dict() if mix else None, "serve": command, "wall_s": wall_s, "runs": counted},
         indent=2) + "\n")
     report = write_placement_report(path).html
@@ -177,7 +178,8 @@ def run_slo(advice: Advice) -> Slo:
 
 
 def search_mix_capacity(cfg: PlacementConfig, measured: ColocationConfig, result: ColocationResult,
-                        colocation: ColocationRuns, slos: list[Slo], say: Callable[[str], None]) -> MixCapacity | None:
+                        colocation: ColocationRuns, slos: list[Slo], say: Callable[[str], None]
+                        ) -> MixCapacityFigures | None:
     """The placement served once more and the mix's capacity searched on it, each model's requests judged by its
     own per-request `slos`, bounded by the mix throughput it sustained at saturation; None when no model completed
     a request there (nothing to search below)."""

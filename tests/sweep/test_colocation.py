@@ -9,6 +9,7 @@ import pytest
 
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.slo import parse_slo
+from paretoserve.results.placement import ColocationFigures
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.sweep.colocation import (
     Arrangement,
@@ -100,10 +101,11 @@ def test_the_figures_of_each_arrangement_and_model(models):
     assert result.mix_rps("time-sharing") == pytest.approx(min(3.5 / 0.7, 3.0 / 0.3))
     assert result.mix_rps("solo") == pytest.approx(min(10.0 / 0.7, 4.0 / 0.3)) and result.devices == 2
     assert (alpha.interference, beta.interference) == (pytest.approx(0.6), pytest.approx(0.5))
-    d = result.to_dict()
+    d = result.figures().to_dict()
     assert d["source"] == "measured" and d["devices"] == 2 and d["runs"] == 12
     assert d["mix_throughput_rps"] == {"placement": pytest.approx(2.0 / 0.3), "time_sharing": 5.0,
-                                       "solo": pytest.approx(4.0 / 0.3)}
+                                       "solo": pytest.approx(4.0 / 0.3), "solo_per_device": pytest.approx(2.0 / 0.3)}
+    assert ColocationFigures.from_dict(d) == result.figures()  # placement.json reads back as it was written
     assert d["models"][1] == {"name": "beta", "share": 0.3, "metric": "request_throughput", "interference": 0.5,
                               "placement_rps": 2.0, "time_sharing_rps": 3.0, "solo_rps": 4.0,
                               "rounds": {"placement": [2.0] * 3, "time_sharing": [3.0] * 3, "solo": [4.0] * 3}}

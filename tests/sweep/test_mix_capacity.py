@@ -5,6 +5,7 @@ import pytest
 
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.slo import parse_slo
+from paretoserve.results.placement import MixCapacityFigures
 from paretoserve.results.rate_run import RateRun
 from paretoserve.sweep.mix_capacity import MixLoad, mix_capacity, worst
 from paretoserve.sweep.rate_search import RateSearchConfig
@@ -38,11 +39,13 @@ def test_the_mix_meets_while_its_scarcest_model_does():
     assert 5.0 / 1.05 <= found.capacity_rps <= 5.0 < found.failing_rps
     assert all(sent["alpha"] == pytest.approx(0.7 / 0.3 * sent["beta"]) for sent in models.sent)  # the mix kept
     assert max(sum(sent.values()) for sent in models.sent) <= 8.0  # never above the saturation ceiling
-    failing = next(run for run in found.runs if not run["met"])
-    assert [m["met"] for m in failing["models"]] == [False, True]  # alpha, the scarce one, missed; beta did not
+    failing = next(run for run in found.runs if not run.met)
+    assert [m.met for m in failing.models] == [False, True]  # alpha, the scarce one, missed; beta did not
+    assert [run.rate_rps for run in found.runs] == sorted(run.rate_rps for run in found.runs)
     assert found.lines()[0].startswith(f"mix capacity: {found.capacity_rps:.3g} req/s in all") and len(said) == len(
         found.runs)
-    assert found.to_dict()["runs"][0]["models"][0]["slo"] == "ttft_ms<=500"
+    kept = found.to_dict()
+    assert kept["runs"][0]["models"][0]["slo"] == "ttft_ms<=500" and MixCapacityFigures.from_dict(kept) == found
 
 
 def test_a_mix_that_meets_at_no_rate_has_no_capacity_and_says_why():

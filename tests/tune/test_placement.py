@@ -94,7 +94,7 @@ def test_each_model_is_tuned_on_its_cores_then_placed_together_and_measured(tmp_
     assert [load.concurrency for load in placement.loads] == caps and len(solo) == 2
     kept = json.loads(result.path.read_text())
     assert [m["max_batch"] for m in kept["models"]] == caps and kept["colocation"]["mix_throughput_rps"] == {
-        "placement": 8.0, "time_sharing": 6.0, "solo": 10.0}
+        "placement": 8.0, "time_sharing": 6.0, "solo": 10.0, "solo_per_device": 5.0}
     # each model's run judged by its own SLO as the BCA judged its caps: its rate is goodput
     assert all(load.slo is not None and load.slo.text.startswith("mean_tpot_ms<=") for load in placement.loads)
     assert {m["metric"] for m in kept["colocation"]["models"]} == {"request_goodput"}
@@ -123,7 +123,7 @@ def test_each_model_is_advised_and_judged_under_its_own_slo(tmp_path, models):
     # with capacity's TTFT bound, the second's own TTFT bound kept
     assert [load.slo.text for load in measured.ran[0].loads] == ["mean_tpot_ms<=900",
                                                                  "mean_tpot_ms<=700,mean_ttft_ms<=1500"]
-    assert [m["slo"] for m in result.mix.runs[0]["models"]] == ["tpot_ms<=900,ttft_ms<=2000",
+    assert [m.slo for m in result.mix.runs[0].models] == ["tpot_ms<=900,ttft_ms<=2000",
                                                                 "tpot_ms<=700,ttft_ms<=1500"]
 
 

@@ -1,11 +1,10 @@
-"""What a placement.json says of its measurement, typed: each model's rate in each arrangement (`colocation`, as
-sweep/colocation.py's `ColocationResult.to_dict()` writes it) and the mix's capacity under every model's SLO
-(`mix_capacity`, from sweep/mix_capacity.py). Read here because advise's console and the report, which show
-them, sit below sweep."""
+"""What a placement.json says of its measurement, typed, for the code that writes it and the code that reads it:
+each model's rate in each arrangement (`colocation`: sweep/colocation.py measures it) and the mix's capacity under
+every model's SLO (`mix_capacity`: sweep/mix_capacity.py searches it); advise and the report show them."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -19,11 +18,13 @@ class ModelRates:
     time_sharing_rps: float
     solo_rps: float  # alone on the device
     interference: float | None  # placement rate over solo rate; None where solo was 0
+    rounds: dict[str, list[float]] = field(default_factory=dict)  # every round's rate, by arrangement (time_sharing)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelRates:
         return cls(str(data["name"]), float(data["share"]), str(data["metric"]), float(data["placement_rps"]),
-                   float(data["time_sharing_rps"]), float(data["solo_rps"]), _optional(data.get("interference")))
+                   float(data["time_sharing_rps"]), float(data["solo_rps"]), _optional(data.get("interference")),
+                   {str(k): [float(v) for v in vs] for k, vs in (data.get("rounds") or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class ColocationFigures:
                    float(data.get("wall_s") or 0.0), tuple(map(str, data.get("warnings") or ())))
 
     def to_dict(self) -> dict:
-        return {"mix_throughput_rps": {"placement": self.placement_rps, "time_sharing": self.time_sharing_rps,
+        return {"source": "measured",
+                "mix_throughput_rps": {"placement": self.placement_rps, "time_sharing": self.time_sharing_rps,
                                        "solo": self.solo_rps, "solo_per_device": self.solo_per_device_rps},
                 "devices": self.devices, "placement_over_time_sharing": self.ratio(self.time_sharing_rps),
                 "placement_over_solo_per_device": self.ratio(self.solo_per_device_rps),
@@ -67,18 +69,26 @@ class ColocationFigures:
 
 @dataclass(frozen=True)
 class MixModelRun:
-    """One model at one total rate of the mix: its own rate (requests/s), the share of its requests within its SLO."""
+    """One model at one total rate of the mix: its own rate (requests/s), the share of its requests within its SLO
+    (pooled over the runs at that rate), and the latencies that judge it (ms)."""
 
     name: str
     rate_rps: float
     attainment: float  # 0..1
-    met: bool
+    met: bool  # at least the target share within the SLO, and every run limit held
     slo: str | None
+    share: float = 0.0  # of the mix's requests
+    requests: int = 0  # sent, failed ones included
+    failed: int = 0
+    p99_ttft_ms: float | None = None
+    p99_tpot_ms: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> MixModelRun:
         return cls(str(data["name"]), float(data["rate_rps"]), float(data["attainment"]), bool(data["met"]),
-                   None if data.get("slo") is None else str(data["slo"]))
+                   None if data.get("slo") is None else str(data["slo"]), float(data.get("share") or 0.0),
+                   int(data.get("requests") or 0), int(data.get("failed") or 0), _optional(data.get("p99_ttft_ms")),
+                   _optional(data.get("p99_tpot_ms")))
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,18 @@ class MixCapacityFigures:
     runs: tuple[MixRun, ...]  # by rate, lowest first (the search ran them in its own order)
     failing_rps: float | None = None  # the lowest rate that missed, where one did
     stop_reason: str | None = None
+
+    def lines(self) -> list[str]:
+        """The result for the terminal."""
+        head = (f"mix capacity: {self.capacity_rps:.3g} req/s in all with every model's requests "
+                f"{self.attainment:.0%} within its SLO" if self.capacity_rps is not None
+                else f"mix capacity: none found ({self.stop_reason})")
+        out = [head]
+        for run in self.runs:
+            models = ", ".join(f"{m.name} {m.rate_rps:.3g} req/s {m.attainment:.1%}{'' if m.met else ' (missed)'}"
+                               for m in run.models)
+            out.append(f"  {run.rate_rps:8.4g} req/s: {'met' if run.met else 'missed'} ({models})")
+        return out + ([f"  {self.stop_reason}"] if self.capacity_rps is not None and self.stop_reason else [])
 
     @classmethod
     def from_dict(cls, data: dict) -> MixCapacityFigures:
