@@ -132,9 +132,10 @@ def _placed(entry: dict, name: str, path: Path, flag: str, foreign: str) -> Plac
 
 
 def _sweep_dir(advice: Advice, advice_path: Path) -> Path:
-    """The sweep directory the advice names, else `sweep/` beside advice.json (as tune lays it out: a moved tune)."""
-    named = advice_path.parent / advice.sweep_dir
-    return named if named.is_dir() else advice_path.parent / "sweep"
+    """`sweep/` beside advice.json, as tune lays a model's directory out (so a moved placement reads its own), else
+    the sweep directory the advice names."""
+    beside = advice_path.parent / "sweep"
+    return beside if beside.is_dir() else advice_path.parent / advice.sweep_dir
 
 
 def _int(value: int | None) -> int | None:

@@ -110,7 +110,7 @@ class PlacementResult:
     serve_command: str
     ray_configs: list[Path]  # ray-serve.yaml and ray-serve-llm.yaml: the placement on Ray Serve
     wall_s: float
-    runs: dict[str, int]  # engine runs by step: each model's tune points, the arrangements, the mix's rates
+    runs: dict[str, int]  # engine runs by step: each model's tune (re-measures included), the arrangements, the rates
 
     @property
     def time_to_plan(self) -> str:
@@ -157,10 +157,11 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     ray_configs = write_ray_configs_models([(a, t.table) for a, t in zip(as_placed, tuned, strict=True)], out,
                                            [m.mem_fraction for m in memory.models])
     wall_s = time.perf_counter() - started
-    counted = {"tune_points": sum(t.points_run for t in tuned), "arrangement_runs": result.runs,
+    counted = {"tune_runs": sum(t.points_run + t.search.remeasure_runs for t in tuned), "arrangement_runs": result.runs,
                "mix_capacity_runs": len(mix.runs) if mix else 0}
     path.write_text(json.dumps({
-        "models": [{"model": m.model, "advice": str(model_dir(out, m.model) / "advice.json"), "replicas": m.replicas,
+        # each advice.json relative to placement.json, so that the directory can move
+        "models": [{"model": m.model, "advice": f"{model_dir(out, m.model).name}/advice.json", "replicas": m.replicas,
                     "max_batch": m.max_batch, "kv_tokens": m.kv_tokens, "threads_per_replica": each,
                     "mem_fraction": m.mem_fraction, "share": share}
                    for m, share in zip(memory.models, cfg.mix, strict=True)],
@@ -228,7 +229,7 @@ def read_placement(path: Path, flag: str = "--plan") -> list[tuple[str, dict[str
     if not isinstance(data, dict) or "models" not in data:
         return None
     try:
-        return [(m["model"], {**read_plan(Path(m["advice"]), flag).given(),
+        return [(m["model"], {**read_plan(path.parent / m["advice"], flag).given(),
                               **{k: int(m[k]) for k in ("replicas", "max_batch", "threads_per_replica")},
                               **{k: int(m[k]) for k in ("kv_tokens",) if m.get(k) is not None},
                               **{k: float(m[k]) for k in ("mem_fraction",) if m.get(k) is not None}})
