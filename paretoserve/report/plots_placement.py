@@ -31,7 +31,7 @@ def memory_map_figure(memory: MemoryMap, names: list[str]) -> Figure | None:
     bars = [("device" if device else "device (its memory unknown)", float(device or used))]
     if device and used / device < ENLARGE_BELOW:
         bars.append(("the models' part, enlarged", used))
-    fig = new_figure(7.0, 1.5 + 0.75 * len(bars) + 0.2 * len(parts))
+    fig = new_figure(7.0, 1.5 + 0.75 * len(bars) + 0.2 * (len(parts) + 2))  # a legend line per part, free, ceiling
     for row, (ax, (title, span)) in enumerate(zip(fig.subplots(len(bars), 1, squeeze=False)[:, 0], bars,
                                                   strict=True)):
         scale, unit = (1e9, "GB") if span >= 1e9 else (1e6, "MB")
@@ -53,7 +53,7 @@ def memory_map_figure(memory: MemoryMap, names: list[str]) -> Figure | None:
         ax.set_yticks([])
         ax.set_xlabel(f"{title} ({unit})", fontsize=8)
     fig.suptitle(f"Memory map: {_bytes(used)} used" + (f" of {_bytes(device)}" if device else ""), fontsize=9)
-    fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
+    fig.legend(loc="outside lower center", ncols=1, fontsize=7, frameon=False)  # one column: long labels fit
     return fig
 
 
