@@ -34,7 +34,9 @@ def add_capacity_step_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--capacity", action="store_true",
                        help="measure the plan's capacity even without --traffic (it is measured with one)")
     group.add_argument("--attainment", type=float, default=CapacityStep.attainment,
-                       help="share of requests that must meet every --capacity-slo limit (default: %(default)s)")
+                       help="share of requests that must meet every --capacity-slo limit; with several --model, the "
+                            "share of each model's requests within its SLO at the mix's capacity (default: "
+                            "%(default)s)")
     group.add_argument("--capacity-slo", default=None, metavar="SLO",
                        help="per-request limits of the capacity runs, e.g. 'ttft_ms<=2000,tpot_ms<=100' (default: "
                             "the advice's limits on each request, plus ttft_ms<=2000)")
@@ -71,6 +73,10 @@ def capacity_step(args: argparse.Namespace) -> CapacityStep | None:
     """tune's capacity step from its flags; None when neither --traffic nor --capacity asks for it."""
     traffic, trace = traffic_of(args)
     if traffic is None and not args.capacity:
+        unused = [flag for flag, given in (("--capacity-slo", args.capacity_slo is not None),
+                                           ("--headroom", args.headroom != CapacityStep.headroom)) if given]
+        if unused:  # a capacity setting with no capacity step to take it
+            raise UsageError(f"{unused[0]} applies to the capacity step: give --capacity or --traffic")
         return None
     try:
         slo = parse_slo(args.capacity_slo) if args.capacity_slo else None

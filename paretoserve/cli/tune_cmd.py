@@ -17,6 +17,7 @@ from paretoserve.cli.traffic_args import add_capacity_step_args, capacity_step
 from paretoserve.model import DEFAULT_MODEL
 from paretoserve.results.store import is_finished
 from paretoserve.tune import TuneConfig, run_tune
+from paretoserve.tune.config import CapacityStep
 from paretoserve.tune.placement import PlacementConfig, run_placement
 
 DEFAULTS = TuneConfig()
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         return run_several(args, cfg, models, advices)
     if args.mix is not None:
         raise UsageError("--mix needs several --model: it gives each model's share of the requests")
+    if cfg.capacity is None and args.attainment != CapacityStep.attainment:
+        raise UsageError("--attainment applies to the capacity step: give --capacity or --traffic")
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         result = run_tune(cfg, say=lambda line: print(line, file=sys.stderr))
@@ -102,7 +105,7 @@ def run_several(args: argparse.Namespace, cfg: TuneConfig, models: tuple[str, ..
             raise UsageError(f"{flag} applies to one --model; with several, each gets the device's cores split "
                              "evenly and the placement is measured")
     mix = tuple(1 / len(models) for _ in models) if args.mix is None else parse_mix(args.mix)
-    placement = PlacementConfig(cfg, models, mix, advices=advices)
+    placement = PlacementConfig(cfg, models, mix, advices=advices, attainment=args.attainment)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     result = run_placement(placement, say=lambda line: print(line, file=sys.stderr))
     print("\n".join([*result.colocation.lines(), *(result.mix.lines() if result.mix else []),

@@ -145,6 +145,10 @@ def test_a_placement_needs_a_core_per_model_and_a_share_each(tmp_path, models, c
     (["--model", "a", "--model", "b", "--traffic", "3"], "--traffic and --capacity applies to one --model"),
     (["--model", "a", "--model", "b", *["--slo", "tpot_ms<=50"] * 3], "--slo: given 3 times for 2 model(s)"),
     (["--slo", "tpot_ms<=50", "--slo", "tpot_ms<=60"], "--slo: given 2 times for 1 model(s)"),
+    (["--attainment", "0.9"], "--attainment applies to the capacity step: give --capacity or --traffic"),
+    (["--headroom", "0.2"], "--headroom applies to the capacity step"),
+    (["--capacity-slo", "ttft_ms<=100"], "--capacity-slo applies to the capacity step"),
+    (["--model", "a", "--model", "b", "--attainment", "1.5"], "--attainment must be in (0, 1)"),
 ])
 def test_tune_refuses_what_several_models_cannot_take(tmp_path, capsys, flags, message):
     assert main(["tune", "--out", str(tmp_path / "t"), *flags]) == 2
