@@ -70,7 +70,6 @@ class PlacementConfig:
     cores: int | None = None  # the device's cores; None = those this process may use
     advices: tuple[AdviseConfig, ...] = ()  # each model's advice settings (its own --slo); () = base.advice for all
     attainment: float = 0.99  # share of each model's requests within its SLO at the mix's capacity
-    mix_capacity: bool = True  # search the mix's capacity after measuring the placement
 
     def __post_init__(self) -> None:
         if len(set(self.models)) != len(self.models):
@@ -149,7 +148,7 @@ def run_placement(cfg: PlacementConfig, say: Callable[[str], None] = print, runs
     colocation = colocation or LiveColocation(log_dir=out / "colocation")
     result = measure_colocation(measured, colocation, say=lambda line: say(f"tune: {line}"))
     judged = [capacity_slo(a, None) for a in advices]
-    mix = search_mix_capacity(cfg, measured, result, colocation, judged, say) if cfg.mix_capacity else None
+    mix = search_mix_capacity(cfg, measured, result, colocation, judged, say)
     path = out / PLACEMENT_FILE
     command = serve_command(path)
     as_placed = [a.model_copy(update={"replica_plan": a.replica_plan.model_copy(update={
