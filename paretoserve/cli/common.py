@@ -73,12 +73,13 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     add_repack_arg(group)
 
 
-def add_engine_choice(group) -> None:
-    """--engine, for every command that starts engines: a preset of paretoserve/presets."""
+def add_engine_choice(group, engine_cmd: bool = True) -> None:
+    """--engine, for every command that starts engines: a preset of paretoserve/presets; `engine_cmd`: the command
+    also takes --engine-cmd for any other engine."""
+    other = "; --engine-cmd starts any other" if engine_cmd else ""
     group.add_argument("--engine", choices=ENGINE_NAMES, default="embedded",
                        help="which engine each replica runs: the embedded llama.cpp engine, llama-server (the "
-                            "llama-server extra), vllm (the vllm extra) or sglang; --engine-cmd starts any other "
-                            "(default: %(default)s)")
+                            f"llama-server extra), vllm (the vllm extra) or sglang{other} (default: %(default)s)")
 
 
 def add_repack_arg(group) -> None:

@@ -31,7 +31,7 @@ def add_parser(subparsers, help: str) -> None:
     p.add_argument("--mix", default=None, metavar="SHARES",
                    help="with several --model: each model's share of the requests, comma-separated, summing to 1 "
                         "(default: equal shares)")
-    add_engine_choice(p)
+    add_engine_choice(p, engine_cmd=False)
     p.add_argument("--out", type=Path, default=DEFAULTS.out, help="results directory (default: ./%(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the tune in --out, reusing finished points")
     g = p.add_argument_group("search")
