@@ -85,35 +85,35 @@ class AdviseConfig(BaseModel):
 
 class SloSummary(BaseModel):
     text: str  # the limits as one line, e.g. 'mean_tpot_ms<=19.77 (3 x mean_tpot_ms at B=32 (6.59 ms))'
-    limits: list[RunLimit]
-    min_efficiency: float
+    limits: list[RunLimit]  # bounds on run statistics: --slo's (a bare metric on the run's mean), then the relative one
+    min_efficiency: float  # floor on T(B) / (B x T(1)) a point must beat (--min-efficiency; 0 = none)
 
 
 class Advice(BaseModel):
     """Everything `advise --json` prints (this model's model_dump()); bytes, ms, and per-second throughput."""
 
-    sweep_dir: str
-    model: str | None
-    device: str | None
-    throughput_metric: str
+    sweep_dir: str  # the sweep directory the advice was read from
+    model: str | None  # as the sweep's spec names it (several joined by ', '); None: not recorded
+    device: str | None  # the sweep's first GPU, else its CPU model; None: not recorded
+    throughput_metric: str  # output_throughput | total_token_throughput (tokens/s) | request_throughput (requests/s)
     b_opt: int  # the measured batch size the BCA picks
     b_opt_max_batch: int  # the batch cap of the run that reached it
-    b_opt_key: str
-    slo: SloSummary
+    b_opt_key: str  # points.jsonl key of the point B_opt was measured in
+    slo: SloSummary  # the limits every single-replica point was judged by
     rejected: list[Verdict]  # every larger batch and why
     batches: list[Verdict]  # every single-replica point, smallest batch first
-    throughput_at_b_opt: float
+    throughput_at_b_opt: float  # B_opt's point, in throughput_metric's unit
     b_opt_certainty: str | None = None  # over repeats, e.g. "SLO met within the 95 % interval over 3 repeats"
-    best_throughput: float
-    throughput_fraction_at_b_opt: float
-    kv_need_bytes: float | None
+    best_throughput: float  # the most any single-replica point reached, within the SLO or not
+    throughput_fraction_at_b_opt: float  # throughput_at_b_opt / best_throughput, 0..1
+    kv_need_bytes: float | None  # KV cache B_opt needs, bytes (memory.kv_need_bytes)
     kv_need_fraction: float | None  # of the default KV allocation
-    freed_bytes: float | None
+    freed_bytes: float | None  # default KV allocation - kv_need_bytes, bytes (memory.freed_bytes)
     freed_fraction: float | None  # of device memory
-    memory: MemoryAdvice
-    pareto: list[Frontier]
-    replica_plan: ReplicaPlan
-    commands: Commands
+    memory: MemoryAdvice  # the arithmetic behind kv_need_bytes and freed_bytes
+    pareto: list[Frontier]  # frontiers: throughput vs median/p99 TPOT and ITL and vs memory; energy/token vs throughput
+    replica_plan: ReplicaPlan  # the advised N replicas x batch cap, with the options it was chosen from
+    commands: Commands  # launch lines for B_opt and for the replica plan
     roofline: RooflineSummary | None = None  # the calibrated roofline behind predicted replica plans
     capacity: CapacityAdvice | None = None  # measured capacity, what a traffic needs (tune, advise --capacity-dir)
 

@@ -24,15 +24,15 @@ STEP_LATENCIES = ("_tpot_ms", "_itl_ms")  # latency fields that scale with the t
 class Verdict(BaseModel):
     """How one single-replica point fares against the SLO and the efficiency floor."""
 
-    key: str
-    batch: int
-    max_batch: int
-    throughput: float
+    key: str  # the point's points.jsonl key
+    batch: int  # measured peak batch per replica: the BCA's B
+    max_batch: int  # the batch cap the engine was started with
+    throughput: float  # in the advice's throughput_metric unit; the mean over repeats
     throughput_ci95: tuple[float, float] | None = None  # over repeats: the 95 % interval; None for one run
     efficiency: float | None  # T(B) / (B x T(1)); None without a batch-1 point
-    meets: bool
+    meets: bool  # every limit holds and, where there is one, the efficiency floor is beaten
     reasons: list[str]  # why it fails; empty when it meets every limit
-    repeats: int = 1
+    repeats: int = 1  # runs the figures are the mean of
     certainty: str | None = None  # over repeats: "within the interval" | "at the mean only" | "fails"; None: one run
 
 

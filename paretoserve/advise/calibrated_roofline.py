@@ -23,11 +23,11 @@ class RooflineError(AdviseError):
 class RooflineSummary(BaseModel):
     """The calibrated roofline advise used; its figures are predicted, never measured."""
 
-    hardware: str
+    hardware: str  # the roofline hardware's name (--hardware)
     efficiency: dict[str, float]  # fitted factors: weights_bandwidth, kv_bandwidth, compute, step_overhead_s
     points: int  # single-engine points it was fitted to
     median_abs_leave_out_error: float  # of throughput, each point predicted by a fit without its batch size
-    device_sharing: str
+    device_sharing: str  # how the replicas share the device, in words
 
     def text(self) -> str:
         """One sentence for people: which roofline, how well it predicts, how replicas share the device."""

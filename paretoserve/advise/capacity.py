@@ -23,18 +23,18 @@ from paretoserve.results.store import StoreError, SweepStore
 class RateFigures(BaseModel):
     """One rate of the capacity runs, pooled over its runs; times in ms."""
 
-    rate_rps: float
-    attainment: float
-    attainment_ci95: tuple[float, float]
-    requests: int
-    failed: int
+    rate_rps: float  # offered: the rate arrivals were drawn at, requests/s
+    attainment: float  # share of requests sent (failed ones too) within every per-request limit, 0..1
+    attainment_ci95: tuple[float, float]  # Wilson 95 % interval of attainment
+    requests: int  # requests sent at this rate over its runs, failed ones included
+    failed: int  # requests that failed, over its runs
     meets: bool  # attainment at or above the target, and every run limit held
-    request_throughput: float
-    median_ttft_ms: float | None = None
-    p99_ttft_ms: float | None = None
-    median_tpot_ms: float | None = None
-    p99_tpot_ms: float | None = None
-    mean_e2el_ms: float | None = None
+    request_throughput: float  # completed requests/s, mean over its runs
+    median_ttft_ms: float | None = None  # median time to first token, mean over the rate's runs
+    p99_ttft_ms: float | None = None  # 99th percentile time to first token, mean over the rate's runs
+    median_tpot_ms: float | None = None  # median time per output token, mean over the rate's runs
+    p99_tpot_ms: float | None = None  # 99th percentile time per output token, mean over the rate's runs
+    mean_e2el_ms: float | None = None  # mean end-to-end latency of a request, mean over the rate's runs
 
 
 class ReplayCheck(BaseModel):
@@ -42,8 +42,8 @@ class ReplayCheck(BaseModel):
 
     file: str  # replay.json
     speed: float  # the trace's pace times this
-    sent: int
-    failed: int
+    sent: int  # requests of the trace sent
+    failed: int  # of those, requests that failed
     attainment: float  # share of requests sent within the SLO
     goal_met: bool  # attainment at or above the target, no request failed
 
@@ -53,24 +53,24 @@ class CapacityAdvice(BaseModel):
 
     directory: str  # the capacity runs
     slo: str  # the per-request limits each request was judged by
-    attainment_target: float
+    attainment_target: float  # share of requests (0..1) a rate must keep within the SLO to count as sustained
     capacity_rps: float  # the highest rate that met the target
     failing_rps: float | None  # the lowest that did not: the knee lies in [capacity_rps, failing_rps)
-    knee: RateFigures
+    knee: RateFigures  # the figures at capacity_rps
     rates: list[RateFigures]  # every rate run, lowest first
     replicas: int  # the plan's replicas on one device
-    max_batch: int
+    max_batch: int  # batch cap of each replica
     per_replica_rps: float  # capacity_rps / replicas
     headroom: float  # share of spare capacity every count keeps
-    traffic: Traffic | None = None
-    replicas_at_low: int | None = None
-    replicas_at_mean: int | None = None
-    replicas_at_peak: int | None = None
-    devices_at_mean: int | None = None
-    devices_at_peak: int | None = None
-    arithmetic: list[str]
-    summary: str
-    replay: ReplayCheck | None = None
+    traffic: Traffic | None = None  # the traffic the counts below size for (--traffic); None: none given
+    replicas_at_low: int | None = None  # replicas for the traffic's low rate, with headroom; None: no low
+    replicas_at_mean: int | None = None  # replicas for the traffic's mean rate, with headroom; None: no traffic
+    replicas_at_peak: int | None = None  # replicas for the traffic's peak rate, with headroom; None: no peak
+    devices_at_mean: int | None = None  # ceil(replicas_at_mean / replicas) devices like this one; None: no traffic
+    devices_at_peak: int | None = None  # ceil(replicas_at_peak / replicas); None: no peak
+    arithmetic: list[str]  # each count's arithmetic in words
+    summary: str  # what the plan sustains and what the traffic needs, in one sentence
+    replay: ReplayCheck | None = None  # a trace traffic replayed through the plan (tune, unless --no-verify); else None
 
     def bounds(self, metric: str) -> list[tuple[str, float, bool]]:
         """(the limit as written, its bound in ms, whether it bounds each request) for every limit of the SLO on

@@ -24,12 +24,12 @@ from paretoserve.presets.vllm import kv_tokens_for as kv_tokens_for_vllm
 class Commands(BaseModel):
     """One shell line per target; `kv_tokens` is the KV budget per replica they set, in tokens."""
 
-    kv_tokens: int
-    ctx_per_seq: int
-    engine: str
-    serve: str
-    llama_server: str
-    vllm: str
+    kv_tokens: int  # B_opt x ctx_per_seq: what the engine and llama-server lines set
+    ctx_per_seq: int  # tokens of context per sequence: the sweep's, else the engine's default
+    engine: str  # `paretoserve engine` at B_opt
+    serve: str  # `paretoserve serve --plan` for the replica plan
+    llama_server: str  # llama-server with B_opt slots (-np)
+    vllm: str  # `vllm serve` at B_opt; --gpu-memory-utilization 0.90, or an import's weights + KV need
     vllm_kv_bytes: str | None  # the same with --kv-cache-memory-bytes, where the KV need in bytes is known
 
 

@@ -39,26 +39,26 @@ def parse_size(text: str, flag: str = "--device-memory") -> int:
 
 class MemoryPart(BaseModel):
     part: str  # weights | kv_needed | kv_freed | rest
-    bytes: float
+    bytes: float  # device memory this part takes
     fraction: float  # of device memory
 
 
 class MemoryAdvice(BaseModel):
     """All sizes in bytes; fractions of device memory unless named otherwise."""
 
-    device_memory_bytes: int | None
-    device_memory_source: str
-    kv_bytes_per_token: int | None
-    kv_need_bytes: float | None
-    kv_need_source: str
+    device_memory_bytes: int | None  # --device-memory, else the sweep's GPU memory, else its RAM; None: unknown
+    device_memory_source: str  # where device_memory_bytes came from, in words
+    kv_bytes_per_token: int | None  # as a vLLM import recorded it, else from the model's GGUF; None: unknown
+    kv_need_bytes: float | None  # peak KV use at B_opt, else bytes/token x tokens/sequence x B_opt; None: unknown
+    kv_need_source: str  # how kv_need_bytes was found ('measured: ...', 'geometry: ...', 'unknown: ...')
     kv_need_fraction: float | None  # share of the default KV allocation B_opt needs
-    default_kv_bytes: float | None
-    default_kv_source: str
-    freed_bytes: float | None
-    freed_fraction: float | None
+    default_kv_bytes: float | None  # vLLM: the largest cache the sweep allocated; else the engine defaults' cache
+    default_kv_source: str  # how default_kv_bytes was found, in words
+    freed_bytes: float | None  # default_kv_bytes - kv_need_bytes, at least 0
+    freed_fraction: float | None  # freed_bytes / device_memory_bytes
     weights_bytes: float | None  # vLLM: weights plus activations and runtime buffers
-    weights_source: str
-    breakdown: list[MemoryPart]
+    weights_source: str  # how weights_bytes was found, in words; 'unknown' where it is None
+    breakdown: list[MemoryPart]  # weights, kv_needed, kv_freed and the rest; empty when device memory is unknown
 
 
 def device_memory(table: SweepTable, override: str | int | None) -> tuple[int | None, str]:

@@ -10,22 +10,22 @@ from paretoserve.advise.table import Point
 
 
 class FrontierPoint(BaseModel):
-    key: str
-    config: dict
-    x: float
-    y: float
+    key: str  # the point's points.jsonl key
+    config: dict  # the point's max_batch, batch, replicas, threads and kv_tokens
+    x: float  # its value on the frontier's x axis
+    y: float  # its value on the frontier's y axis
 
 
 class Frontier(BaseModel):
     """Non-dominated points of one pair of axes, sorted by x; `better` says which way each axis improves."""
 
-    name: str
-    x: str
-    y: str
+    name: str  # e.g. throughput_vs_p99_itl_ms, throughput_vs_memory, energy_per_output_token_vs_throughput
+    x: str  # the x axis: a latency field (ms), memory_bytes or the throughput metric
+    y: str  # the y axis: the throughput metric or energy_per_output_token_j (J)
     x_better: str  # "min" or "max"
-    y_better: str
-    points: list[FrontierPoint]
-    note: str = ""
+    y_better: str  # "min" or "max"
+    points: list[FrontierPoint]  # the points no other beats on both axes, sorted by x
+    note: str = ""  # how an axis was measured (memory, energy source); empty for the latency frontiers
 
 
 def non_dominated(pairs: list[tuple[float, float]], x_max: bool, y_max: bool) -> list[int]:

@@ -30,18 +30,18 @@ MEASURED_NOTE = "measured: the sweep ran replica points; the best one within the
 class PlanOption(BaseModel):
     """One N x B configuration, measured or predicted; throughput in units of `throughput_metric`."""
 
-    replicas: int
-    max_batch: int
-    batch: int
-    threads_per_replica: int
+    replicas: int  # engines on the one device
+    max_batch: int  # batch cap of each replica
+    batch: int  # measured peak batch per replica of the point it comes from
+    threads_per_replica: int  # threads of each engine; 0 = not set (the embedded engine: every core)
     predicted_or_measured: str  # "measured" | "predicted"
     key: str | None  # the sweep point it comes from
     throughput: float  # measured; predicted: the roofline's, else the upper bound replicas x one engine alone
     throughput_low: float | None = None  # predicted: one engine measured at no more than the same total batch
     throughput_ci95: tuple[float, float] | None = None  # measured over repeats: the 95 % interval
-    latency_ms: dict[str, float]
-    meets_slo: bool
-    reasons: list[str]
+    latency_ms: dict[str, float]  # mean_/median_/p99_ fields, ms; predicted by the roofline: only TPOT and ITL, scaled
+    meets_slo: bool  # every limit holds (an unpredicted one fails), no preemptions with several replicas
+    reasons: list[str]  # why it fails; empty when it meets the SLO
 
 
 class ReplicaCapacity(BaseModel):
@@ -55,20 +55,20 @@ class ReplicaCapacity(BaseModel):
 class ReplicaPlan(BaseModel):
     """The advised N x B plan (`advise --json`'s `replica_plan`), with every option it was chosen from."""
 
-    replicas: int
-    max_batch: int
-    threads_per_replica: int
-    predicted_or_measured: str
-    throughput_metric: str
-    expected_throughput: float
-    expected_latency_ms: dict[str, float]
+    replicas: int  # engines on the one device
+    max_batch: int  # batch cap of each replica
+    threads_per_replica: int  # threads of each engine; 0 = not set (the embedded engine: every core)
+    predicted_or_measured: str  # "measured" | "predicted"
+    throughput_metric: str  # expected_throughput's unit, as the advice's
+    expected_throughput: float  # all replicas together, in throughput_metric's unit
+    expected_latency_ms: dict[str, float]  # the chosen option's latency_ms, ms
     baseline: PlanOption  # the single engine with the most throughput, within the SLO or not
     gain_vs_baseline: float  # expected_throughput / baseline throughput - 1
-    memory_per_replica_bytes: float | None
-    replicas_fit_memory: int | None
-    replicas_fit_cores: int | None
-    options: list[PlanOption]
-    note: str
+    memory_per_replica_bytes: float | None  # one copy of B_opt: on a CPU its measured peak, else weights + KV need
+    replicas_fit_memory: int | None  # copies of B_opt in the memory fraction (0.9 if unset) of device memory
+    replicas_fit_cores: int | None  # usable cores // B_opt's threads (at least 1); None on an accelerator
+    options: list[PlanOption]  # every option it was chosen from, by replicas then batch
+    note: str  # where the options come from, and how to confirm a predicted plan
     decision: str | None = None  # why a plan with more replicas was not taken, when noise decided it
 
     def setup(self) -> ReplicaSetup:

@@ -23,7 +23,7 @@ class TrafficError(UserError):
 class Traffic(BaseModel):
     """The traffic a plan must carry, in requests per second."""
 
-    mean_rps: float
+    mean_rps: float  # requests/s; a trace's: its requests after the first over its span
     peak_rps: float | None = None  # None: no peak given, so the mean is all there is
     low_rps: float | None = None  # the quietest window of a trace; None for a rate given by hand
     window_s: float | None = None  # the window a trace's peak and low are taken over
