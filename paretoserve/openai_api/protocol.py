@@ -86,7 +86,7 @@ class _Body(BaseModel):
 
 class StreamOptions(_Body):
     model_config = ConfigDict(strict=True, extra="forbid")
-    include_usage: bool = False
+    include_usage: bool = False  # a last chunk carries `usage`; the others carry null
     continuous_usage_stats: bool = False  # vLLM's: a running `usage` on every chunk (with include_usage)
     # OpenAI's random padding of chunks against size side channels: accepted (the SDK's types offer it), never
     # added, as vLLM does; the text is the same either way.
@@ -95,7 +95,7 @@ class StreamOptions(_Body):
 
 class ResponseFormat(_Body):
     model_config = ConfigDict(strict=True, extra="forbid")
-    type: Literal["text"]
+    type: Literal["text"]  # only "text"
 
 
 class Resume(_Body):
@@ -104,32 +104,32 @@ class Resume(_Body):
     model_config = ConfigDict(strict=True, extra="forbid")
     tokens: list[int] = Field(default_factory=list)  # generated on a replica that died; the client has their text
     id: str | None = None  # of the response those tokens went out in
-    created: int | None = None
+    created: int | None = None  # of that response (Unix s): the resumed chunks keep it
 
 
 class _Sampling(_Body):
     """Fields both endpoints share; unknown OpenAI fields are accepted and ignored, as vLLM does."""
 
-    model: str | None = None
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    model: str | None = None  # a served model; left out or `default` = the (first) served one
+    temperature: float = Field(1.0, ge=0.0, le=2.0)  # sampling temperature; below 1e-5 = greedy
+    top_p: float = Field(1.0, gt=0.0, le=1.0)  # nucleus: the likeliest tokens up to this probability mass; 1 = off
     top_k: int = Field(0, ge=-1)  # -1 or 0 = off (vLLM uses -1)
-    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
-    stop: Text | list[Text] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1, le=1)
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    logit_bias: dict[TokenIdKey, Bias] = Field(default_factory=dict)
-    ignore_eos: bool = False
-    min_tokens: int = Field(0, ge=0)
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])  # fixes the random draws; -1 or none = random
+    stop: Text | list[Text] | None = None  # strings that end the generation, never sent; they count after min_tokens
+    stream: bool = False  # answer with SSE chunks, ending with `data: [DONE]`
+    stream_options: StreamOptions | None = None  # with stream: whether chunks carry `usage`
+    n: int = Field(1, ge=1, le=1)  # choices per request: only 1
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)  # subtracted from the logit of every token generated so far
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)  # subtracted once per time a token was generated so far
+    logit_bias: dict[TokenIdKey, Bias] = Field(default_factory=dict)  # token id (a string) -> added to its logit
+    ignore_eos: bool = False  # generate past the end-of-sequence token, up to max_tokens
+    min_tokens: int = Field(0, ge=0)  # end-of-sequence and stop strings held off until this many tokens came
     paretoserve_resume: Resume | None = None  # the router's, to resume a stream
-    best_of: Literal[1] = 1
-    suffix: Literal[""] = ""
-    top_logprobs: Literal[0] = 0
-    tools: list[dict] = Field(default_factory=list, max_length=0)
-    response_format: ResponseFormat | None = None
+    best_of: Literal[1] = 1  # only 1: one candidate per choice
+    suffix: Literal[""] = ""  # only "": no text to insert before
+    top_logprobs: Literal[0] = 0  # only 0: no log probabilities
+    tools: list[dict] = Field(default_factory=list, max_length=0)  # only []: no tool calls
+    response_format: ResponseFormat | None = None  # only {"type": "text"}: plain text
 
     @field_validator(*UNUSED_ONLY, mode="before")
     @classmethod
@@ -146,22 +146,22 @@ class _Sampling(_Body):
 
 
 class CompletionRequest(_Sampling):
-    prompt: Text | list[int] | list[Text]
+    prompt: Text | list[int] | list[Text]  # a string, a list of one string, or token ids
     max_tokens: int = Field(16, ge=1)  # OpenAI's default for /v1/completions
-    echo: Literal[False] = False
-    logprobs: None = None
+    echo: Literal[False] = False  # only false: the prompt is not repeated in the answer
+    logprobs: None = None  # only null: no log probabilities
 
 
 class ContentPart(_Body):
     """One part of a message's content list; only text parts reach the prompt."""
 
-    type: str | None = None
-    text: Text | None = None
+    type: str | None = None  # only "text" parts reach the prompt; others are skipped
+    text: Text | None = None  # the part's text
 
 
 class ChatMessage(_Body):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: Text | list[ContentPart]
+    role: Literal["system", "developer", "user", "assistant"]  # who speaks; developer counts as system
+    content: Text | list[ContentPart]  # text, or parts whose text parts are joined
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -170,10 +170,10 @@ class ChatMessage(_Body):
 
 
 class ChatRequest(_Sampling):
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)  # the conversation, rendered by the model's chat template
     max_tokens: int | None = Field(None, ge=1)  # None = whatever room the context leaves
-    max_completion_tokens: int | None = Field(None, ge=1)
-    logprobs: Literal[False] = False
+    max_completion_tokens: int | None = Field(None, ge=1)  # OpenAI's newer name of max_tokens; wins over it
+    logprobs: Literal[False] = False  # only false: no log probabilities
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
