@@ -9,6 +9,7 @@ from docs_build.md_table import cell, code, table
 from docs_build.schema_md import allowed, field_comments, models_from, type_of
 
 BODIES = ("CompletionRequest", "ChatRequest")  # the request bodies, before the objects nested in them
+SHARED_STATUSES = {"MethodNotAllowed": "405"}  # the document's shared responses (components.responses), by status
 
 
 def http_reference() -> str:
@@ -28,6 +29,8 @@ def http_reference() -> str:
                 meanings.setdefault(status, response["description"])
             rows.append([code(f"{method.upper()} {path}"), cell(operation.get("summary", "")),
                          ", ".join(sorted(ours)), ", ".join(sorted(theirs))])
+    for name, response in router["components"].get("responses", {}).items():  # answers of no listed operation
+        meanings.setdefault(SHARED_STATUSES[name], response["description"])
     out = ["## Routes", "", table(["route", "what", "engine answers", "router answers"], rows),
            "## Statuses", "", "Every error body is the `Error` object below, `{\"error\": {\"message\", \"type\", "
            "\"param\", \"code\"}}`.", "",

@@ -71,9 +71,9 @@ class RunLimit(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    field: str
-    bound_ms: float
-    strict: bool = False
+    field: str  # the run statistic bounded: a summary field such as mean_tpot_ms or p99_ttft_ms
+    bound_ms: float  # the bound, ms
+    strict: bool = False  # '<' rather than '<='
     origin: str = "--slo"  # "--slo" or how a relative bound was derived
 
     def holds(self, value: float | None) -> bool:
