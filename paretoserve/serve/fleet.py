@@ -15,6 +15,7 @@ from paretoserve.engine_process import LaunchError
 from paretoserve.hf_export import exported_name
 from paretoserve.model import GGUF_ENGINES, names_gguf, resolve_model
 from paretoserve.serve.config import PlanError, ServeConfig
+from paretoserve.serve.lifecycle import StartStop
 from paretoserve.serve.pinning import threads_for, usable_cores
 from paretoserve.serve.supervisor import Replica, Supervisor
 
@@ -78,7 +79,7 @@ def place(plans: list[ServeConfig], cores: list[int]) -> list[tuple[ServeConfig,
     return placed
 
 
-class Fleet:
+class Fleet(StartStop):
     """Every model's replicas: one Supervisor per model, started and stopped together; a sync context manager."""
 
     def __init__(self, models: list[ServedModel], log_dir: Path | None = None) -> None:
@@ -118,13 +119,3 @@ class Fleet:
         """Stop every model's replicas."""
         for supervisor in self.supervisors:
             supervisor.stop()
-
-    def __enter__(self) -> "Fleet":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -22,6 +22,7 @@ from paretoserve.engine_process import (
     wait_until,
 )
 from paretoserve.serve.config import ServeConfig
+from paretoserve.serve.lifecycle import StartStop
 from paretoserve.serve.mps import MpsDaemon
 from paretoserve.serve.pinning import assign_cores, pinned_cmd, threads_for, usable_cores
 
@@ -115,7 +116,7 @@ class Replica:
         return "stopping", _since(healthy_since)
 
 
-class Supervisor:
+class Supervisor(StartStop):
     """Start the plan's replicas, keep them alive, stop them all; use as a context manager (sync).
 
     `cores` are those its replicas are pinned to (default: every core this process may use); its replicas are
@@ -181,15 +182,6 @@ class Supervisor:
             self._mps.stop()
             self._mps = None
 
-    def __enter__(self) -> "Supervisor":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def _ended(process: EngineProcess, cmd: list[str]) -> str:
