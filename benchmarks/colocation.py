@@ -33,7 +33,7 @@ from pathlib import Path
 
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.cli.common import stop_on_sigterm
-from paretoserve.engine.config import available_cores
+from paretoserve.engine.config import available_cores, ctx_for
 from paretoserve.results.setup import ReplicaSetup
 from paretoserve.sweep.colocation import (
     Arrangement,
@@ -85,7 +85,8 @@ def main() -> None:
     bench = BenchConfig(url="http://127.0.0.1:1", input_tokens=TokenRange(args.input_tokens, args.input_tokens),
                         output_tokens=TokenRange(args.output_tokens, args.output_tokens), duration_s=args.duration,
                         energy="none")
-    cfg = ColocationConfig(models, bench, repeats=args.repeats, ctx_per_seq=args.input_tokens + args.output_tokens + 1)
+    cfg = ColocationConfig(models, bench, repeats=args.repeats,
+                           ctx_per_seq=ctx_for(args.input_tokens, args.output_tokens))
     print(f"Gemma 3 270M and SmolLM2 135M, caps {args.caps}, mix {args.mix}, {args.input_tokens} input / "
           f"{args.output_tokens} output tokens, ignore_eos, streamed, {args.duration:g} s of load per run, "
           f"{args.repeats} rounds, {available_cores()} cores; other processes on this machine add noise", flush=True)
@@ -99,7 +100,7 @@ def main() -> None:
           + ", ".join(f"{m.name} {m.interference:.2f}" for m in result.models if m.interference is not None)
           + f"; placement / one device per model (per device): {place / (solo / result.devices):.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "result": result.to_dict()}, indent=1))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "result": result.figures().to_dict()}, indent=1))
 
 
 if __name__ == "__main__":
