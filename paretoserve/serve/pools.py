@@ -63,27 +63,31 @@ class Pools:
         return list(await asyncio.gather(*(_entry(pool, headers) for pool in self.pools)))
 
 
+def model_entry(name: str, listed: object) -> dict:
+    """The model's entry as a replica lists it in its /v1/models `data` (its context length among it); where the
+    list is anything else, or names the model otherwise, the entry the router makes: the name is what routes. The
+    router and the Ray ingress list their models by it."""
+    own = {"id": name, "object": "model", "created": 0, "owned_by": "paretoserve"}
+    if not isinstance(listed, list):
+        return own
+    return next((m for m in listed if isinstance(m, dict) and m.get("id") == name), own)
+
+
 async def _entry(pool: Balancer, headers: Mapping[str, str]) -> dict:
-    """The model's entry as a healthy replica of its pool lists it (its context length among it); where none
-    answers, or it lists the model under another name, the entry the router makes: the name is what routes."""
+    """The model's entry as a healthy replica of its pool lists it, else the router's (`model_entry`)."""
     name = pool.model
     assert name is not None  # only named pools are listed one by one
-    own = {"id": name, "object": "model", "created": 0, "owned_by": "paretoserve"}
     backend = pool.pick()
-    if backend is None:
-        return own
-    listed = await _replica_list(backend, headers)
-    return next((m for m in listed if m.get("id") == name), own)
+    return model_entry(name, None if backend is None else await _replica_list(backend, headers))
 
 
-async def _replica_list(backend: Backend, headers: Mapping[str, str]) -> list[dict]:
-    """A replica's list of models; empty where it fails or answers anything else."""
+async def _replica_list(backend: Backend, headers: Mapping[str, str]) -> object:
+    """A replica's /v1/models `data`; None where it fails or answers anything else."""
     try:
         async with backend.client.get("/v1/models", headers=headers) as response:
-            data = json.loads(await response.read())["data"] if response.status == 200 else []
+            return json.loads(await response.read())["data"] if response.status == 200 else None
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
-        return []
-    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+        return None
 
 
 def model_for(requested: object, served: list[str]) -> str:

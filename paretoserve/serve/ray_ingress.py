@@ -28,7 +28,7 @@ from paretoserve.openai_api.protocol import ApiError, parse_json, read_body
 from paretoserve.openai_api.routes import api_routes
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import merged_metrics
-from paretoserve.serve.pools import model_for
+from paretoserve.serve.pools import model_entry, model_for
 from paretoserve.serve.ray_asgi import HandleRequest, Relayed, hand_over, take_app, whole
 from paretoserve.serve.ray_metrics import board_texts
 from paretoserve.serve.router import METRICS_CONTENT_TYPE, check_body
@@ -119,13 +119,12 @@ class Ingress:
 
 
 def _entry(name: str, status: int, body: bytes) -> dict:
-    own = {"id": name, "object": "model", "created": 0, "owned_by": "paretoserve"}
+    """The model's entry in its replica's answer to /v1/models, else the ingress's own (pools.py `model_entry`)."""
     try:
-        data = parse_json(body)["data"] if status == 200 else []  # type: ignore[index]
+        data = parse_json(body)["data"] if status == 200 else None  # type: ignore[index]
     except (ApiError, KeyError, TypeError):
-        data = []
-    listed = [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
-    return next((m for m in listed if m.get("id") == name), own)
+        data = None
+    return model_entry(name, data)
 
 
 def _failed(name: str, exc: BaseException) -> ApiError:
