@@ -12,6 +12,7 @@ import psutil
 from paretoserve.bench.access import Access
 
 BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m"  # what `paretoserve engine --model default` serves
+DEFAULT_ALIAS = "default"  # the engine's alias of its model, and a multi-model router's of its first
 LOCAL_HOSTS = {"localhost", "0.0.0.0", "::"}
 
 
@@ -21,7 +22,7 @@ class EndpointError(Exception):
 
 @dataclass(frozen=True)
 class ServerInfo:
-    model: str | None  # the first model /v1/models lists
+    model: str | None  # the model asked for where /v1/models lists it, else the first it lists
     owned_by: str | None
     max_model_len: int | None  # context per sequence, where the server says (paretoserve, vLLM)
 
@@ -34,9 +35,11 @@ class ServerInfo:
         return {**asdict(self), "paretoserve": self.ours}
 
 
-async def probe(base_url: str, timeout_s: float = 10.0, access: Access | None = None) -> ServerInfo:
-    """GET /v1/models; a server without it is still benchmarked (model unknown); one that refuses the key is
-    an EndpointError naming --api-key."""
+async def probe(base_url: str, timeout_s: float = 10.0, access: Access | None = None,
+                model: str | None = None) -> ServerInfo:
+    """GET /v1/models: the entry of `model` (a router serving several models lists each with its own owner and
+    context length), else the first, which is also what `default` names; a server without it is still
+    benchmarked (model unknown); one that refuses the key is an EndpointError naming --api-key."""
     access = access or Access()
     async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, trust_env=False,
                                  headers=access.headers(), verify=access.ssl_context()) as client:
@@ -51,11 +54,14 @@ async def probe(base_url: str, timeout_s: float = 10.0, access: Access | None = 
     if response.status_code != 200:
         return ServerInfo(None, None, None)
     try:
-        first = (response.json().get("data") or [{}])[0]
-    except (ValueError, AttributeError, IndexError):
+        listed = response.json().get("data") or [{}]
+        first = listed[0]
+        entry = next((e for e in listed if isinstance(e, dict) and e.get("id") == model), first) \
+            if model not in (None, DEFAULT_ALIAS) else first
+        length = entry.get("max_model_len")
+    except (ValueError, AttributeError, IndexError, TypeError):
         return ServerInfo(None, None, None)
-    length = first.get("max_model_len")
-    return ServerInfo(first.get("id"), first.get("owned_by"), length if isinstance(length, int) else None)
+    return ServerInfo(entry.get("id"), entry.get("owned_by"), length if isinstance(length, int) else None)
 
 
 def local_port(url: str) -> int | None:

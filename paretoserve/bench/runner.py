@@ -10,8 +10,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import httpx
-
 from paretoserve import __version__
 from paretoserve.bench import energy, probe, quiet, summary, trace, workload
 from paretoserve.bench.config import BenchConfig
@@ -23,7 +21,6 @@ from paretoserve.bench.tokenizer import ApproxTokenizer, GgufTokenizer, Tokenize
 from paretoserve.limits import UserError
 
 DURATION_POOL = 1000  # synthetic requests generated for a --duration run (cycled)
-DEFAULT_MODEL = "default"  # the engine's alias of its model, and a multi-model router's of its first
 
 
 class BenchError(UserError):
@@ -43,7 +40,7 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     `keep_requests`, it holds every request's own record under "requests"."""
     progress = progress or Progress()
     try:
-        server = await _served_entry(cfg, await probe.probe(cfg.url, access=cfg.access))
+        server = await probe.probe(cfg.url, access=cfg.access, model=cfg.served_model_name)
     except probe.EndpointError as exc:
         raise BenchError(str(exc)) from exc
     as_ids = _prompt_as_ids(cfg, server)
@@ -111,28 +108,10 @@ async def run_bench(cfg: BenchConfig, progress: Progress | None = None, keep_req
     return result
 
 
-async def _served_entry(cfg: BenchConfig, first: probe.ServerInfo) -> probe.ServerInfo:
-    """What the endpoint lists for --served-model-name: a router serving several models lists each with its own
-    owner and context length, and `probe` reads the first. The first where no name is given, `default` is asked
-    (the alias of the first) or the name is not listed."""
-    name = cfg.served_model_name
-    if name is None or name in (first.model, DEFAULT_MODEL):
-        return first
-    try:
-        async with httpx.AsyncClient(base_url=cfg.url.rstrip("/"), timeout=10.0, trust_env=False,
-                                     headers=cfg.access.headers(), verify=cfg.access.ssl_context()) as client:
-            listed = (await client.get("/v1/models")).json()["data"]
-        entry = next(e for e in listed if isinstance(e, dict) and e.get("id") == name)
-    except (httpx.HTTPError, ValueError, KeyError, TypeError, StopIteration):
-        return first
-    length = entry.get("max_model_len")
-    return probe.ServerInfo(name, entry.get("owned_by"), length if isinstance(length, int) else None)
-
-
 def _model_under_test(cfg: BenchConfig, server: probe.ServerInfo) -> str | None:
     """The model whose metrics count where the endpoint labels them by model: the one the requests name."""
     name = cfg.served_model_name
-    return server.model if name in (None, DEFAULT_MODEL) else name
+    return server.model if name in (None, probe.DEFAULT_ALIAS) else name
 
 
 def _stderr(line: str) -> None:
