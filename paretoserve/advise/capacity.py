@@ -19,6 +19,8 @@ from paretoserve.bench.slo import RequestLimit, parse_slo
 from paretoserve.results.rate_run import RateRun, to_rate_run
 from paretoserve.results.store import StoreError, SweepStore
 
+HEADROOM = 0.1  # share of capacity every replica count keeps spare, by default (tune's and advise's --headroom)
+
 
 class RateFigures(BaseModel):
     """One rate of the capacity runs, pooled over its runs; times in ms."""
@@ -104,7 +106,7 @@ def needed(rate_rps: float, per_replica_rps: float, headroom: float) -> int:
 
 
 def capacity_advice(directory: str | Path, replicas: int, max_batch: int, traffic: Traffic | None = None,
-                    headroom: float = 0.1) -> CapacityAdvice:
+                    headroom: float = HEADROOM) -> CapacityAdvice:
     """The capacity of the plan (`replicas` x cap `max_batch`) measured in `directory` (a `paretoserve capacity`
     directory: its target and SLO as it kept them), and what `traffic` needs; AdviseError naming --capacity-dir
     when it is not one, or holds no rate that met its target."""

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from paretoserve.advise.capacity import HEADROOM
 from paretoserve.advise.traffic import PEAK_WINDOW_S, Traffic, traffic_from_rates, traffic_from_trace
 from paretoserve.bench.slo import SloError, parse_slo
 from paretoserve.cli.common import UsageError
-from paretoserve.tune.config import CapacityStep
+
+if TYPE_CHECKING:
+    from paretoserve.tune.config import CapacityStep
 
 TRACE = "trace:"
 
@@ -24,12 +28,14 @@ def add_traffic_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--peak-window", type=float, default=None, metavar="SECONDS",
                        help=f"with --traffic trace:PATH: the window its peak and low rates are taken over "
                             f"(default: {PEAK_WINDOW_S:g})")
-    group.add_argument("--headroom", type=float, default=CapacityStep.headroom,
+    group.add_argument("--headroom", type=float, default=HEADROOM,
                        help="share of capacity every replica count keeps spare (default: %(default)s)")
 
 
 def add_capacity_step_args(group: argparse._ArgumentGroup) -> None:
     """tune's own: the traffic flags, and how the capacity step measures."""
+    from paretoserve.tune.config import CapacityStep  # here, not above: advise takes the traffic flags without tune
+
     add_traffic_args(group)
     group.add_argument("--capacity", action="store_true",
                        help="measure the plan's capacity even without --traffic (it is measured with one)")
@@ -71,6 +77,8 @@ def traffic_of(args: argparse.Namespace) -> tuple[Traffic | None, Path | None]:
 
 def capacity_step(args: argparse.Namespace) -> CapacityStep | None:
     """tune's capacity step from its flags; None when neither --traffic nor --capacity asks for it."""
+    from paretoserve.tune.config import CapacityStep
+
     traffic, trace = traffic_of(args)
     if traffic is None and not args.capacity:
         unused = [flag for flag, given in (("--capacity-slo", args.capacity_slo is not None),
