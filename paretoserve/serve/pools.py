@@ -62,6 +62,11 @@ class Pools:
         """Every model's /v1/models entry, in order (named pools only)."""
         return list(await asyncio.gather(*(_entry(pool, headers) for pool in self.pools)))
 
+    async def entry(self, model: str, headers: Mapping[str, str]) -> dict:
+        """The /v1/models entry of the model `model` names (named pools only; a 404 naming the served models for
+        one not served), asked of its own pool alone."""
+        return await _entry(self.for_model(model), headers)
+
 
 def model_entry(name: str, listed: object) -> dict:
     """The model's entry as a replica lists it in its /v1/models `data` (its context length among it); where the

@@ -99,7 +99,7 @@ class Ingress:
         """One model (models.retrieve): a served name, or `default` for the first."""
         model_id = request.path_params["model_id"]
         name = model_for(model_id, self.names)
-        return JSONResponse((await self.listed())[self.names.index(name)])
+        return JSONResponse(_entry(name, *await self._fetch(name, "/v1/models")))
 
     async def health(self, request: Request) -> Response:
         """200 while at least one model answers its /health; the body says which do."""

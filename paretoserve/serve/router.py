@@ -29,7 +29,7 @@ from paretoserve.openai_api.routes import api_routes
 from paretoserve.serve.client_limits import ClientLimiter, LimitClients
 from paretoserve.serve.config import RouterConfig
 from paretoserve.serve.metrics import RouterMetrics, replica_metrics
-from paretoserve.serve.pools import Pools, ReplicaGroups, model_for, not_served
+from paretoserve.serve.pools import Pools, ReplicaGroups, not_served
 from paretoserve.serve.relay import Relay, RelayCall
 from paretoserve.serve.resume import is_greedy
 
@@ -145,9 +145,7 @@ class Router:
         """One model (models.retrieve), looked up in a replica's list: not every engine serves this route."""
         model_id = request.path_params["model_id"]
         if self.pools.named:
-            listed = await self.pools.listed(self.relay.replica_headers(request.headers))
-            names = [m["id"] for m in listed]
-            return JSONResponse(listed[names.index(model_for(model_id, names))])
+            return JSONResponse(await self.pools.entry(model_id, self.relay.replica_headers(request.headers)))
         status, body, _ = await self._replica_models(request)
         try:
             models = json.loads(body)["data"] if status == 200 else None
