@@ -19,6 +19,7 @@ from paretoserve.sweep.bench_runs import BenchRuns
 from paretoserve.sweep.capacity import CapacityConfig, CapacitySession
 from paretoserve.sweep.capacity_console import budget_line, report_lines
 from paretoserve.sweep.grid import SweepSpec
+from paretoserve.sweep.rate_search import rounded
 from paretoserve.sweep.replay import replay_trace
 from paretoserve.sweep.runner import PointRuns
 from paretoserve.tune.config import CapacityStep, TuneConfig
@@ -55,7 +56,7 @@ def capacity_config(step: CapacityStep, cfg: TuneConfig, advice: Advice, plan_re
     ceiling = measured.get("request_throughput") if measured and step.trace is None else None
     return CapacityConfig(bench=bench, out=cfg.out / CAPACITY_DIR, attainment=step.attainment,
                           max_runs=step.max_runs, remeasure_budget=step.remeasure_budget,
-                          ceiling_rps=float(f"{ceiling:.4g}") if ceiling else None,
+                          ceiling_rps=rounded(ceiling) if ceiling else None,
                           concurrency=plan.max_batch * plan.replicas, resume=cfg.resume)
 
 

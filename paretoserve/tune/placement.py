@@ -46,7 +46,7 @@ from paretoserve.sweep.colocation import (
     measure_colocation,
 )
 from paretoserve.sweep.mix_capacity import MixLoad, mix_capacity
-from paretoserve.sweep.rate_search import RateSearchConfig
+from paretoserve.sweep.rate_search import RateSearchConfig, rounded
 from paretoserve.sweep.runner import PointRuns
 from paretoserve.tune.capacity_step import capacity_slo
 from paretoserve.tune.config import TuneConfig, TuneError
@@ -190,7 +190,7 @@ def search_mix_capacity(cfg: PlacementConfig, measured: ColocationConfig, result
     placement = arrangements(measured)[0]
     loads = [MixLoad(m.share, dataclasses.replace(load, mode="rate", rate=1.0, slo=slo))
              for m, load, slo in zip(measured.models, placement.loads, slos, strict=True)]
-    search = RateSearchConfig(start_rps=ceiling, attainment=cfg.attainment, ceiling_rps=float(f"{ceiling:.4g}"),
+    search = RateSearchConfig(start_rps=ceiling, attainment=cfg.attainment, ceiling_rps=rounded(ceiling),
                               resolution=MIX_RESOLUTION, max_runs=MIX_RUNS, remeasure_budget=MIX_REMEASURES)
     say(f"tune: searching the mix's capacity below the {ceiling:.3g} req/s it sustained at saturation, "
         f"{cfg.base.duration_s:g} s per rate, {cfg.attainment:.0%} of each model's requests within its SLO")
