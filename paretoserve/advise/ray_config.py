@@ -27,6 +27,7 @@ import yaml
 
 from paretoserve.advise.advice import Advice
 from paretoserve.advise.autoscaling import Autoscaling, autoscaling
+from paretoserve.advise.memory_map import MEMORY_CEILING  # device memory all replicas on one GPU share
 from paretoserve.advise.table import SweepTable
 from paretoserve.model import GGUF_ENGINES
 from paretoserve.presets import ENGINE_NAMES
@@ -39,7 +40,6 @@ INGRESS = "ModelIngress"  # with several models, the deployment in front of thei
 LLM_BUILDER = "ray.serve.llm:build_openai_app"
 APP_NAME = "paretoserve"
 MAX_QUEUED = 1024  # requests each proxy queues past max_ongoing_requests before it answers 503
-MEM_FRACTION = 0.9  # device memory all replicas on one GPU share (vLLM's default for one)
 VLLM_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens by default
 SERVE_HOW = "run it: serve run ray-serve.yaml (paretoserve with the `ray` extra installed on every node)"
 LLM_HOW = "for GPU nodes: serve run ray-serve-llm.yaml (ray[llm]); each replica gets its GPU share and KV memory"
@@ -126,13 +126,13 @@ def llm_config(advice: Advice, table: SweepTable, device_replicas: int | None = 
                placeholder: str = "MODEL", mem_fraction: float | None = None) -> dict:
     """One ray.serve.llm LLMConfig (as a dict) for vLLM running the plan, N replicas sharing one GPU (N =
     `device_replicas`, the plan's own replicas by default); `placeholder` stands for a model vLLM cannot load;
-    `mem_fraction`: the device memory this model's replicas share (None: an equal share of MEM_FRACTION each)."""
+    `mem_fraction`: the device memory this model's replicas share (None: an equal share of MEMORY_CEILING each)."""
     plan, ctx = advice.replica_plan, advice.commands.ctx_per_seq
     model = table.model if table.model and table.engine not in GGUF_ENGINES else placeholder
     gpu = share(device_replicas or plan.replicas)
     # vLLM refuses to start unless this share of the device is free: N replicas, N shares
     utilisation = share(plan.replicas, mem_fraction) if mem_fraction else share(device_replicas or plan.replicas,
-                                                                                 MEM_FRACTION)
+                                                                                 MEMORY_CEILING)
     engine_kwargs: dict = {"max_num_seqs": plan.max_batch, "max_model_len": ctx,
                            "gpu_memory_utilization": utilisation}
     kv = kv_bytes_per_replica(advice)
@@ -185,7 +185,7 @@ def serve_config_models(pairs: list[tuple[Advice, SweepTable]], mem_fractions: l
                         ) -> dict:
     """ray-serve.yaml for several models on one device: one application whose args hold every model's plan, model
     i's deployment `EngineReplica-i` (options as for one model) and the ingress in front of them; on a GPU each
-    model's replicas share its `mem_fractions` entry, else an equal share per replica of MEM_FRACTION."""
+    model's replicas share its `mem_fractions` entry, else an equal share per replica of MEMORY_CEILING."""
     replicas = _device_replicas(pairs)
     shares = _memory_shares(pairs, mem_fractions)
     apps = [serve_config(advice, table, replicas, fraction)["applications"][0]
@@ -233,11 +233,11 @@ def _device_replicas(pairs: list[tuple[Advice, SweepTable]]) -> int:
 
 
 def _memory_shares(pairs: list[tuple[Advice, SweepTable]], given: list[float | None] | None) -> list[float]:
-    """Each model's share of the device's memory: the given one, else its replicas' equal shares of MEM_FRACTION
+    """Each model's share of the device's memory: the given one, else its replicas' equal shares of MEMORY_CEILING
     (engines sharing one GPU must not reserve more than it has between them)."""
     device = _device_replicas(pairs)
     given = given or [None] * len(pairs)
-    return [fraction or advice.replica_plan.replicas * share(device, MEM_FRACTION)
+    return [fraction or advice.replica_plan.replicas * share(device, MEMORY_CEILING)
             for (advice, _), fraction in zip(pairs, given, strict=True)]
 
 
