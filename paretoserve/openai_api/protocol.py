@@ -56,6 +56,11 @@ class ApiError(Exception):
     def response(self) -> JSONResponse:
         return AsciiJSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
+    def stream_end(self) -> bytes:
+        """The end of a relayed stream cut off mid-answer: this error as one SSE event, after a blank line that ends
+        any half-sent event, then `data: [DONE]`."""
+        return b"\n\ndata: " + json.dumps(self.body()).encode() + b"\n\ndata: [DONE]\n\n"
+
 
 def _valid_unicode(text: str) -> str:
     """Refuse a lone surrogate (JSON "\\udc80"): no UTF-8 tokenizer can take it, and guessing would alter the text."""

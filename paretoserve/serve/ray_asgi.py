@@ -12,7 +12,6 @@ Also here: how a deployment's replica hands the app it built to `serve.ingress`'
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -112,8 +111,7 @@ class Relayed:
                     ended = _ends(message)
         except Exception as exc:  # noqa: BLE001 - the replica failed mid-answer: end what the client has cleanly
             if not ended:
-                error = self.failed(exc)
-                tail = b"\n\ndata: " + json.dumps(error.body()).encode() + b"\n\ndata: [DONE]\n\n" if streamed else b""
+                tail = self.failed(exc).stream_end() if streamed else b""
                 await send({"type": "http.response.body", "body": tail})
             ended = True
         finally:

@@ -15,7 +15,6 @@ body's end) cuts nothing off.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 
@@ -235,7 +234,6 @@ async def _send_body(send, data: bytes) -> None:
 
 def _error_event(backend: Backend, exc: Exception) -> bytes:
     """An OpenAI-shaped error as one SSE event, after a blank line that ends any half-sent event."""
-    error = ApiError(502, f"replica {backend.index} failed mid-response ({type(exc).__name__}: {exc})",
-                     type_="server_error", code="replica_failed")
-    return b"\n\ndata: " + json.dumps(error.body()).encode() + b"\n\ndata: [DONE]\n\n"
+    return ApiError(502, f"replica {backend.index} failed mid-response ({type(exc).__name__}: {exc})",
+                    type_="server_error", code="replica_failed").stream_end()
 
