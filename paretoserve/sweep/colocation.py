@@ -181,14 +181,14 @@ class ColocationResult:
         for m in self.models:
             out.append(f"  {m.name:<28} {m.share:>5.2f} {m.rate('placement'):>9.2f} {m.rate('time-sharing'):>12.2f} "
                        f"{m.rate('solo'):>7.2f} {_ratio(m.interference):>14}")
-        place_r, share_r, solo_r = self.mix_rps("placement"), self.mix_rps("time-sharing"), self.mix_rps("solo")
+        c = self.figures()
         out += ["mix throughput, min_i(rate_i / share_i):",
-                f"  placement (one device)        {place_r:7.2f} req/s",
-                f"  time-sharing (one device)     {share_r:7.2f} req/s   placement / time-sharing "
-                f"{_ratio(place_r / share_r if share_r else None)}",
-                f"  one device per model: needs {self.devices} devices, {solo_r:.2f} req/s "
-                f"({solo_r / self.devices:.2f} per device)   placement / per device "
-                f"{_ratio(place_r * self.devices / solo_r if solo_r else None)}"]
+                f"  placement (one device)        {c.placement_rps:7.2f} req/s",
+                f"  time-sharing (one device)     {c.time_sharing_rps:7.2f} req/s   placement / time-sharing "
+                f"{_ratio(c.ratio(c.time_sharing_rps))}",
+                f"  one device per model: needs {c.devices} devices, {c.solo_rps:.2f} req/s "
+                f"({c.solo_per_device_rps:.2f} per device)   placement / per device "
+                f"{_ratio(c.ratio(c.solo_per_device_rps))}"]
         return out + [f"warning: {w}" for w in self.warnings]
 
     def figures(self) -> ColocationFigures:
