@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from paretoserve.advise import Advice
 from paretoserve.advise.pareto import Frontier
 from paretoserve.report import sections
@@ -96,8 +98,13 @@ def make_plots(data: SweepData, advice: Advice | None, frontiers: list[Frontier]
     }
     if advice and advice.capacity:
         figures |= capacity_figures(advice.capacity)
-    return {name: Plot(f"{stem}_{name}.png", to_png(fig, config.dpi), description)
-            for name, (fig, description) in figures.items() if fig is not None}
+    plots = {name: render(fig, stem, name, description, config) for name, (fig, description) in figures.items()}
+    return {name: plot for name, plot in plots.items() if plot is not None}
+
+
+def render(fig: Figure | None, stem: str, name: str, description: str, config: ReportConfig) -> Plot | None:
+    """A figure as the report's PNG `<stem>_<name>.png`; None where the data allowed no figure."""
+    return None if fig is None else Plot(f"{stem}_{name}.png", to_png(fig, config.dpi), description)
 
 
 def write_files(out_html: Path, html: str, plots: dict[str, Plot], names: tuple[str, ...]) -> tuple[Path, ...]:

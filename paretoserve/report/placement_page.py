@@ -9,8 +9,8 @@ from pathlib import Path
 
 from paretoserve.advise.placement_view import PlacedModel, PlacementView, read_placement_view
 from paretoserve.report import placement_sections as sections
-from paretoserve.report.build import ReportConfig, ReportFiles, make_directory, write_files
-from paretoserve.report.figure import BOptMark, to_png
+from paretoserve.report.build import ReportConfig, ReportFiles, make_directory, render, write_files
+from paretoserve.report.figure import BOptMark
 from paretoserve.report.html_page import Plot, page
 from paretoserve.report.plots_placement import memory_map_figure, mix_throughput_figure, model_throughput_figure
 from paretoserve.report.sweep_data import ReportError, load_sweep
@@ -28,7 +28,7 @@ def write_placement_report(out: str | Path, out_html: str | Path | None = None, 
     out_html = Path(out_html) if out_html is not None else view.path.parent / REPORT_FILE
     make_directory(out_html.parent)  # before the plots: an unwritable -o fails at once
     curves, missing = model_curves(view.models, out_html.stem, config)
-    plots = {name: _plot(fig, out_html.stem, name, description, config) for name, (fig, description) in {
+    plots = {name: render(fig, out_html.stem, name, description, config) for name, (fig, description) in {
         "memory_map": (memory_map_figure(view.memory, [m.name for m in view.models]),
                        "Memory map of the device: each model's weights and KV, and what stays free"),
         "mix_throughput": (mix_throughput_figure(view.colocation),
@@ -56,13 +56,9 @@ def model_curves(models: tuple[PlacedModel, ...], stem: str,
             missing[m.name] = str(exc)
             continue
         fig = model_throughput_figure(m.name, points, BOptMark(m.advice.b_opt_max_batch, m.advice.b_opt))
-        curves[m.name] = _plot(fig, stem, _curve_name(m.name), f"{m.name}: output throughput vs batch cap, B_opt "
-                                                               "marked", config)
+        curves[m.name] = render(fig, stem, _curve_name(m.name),
+                                f"{m.name}: output throughput vs batch cap, B_opt marked", config)
     return curves, missing
-
-
-def _plot(fig, stem: str, name: str, description: str, config: ReportConfig) -> Plot | None:
-    return None if fig is None else Plot(f"{stem}_{name}.png", to_png(fig, config.dpi), description)
 
 
 def _curve_name(model: str) -> str:
