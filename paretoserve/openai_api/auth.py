@@ -34,6 +34,15 @@ class ApiKeys:
     def of(cls, keys: Iterable[str], metrics: bool = False) -> "ApiKeys":
         return cls(tuple(_digest(k) for k in keys), metrics)
 
+    @classmethod
+    def from_hex(cls, digests: Iterable[str], metrics: bool = False) -> "ApiKeys":
+        """The keys of these SHA-256 hex digests (`hex_digests`: how a Ray config carries them, never a key)."""
+        return cls(tuple(bytes.fromhex(d) for d in digests), metrics)
+
+    @property
+    def hex_digests(self) -> tuple[str, ...]:
+        return tuple(d.hex() for d in self.digests)
+
     def __bool__(self) -> bool:
         return bool(self.digests)
 

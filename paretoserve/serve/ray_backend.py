@@ -53,7 +53,7 @@ def ray_plan(plan: ServeConfig, threads: int, num_gpus: float, options: RayOptio
                    kv_tokens=plan.kv_tokens, ctx_per_seq=plan.ctx_per_seq, model=plan.model, engine=plan.engine,
                    repack=plan.repack, pin=plan.pin, mem_fraction=plan.mem_fraction, num_gpus=num_gpus,
                    max_queued_requests=options.max_queued_requests, health_timeout_s=plan.health_timeout_s,
-                   api_key_digests=tuple(d.hex() for d in keys.digests), keyed_metrics=keys.metrics)
+                   api_key_digests=keys.hex_digests, keyed_metrics=keys.metrics)
 
 
 def app_args(plans: list[ServeConfig], threads: list[int], options: RayOptions, keys: ApiKeys | None = None) -> dict:
@@ -64,7 +64,7 @@ def app_args(plans: list[ServeConfig], threads: list[int], options: RayOptions, 
     if len(plans) == 1:
         return ray_plan(plans[0], threads[0], gpu_share(plans[0], total), options, keys).args()
     each = [ray_plan(plan, n, gpu_share(plan, total), options) for plan, n in zip(plans, threads, strict=True)]
-    return RayModels(tuple(each), tuple(d.hex() for d in keys.digests), keys.metrics).args()
+    return RayModels(tuple(each), keys.hex_digests, keys.metrics).args()
 
 
 def _interrupt(signum, frame) -> None:

@@ -143,7 +143,7 @@ class ModelIngress:
     """The ingress deployment's replica: its app over the handles Ray passes in place of the model deployments."""
 
     def __init__(self, handles: dict[str, Any], api_key_digests: tuple[str, ...] = (), keyed_metrics: bool = False):
-        keys = ApiKeys(tuple(bytes.fromhex(d) for d in api_key_digests), keyed_metrics)
+        keys = ApiKeys.from_hex(api_key_digests, keyed_metrics)
         hand_over(ingress_app(handles, keys))
 
 

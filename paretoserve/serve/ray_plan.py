@@ -45,7 +45,7 @@ class RayPlan:
 
     @property
     def api_keys(self) -> ApiKeys:
-        return ApiKeys(tuple(bytes.fromhex(d) for d in self.api_key_digests), self.keyed_metrics)
+        return ApiKeys.from_hex(self.api_key_digests, self.keyed_metrics)
 
     @classmethod
     def from_args(cls, args: dict[str, Any], where: str = "ray-serve.yaml args") -> RayPlan:
@@ -82,10 +82,6 @@ class RayModels:
     plans: tuple[RayPlan, ...]
     api_key_digests: tuple[str, ...] = ()
     keyed_metrics: bool = False
-
-    @property
-    def api_keys(self) -> ApiKeys:
-        return ApiKeys(tuple(bytes.fromhex(d) for d in self.api_key_digests), self.keyed_metrics)
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> RayModels:
