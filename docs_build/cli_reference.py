@@ -6,8 +6,7 @@ import argparse
 from collections.abc import Iterator
 
 from docs_build.md_table import cell, code
-
-EXAMPLES = "Examples:"  # the epilog's first line in every command's --help; the lines under it are commands
+from paretoserve.cli import EXAMPLES  # the --help epilog's first line; the lines under it are commands
 
 
 def commands() -> Iterator[tuple[str, str, argparse.ArgumentParser]]:
