@@ -44,10 +44,18 @@ def _announce(replicas: Supervisor | Fleet, count: int, config: RouterConfig, ti
 def with_replica_key(plan: ServeConfig, config: RouterConfig) -> tuple[ServeConfig, RouterConfig]:
     """A key of the router's own for replicas that take one, made here and shown to nobody: a client's key
     never reaches a replica, and a replica port found on this machine serves nobody but the router."""
-    if not plan.takes_api_key:
-        return plan, config
+    (plan,), config = with_replica_keys([plan], config)
+    return plan, config
+
+
+def with_replica_keys(plans: list[ServeConfig], config: RouterConfig) -> tuple[list[ServeConfig], RouterConfig]:
+    """`with_replica_key` for several models' plans: one key for every replica that takes one, since the router
+    sends one."""
+    if not any(plan.takes_api_key for plan in plans):
+        return plans, config
     key = secrets.token_urlsafe(32)
-    return dataclasses.replace(plan, api_key=key), dataclasses.replace(config, replica_key=key)
+    return ([dataclasses.replace(plan, api_key=key) if plan.takes_api_key else plan for plan in plans],
+            dataclasses.replace(config, replica_key=key))
 
 
 def serve(plan: ServeConfig, config: RouterConfig, log_dir: Path | None = None) -> int:
@@ -69,11 +77,8 @@ def serve(plan: ServeConfig, config: RouterConfig, log_dir: Path | None = None) 
 def serve_models(models: list[ServedModel], config: RouterConfig, log_dir: Path | None = None) -> int:
     """Run several models' replicas behind one router, which routes each request by its `model`, until SIGTERM or
     Ctrl-C; every replica is stopped before this returns. Returns the exit status."""
-    if any(m.plan.takes_api_key for m in models):  # as with_replica_key: one key, since the router sends one
-        key = secrets.token_urlsafe(32)
-        models = [dataclasses.replace(m, plan=dataclasses.replace(m.plan, api_key=key)) if m.plan.takes_api_key
-                  else m for m in models]
-        config = dataclasses.replace(config, replica_key=key)
+    plans, config = with_replica_keys([m.plan for m in models], config)
+    models = [dataclasses.replace(m, plan=plan) for m, plan in zip(models, plans, strict=True)]
     fleet = Fleet(models, log_dir)
 
     def started() -> Starlette:
