@@ -88,11 +88,10 @@ def placement_file(path: str | Path) -> Path | None:
 def read_placement_view(path: str | Path, flag: str = "DIR") -> PlacementView:
     """The placement at `path` (placement.json or its directory) and each model's advice.json and sweep directory;
     PlacementFileError naming `flag` where any of it cannot be read."""
-    given = Path(path)
-    if given.is_dir() and placement_file(given) is None:
-        raise PlacementFileError(f"{flag}: {given} holds no {PLACEMENT_FILE}; `tune --model A --model B --out "
-                                 f"{given}` writes one")
-    path = placement_file(given) or given
+    path = placement_file(path) or Path(path)
+    if path.is_dir():
+        raise PlacementFileError(f"{flag}: {path} holds no {PLACEMENT_FILE}; `tune --model A --model B --out "
+                                 f"{path}` writes one")
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
