@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from paretoserve.advise import AdviseConfig
+from paretoserve.advise.capacity import HEADROOM
 from paretoserve.advise.traffic import Traffic
 from paretoserve.bench.config import BenchConfig, TokenRange
 from paretoserve.bench.repeats import REPEATS
@@ -33,7 +34,7 @@ class CapacityStep:
     trace: Path | None = None  # the trace the traffic was read from: its lengths are the workload, replayed
     attainment: float = 0.99  # share of requests within the SLO
     slo: Slo | None = None  # per-request limits; None: the advice's limits per request, plus DEFAULT_TTFT_MS
-    headroom: float = 0.1  # spare share of capacity every replica count keeps
+    headroom: float = HEADROOM  # spare share of capacity every replica count keeps
     replay_speed: float = 1.0  # the trace's time divided by this in the replay
     max_runs: int = 10  # rates the search may run
     remeasure_budget: int = 2
